@@ -1,0 +1,210 @@
+#!/usr/bin/env bash
+# shellcheck disable=SC2016 # inner `sh -c` scripts expand their own $1, $2
+# The quiesce lab: simulated VMs on this machine, each a real OpenSSH sshd in
+# its own mount namespace on its own loopback address, with its own host keys,
+# /usr/sbin, /etc (overlays), /var/log (bind) and /run (tmpfs), a simulated
+# Caché/IRIS installed, and its own freezer cgroup for stun/hang faults.
+#
+#   lab.sh up DIR [--net 127.0.N] [--port P] [SPEC...]
+#       SPEC = NAME[=PLATFORM[:INST,INST...][:sudo-password]]   (default: vm1..vm5=iris:IRIS)
+#       Writes DIR/inventory.yml, DIR/known_hosts, DIR/id_ed25519 and DIR/vms/NAME/.
+#   lab.sh down DIR                      stop every VM of the lab (idempotent)
+#   lab.sh exec DIR VM CMD...            run CMD inside the VM (its namespace, as root)
+#   lab.sh set DIR VM INST KEY=VALUE...  change a simulated instance's conf
+#   lab.sh fault DIR VM INST FAULT...    add faults (freeze=fail, thaw=fail_once, hang=5, ...)
+#   lab.sh clear-faults DIR VM INST
+#   lab.sh stun DIR VM | unstun DIR VM   freeze / thaw every process of the VM
+#   lab.sh kill-sshd DIR VM              the VM's sshd dies (host unreachable)
+#   lab.sh events DIR VM                 the simulator's event log of the VM
+#   lab.sh ls DIR                        NAME ADDRESS PID per running VM
+set -euo pipefail
+
+LAB_USER=quiesce-lab
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+die() { echo "lab.sh: $*" >&2; exit 2; }
+
+vm_dir() { echo "$1/vms/$2"; }
+vm_pid() { cat "$(vm_dir "$1" "$2")/sshd.pid" 2>/dev/null || die "VM $2 is not running in $1"; }
+cgroup_of() { echo "/sys/fs/cgroup/freezer/quiesce-lab-$(cat "$(vm_dir "$1" "$2")/address")"; }
+in_vm() { local dir=$1 vm=$2; shift 2; nsenter --mount --target "$(vm_pid "$dir" "$vm")" -- "$@"; }
+
+ensure_lab_user() {
+	if ! id "$LAB_USER" >/dev/null 2>&1; then
+		useradd --system --no-create-home --home-dir / --shell /bin/sh "$LAB_USER" 2>/dev/null || id "$LAB_USER" >/dev/null
+	fi
+	# '*' rather than the locked '!': sshd refuses locked accounts even for keys.
+	usermod -p '*' "$LAB_USER"
+}
+
+start_vm() { # DIR NAME ADDRESS PORT PLATFORM INSTANCES SUDOMODE
+	local dir=$1 name=$2 addr=$3 port=$4 platform=$5 instances=$6 sudomode=$7
+	local d; d=$(vm_dir "$dir" "$name")
+	mkdir -p "$d"/sbin/{u,w} "$d"/etc/{u,w} "$d"/log
+	echo "$addr" > "$d/address"
+	local cg; cg=$(cgroup_of "$dir" "$name")
+	mkdir -p "$cg"
+	cat > "$d/sshd_config" <<CONF
+ListenAddress $addr:$port
+HostKey /etc/ssh/ssh_host_ed25519_key
+PidFile $d/sshd.pid
+UsePAM no
+StrictModes no
+PermitRootLogin prohibit-password
+AuthorizedKeysFile $dir/authorized_keys
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+MaxStartups 200:30:400
+MaxSessions 64
+LogLevel VERBOSE
+Subsystem sftp internal-sftp
+CONF
+	# shellcheck disable=SC2016 # expanded by the inner shell
+	unshare --mount --uts --propagation private env NAME="$name" ADDR="$addr" D="$d" CG="$cg" SIM="$here/irissim" \
+		PLATFORM="$platform" INSTANCES="$instances" SUDOMODE="$sudomode" LAB_USER="$LAB_USER" sh -euc '
+		echo $$ > "$CG/cgroup.procs"
+		hostname "$NAME"
+		mount -t overlay o -o "lowerdir=/usr/sbin,upperdir=$D/sbin/u,workdir=$D/sbin/w" /usr/sbin
+		mount -t overlay o -o "lowerdir=/etc,upperdir=$D/etc/u,workdir=$D/etc/w" /etc
+		mount --bind "$D/log" /var/log
+		mount -t tmpfs -o mode=0755 lab-run /run
+		mkdir -p /run/sshd /var/log/irissim
+		printf "%s %s\n" "$ADDR" "$NAME" >> /etc/hosts
+		rm -f /etc/ssh/ssh_host_*
+		ssh-keygen -q -t ed25519 -N "" -C "" -f /etc/ssh/ssh_host_ed25519_key
+		cp /etc/ssh/ssh_host_ed25519_key.pub "$D/host_key.pub"
+		install -m 0755 "$SIM" /usr/sbin/iris
+		ln -f /usr/sbin/iris /usr/sbin/ccontrol
+		ln -f /usr/sbin/iris /usr/sbin/csession
+		rm -rf /etc/irissim; mkdir -p /etc/irissim
+		product=IRIS dir=/usr/irissys version=2024.1.0.262.0
+		[ "$PLATFORM" = cache ] && product=Cache dir=/usr/cachesys version=2018.1.5.659.0
+		first=1
+		for inst in $(echo "$INSTANCES" | tr , " "); do
+			mkdir -p "/etc/irissim/$inst"
+			printf "status=up\nproduct=%s\nversion=%s\ndir=%s/%s\ndefault=%s\n" "$product" "$version" "$dir" "$inst" "$first" > "/etc/irissim/$inst/conf"
+			first=0
+		done
+		rm -f /etc/sudoers.d/quiesce-lab
+		if [ "$SUDOMODE" = nopasswd ]; then
+			echo "$LAB_USER ALL=(root) NOPASSWD: ALL" > /etc/sudoers.d/quiesce-lab
+		else
+			echo "$LAB_USER ALL=(root) ALL" > /etc/sudoers.d/quiesce-lab
+		fi
+		chmod 0440 /etc/sudoers.d/quiesce-lab
+		exec /usr/sbin/sshd -D -f "$D/sshd_config" -E "$D/sshd.log"
+	' > "$d/start.log" 2>&1 &
+}
+
+wait_listening() { # ADDRESS PORT NAME DIR
+	local i
+	for i in $(seq 1 100); do
+		if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+		sleep 0.1
+	done
+	cat "$(vm_dir "$4" "$3")/start.log" "$(vm_dir "$4" "$3")/sshd.log" >&2 2>/dev/null || true
+	die "VM $3 did not start listening on $1:$2"
+}
+
+cmd_up() {
+	local dir=${1:?usage: lab.sh up DIR [--net 127.0.N] [--port P] [SPEC...]}; shift
+	local net=127.0.9 port=22 specs=()
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--net) net=$2; shift 2 ;;
+		--port) port=$2; shift 2 ;;
+		*) specs+=("$1"); shift ;;
+		esac
+	done
+	[ ${#specs[@]} -gt 0 ] || specs=(vm1 vm2 vm3 vm4 vm5)
+	[[ $net =~ ^127\.[0-9]{1,3}\.[0-9]{1,3}$ ]] || die "--net must be 127.A.B (loopback only), not $net"
+	ensure_lab_user
+	mkdir -p "$dir/vms"
+	dir=$(cd "$dir" && pwd)
+	[ -f "$dir/id_ed25519" ] || ssh-keygen -q -t ed25519 -N "" -C quiesce-lab -f "$dir/id_ed25519"
+	cp "$dir/id_ed25519.pub" "$dir/authorized_keys"
+	chmod 0644 "$dir/authorized_keys"
+	chmod 0755 "$dir"
+	: > "$dir/known_hosts"
+	local n=11 spec name rest platform instances sudomode names=() addrs=()
+	for spec in "${specs[@]}"; do
+		name=${spec%%=*}; rest=${spec#"$name"}; rest=${rest#=}
+		platform=$(echo "$rest" | cut -d: -f1); platform=${platform:-iris}
+		instances=$(echo "$rest" | cut -s -d: -f2)
+		sudomode=$(echo "$rest" | cut -s -d: -f3); sudomode=${sudomode:-nopasswd}
+		if [ -z "$instances" ]; then if [ "$platform" = cache ]; then instances=CACHE; else instances=IRIS; fi; fi
+		[[ $name =~ ^[a-z][a-z0-9-]*$ ]] || die "bad VM name: $name"
+		start_vm "$dir" "$name" "$net.$n" "$port" "$platform" "$instances" "$sudomode"
+		echo "$name $platform" >> "$dir/vms/.list"
+		names+=("$name"); addrs+=("$net.$n"); n=$((n + 1))
+	done
+	local i
+	{
+		echo "# Written by tests/lab/lab.sh: the lab's simulated VMs."
+		echo "defaults: { user: root, port: $port, identity_file: $dir/id_ed25519, platform: iris }"
+		echo "hosts:"
+		for i in "${!names[@]}"; do
+			wait_listening "${addrs[$i]}" "$port" "${names[$i]}" "$dir"
+			local platform_line; platform_line=$(grep "^${names[$i]} " "$dir/vms/.list" | tail -n 1 | cut -d' ' -f2)
+			echo "  ${names[$i]}: { address: ${addrs[$i]}, platform: $platform_line }"
+			local key; key=$(cut -d' ' -f1,2 "$(vm_dir "$dir" "${names[$i]}")/host_key.pub")
+			if [ "$port" = 22 ]; then echo "${addrs[$i]} $key"; else echo "[${addrs[$i]}]:$port $key"; fi >> "$dir/known_hosts"
+		done
+	} > "$dir/inventory.yml"
+}
+
+stop_vm() { # DIR NAME
+	local d; d=$(vm_dir "$1" "$2")
+	[ -f "$d/address" ] || return 0
+	local cg; cg=$(cgroup_of "$1" "$2")
+	if [ -d "$cg" ]; then
+		echo THAWED > "$cg/freezer.state" 2>/dev/null || true
+		local i pids
+		for i in $(seq 1 50); do
+			pids=$(cat "$cg/cgroup.procs" 2>/dev/null || true)
+			[ -n "$pids" ] || break
+			# shellcheck disable=SC2086
+			kill -KILL $pids 2>/dev/null || true
+			sleep 0.05
+		done
+		rmdir "$cg" 2>/dev/null || true
+	fi
+	rm -f "$d/sshd.pid"
+}
+
+cmd_down() {
+	local dir=${1:?usage: lab.sh down DIR}
+	[ -d "$dir/vms" ] || return 0
+	local d
+	for d in "$dir"/vms/*/; do
+		[ -d "$d" ] && stop_vm "$dir" "$(basename "$d")"
+	done
+	return 0
+}
+
+cmd=${1:-}; [ $# -gt 0 ] && shift
+case $cmd in
+up) cmd_up "$@" ;;
+down) cmd_down "$@" ;;
+exec) dir=$1 vm=$2; shift 2; in_vm "$dir" "$vm" "$@" ;;
+set)
+	dir=$1 vm=$2 inst=$3; shift 3
+	for kv in "$@"; do
+		key=${kv%%=*}; value=${kv#*=}
+		[[ $key =~ ^[a-z_]+$ ]] || die "bad key: $key"
+		in_vm "$dir" "$vm" sh -c 'f=/etc/irissim/$1/conf; mkdir -p "${f%/conf}"; touch "$f"; grep -v "^$2=" "$f" > "$f.tmp" || :; printf "%s=%s\n" "$2" "$3" >> "$f.tmp"; mv "$f.tmp" "$f"' sh "$inst" "$key" "'$value'"
+	done ;;
+fault)
+	dir=$1 vm=$2 inst=$3; shift 3
+	in_vm "$dir" "$vm" sh -c 'f=/etc/irissim/$1/faults; shift; printf "%s\n" "$@" >> "$f"' sh "$inst" "$@" ;;
+clear-faults) in_vm "$1" "$2" rm -f "/etc/irissim/$3/faults" ;;
+stun) echo FROZEN > "$(cgroup_of "$1" "$2")/freezer.state" ;;
+unstun) echo THAWED > "$(cgroup_of "$1" "$2")/freezer.state" ;;
+kill-sshd) kill -KILL "$(vm_pid "$1" "$2")"; rm -f "$(vm_dir "$1" "$2")/sshd.pid" ;;
+events) cat "$(vm_dir "$1" "$2")/log/irissim/events.log" 2>/dev/null || true ;;
+ls)
+	for d in "$1"/vms/*/; do
+		n=$(basename "$d")
+		[ -f "$d/sshd.pid" ] && echo "$n $(cat "$d/address") $(cat "$d/sshd.pid")"
+	done ;;
+*) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//' >&2; exit 2 ;;
+esac

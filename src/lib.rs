@@ -1,0 +1,38 @@
+//! quiesce: deploy, audit and drive the freeze/thaw hooks that make VM
+//! snapshots of Caché/IRIS servers consistent. `run` is the whole program.
+
+pub mod cli;
+pub mod duration;
+pub mod error;
+pub mod event;
+pub mod exit_code;
+pub mod facts;
+pub mod hook;
+pub mod inventory;
+pub mod known_hosts;
+pub mod limit;
+pub mod progress;
+pub mod reconcile;
+pub mod report;
+pub mod runner;
+pub mod shell;
+pub mod source_map;
+pub mod ssh;
+
+mod command;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+/// Parses the command line, runs the command and prints its errors.
+pub fn run() -> Result<(), ExitCode> {
+    let cli = cli::Cli::parse();
+    match command::execute(cli) {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(ExitCode::from(code)),
+        Err(error) => {
+            eprintln!("error: {error}");
+            Err(ExitCode::from(error.exit_code()))
+        }
+    }
+}

@@ -1,1 +1,6 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    match quiesce::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(code) => code,
+    }
+}

@@ -1,0 +1,107 @@
+//! The command line: global options and subcommands (clap derive).
+
+use crate::report::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quiesce",
+    version,
+    about = "Safe VM-snapshot backups of InterSystems Caché/IRIS fleets: deploy and audit the freeze/thaw hooks over SSH",
+    after_help = "Exit codes: 0 success, 1 findings (non-compliant, or changes pending with --check), 2 bad input, 3 a host unreachable, 4 a step failed, 130 interrupted."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The inventory file (YAML).
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "QUIESCE_INVENTORY",
+        default_value = "inventory.yml",
+        value_name = "FILE"
+    )]
+    pub inventory: PathBuf,
+    /// Only these hosts: names, groups, mirrors or globs, separated by `,` or `:`; `!` leaves out.
+    #[arg(short, long, global = true, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// How many hosts to work on at once.
+    #[arg(short, long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub forks: u16,
+    /// The known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record the host key of a host seen for the first time, like OpenSSH's
+    /// StrictHostKeyChecking=accept-new; name hosts (`--accept-new=vm1,vm2`) to limit it.
+    /// A changed key is refused all the same.
+    #[arg(long, global = true, value_name = "HOSTS", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
+    pub accept_new: Option<String>,
+    /// How long to wait for a host to answer and log in.
+    #[arg(long, global = true, default_value = "10s", value_name = "DURATION")]
+    pub connect_timeout: String,
+    /// How long one remote command may run.
+    #[arg(long, global = true, default_value = "60s", value_name = "DURATION")]
+    pub command_timeout: String,
+    /// Do not use ssh-agent, only key files.
+    #[arg(long, global = true)]
+    pub no_agent: bool,
+    /// No progress output on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the selected hosts with every setting resolved.
+    Hosts {
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Install or update the freeze/thaw hooks (root:root, 0700, atomic).
+    Deploy {
+        /// Change nothing; report what would change (exit 1 if anything would).
+        #[arg(long)]
+        check: bool,
+        /// Show the difference between each hook on the host and what quiesce deploys.
+        #[arg(long)]
+        diff: bool,
+        /// Replace a symlink or other non-regular file found at a hook path.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Check every hook: present, regular file, root:root, 0700, unchanged, safe directory.
+    Audit {
+        /// Redeploy what is not compliant.
+        #[arg(long)]
+        fix: bool,
+        /// With --fix: also replace symlinks and other non-regular files.
+        #[arg(long, requires = "fix")]
+        force: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Print the hook scripts quiesce deploys to one host.
+    Render {
+        /// The host (as named in the inventory).
+        host: String,
+        /// Only this hook.
+        #[arg(long, value_parser = ["pre-freeze-script", "post-thaw-script"])]
+        hook: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostsFormat {
+    Table,
+    Json,
+}

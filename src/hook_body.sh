@@ -1,0 +1,226 @@
+# ---- everything below is the same on every host ----
+# Actions (VMware Tools passes the first three):
+#   freeze [TIMEOUT]  freeze every instance in scope; on any failure thaw what
+#                     this run froze (VMware runs no thaw after a failed freeze)
+#   thaw              thaw what the last freeze froze, then record the backup
+#                     (ExternalSetHistory) where the snapshot is valid
+#   freezeFail        thaw what the last freeze froze; the snapshot failed, so
+#                     no backup is recorded
+#   status            print each instance in scope and whether it is suspended
+# Exit status: 0 done; 1 something failed (see snapshot.log); 2 bad usage;
+# 3 another freeze is running or was never thawed; 4 thawed, but the write
+# daemon had resumed before the thaw: the snapshot is INVALID.
+set -f # instance names are split on white space, never globbed
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin
+export PATH
+umask 077
+
+SNAPLOG="$QUIESCE_LOG_DIR/snapshot.log"
+STATE_DIR=/run/quiesce
+STATE_FILE="$STATE_DIR/frozen"
+LOCK_DIR="$STATE_DIR/lock"
+
+log() { printf '%s: %s\n' "$(date)" "$*" >> "$SNAPLOG"; }
+err() {
+	log "$*"
+	printf '%s\n' "$*" >&2
+	logger -p user.err -t quiesce-hook -- "$*" 2>/dev/null || :
+}
+inst_log() { printf '%s/%s-pre_post.log' "$QUIESCE_LOG_DIR" "$1"; }
+
+plain_name() {
+	case $1 in
+	'' | [!A-Za-z]* | *[!A-Za-z0-9_-]*) return 1 ;;
+	esac
+	return 0
+}
+
+session() { # INSTANCE OBJECTSCRIPT
+	if [ "$QUIESCE_PLATFORM" = cache ]; then
+		csession "$1" -U %SYS "$2" < /dev/null
+	else
+		iris session "$1" -U %SYS "$2" < /dev/null
+	fi
+}
+
+qlist() {
+	if [ "$QUIESCE_PLATFORM" = cache ]; then ccontrol qlist; else iris qlist; fi
+}
+
+# Running instances, one per line, from the stable ^-separated qlist.
+running_instances() {
+	qlist | while IFS='^' read -r name _dir _version status _rest; do
+		case $status in
+		running*)
+			if plain_name "$name"; then printf '%s\n' "$name"; else err "ignoring instance with an unexpected name: $name"; fi ;;
+		esac
+	done
+}
+
+# Instances in scope: the configured list (each must be running), else every running one.
+scope() {
+	running=$(running_instances)
+	if [ -z "$QUIESCE_INSTANCES" ]; then
+		printf '%s\n' "$running"
+		return 0
+	fi
+	for want in $QUIESCE_INSTANCES; do
+		if printf '%s\n' "$running" | grep -qx -- "$want"; then
+			printf '%s\n' "$want"
+		else
+			err "configured instance $want is not running"
+			printf '!%s\n' "$want"
+		fi
+	done
+}
+
+acquire_lock() { # WAIT_SECONDS
+	mkdir -p "$STATE_DIR"
+	waited=0
+	while ! mkdir "$LOCK_DIR" 2>/dev/null; do
+		holder=$(cat "$LOCK_DIR/pid" 2>/dev/null || :)
+		if [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
+			log "removing the stale lock of process $holder"
+			rm -rf "$LOCK_DIR"
+			continue
+		fi
+		if [ "$waited" -ge "$1" ]; then
+			err "another quiesce hook (process ${holder:-unknown}) is running; not starting a second one"
+			exit 3
+		fi
+		sleep 1
+		waited=$((waited + 1))
+	done
+	echo $$ > "$LOCK_DIR/pid"
+	trap 'rm -rf "$LOCK_DIR"' EXIT
+}
+
+is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
+	session "$1" '##Class(Backup.General).IsWDSuspendedExt()' > /dev/null 2>&1
+	case $? in 5) return 0 ;; 3) return 1 ;; *) return 2 ;; esac
+}
+
+# Thaw the instances of the state file in reverse order. MODE is thaw or
+# freezeFail. Instances that fail to thaw stay in the state file for a retry.
+thaw_recorded() { # MODE
+	mode=$1 failed=0 invalid=0 keep=''
+	newest_first=$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$STATE_FILE")
+	for entry in $newest_first; do
+		inst=${entry#*:} how=${entry%%:*}
+		plain_name "$inst" || continue
+		is_suspended "$inst"; suspended=$?
+		if [ "$how" = pending ] && [ "$suspended" = 1 ]; then
+			log "$inst was not frozen by the interrupted freeze; nothing to thaw"
+			continue
+		fi
+		if [ "$mode" = thaw ] && [ "$suspended" != 0 ]; then
+			err "$inst: the write daemon resumed before the thaw: the snapshot of $inst is INVALID"
+			invalid=1
+		fi
+		log "Attempting to thaw $inst"
+		session "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log "$inst")\")" > /dev/null 2>&1
+		rc=$?
+		case $rc in
+		5)
+			log "$inst IS THAWED"
+			if [ "$mode" = thaw ] && [ "$suspended" = 0 ]; then
+				session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")" > /dev/null 2>&1
+				[ $? = 5 ] || err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history"
+			fi
+			log "Completed thaw of $inst" ;;
+		3) err "$inst THAW FAILED (ExternalThaw returned 3)"; failed=1; keep="$entry
+$keep" ;;
+		*) err "$inst THAW FAILED (ExternalThaw exit status $rc unknown)"; failed=1; keep="$entry
+$keep" ;;
+		esac
+	done
+	if [ -n "$keep" ]; then
+		printf '%s' "$keep" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+	else
+		rm -f "$STATE_FILE"
+	fi
+	[ "$failed" = 0 ] || return 1
+	[ "$invalid" = 0 ] || return 4
+	return 0
+}
+
+do_freeze() { # TIMEOUT
+	timeout=$1
+	acquire_lock 0
+	if [ -s "$STATE_FILE" ]; then
+		err "a previous freeze ($(tr '\n' ' ' < "$STATE_FILE"| sed 's/ $//')) was never thawed; thaw it first: $QUIESCE_HOOK_DIR/post-thaw-script thaw"
+		exit 3
+	fi
+	log "Pre freeze script started"
+	: > "$STATE_FILE"
+	trap 'err "freeze interrupted: thawing what was frozen"; thaw_recorded freezeFail; rm -rf "$LOCK_DIR"; exit 1' INT TERM HUP
+	failed=0
+	for inst in $(scope); do
+		case $inst in '!'*) failed=1; break ;; esac
+		log "Attempting to freeze $inst"
+		is_suspended "$inst"
+		case $? in
+		0) err "$inst is already frozen by another backup; not freezing it again"; failed=1; break ;;
+		2) err "$inst: cannot query its state (IsWDSuspendedExt); not freezing"; failed=1; break ;;
+		esac
+		echo "pending:$inst" >> "$STATE_FILE"
+		session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)" > /dev/null 2>&1
+		rc=$?
+		sed "s/^pending:$inst\$/frozen:$inst/" "$STATE_FILE" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+		case $rc in
+		5) log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
+		3) err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
+		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;
+		esac
+	done
+	if [ "$failed" = 1 ]; then
+		log "Pre freeze script failed: thawing what was frozen"
+		thaw_recorded freezeFail
+		err "Pre freeze script failed; nothing is left frozen unless a THAW FAILED line says so"
+		exit 1
+	fi
+	trap - INT TERM HUP
+	log "Pre freeze script finished"
+	exit 0
+}
+
+do_thaw() { # MODE
+	acquire_lock 30
+	log "Post thaw script started ($1)"
+	if [ ! -f "$STATE_FILE" ]; then
+		# No record (e.g. the freeze ran elsewhere): thaw whatever is suspended.
+		for inst in $(scope); do
+			case $inst in '!'*) continue ;; esac
+			if is_suspended "$inst"; then echo "frozen:$inst" >> "$STATE_FILE"; fi
+		done
+		[ -f "$STATE_FILE" ] || { log "Post thaw script finished: nothing was frozen"; exit 0; }
+	fi
+	thaw_recorded "$1"
+	rc=$?
+	if [ "$rc" = 0 ]; then log "Post thaw script finished"; else err "Post thaw script failed"; fi
+	exit "$rc"
+}
+
+do_status() {
+	for inst in $(scope); do
+		case $inst in '!'*) printf '%s down\n' "${inst#!}"; continue ;; esac
+		is_suspended "$inst"
+		case $? in 0) s=suspended ;; 1) s=running ;; *) s=unknown ;; esac
+		printf '%s %s\n' "$inst" "$s"
+	done
+	[ -f "$STATE_FILE" ] && sed 's/^/recorded /' "$STATE_FILE"
+	exit 0
+}
+
+action=${1:-$QUIESCE_DEFAULT_ACTION}
+case $action in
+freeze)
+	timeout=${2:-$QUIESCE_FREEZE_TIMEOUT}
+	case $timeout in '' | *[!0-9]*) err "freeze timeout must be whole seconds, not: $timeout"; exit 2 ;; esac
+	[ "$timeout" -gt 1200 ] && timeout=1200
+	[ "$timeout" -lt 1 ] && timeout=1
+	do_freeze "$timeout" ;;
+thaw | freezeFail) do_thaw "$action" ;;
+status) do_status ;;
+*) err "unknown action: $action (expected freeze, thaw, freezeFail or status)"; exit 2 ;;
+esac

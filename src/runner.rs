@@ -1,0 +1,97 @@
+//! Running one piece of work per host, at most `--forks` at once, while the
+//! event stream feeds the progress display; Ctrl-C and SIGTERM stop the fan-out.
+
+use crate::error::HostError;
+use crate::event::{Event, EventSender};
+use crate::inventory::Host;
+use crate::known_hosts::Verdict;
+use crate::progress::Progress;
+use crate::ssh::{Connection, SshOptions};
+use futures::StreamExt;
+use std::future::Future;
+use std::time::Instant;
+
+/// Opens the host's one connection, announcing it on the event stream.
+pub async fn connect(
+    host: &Host,
+    options: &SshOptions,
+    events: &EventSender,
+) -> Result<Connection, HostError> {
+    let connection = Connection::open(host, options).await?;
+    let learned_key = match &connection.host_key {
+        Verdict::Learned { fingerprint } => Some(fingerprint.clone()),
+        _ => None,
+    };
+    events.send(Event::HostConnected {
+        host: host.name.clone(),
+        learned_key,
+    });
+    Ok(connection)
+}
+
+/// Resolves when the user asks the run to stop (Ctrl-C, SIGTERM).
+pub async fn stop_requested() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Runs `work` for every host, `forks` at a time, and returns every event the
+/// run emitted, and whether it was interrupted.
+pub async fn run_hosts<F, Fut>(
+    command: &'static str,
+    hosts: Vec<Host>,
+    forks: usize,
+    quiet: bool,
+    work: F,
+) -> (Vec<Event>, bool)
+where
+    F: Fn(Host, EventSender) -> Fut,
+    Fut: Future<Output = ()>,
+{
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = EventSender(tx);
+    let consumer = tokio::spawn(async move {
+        let mut progress = Progress::new(quiet);
+        let mut all = Vec::new();
+        while let Some(event) = rx.recv().await {
+            progress.on_event(&event);
+            all.push(event);
+        }
+        all
+    });
+    let started = Instant::now();
+    events.send(Event::RunStarted {
+        command,
+        hosts: hosts.len(),
+    });
+    let all_hosts = futures::stream::iter(hosts.into_iter().map(|h| work(h, events.clone())))
+        .buffer_unordered(forks.max(1))
+        .collect::<Vec<()>>();
+    let interrupted = tokio::select! {
+        _ = all_hosts => false,
+        _ = stop_requested() => true,
+    };
+    events.send(Event::RunFinished {
+        elapsed: started.elapsed(),
+        interrupted,
+    });
+    drop(events);
+    (consumer.await.unwrap_or_default(), interrupted)
+}

@@ -1,0 +1,222 @@
+//! Where every key and value of a YAML document stands (line, column), so that
+//! errors found after deserialising still point at the file; also finds duplicate keys.
+
+use saphyr_parser::{Event, Parser};
+use std::collections::HashMap;
+
+/// A 1-based line and column in a source file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
+
+/// A document's positions, by path (`["hosts", "db-a1", "port"]`; sequence
+/// items by their index as text).
+#[derive(Debug, Default)]
+pub struct SourceMap {
+    keys: HashMap<Vec<String>, Pos>,
+    values: HashMap<Vec<String>, Pos>,
+}
+
+/// Why a document could not be mapped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum MapError {
+    Syntax {
+        pos: Pos,
+        message: String,
+    },
+    DuplicateKey {
+        pos: Pos,
+        first: Pos,
+        path: Vec<String>,
+    },
+}
+
+enum Frame {
+    Map {
+        path: Vec<String>,
+        key: Option<String>,
+        seen: HashMap<String, Pos>,
+    },
+    Seq {
+        path: Vec<String>,
+        index: usize,
+    },
+}
+
+impl SourceMap {
+    pub fn parse(text: &str) -> Result<SourceMap, MapError> {
+        let mut map = SourceMap::default();
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut parser = Parser::new_from_str(text);
+        while let Some(next) = parser.next_event() {
+            let (event, span) = next.map_err(|e| MapError::Syntax {
+                pos: Pos {
+                    line: e.marker().line(),
+                    column: e.marker().col() + 1,
+                },
+                message: e.info().to_string(),
+            })?;
+            let pos = Pos {
+                line: span.start.line(),
+                column: span.start.col() + 1,
+            };
+            let scalar = match &event {
+                Event::Scalar(value, ..) => Some(value.to_string()),
+                Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => None,
+                Event::MappingEnd | Event::SequenceEnd => {
+                    stack.pop();
+                    continue;
+                }
+                _ => continue,
+            };
+            let path = match stack.last_mut() {
+                None => Vec::new(),
+                Some(Frame::Seq { path, index }) => {
+                    let mut item = path.clone();
+                    item.push(index.to_string());
+                    *index += 1;
+                    item
+                }
+                Some(Frame::Map { path, key, seen }) => match key.take() {
+                    Some(key) => {
+                        let mut item = path.clone();
+                        item.push(key);
+                        item
+                    }
+                    None => {
+                        let name = scalar.clone().unwrap_or_else(|| "<complex key>".into());
+                        let mut item = path.clone();
+                        item.push(name.clone());
+                        if let Some(first) = seen.insert(name.clone(), pos) {
+                            return Err(MapError::DuplicateKey {
+                                pos,
+                                first,
+                                path: item,
+                            });
+                        }
+                        map.keys.insert(item.clone(), pos);
+                        *key = Some(name);
+                        if scalar.is_some() {
+                            continue;
+                        }
+                        item
+                    }
+                },
+            };
+            map.values.insert(path.clone(), pos);
+            match event {
+                Event::MappingStart(..) => stack.push(Frame::Map {
+                    path,
+                    key: None,
+                    seen: HashMap::new(),
+                }),
+                Event::SequenceStart(..) => stack.push(Frame::Seq { path, index: 0 }),
+                _ => {}
+            }
+        }
+        Ok(map)
+    }
+
+    /// Where the value at `path` starts, else the nearest enclosing value.
+    pub fn value(&self, path: &[&str]) -> Pos {
+        self.nearest(&self.values, path)
+    }
+
+    /// Where the key of `path` stands, else the nearest enclosing value.
+    pub fn key(&self, path: &[&str]) -> Pos {
+        let owned: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.keys
+            .get(&owned)
+            .copied()
+            .unwrap_or_else(|| self.value(path))
+    }
+
+    fn nearest(&self, table: &HashMap<Vec<String>, Pos>, path: &[&str]) -> Pos {
+        let mut owned: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        loop {
+            if let Some(pos) = table.get(&owned) {
+                return *pos;
+            }
+            if owned.pop().is_none() {
+                return Pos { line: 1, column: 1 };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = "defaults: { user: root }\nhosts:\n  db-a1:\n    address: 10.0.0.1\n  db-a2: { address: x, port: 22 }\ngroups:\n  app: { hosts: [db-a1, db-a2] }\n";
+
+    #[test]
+    fn finds_keys_and_values() {
+        let map = SourceMap::parse(DOC).unwrap();
+        assert_eq!(map.key(&["hosts", "db-a1"]), Pos { line: 3, column: 3 });
+        assert_eq!(
+            map.value(&["hosts", "db-a1", "address"]),
+            Pos {
+                line: 4,
+                column: 14
+            }
+        );
+        assert_eq!(
+            map.value(&["hosts", "db-a2", "port"]),
+            Pos {
+                line: 5,
+                column: 31
+            }
+        );
+        assert_eq!(
+            map.value(&["groups", "app", "hosts", "1"]),
+            Pos {
+                line: 7,
+                column: 25
+            }
+        );
+        assert_eq!(
+            map.value(&["defaults", "user"]),
+            Pos {
+                line: 1,
+                column: 19
+            }
+        );
+        assert_eq!(map.value(&["hosts", "nope", "x"]), map.value(&["hosts"]));
+    }
+
+    #[test]
+    fn reports_duplicate_keys_where_they_repeat() {
+        let err = SourceMap::parse("hosts:\n  a: {}\n  b: {}\n  a: {}\n").unwrap_err();
+        assert_eq!(
+            err,
+            MapError::DuplicateKey {
+                pos: Pos { line: 4, column: 3 },
+                first: Pos { line: 2, column: 3 },
+                path: vec!["hosts".into(), "a".into()]
+            }
+        );
+    }
+
+    #[test]
+    fn reports_syntax_errors_with_a_position() {
+        assert!(matches!(
+            SourceMap::parse("a: [1, 2\nb: c\n"),
+            Err(MapError::Syntax { .. })
+        ));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,200}") {
+            let _ = SourceMap::parse(&text);
+        }
+
+        #[test]
+        fn never_panics_on_yamlish_text(text in "[-:{}\\[\\],&*!|>'\" \na-z0-9#]{0,120}") {
+            let _ = SourceMap::parse(&text);
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! One SSH connection per host (russh): connect with a timeout, check the host
+//! key, log in (agent or key files), and run commands as typed outcomes.
+
+use crate::error::HostError;
+use crate::inventory::Host;
+use crate::known_hosts::{HostKeyPolicy, Verdict};
+use crate::shell;
+use russh::ChannelMsg;
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Connection settings shared by every host of a run.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub policy: Arc<HostKeyPolicy>,
+    pub use_agent: bool,
+}
+
+/// How a remote command ended when the connection held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(u32),
+    Signal(String),
+    /// The channel closed without a status (e.g. sshd killed the session).
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == ExitStatus::Code(0)
+    }
+
+    pub fn code(&self) -> Option<u32> {
+        match self.status {
+            ExitStatus::Code(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// The last non-empty stderr line, for short messages.
+    pub fn stderr_line(&self) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        text.lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .trim()
+            .to_string()
+    }
+
+    pub fn describe(&self) -> String {
+        let status = match &self.status {
+            ExitStatus::Code(c) => format!("exit status {c}"),
+            ExitStatus::Signal(s) => format!("killed by signal {s}"),
+            ExitStatus::Unknown => "no exit status".to_string(),
+        };
+        match self.stderr_line() {
+            line if line.is_empty() => status,
+            line => format!("{status}: {line}"),
+        }
+    }
+}
+
+struct Client {
+    policy: Arc<HostKeyPolicy>,
+    name: String,
+    address: String,
+    port: u16,
+    verdict: Arc<Mutex<Option<Verdict>>>,
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // A host certificate is checked by its key: quiesce trusts no CA.
+        let key = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        };
+        let verdict = self
+            .policy
+            .check(&self.name, &self.address, self.port, &key);
+        let accepted = verdict.accepted();
+        *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
+        Ok(accepted)
+    }
+}
+
+pub struct Connection {
+    handle: client::Handle<Client>,
+    pub target: String,
+    pub user: String,
+    r#become: bool,
+    command_timeout: Duration,
+    pub host_key: Verdict,
+}
+
+impl Connection {
+    pub async fn open(host: &Host, options: &SshOptions) -> Result<Connection, HostError> {
+        let target = host.target();
+        let verdict = Arc::new(Mutex::new(None));
+        let attempt = Self::connect_and_login(host, options, verdict.clone());
+        let outcome = tokio::time::timeout(options.connect_timeout, attempt).await;
+        let verdict = verdict.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let refused = |verdict: Option<Verdict>, fallback: HostError| match verdict {
+            Some(Verdict::Unknown { fingerprint }) => HostError::UnknownHostKey {
+                target: target.clone(),
+                fingerprint,
+                known_hosts: options.policy.known_hosts.clone(),
+                host: host.name.clone(),
+            },
+            Some(Verdict::Changed { fingerprint, line }) => HostError::ChangedHostKey {
+                target: target.clone(),
+                fingerprint,
+                known_hosts: options.policy.known_hosts.clone(),
+                line,
+            },
+            Some(Verdict::Unreadable { reason }) => HostError::KnownHostsUnreadable {
+                target: target.clone(),
+                known_hosts: options.policy.known_hosts.clone(),
+                reason,
+            },
+            _ => fallback,
+        };
+        match outcome {
+            Err(_) => Err(refused(
+                verdict,
+                HostError::ConnectTimeout {
+                    target: target.clone(),
+                    after: options.connect_timeout,
+                },
+            )),
+            Ok(Err(e)) => Err(refused(verdict, e)),
+            Ok(Ok(handle)) => Ok(Connection {
+                handle,
+                target: target.clone(),
+                user: host.user.clone(),
+                r#become: host.r#become && host.user != "root",
+                command_timeout: options.command_timeout,
+                host_key: verdict.unwrap_or(Verdict::Known),
+            }),
+        }
+    }
+
+    async fn connect_and_login(
+        host: &Host,
+        options: &SshOptions,
+        verdict: Arc<Mutex<Option<Verdict>>>,
+    ) -> Result<client::Handle<Client>, HostError> {
+        let target = host.target();
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(Duration::from_secs(5)),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        });
+        let handler = Client {
+            policy: options.policy.clone(),
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: host.port,
+            verdict,
+        };
+        let mut handle = client::connect(config, (host.address.as_str(), host.port), handler)
+            .await
+            .map_err(|e| HostError::Connect {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut tried = Vec::new();
+        for key_file in candidate_keys(host) {
+            match russh::keys::load_secret_key(&key_file, None) {
+                Ok(key) => {
+                    let hash = handle
+                        .best_supported_rsa_hash()
+                        .await
+                        .ok()
+                        .flatten()
+                        .flatten();
+                    let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+                    match handle.authenticate_publickey(&host.user, key).await {
+                        Ok(r) if r.success() => return Ok(handle),
+                        Ok(_) => tried.push(format!("key {}", key_file.display())),
+                        Err(e) => {
+                            return Err(HostError::Connect {
+                                target,
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+                Err(e) if host.identity_file.as_ref() == Some(&key_file) => {
+                    tried.push(format!("key {} ({e})", key_file.display()))
+                }
+                Err(_) => {}
+            }
+        }
+        if options.use_agent {
+            if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
+                let identities = agent.request_identities().await.unwrap_or_default();
+                for identity in identities {
+                    let public = identity.public_key().into_owned();
+                    let hash = handle
+                        .best_supported_rsa_hash()
+                        .await
+                        .ok()
+                        .flatten()
+                        .flatten();
+                    match handle
+                        .authenticate_publickey_with(&host.user, public, hash, &mut agent)
+                        .await
+                    {
+                        Ok(r) if r.success() => return Ok(handle),
+                        _ => tried.push("an ssh-agent key".to_string()),
+                    }
+                }
+            }
+        }
+        if tried.is_empty() {
+            tried.push("no key: none found and no ssh-agent".into());
+        }
+        Err(HostError::Auth {
+            target,
+            user: host.user.clone(),
+            tried: tried.join(", "),
+        })
+    }
+
+    /// Runs `script` with `args` under /bin/sh, through `sudo -n` when the
+    /// host's user is not root and `become` is set.
+    pub async fn run_script(
+        &self,
+        step: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, HostError> {
+        let line = shell::sh_command(script, args);
+        let line = if self.r#become {
+            format!("sudo -n -- {line}")
+        } else {
+            line
+        };
+        let output = self.exec(step, &line, stdin, self.command_timeout).await?;
+        if self.r#become && output.code() == Some(1) {
+            let err = String::from_utf8_lossy(&output.stderr);
+            if err.contains("a password is required") || err.contains("a terminal is required") {
+                return Err(HostError::SudoNeedsPassword {
+                    target: self.target.clone(),
+                    user: self.user.clone(),
+                });
+            }
+        }
+        Ok(output)
+    }
+
+    /// Runs one command line; a timeout or a lost connection is an error, any
+    /// exit status is an `Output`.
+    pub async fn exec(
+        &self,
+        step: &str,
+        command: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, HostError> {
+        let lost = || HostError::ConnectionLost {
+            target: self.target.clone(),
+            step: step.to_string(),
+        };
+        let run = async {
+            let mut channel = self
+                .handle
+                .channel_open_session()
+                .await
+                .map_err(|_| lost())?;
+            channel.exec(true, command).await.map_err(|_| lost())?;
+            if let Some(input) = stdin {
+                channel.data(input).await.map_err(|_| lost())?;
+            }
+            channel.eof().await.map_err(|_| lost())?;
+            let mut output = Output {
+                status: ExitStatus::Unknown,
+                stdout: Vec::new(),
+                stderr: Vec::new(),
+            };
+            let mut closed = false;
+            while let Some(msg) = channel.wait().await {
+                match msg {
+                    ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        output.stderr.extend_from_slice(&data)
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        output.status = ExitStatus::Code(exit_status)
+                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        output.status = ExitStatus::Signal(format!("{signal_name:?}"))
+                    }
+                    ChannelMsg::Close => closed = true,
+                    _ => {}
+                }
+            }
+            if !closed && output.status == ExitStatus::Unknown {
+                return Err(lost());
+            }
+            Ok(output)
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(HostError::CommandTimeout {
+                target: self.target.clone(),
+                step: step.to_string(),
+                after: timeout,
+            }),
+        }
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+/// The key files to try: the inventory's, else OpenSSH's default names.
+fn candidate_keys(host: &Host) -> Vec<PathBuf> {
+    if let Some(file) = &host.identity_file {
+        return vec![file.clone()];
+    }
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    let ssh = PathBuf::from(home).join(".ssh");
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|n| ssh.join(n))
+        .filter(|p| p.exists())
+        .collect()
+}

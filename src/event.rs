@@ -47,6 +47,21 @@ impl Status {
         }
     }
 
+    /// The order statuses are listed in summaries.
+    pub fn rank(&self) -> usize {
+        match self {
+            Status::Compliant => 0,
+            Status::Unchanged => 1,
+            Status::Created => 2,
+            Status::Updated => 3,
+            Status::WouldChange => 4,
+            Status::NonCompliant => 5,
+            Status::Refused => 6,
+            Status::Failed => 7,
+            Status::Unreachable => 8,
+        }
+    }
+
     pub fn is_problem(&self) -> bool {
         matches!(
             self,

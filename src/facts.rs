@@ -14,7 +14,7 @@ pub const PROBE_SCRIPT: &str = r#"for p in "$@"; do
 	info=$(stat -c '%F	%U	%G	%a	%s' -- "$p") || { printf 'error\t%s\tstat failed\n' "$p"; continue; }
 	sum=- target=-
 	if [ -f "$p" ] && [ ! -L "$p" ]; then sum=$(sha256sum < "$p" | cut -d' ' -f1); fi
-	if [ -L "$p" ]; then target=$(readlink -- "$p" | tr '\t\n' '  '); fi
+	if [ -L "$p" ]; then target=$(readlink -- "$p"); target=$(printf '%s' "$target" | tr '\t\n' '  '); fi
 	printf 'entry\t%s\t%s\t%s\t%s\n' "$p" "$info" "$sum" "$target"
 done"#;
 

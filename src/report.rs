@@ -54,12 +54,20 @@ pub fn exit_code(records: &[HookRecord], interrupted: bool) -> u8 {
     }
 }
 
-fn counts(records: &[HookRecord]) -> BTreeMap<&'static str, usize> {
-    let mut counts = BTreeMap::new();
+/// How many records have each status, in the order statuses are declared.
+fn counts(records: &[HookRecord]) -> Vec<(&'static str, usize)> {
+    let mut counts: Vec<(usize, &'static str, usize)> = Vec::new();
     for r in records {
-        *counts.entry(r.status.label()).or_insert(0) += 1;
+        match counts
+            .iter_mut()
+            .find(|(_, label, _)| *label == r.status.label())
+        {
+            Some(entry) => entry.2 += 1,
+            None => counts.push((r.status.rank(), r.status.label(), 1)),
+        }
     }
-    counts
+    counts.sort();
+    counts.into_iter().map(|(_, label, n)| (label, n)).collect()
 }
 
 fn summary_line(command: &str, records: &[HookRecord], interrupted: bool) -> String {
@@ -136,7 +144,7 @@ struct JsonReport<'a> {
     command: &'a str,
     interrupted: bool,
     exit_code: u8,
-    counts: BTreeMap<&'static str, usize>,
+    counts: BTreeMap<String, usize>,
     records: &'a [HookRecord],
 }
 
@@ -145,7 +153,10 @@ pub fn json(command: &str, records: &[HookRecord], interrupted: bool) -> String 
         command,
         interrupted,
         exit_code: exit_code(records, interrupted),
-        counts: counts(records),
+        counts: counts(records)
+            .into_iter()
+            .map(|(l, n)| (l.to_lowercase(), n))
+            .collect(),
         records,
     };
     serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))

@@ -29,11 +29,14 @@ cgroup_of() { echo "/sys/fs/cgroup/freezer/quiesce-lab-$(cat "$(vm_dir "$1" "$2"
 in_vm() { local dir=$1 vm=$2; shift 2; nsenter --mount --target "$(vm_pid "$dir" "$vm")" -- "$@"; }
 
 ensure_lab_user() {
+	exec 9> /tmp/quiesce-lab-user.lock
+	flock 9
 	if ! id "$LAB_USER" >/dev/null 2>&1; then
 		useradd --system --no-create-home --home-dir / --shell /bin/sh "$LAB_USER" 2>/dev/null || id "$LAB_USER" >/dev/null
 	fi
 	# '*' rather than the locked '!': sshd refuses locked accounts even for keys.
 	usermod -p '*' "$LAB_USER"
+	flock -u 9
 }
 
 start_vm() { # DIR NAME ADDRESS PORT PLATFORM INSTANCES SUDOMODE

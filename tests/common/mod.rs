@@ -1,0 +1,145 @@
+//! Test support: a lab of simulated VMs (tests/lab/lab.sh) that is stopped
+//! when the test ends, pass or fail, and a way to run the real binary.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub net: String,
+}
+
+fn lab_script() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh")
+}
+
+impl Lab {
+    /// Starts VMs on 127.0.`net`.11 and up; every test uses its own `net`.
+    pub fn start(net: u8, specs: &[&str]) -> Lab {
+        let dir = tempfile::Builder::new()
+            .prefix("quiesce-lab-")
+            .tempdir()
+            .expect("temp dir");
+        let net = format!("127.0.{net}");
+        let lab = Lab { dir, net };
+        let out = Command::new(lab_script())
+            .arg("up")
+            .arg(lab.dir.path())
+            .args(["--net", &lab.net])
+            .args(specs)
+            .output()
+            .expect("run tests/lab/lab.sh");
+        assert!(
+            out.status.success(),
+            "lab.sh up failed (tests need root, openssh-server and sudo; .ci/run installs them):\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        lab
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn inventory(&self) -> PathBuf {
+        self.path("inventory.yml")
+    }
+
+    pub fn known_hosts(&self) -> PathBuf {
+        self.path("known_hosts")
+    }
+
+    /// Writes an inventory next to the lab's, from the lab's own.
+    pub fn write_inventory(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Runs lab.sh with a subcommand that takes the lab dir first.
+    pub fn lab(&self, sub: &str, args: &[&str]) -> Output {
+        let out = Command::new(lab_script())
+            .arg(sub)
+            .arg(self.dir.path())
+            .args(args)
+            .output()
+            .expect("lab.sh");
+        assert!(
+            out.status.success(),
+            "lab.sh {sub} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Runs a shell command inside a VM, as root; returns (status, stdout).
+    pub fn sh(&self, vm: &str, script: &str) -> (i32, String) {
+        let out = Command::new(lab_script())
+            .arg("exec")
+            .arg(self.dir.path())
+            .args([vm, "sh", "-c", script])
+            .output()
+            .expect("lab.sh exec");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    }
+
+    pub fn events(&self, vm: &str) -> String {
+        String::from_utf8_lossy(&self.lab("events", &[vm]).stdout).into_owned()
+    }
+
+    /// Runs the quiesce binary against this lab's inventory and known_hosts.
+    pub fn quiesce(&self, args: &[&str]) -> Run {
+        let mut full: Vec<String> = vec![
+            "-i".into(),
+            self.inventory().display().to_string(),
+            "--known-hosts".into(),
+            self.known_hosts().display().to_string(),
+            "--no-agent".into(),
+        ];
+        full.extend(args.iter().map(|s| s.to_string()));
+        quiesce(&full.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = Command::new(lab_script())
+            .arg("down")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+pub fn quiesce(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_quiesce"))
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("run quiesce");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+impl std::fmt::Debug for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}

@@ -62,41 +62,100 @@ impl HostKeyPolicy {
         }
     }
 
-    /// Checks `key` offered by `address:port` (inventory host `name`).
+    /// Checks `key` offered by `address:port` (inventory host `name`). Any
+    /// recorded key for the host that is not this one, whatever its algorithm,
+    /// counts as a changed key: OpenSSH's accept-new would not add a second one.
     pub fn check(&self, name: &str, address: &str, port: u16, key: &PublicKey) -> Verdict {
         let fingerprint = fingerprint(key);
-        let known = if self.known_hosts.exists() {
-            russh::keys::check_known_hosts_path(address, port, key, &self.known_hosts)
-        } else {
-            Ok(false)
-        };
-        match known {
-            Ok(true) => Verdict::Known,
-            Ok(false) if self.may_learn(name, address) => {
+        match self.recorded(address, port, key) {
+            Ok(Recorded::Match) => Verdict::Known,
+            Ok(Recorded::Other { line }) => Verdict::Changed { fingerprint, line },
+            Ok(Recorded::Nothing) if self.may_learn(name, address) => {
                 let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
-                // Another connection to the same address may have learned it meanwhile.
-                if let Ok(true) =
-                    russh::keys::check_known_hosts_path(address, port, key, &self.known_hosts)
-                {
+                // Another connection to the same address may have recorded it meanwhile.
+                if let Ok(Recorded::Match) = self.recorded(address, port, key) {
                     return Verdict::Known;
                 }
-                match russh::keys::known_hosts::learn_known_hosts_path(
-                    address,
-                    port,
-                    key,
-                    &self.known_hosts,
-                ) {
+                match self.append(address, port, key) {
                     Ok(()) => Verdict::Learned { fingerprint },
                     Err(e) => Verdict::Unreadable {
                         reason: format!("cannot record the new key: {e}"),
                     },
                 }
             }
-            Ok(false) => Verdict::Unknown { fingerprint },
-            Err(russh::keys::Error::KeyChanged { line }) => Verdict::Changed { fingerprint, line },
-            Err(e) => Verdict::Unreadable {
-                reason: e.to_string(),
-            },
+            Ok(Recorded::Nothing) => Verdict::Unknown { fingerprint },
+            Err(reason) => Verdict::Unreadable { reason },
         }
     }
+
+    /// Appends `HOST KEY` (or `[HOST]:PORT KEY`) as OpenSSH writes it, flushed to disk.
+    fn append(&self, address: &str, port: u16, key: &PublicKey) -> std::io::Result<()> {
+        use std::io::Write;
+        if let Some(dir) = self
+            .known_hosts
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)?;
+        }
+        let existing = std::fs::read(&self.known_hosts).unwrap_or_default();
+        let separator = if existing.is_empty() || existing.ends_with(b"\n") {
+            ""
+        } else {
+            "\n"
+        };
+        let host = if port == 22 {
+            address.to_string()
+        } else {
+            format!("[{address}]:{port}")
+        };
+        let key = key
+            .to_openssh()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.known_hosts)?;
+        file.write_all(format!("{separator}{host} {key}\n").as_bytes())?;
+        file.sync_all()
+    }
+
+    fn recorded(&self, address: &str, port: u16, key: &PublicKey) -> Result<Recorded, String> {
+        if !self.known_hosts.exists() {
+            return Ok(Recorded::Nothing);
+        }
+        let entries =
+            russh::keys::known_hosts::known_host_keys_path(address, port, &self.known_hosts)
+                .map_err(|e| e.to_string())?;
+        if entries
+            .iter()
+            .any(|(_, recorded)| recorded.key_data() == key.key_data())
+        {
+            return Ok(Recorded::Match);
+        }
+        match entries.first() {
+            None => Ok(Recorded::Nothing),
+            Some((counted, _)) => Ok(Recorded::Other {
+                line: self.physical_line(*counted),
+            }),
+        }
+    }
+
+    /// russh numbers known_hosts lines without counting `#` comment lines;
+    /// messages name the line as an editor shows it.
+    fn physical_line(&self, counted: usize) -> usize {
+        let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
+        text.lines()
+            .enumerate()
+            .filter(|(_, l)| !l.starts_with('#'))
+            .nth(counted.saturating_sub(1))
+            .map(|(i, _)| i + 1)
+            .unwrap_or(counted)
+    }
+}
+
+enum Recorded {
+    Match,
+    Other { line: usize },
+    Nothing,
 }

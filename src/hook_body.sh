@@ -144,6 +144,10 @@ $keep" ;;
 	return 0
 }
 
+record() { # SED-EXPRESSION applied to the state file
+	sed "$1" "$STATE_FILE" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+}
+
 do_freeze() { # TIMEOUT
 	timeout=$1
 	acquire_lock 0
@@ -166,10 +170,11 @@ do_freeze() { # TIMEOUT
 		echo "pending:$inst" >> "$STATE_FILE"
 		session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)" > /dev/null 2>&1
 		rc=$?
-		sed "s/^pending:$inst\$/frozen:$inst/" "$STATE_FILE" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+		# 5: frozen. 3: certainly not frozen. Anything else: unknown, so the
+		# entry stays pending and a thaw checks IsWDSuspendedExt first.
 		case $rc in
-		5) log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
-		3) err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
+		5) record "s/^pending:$inst\$/frozen:$inst/"; log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
+		3) record "/^pending:$inst\$/d"; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
 		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;
 		esac
 	done

@@ -1,0 +1,308 @@
+//! The rendered hooks, run inside lab VMs against the simulated Caché/IRIS:
+//! freeze, thaw, rollback on partial failure, freezeFail, an instance already
+//! frozen, an instance down, a thaw that fails once, an invalid snapshot.
+
+mod common;
+
+use common::Lab;
+
+const FREEZE: &str = "/usr/sbin/pre-freeze-script";
+const THAW: &str = "/usr/sbin/post-thaw-script";
+
+fn deployed(net: u8, specs: &[&str]) -> Lab {
+    let lab = Lab::start(net, specs);
+    let run = lab.quiesce(&["deploy", "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab
+}
+
+/// The simulator's events of `vm` as `INSTANCE EVENT` (timestamps dropped).
+fn events(lab: &Lab, vm: &str) -> Vec<String> {
+    lab.events(vm)
+        .lines()
+        .map(|l| l.split(' ').skip(1).take(2).collect::<Vec<_>>().join(" "))
+        .filter(|e| !e.ends_with("is_suspended"))
+        .collect()
+}
+
+fn snapshot_log(lab: &Lab, vm: &str) -> Vec<String> {
+    let (_, log) = lab.sh(vm, "cat /var/log/snapshot.log");
+    // Drop the `date` prefix, which ends at the first ": ".
+    log.lines()
+        .map(|l| {
+            l.split_once(": ")
+                .map(|(_, m)| m.to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+#[test]
+fn freeze_then_thaw_in_reverse_order_records_history() {
+    let lab = deployed(41, &["vm1=iris:IRIS,IRIS2", "vm2=cache:CACHE"]);
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS suspended\nIRIS2 suspended\nrecorded frozen:IRIS\nrecorded frozen:IRIS2\n"
+    );
+    assert_eq!(lab.sh("vm1", THAW).0, 0);
+    assert_eq!(
+        events(&lab, "vm1"),
+        [
+            "IRIS freeze_requested",
+            "IRIS frozen",
+            "IRIS2 freeze_requested",
+            "IRIS2 frozen",
+            "IRIS2 thaw_requested",
+            "IRIS2 thawed",
+            "IRIS2 history_set",
+            "IRIS thaw_requested",
+            "IRIS thawed",
+            "IRIS history_set"
+        ]
+    );
+    assert_eq!(
+        snapshot_log(&lab, "vm1"),
+        [
+            "Pre freeze script started",
+            "Attempting to freeze IRIS",
+            "IRIS IS FROZEN",
+            "Completed freeze of IRIS",
+            "Attempting to freeze IRIS2",
+            "IRIS2 IS FROZEN",
+            "Completed freeze of IRIS2",
+            "Pre freeze script finished",
+            "Post thaw script started (thaw)",
+            "Attempting to thaw IRIS2",
+            "IRIS2 IS THAWED",
+            "Completed thaw of IRIS2",
+            "Attempting to thaw IRIS",
+            "IRIS IS THAWED",
+            "Completed thaw of IRIS",
+            "Post thaw script finished"
+        ]
+    );
+    let (_, inst_log) = lab.sh("vm1", "cat /var/log/IRIS-pre_post.log");
+    assert!(
+        inst_log.contains("Backup.General.ExternalFreeze: System suspended"),
+        "{inst_log}"
+    );
+    assert!(
+        inst_log.contains("Backup.General.ExternalThaw: System resumed"),
+        "{inst_log}"
+    );
+
+    // Caché: ccontrol qlist and csession.
+    assert_eq!(
+        lab.sh("vm2", &format!("{FREEZE} freeze && {THAW} thaw")).0,
+        0
+    );
+    assert_eq!(
+        events(&lab, "vm2"),
+        [
+            "CACHE freeze_requested",
+            "CACHE frozen",
+            "CACHE thaw_requested",
+            "CACHE thawed",
+            "CACHE history_set"
+        ]
+    );
+}
+
+#[test]
+fn a_failed_freeze_thaws_what_it_froze() {
+    let lab = deployed(42, &["vm1=iris:IRIS,IRIS2,IRIS3"]);
+    lab.lab("fault", &["vm1", "IRIS2", "freeze=fail"]);
+    let (code, out) = lab.sh("vm1", FREEZE);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("IRIS2 FREEZE FAILED (ExternalFreeze returned 3)"),
+        "{out}"
+    );
+    // IRIS was frozen, then thawed without recording a backup; IRIS3 never touched.
+    assert_eq!(
+        events(&lab, "vm1"),
+        [
+            "IRIS freeze_requested",
+            "IRIS frozen",
+            "IRIS2 freeze_requested",
+            "IRIS2 freeze_failed",
+            "IRIS thaw_requested",
+            "IRIS thawed"
+        ]
+    );
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS running\nIRIS2 running\nIRIS3 running\n"
+    );
+
+    // An unknown exit status (not 5, not 3) is a failure too.
+    lab.lab("clear-faults", &["vm1", "IRIS2"]);
+    lab.lab("fault", &["vm1", "IRIS3", "freeze=unknown"]);
+    let (code, out) = lab.sh("vm1", FREEZE);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("IRIS3 FREEZE FAILED (ExternalFreeze exit status 1 unknown)"),
+        "{out}"
+    );
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS running\nIRIS2 running\nIRIS3 running\n"
+    );
+}
+
+#[test]
+fn freeze_fail_thaws_without_recording_a_backup() {
+    let lab = deployed(43, &["vm1"]);
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    assert_eq!(lab.sh("vm1", &format!("{THAW} freezeFail")).0, 0);
+    assert_eq!(
+        events(&lab, "vm1"),
+        [
+            "IRIS freeze_requested",
+            "IRIS frozen",
+            "IRIS thaw_requested",
+            "IRIS thawed"
+        ]
+    );
+}
+
+#[test]
+fn an_instance_frozen_by_someone_else_is_left_alone() {
+    let lab = deployed(44, &["vm1=iris:IRIS,IRIS2"]);
+    lab.sh(
+        "vm1",
+        "iris session IRIS2 -U %SYS '##Class(Backup.General).ExternalFreeze(\"/dev/null\")'",
+    );
+    let (code, out) = lab.sh("vm1", FREEZE);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("IRIS2 is already frozen by another backup; not freezing it again"),
+        "{out}"
+    );
+    // Our own IRIS freeze was rolled back; IRIS2 stays as the other backup left it.
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS running\nIRIS2 suspended\n"
+    );
+
+    // A second freeze while one is recorded and not thawed is refused (exit 3).
+    lab.sh(
+        "vm1",
+        "iris session IRIS2 -U %SYS '##Class(Backup.General).ExternalThaw(\"/dev/null\")'",
+    );
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    let (code, out) = lab.sh("vm1", FREEZE);
+    assert_eq!(code, 3, "{out}");
+    assert!(
+        out.contains("was never thawed; thaw it first: /usr/sbin/post-thaw-script thaw"),
+        "{out}"
+    );
+    assert_eq!(lab.sh("vm1", THAW).0, 0);
+}
+
+#[test]
+fn instances_that_are_down_are_skipped_unless_configured() {
+    let lab = deployed(45, &["vm1=iris:IRIS,IRIS2"]);
+    lab.lab("set", &["vm1", "IRIS2", "status=down"]);
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    assert_eq!(lab.sh("vm1", THAW).0, 0);
+    assert_eq!(
+        events(&lab, "vm1"),
+        [
+            "IRIS freeze_requested",
+            "IRIS frozen",
+            "IRIS thaw_requested",
+            "IRIS thawed",
+            "IRIS history_set"
+        ]
+    );
+
+    // Named in the inventory, a down instance fails the freeze.
+    let inventory = std::fs::read_to_string(lab.inventory()).unwrap().replace(
+        "platform: iris }\n",
+        "platform: iris, instances: [IRIS, IRIS2] }\n",
+    );
+    std::fs::write(lab.inventory(), inventory).unwrap();
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let (code, out) = lab.sh("vm1", FREEZE);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("configured instance IRIS2 is not running"),
+        "{out}"
+    );
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS running\nIRIS2 down\nconfigured instance IRIS2 is not running\n"
+    );
+}
+
+#[test]
+fn a_thaw_that_fails_is_kept_for_a_retry() {
+    let lab = deployed(46, &["vm1=iris:IRIS,IRIS2"]);
+    lab.lab("fault", &["vm1", "IRIS", "thaw=fail_once"]);
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    let (code, out) = lab.sh("vm1", THAW);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("IRIS THAW FAILED (ExternalThaw returned 3)"),
+        "{out}"
+    );
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS suspended\nIRIS2 running\nrecorded frozen:IRIS\n"
+    );
+    assert_eq!(lab.sh("vm1", THAW).0, 0);
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS running\nIRIS2 running\n"
+    );
+}
+
+#[test]
+fn a_write_daemon_that_resumed_makes_the_snapshot_invalid() {
+    let lab = deployed(47, &["vm1"]);
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    // The WDSuspendLimit ran out while the snapshot was being taken.
+    lab.sh(
+        "vm1",
+        "sed -i 's/^wd_limit=.*/wd_limit=1/; s/^frozen_at=.*/frozen_at=1/' /etc/irissim/IRIS/state",
+    );
+    let (code, out) = lab.sh("vm1", THAW);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains(
+            "IRIS: the write daemon resumed before the thaw: the snapshot of IRIS is INVALID"
+        ),
+        "{out}"
+    );
+    assert_eq!(
+        events(&lab, "vm1").last().unwrap(),
+        "IRIS thawed",
+        "thawed, and no backup history recorded"
+    );
+}
+
+#[test]
+fn the_freeze_timeout_is_passed_and_capped() {
+    let lab = deployed(48, &["vm1"]);
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} freeze 90 && {THAW} freezeFail"))
+            .0,
+        0
+    );
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} freeze 5000 && {THAW} freezeFail"))
+            .0,
+        0
+    );
+    let timeouts: Vec<String> = lab
+        .events("vm1")
+        .lines()
+        .filter(|l| l.contains(" frozen "))
+        .map(|l| l.split(' ').nth(3).unwrap().to_string())
+        .collect();
+    assert_eq!(timeouts, ["timeout=90", "timeout=1200"]);
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} freeze 'x;id'"));
+    assert_eq!(code, 2, "{out}");
+}

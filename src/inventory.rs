@@ -434,37 +434,41 @@ impl Resolver<'_> {
                 }
             }
         }
-        if let Some(address) = &s.address {
-            if !is_address(address) {
-                return Err(self.err(
-                    &here("address"),
-                    format!("address `{address}` is not an IP address or DNS name"),
-                    "write e.g. 10.1.0.11, fe80::1 or db-a1.example.com",
-                ));
-            }
+        if let Some(address) = &s.address
+            && !is_address(address)
+        {
+            return Err(self.err(
+                &here("address"),
+                format!("address `{address}` is not an IP address or DNS name"),
+                "write e.g. 10.1.0.11, fe80::1 or db-a1.example.com",
+            ));
         }
-        if let Some(vm) = &s.vm {
-            if vm.is_empty() || vm.chars().any(char::is_control) {
-                return Err(self.err(
-                    &here("vm"),
-                    "vm must be a non-empty name without control characters".into(),
-                    "the VM's name in the hypervisor",
-                ));
-            }
+        if let Some(vm) = &s.vm
+            && (vm.is_empty() || vm.chars().any(char::is_control))
+        {
+            return Err(self.err(
+                &here("vm"),
+                "vm must be a non-empty name without control characters".into(),
+                "the VM's name in the hypervisor",
+            ));
         }
-        if let Some(port) = s.port {
-            if !(1..=65535).contains(&port) {
-                return Err(self.err(
-                    &here("port"),
-                    format!("port {port} is out of range"),
-                    "an SSH port is a number from 1 to 65535",
-                ));
-            }
+        if let Some(port) = s.port
+            && !(1..=65535).contains(&port)
+        {
+            return Err(self.err(
+                &here("port"),
+                format!("port {port} is out of range"),
+                "an SSH port is a number from 1 to 65535",
+            ));
         }
-        if let Some(user) = &s.user {
-            if !is_user_name(user) {
-                return Err(self.err(&here("user"), format!("user `{user}` is not a valid login name"), "use lower-case letters, digits, `_`, `.` and `-`, starting with a letter or `_`"));
-            }
+        if let Some(user) = &s.user
+            && !is_user_name(user)
+        {
+            return Err(self.err(
+                &here("user"),
+                format!("user `{user}` is not a valid login name"),
+                "use lower-case letters, digits, `_`, `.` and `-`, starting with a letter or `_`",
+            ));
         }
         for (i, inst) in s.instances.iter().flatten().enumerate() {
             if !is_plain_name(inst, false) {
@@ -475,10 +479,14 @@ impl Resolver<'_> {
             }
         }
         for (key, value) in [("hook_dir", &s.hook_dir), ("log_dir", &s.log_dir)] {
-            if let Some(dir) = value {
-                if !is_safe_dir(dir) {
-                    return Err(self.err(&here(key), format!("{key} `{dir}` is not a plain absolute directory"), "use an absolute path of letters, digits, `/`, `.`, `_` and `-`, without `..`"));
-                }
+            if let Some(dir) = value
+                && !is_safe_dir(dir)
+            {
+                return Err(self.err(
+                    &here(key),
+                    format!("{key} `{dir}` is not a plain absolute directory"),
+                    "use an absolute path of letters, digits, `/`, `.`, `_` and `-`, without `..`",
+                ));
             }
         }
         if let Some(text) = &s.freeze_timeout {
@@ -502,10 +510,10 @@ impl Resolver<'_> {
     }
 
     fn expand_path(&self, p: &str) -> PathBuf {
-        if let Some(rest) = p.strip_prefix("~/") {
-            if let Some(home) = std::env::var_os("HOME") {
-                return PathBuf::from(home).join(rest);
-            }
+        if let Some(rest) = p.strip_prefix("~/")
+            && let Some(home) = std::env::var_os("HOME")
+        {
+            return PathBuf::from(home).join(rest);
         }
         let path = PathBuf::from(p);
         if path.is_absolute() {
@@ -564,4 +572,42 @@ fn is_safe_dir(dir: &str) -> bool {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
         && !dir.split('/').any(|part| part == "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_resolve_host_over_groups_over_defaults() {
+        let text = "defaults: { user: ops, platform: iris, freeze_timeout: 2m }\nhosts:\n  a: { address: 10.0.0.1, user: root }\n  b: { address: b.example.com }\ngroups:\n  g1: { hosts: [a, b], vars: { platform: cache, log_dir: /logs } }\n  g2: { hosts: [b], vars: { log_dir: /other } }\n";
+        let inv = Inventory::parse(Path::new("i.yml"), text).unwrap();
+        let (a, b) = (&inv.hosts[0], &inv.hosts[1]);
+        assert_eq!(
+            (a.user.as_str(), a.platform, a.log_dir.as_str()),
+            ("root", Platform::Cache, "/logs")
+        );
+        assert_eq!(
+            (b.user.as_str(), b.log_dir.as_str(), b.freeze_timeout),
+            ("ops", "/other", Duration::from_secs(120))
+        );
+        assert_eq!(b.groups, ["g1", "g2"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,300}") {
+            let _ = Inventory::parse(Path::new("i.yml"), &text);
+        }
+
+        #[test]
+        fn never_panics_on_inventory_shaped_text(
+            name in "[a-z0-9.$ -]{0,8}",
+            value in "[a-z0-9:.$/ \\[\\]{}-]{0,16}",
+            key in "(address|port|user|instances|freeze_timeout|hook_dir|vm|become|members|hosts)",
+        ) {
+            let text = format!("hosts:\n  {name}: {{ {key}: {value} }}\ngroups:\n  g: {{ hosts: [{name}] }}\nmirrors:\n  m: {{ {key}: {value} }}\n");
+            let _ = Inventory::parse(Path::new("i.yml"), &text);
+        }
+    }
 }

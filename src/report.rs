@@ -29,7 +29,7 @@ pub fn records(events: &[Event], host_order: &[String]) -> Vec<HookRecord> {
             .position(|h| h == host)
             .unwrap_or(usize::MAX)
     };
-    records.sort_by(|a, b| (position(&a.host), a.hook).cmp(&(position(&b.host), b.hook)));
+    records.sort_by_key(|a| (position(&a.host), a.hook));
     records
 }
 
@@ -92,10 +92,10 @@ fn summary_line(command: &str, records: &[HookRecord], interrupted: bool) -> Str
 
 fn record_text(r: &HookRecord) -> String {
     let mut parts: Vec<String> = r.findings.iter().map(|f| f.message()).collect();
-    if let Some(detail) = &r.detail {
-        if !matches!(r.status, Status::Created | Status::Updated) || parts.is_empty() {
-            parts.push(detail.clone());
-        }
+    if let Some(detail) = &r.detail
+        && (!matches!(r.status, Status::Created | Status::Updated) || parts.is_empty())
+    {
+        parts.push(detail.clone());
     }
     parts.join("; ")
 }

@@ -167,7 +167,7 @@ mod tests {
             map.value(&["hosts", "db-a2", "port"]),
             Pos {
                 line: 5,
-                column: 31
+                column: 30
             }
         );
         assert_eq!(

@@ -215,24 +215,24 @@ impl Connection {
                 Err(_) => {}
             }
         }
-        if options.use_agent {
-            if let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await {
-                let identities = agent.request_identities().await.unwrap_or_default();
-                for identity in identities {
-                    let public = identity.public_key().into_owned();
-                    let hash = handle
-                        .best_supported_rsa_hash()
-                        .await
-                        .ok()
-                        .flatten()
-                        .flatten();
-                    match handle
-                        .authenticate_publickey_with(&host.user, public, hash, &mut agent)
-                        .await
-                    {
-                        Ok(r) if r.success() => return Ok(handle),
-                        _ => tried.push("an ssh-agent key".to_string()),
-                    }
+        if options.use_agent
+            && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+        {
+            let identities = agent.request_identities().await.unwrap_or_default();
+            for identity in identities {
+                let public = identity.public_key().into_owned();
+                let hash = handle
+                    .best_supported_rsa_hash()
+                    .await
+                    .ok()
+                    .flatten()
+                    .flatten();
+                match handle
+                    .authenticate_publickey_with(&host.user, public, hash, &mut agent)
+                    .await
+                {
+                    Ok(r) if r.success() => return Ok(handle),
+                    _ => tried.push("an ssh-agent key".to_string()),
                 }
             }
         }

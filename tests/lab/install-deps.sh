@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the lab and the tests need on a Debian machine, as root:
+# OpenSSH's sshd, sudo, shellcheck, util-linux (unshare, nsenter, flock).
+# Does nothing when everything is already there.
+set -euo pipefail
+[ "$(id -u)" = 0 ] || { echo "the lab needs root (mount namespaces, cgroups, sshd)" >&2; exit 2; }
+missing=()
+command -v /usr/sbin/sshd >/dev/null || missing+=(openssh-server)
+command -v sudo >/dev/null || missing+=(sudo)
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null || missing+=(util-linux)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+if [ ${#missing[@]} -gt 0 ]; then
+	echo "installing: ${missing[*]}" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# A distribution sshd on port 22 of every address would take the lab's port.
+if [ -x /etc/init.d/ssh ] && ss -ltn 2>/dev/null | grep -q '0.0.0.0:22 '; then
+	echo "note: an sshd listens on 0.0.0.0:22; the lab uses port 22 on 127.0.x.y and may fail to bind" >&2
+fi
+mountpoint -q /sys/fs/cgroup/freezer || { echo "the lab needs the cgroup v1 freezer at /sys/fs/cgroup/freezer" >&2; exit 2; }

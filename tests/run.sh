@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, unit and property tests, and the
+# lab tests (real sshd VMs on loopback). Run as root on Debian.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/lab/install-deps.sh
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+bash -n tests/lab/lab.sh && shellcheck tests/lab/lab.sh tests/lab/install-deps.sh tests/lab/demo.sh tests/run.sh && shellcheck -s sh tests/lab/irissim
+if cargo nextest --version >/dev/null 2>&1; then
+	cargo nextest run --no-fail-fast
+else
+	cargo test --no-fail-fast
+fi

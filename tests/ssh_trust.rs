@@ -167,3 +167,92 @@ fn dead_and_stunned_vms_are_reported_while_the_others_finish() {
         "{run:?}"
     );
 }
+
+#[test]
+fn ecdsa_rsa_and_agent_keys_log_in() {
+    let lab = Lab::start(35, &["vm1", "vm2", "vm3"]);
+    let mut authorized = std::fs::read_to_string(lab.path("authorized_keys")).unwrap();
+    for (name, kind) in [
+        ("ecdsa_key", "ecdsa"),
+        ("rsa_key", "rsa"),
+        ("agent_key", "ed25519"),
+    ] {
+        let key = lab.path(name);
+        assert!(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", "", "-f"])
+                .arg(&key)
+                .status()
+                .unwrap()
+                .success()
+        );
+        authorized.push_str(&std::fs::read_to_string(key.with_extension("pub")).unwrap());
+    }
+    std::fs::write(lab.path("authorized_keys"), authorized).unwrap();
+    let inventory = format!(
+        "defaults: {{ user: root }}\nhosts:\n  vm1: {{ address: {net}.11, identity_file: ecdsa_key }}\n  vm2: {{ address: {net}.12, identity_file: rsa_key }}\n  vm3: {{ address: {net}.13 }}\n",
+        net = lab.net
+    );
+    std::fs::write(lab.inventory(), inventory).unwrap();
+
+    // vm3 has no key file: it logs in through ssh-agent.
+    let socket = lab.path("agent.sock");
+    let agent = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&socket)
+        .output()
+        .unwrap();
+    assert!(agent.status.success());
+    let pid = String::from_utf8_lossy(&agent.stdout)
+        .split("SSH_AGENT_PID=")
+        .nth(1)
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let socket = socket.to_str().unwrap();
+    assert!(
+        Command::new("ssh-add")
+            .arg("-q")
+            .arg(lab.path("agent_key"))
+            .env("SSH_AUTH_SOCK", socket)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let home = lab.path("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let (inventory, known_hosts) = (lab.inventory(), lab.known_hosts());
+    let base = [
+        "-i",
+        inventory.to_str().unwrap(),
+        "--known-hosts",
+        known_hosts.to_str().unwrap(),
+    ];
+    let run = common::quiesce_with_env(
+        &[&base[..], &["deploy"]].concat(),
+        &[("SSH_AUTH_SOCK", socket), ("HOME", home.to_str().unwrap())],
+    );
+    let _ = Command::new("kill").arg(&pid).status();
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .ends_with("deploy: 3 hosts, 6 hooks: 6 created\n"),
+        "{run:?}"
+    );
+
+    // Without the agent, vm3 has no key to offer and says so.
+    let run = common::quiesce_with_env(
+        &[&base[..], &["--limit", "vm3", "audit"]].concat(),
+        &[("HOME", home.to_str().unwrap())],
+    );
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "vm3 ({}.13:22): login as root refused (tried: no key: none found and no ssh-agent)",
+            lab.net
+        )),
+        "{run:?}"
+    );
+}

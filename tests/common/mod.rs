@@ -122,11 +122,17 @@ pub struct Run {
 }
 
 pub fn quiesce(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_quiesce"))
-        .args(args)
-        .env_remove("SSH_AUTH_SOCK")
-        .output()
-        .expect("run quiesce");
+    quiesce_with_env(args, &[])
+}
+
+/// Runs quiesce with no ssh-agent unless `env` sets SSH_AUTH_SOCK.
+pub fn quiesce_with_env(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quiesce"));
+    command.args(args).env_remove("SSH_AUTH_SOCK");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let out = command.output().expect("run quiesce");
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

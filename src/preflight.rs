@@ -1,0 +1,180 @@
+//! Read-only facts a backup needs from each host before and during a run:
+//! the hooks' checksums, the instances and whether they are suspended, and
+//! the mirror role of the host (read at run time: roles change on failover).
+
+use serde::Serialize;
+
+/// Args: HOOK_DIR PLATFORM PRE_SHA POST_SHA. Runs the hook's `status` only
+/// when both hooks carry exactly the expected content.
+pub const PREFLIGHT_SCRIPT: &str = r#"set -u
+dir=$1 platform=$2
+checksum() {
+	if [ -f "$dir/$1" ] && [ ! -L "$dir/$1" ]; then sha256sum < "$dir/$1" | cut -d' ' -f1; else echo -; fi
+}
+pre=$(checksum pre-freeze-script) post=$(checksum post-thaw-script)
+printf 'hook\tpre-freeze-script\t%s\nhook\tpost-thaw-script\t%s\n' "$pre" "$post"
+if [ "$pre" = "$3" ] && [ "$post" = "$4" ]; then
+	"$dir/pre-freeze-script" status 2>/dev/null | sed 's/^/status\t/'
+fi
+if [ "$platform" = iris ]; then
+	iris qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t%s\t%s\n", $1, $4, $11, $12 }'
+else
+	ccontrol qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t\t\n", $1, $4 }' | while IFS='	' read -r _ name state _; do
+		case $name in '' | [!A-Za-z]* | *[!A-Za-z0-9_-]*) continue ;; esac
+		case $state in running*) ;; *) continue ;; esac
+		printf 'W "quiesce-type=",$SYSTEM.Mirror.GetMemberType(),!\nW "quiesce-status=",$SYSTEM.Mirror.GetMemberStatus(),!\nhalt\n' |
+			csession "$name" -U %SYS 2>/dev/null | tr -d '\r' |
+			awk -v n="$name" '/quiesce-type=/ { sub(/.*quiesce-type=/, ""); t = $0 } /quiesce-status=/ { sub(/.*quiesce-status=/, ""); s = $0 } END { printf "role\t%s\t%s\t%s\n", n, t, s }'
+	done
+fi"#;
+
+/// A host's place in its mirror, as read from the instances.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "role", rename_all = "kebab-case")]
+pub enum Role {
+    Primary,
+    /// The failover member that is not primary.
+    Backup,
+    /// A DR or reporting async member.
+    Async { member_type: String },
+    NotMember,
+    /// A failover member in transition, in trouble or down, or an unreadable role.
+    Unsettled { detail: String },
+}
+
+impl Role {
+    pub fn from_fields(member_type: &str, status: &str) -> Role {
+        match member_type.trim() {
+            "" | "Not Member" => Role::NotMember,
+            "Failover" => match status.trim() {
+                "Primary" => Role::Primary,
+                "Backup" => Role::Backup,
+                other => Role::Unsettled { detail: format!("failover member with status `{other}`") },
+            },
+            t @ ("Disaster Recovery" | "Read-Only Reporting" | "Read-Write Reporting") => Role::Async { member_type: t.to_string() },
+            other => Role::Unsettled { detail: format!("member type `{other}`") },
+        }
+    }
+
+    pub fn is_failover(&self) -> bool {
+        matches!(self, Role::Primary | Role::Backup)
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Role::Primary => "primary".into(),
+            Role::Backup => "backup failover member".into(),
+            Role::Async { member_type } => format!("async member ({member_type})"),
+            Role::NotMember => "not a mirror member".into(),
+            Role::Unsettled { detail } => format!("unsettled: {detail}"),
+        }
+    }
+
+    /// Freeze order inside a mirror: async members, then the backup, the primary last.
+    pub fn rank(&self) -> u8 {
+        match self {
+            Role::Async { .. } | Role::NotMember => 0,
+            Role::Backup => 1,
+            Role::Primary => 2,
+            Role::Unsettled { .. } => 3,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub name: String,
+    pub running: bool,
+    /// `suspended`, `running`, `down` or `unknown`, from the hook's status.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    pub pre_sha: String,
+    pub post_sha: String,
+    pub instances: Vec<Instance>,
+    /// Entries of the hook's state file: a freeze recorded and not thawed.
+    pub recorded: Vec<String>,
+    /// (instance, member type, member status) from qlist or a session.
+    pub roles: Vec<(String, String, String)>,
+}
+
+impl HostFacts {
+    pub fn parse(text: &str) -> HostFacts {
+        let mut facts = HostFacts::default();
+        let mut states: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields.as_slice() {
+                ["hook", "pre-freeze-script", sha] => facts.pre_sha = sha.to_string(),
+                ["hook", "post-thaw-script", sha] => facts.post_sha = sha.to_string(),
+                ["status", rest] => match rest.split_once(' ') {
+                    Some(("recorded", entry)) => facts.recorded.push(entry.to_string()),
+                    Some((name, state)) => states.push((name.to_string(), state.to_string())),
+                    None => {}
+                },
+                ["qlist", name, status, member_type, member_status] => {
+                    if name.is_empty() {
+                        continue;
+                    }
+                    facts.instances.push(Instance { name: name.to_string(), running: status.starts_with("running"), state: String::new() });
+                    if !member_type.is_empty() {
+                        facts.roles.push((name.to_string(), member_type.to_string(), member_status.to_string()));
+                    }
+                }
+                ["role", name, member_type, member_status] => facts.roles.push((name.to_string(), member_type.to_string(), member_status.to_string())),
+                _ => {}
+            }
+        }
+        for instance in &mut facts.instances {
+            instance.state = states.iter().find(|(n, _)| *n == instance.name).map(|(_, s)| s.clone()).unwrap_or_else(|| if instance.running { "unknown".into() } else { "down".into() });
+        }
+        facts
+    }
+
+    /// The host's role: that of its first instance in a mirror.
+    pub fn role(&self) -> Role {
+        self.roles
+            .iter()
+            .map(|(_, t, s)| Role::from_fields(t, s))
+            .find(|r| *r != Role::NotMember)
+            .unwrap_or(Role::NotMember)
+    }
+
+    pub fn suspended(&self) -> Vec<&str> {
+        self.instances.iter().filter(|i| i.state == "suspended").map(|i| i.name.as_str()).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hooks_states_and_roles() {
+        let text = "hook\tpre-freeze-script\taaa\nhook\tpost-thaw-script\tbbb\nstatus\tIRIS suspended\nstatus\tIRIS2 running\nstatus\trecorded frozen:IRIS\nqlist\tIRIS\trunning, since x\tFailover\tBackup\nqlist\tIRIS2\trunning, since x\t\t\nqlist\tOLD\tdown, last used x\t\t\n";
+        let facts = HostFacts::parse(text);
+        assert_eq!((facts.pre_sha.as_str(), facts.post_sha.as_str()), ("aaa", "bbb"));
+        assert_eq!(facts.suspended(), ["IRIS"]);
+        assert_eq!(facts.recorded, ["frozen:IRIS"]);
+        assert_eq!(facts.role(), Role::Backup);
+        assert_eq!(facts.instances[2], Instance { name: "OLD".into(), running: false, state: "down".into() });
+        let cache = HostFacts::parse("role\tCACHE\tDisaster Recovery\tConnected\n");
+        assert_eq!(cache.role(), Role::Async { member_type: "Disaster Recovery".into() });
+        assert_eq!(Role::from_fields("Failover", "In Trouble").rank(), 3);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics(text in "\\PC{0,300}") {
+            let facts = HostFacts::parse(&text);
+            let _ = facts.role();
+        }
+
+        #[test]
+        fn parser_never_panics_on_tabbed_lines(kind in "(hook|status|qlist|role)", fields in proptest::collection::vec("[A-Za-z ,:-]{0,10}", 0..6)) {
+            let _ = HostFacts::parse(&format!("{kind}\t{}", fields.join("\t"))).role();
+        }
+    }
+}

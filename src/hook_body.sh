@@ -104,6 +104,7 @@ is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
 # freezeFail. Instances that fail to thaw stay in the state file for a retry.
 thaw_recorded() { # MODE
 	mode=$1 failed=0 invalid=0 keep=''
+	[ -f "$STATE_FILE" ] || return 0
 	newest_first=$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$STATE_FILE")
 	for entry in $newest_first; do
 		inst=${entry#*:} how=${entry%%:*}
@@ -146,6 +147,7 @@ $keep" ;;
 
 record() { # SED-EXPRESSION applied to the state file
 	sed "$1" "$STATE_FILE" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+	[ -s "$STATE_FILE" ] || rm -f "$STATE_FILE"
 }
 
 do_freeze() { # TIMEOUT
@@ -192,13 +194,12 @@ do_freeze() { # TIMEOUT
 do_thaw() { # MODE
 	acquire_lock 30
 	log "Post thaw script started ($1)"
-	if [ ! -f "$STATE_FILE" ]; then
-		# No record (e.g. the freeze ran elsewhere): thaw whatever is suspended.
-		for inst in $(scope); do
-			case $inst in '!'*) continue ;; esac
-			if is_suspended "$inst"; then echo "frozen:$inst" >> "$STATE_FILE"; fi
-		done
-		[ -f "$STATE_FILE" ] || { log "Post thaw script finished: nothing was frozen"; exit 0; }
+	if [ ! -s "$STATE_FILE" ]; then
+		# Only what this hook froze is thawed: an instance suspended by
+		# another backup tool is left to it.
+		rm -f "$STATE_FILE"
+		log "Post thaw script finished: this hook has nothing frozen"
+		exit 0
 	fi
 	thaw_recorded "$1"
 	rc=$?

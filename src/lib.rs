@@ -9,6 +9,7 @@ pub mod exit_code;
 pub mod facts;
 pub mod hook;
 pub mod inventory;
+pub mod journal;
 pub mod known_hosts;
 pub mod limit;
 pub mod plan;

@@ -53,6 +53,9 @@ pub struct Global {
     /// Do not use ssh-agent, only key files.
     #[arg(long, global = true)]
     pub no_agent: bool,
+    /// Where backup runs keep their journals and results.
+    #[arg(long, global = true, default_value = "runs", value_name = "DIR")]
+    pub runs_dir: PathBuf,
     /// No progress output on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
@@ -89,6 +92,30 @@ pub enum Command {
         force: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+    },
+    /// Read every host's role and print the backup plan (waves, order, why); change nothing.
+    Plan {
+        /// The playbook (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        playbook: PathBuf,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Coordinated freeze → snapshot → thaw across the fleet, mirror-safe, always thawing.
+    Backup {
+        /// The playbook (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        playbook: PathBuf,
+        /// Snapshot a primary even when its last stun exceeded half its mirror's QoS timeout.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Thaw what a crashed or killed backup run left frozen, from its journal.
+    Recover {
+        /// The run id (a directory under --runs-dir) or a journal path.
+        run: String,
     },
     /// Print the hook scripts quiesce deploys to one host.
     Render {

@@ -1,20 +1,33 @@
 //! The subcommands: each loads what it needs, runs, prints its report and
 //! returns the exit code.
 
+use crate::backup_report::Report as BackupReport;
 use crate::cli::{Cli, Command, Global, HostsFormat};
 use crate::error::Error;
+use crate::event::Event;
 use crate::hook::{self, HookKind};
 use crate::inventory::{Host, Inventory};
+use crate::journal::Journal;
 use crate::known_hosts::{AcceptNew, HostKeyPolicy};
+use crate::playbook::Playbook;
 use crate::reconcile::{self, Mode, Settings};
 use crate::report::{self, Format};
 use crate::ssh::SshOptions;
-use crate::{duration, exit_code, limit, runner};
+use crate::{backup, duration, exit_code, limit, plan, runner};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub fn execute(cli: Cli) -> Result<u8, Error> {
+    if let Command::Recover { run } = &cli.command {
+        let ssh = ssh_options(&cli.global)?;
+        return runtime()?.block_on(crate::recover::recover(
+            &cli.global.runs_dir,
+            run,
+            &ssh,
+            cli.global.quiet,
+        ));
+    }
     let inventory = Inventory::load(&cli.global.inventory)?;
     let hosts: Vec<Host> = limit::select(&inventory, cli.global.limit.as_deref())?
         .into_iter()
@@ -59,6 +72,29 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 format,
             )
         }
+        Command::Plan { playbook, format } => backup(
+            &cli.global,
+            &inventory,
+            hosts,
+            &playbook,
+            false,
+            format,
+            true,
+        ),
+        Command::Backup {
+            playbook,
+            force,
+            format,
+        } => backup(
+            &cli.global,
+            &inventory,
+            hosts,
+            &playbook,
+            force,
+            format,
+            false,
+        ),
+        Command::Recover { .. } => unreachable!("handled above"),
         Command::Audit { fix, force, format } => {
             let mode = if fix { Mode::Apply } else { Mode::Audit };
             reconcile_hosts(
@@ -147,6 +183,116 @@ fn reconcile_hosts(
     let records = report::records(&events, &order);
     print(&report::render(format, command, &records, interrupted));
     Ok(report::exit_code(&records, interrupted))
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::File {
+            path: PathBuf::from("(tokio runtime)"),
+            action: "start",
+            source,
+        })
+}
+
+/// `plan` (read-only) and `backup`: preflight, plan, then execute.
+fn backup(
+    global: &Global,
+    inventory: &Inventory,
+    limited: Vec<Host>,
+    playbook_path: &std::path::Path,
+    force: bool,
+    format: HostsFormat,
+    plan_only: bool,
+) -> Result<u8, Error> {
+    let playbook = Playbook::load(playbook_path, inventory)?;
+    let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
+    let hosts: Vec<&Host> = in_playbook
+        .into_iter()
+        .filter(|h| limited.iter().any(|l| l.name == h.name))
+        .collect();
+    if hosts.is_empty() {
+        return Err(Error::Usage {
+            message: "the playbook's hosts and --limit have no host in common".into(),
+            hint: "check `hosts:` in the playbook and --limit".into(),
+        });
+    }
+    let ssh = ssh_options(global)?;
+    let forks = global.forks as usize;
+    runtime()?.block_on(async {
+        let (events, consumer) = runner::event_stream(global.quiet);
+        events.send(Event::RunStarted { command: if plan_only { "plan" } else { "backup" }, hosts: hosts.len() });
+        let preflight = backup::preflight(&hosts, &ssh, forks, &events).await;
+        let checked = backup::check(&hosts, &preflight);
+        let left_out: Vec<&str> = checked.left_out.iter().map(|(h, ..)| h.as_str()).collect();
+        let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., u)| *u).map(|(h, ..)| h.clone()).collect();
+        let plannable: Vec<&Host> = hosts.iter().copied().filter(|h| !left_out.contains(&h.name.as_str())).collect();
+        let mut plan = plan::plan(inventory, &playbook, &plannable, &checked.roles).map_err(|message| Error::Usage { message, hint: "fix the playbook's consistency groups or --limit".into() })?;
+        for (host, reason, _) in &checked.left_out {
+            plan.skipped.push(plan::Skipped { host: host.clone(), reason: reason.lines().next().unwrap_or("").to_string() });
+        }
+        if !checked.blockers.is_empty() {
+            drop(events);
+            let _ = consumer.await;
+            for blocker in &checked.blockers {
+                eprintln!("error: {blocker}");
+            }
+            eprintln!("error: refusing to start: {} host(s) already have a freeze in place (nothing was frozen by this run)", checked.blockers.len());
+            return Ok(exit_code::FAILED);
+        }
+        if plan_only {
+            drop(events);
+            let _ = consumer.await;
+            match format {
+                HostsFormat::Table => print(&plan.render(&playbook)),
+                HostsFormat::Json => print(&(serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n")),
+            }
+            return Ok(if !unreachable.is_empty() { exit_code::UNREACHABLE } else { exit_code::SUCCESS });
+        }
+        let run_id = new_run_id();
+        let run_dir = global.runs_dir.join(&run_id);
+        let journal = Journal::create(&run_dir).map_err(|source| Error::File { path: run_dir.clone(), action: "create the run directory", source })?;
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let signal_events = events.clone();
+        let signals = tokio::spawn(async move {
+            runner::stop_requested().await;
+            let _ = stop_tx.send(true);
+            signal_events.send(Event::Note { host: String::new(), text: "stopping: no new freezes, snapshots cancelled, thawing everything frozen".into() });
+            loop {
+                runner::stop_requested().await;
+                signal_events.send(Event::Note { host: String::new(), text: "still thawing: quiesce stops when everything frozen is thawed".into() });
+            }
+        });
+        let options = backup::Options { force, forks, runs_dir: global.runs_dir.clone() };
+        let journal_path = journal.path().display().to_string();
+        let mut results = backup::execute(inventory, &playbook, &plan, preflight, &ssh, &options, run_id.clone(), journal, stop_rx.clone(), events.clone()).await;
+        signals.abort();
+        let interrupted = *stop_rx.borrow();
+        let order: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| &j.hosts).map(String::as_str).collect();
+        results.sort_by_key(|r| order.iter().position(|h| *h == r.host));
+        events.send(Event::RunFinished { elapsed: std::time::Duration::ZERO, interrupted });
+        drop(events);
+        let _ = consumer.await;
+        let report = BackupReport { run_id: &run_id, playbook: &playbook.name, journal: journal_path, results: &results, skipped: &plan.skipped, unreachable: &unreachable, interrupted };
+        let text = match format {
+            HostsFormat::Table => report.table(),
+            HostsFormat::Json => report.json(),
+        };
+        let _ = std::fs::write(run_dir.join("report.json"), report.json());
+        print(&text);
+        Ok(report.exit_code())
+    })
+}
+
+/// `20261124T031500Z-4f2a`: sortable, unique enough for one controller.
+fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    format!(
+        "{}-{:04x}",
+        now.strftime("%Y%m%dT%H%M%SZ"),
+        (now.subsec_nanosecond() as u32 ^ std::process::id()) & 0xffff
+    )
 }
 
 fn hosts_report(hosts: &[Host], format: HostsFormat) -> String {

@@ -116,6 +116,11 @@ pub enum Event {
         host: String,
         error: Option<HostError>,
     },
+    /// Something the user should read now (a warning, a retry).
+    Note {
+        host: String,
+        text: String,
+    },
     RunFinished {
         elapsed: Duration,
         interrupted: bool,

@@ -11,5 +11,8 @@ pub const USAGE: u8 = 2;
 pub const UNREACHABLE: u8 = 3;
 /// A step failed on a reachable host (a write, a verification, sudo).
 pub const FAILED: u8 = 4;
+/// A backup left something frozen that quiesce could not thaw: act now
+/// (the report and `quiesce recover RUN` say how).
+pub const LEFT_FROZEN: u8 = 5;
 /// Stopped by Ctrl-C or SIGTERM (after cleaning up).
 pub const INTERRUPTED: u8 = 130;

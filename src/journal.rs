@@ -11,7 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 /// Everything `recover` needs to reach a host without the inventory.
@@ -25,22 +28,70 @@ pub struct HostAccess {
     pub r#become: bool,
     pub hook_dir: String,
     pub vm: String,
+    /// The sha256 of the post-thaw-script deployed to the host.
+    pub post_sha: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Entry {
-    RunStarted { run_id: String, at: u64, playbook: String, inventory: String, freeze_timeout_secs: u64, hosts: Vec<HostAccess> },
-    FreezeStarted { host: String, at: u64, pauses_at: u64 },
-    Frozen { host: String, at: u64 },
-    FreezeFailed { host: String, at: u64, detail: String },
-    SnapshotStarted { host: String, at: u64 },
-    SnapshotFinished { host: String, at: u64, ok: bool, detail: String, stun_us: Option<u64> },
-    ThawStarted { host: String, at: u64, action: String },
-    Thawed { host: String, at: u64, valid: bool },
-    ThawFailed { host: String, at: u64, detail: String },
-    Recovered { host: String, at: u64, detail: String },
-    RunFinished { at: u64, outcome: String },
+    RunStarted {
+        run_id: String,
+        at: u64,
+        playbook: String,
+        inventory: String,
+        freeze_timeout_secs: u64,
+        hosts: Vec<HostAccess>,
+    },
+    FreezeStarted {
+        host: String,
+        at: u64,
+        pauses_at: u64,
+    },
+    Frozen {
+        host: String,
+        at: u64,
+    },
+    FreezeFailed {
+        host: String,
+        at: u64,
+        detail: String,
+    },
+    SnapshotStarted {
+        host: String,
+        at: u64,
+    },
+    SnapshotFinished {
+        host: String,
+        at: u64,
+        ok: bool,
+        detail: String,
+        stun_us: Option<u64>,
+    },
+    ThawStarted {
+        host: String,
+        at: u64,
+        action: String,
+    },
+    Thawed {
+        host: String,
+        at: u64,
+        valid: bool,
+    },
+    ThawFailed {
+        host: String,
+        at: u64,
+        detail: String,
+    },
+    Recovered {
+        host: String,
+        at: u64,
+        detail: String,
+    },
+    RunFinished {
+        at: u64,
+        outcome: String,
+    },
 }
 
 impl Entry {
@@ -72,8 +123,14 @@ impl Journal {
     }
 
     pub fn open(path: &Path) -> std::io::Result<Journal> {
-        let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
-        Ok(Journal { path: path.to_path_buf(), file: Mutex::new(file) })
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(file),
+        })
     }
 
     pub fn path(&self) -> &Path {
@@ -93,7 +150,10 @@ impl Journal {
     /// Reads every entry; a torn last line (crash mid-write) is skipped.
     pub fn read(path: &Path) -> std::io::Result<Vec<Entry>> {
         let text = std::fs::read_to_string(path)?;
-        Ok(text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect())
+        Ok(text
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect())
     }
 }
 
@@ -103,12 +163,12 @@ pub fn left_frozen(entries: &[Entry]) -> Vec<String> {
     let mut open: Vec<String> = Vec::new();
     for entry in entries {
         match entry {
-            Entry::FreezeStarted { host, .. } => {
-                if !open.contains(host) {
-                    open.push(host.clone());
-                }
+            Entry::FreezeStarted { host, .. } if !open.contains(host) => {
+                open.push(host.clone());
             }
-            Entry::Thawed { host, .. } | Entry::Recovered { host, .. } => open.retain(|h| h != host),
+            Entry::Thawed { host, .. } | Entry::Recovered { host, .. } => {
+                open.retain(|h| h != host)
+            }
             _ => {}
         }
     }
@@ -124,14 +184,34 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let journal = Journal::create(dir.path()).unwrap();
         for entry in [
-            Entry::FreezeStarted { host: "a".into(), at: 1, pauses_at: 9 },
-            Entry::Frozen { host: "a".into(), at: 2 },
-            Entry::FreezeStarted { host: "b".into(), at: 3, pauses_at: 9 },
-            Entry::Thawed { host: "a".into(), at: 4, valid: true },
+            Entry::FreezeStarted {
+                host: "a".into(),
+                at: 1,
+                pauses_at: 9,
+            },
+            Entry::Frozen {
+                host: "a".into(),
+                at: 2,
+            },
+            Entry::FreezeStarted {
+                host: "b".into(),
+                at: 3,
+                pauses_at: 9,
+            },
+            Entry::Thawed {
+                host: "a".into(),
+                at: 4,
+                valid: true,
+            },
         ] {
             journal.append(&entry).unwrap();
         }
-        std::fs::OpenOptions::new().append(true).open(journal.path()).unwrap().write_all(b"{\"event\":\"thaw").unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal.path())
+            .unwrap()
+            .write_all(b"{\"event\":\"thaw")
+            .unwrap();
         let entries = Journal::read(journal.path()).unwrap();
         assert_eq!(entries.len(), 4);
         assert_eq!(left_frozen(&entries), ["b"]);

@@ -1,6 +1,8 @@
 //! quiesce: deploy, audit and drive the freeze/thaw hooks that make VM
 //! snapshots of Caché/IRIS servers consistent. `run` is the whole program.
 
+pub mod backup;
+pub mod backup_report;
 pub mod cli;
 pub mod duration;
 pub mod error;
@@ -17,11 +19,14 @@ pub mod playbook;
 pub mod preflight;
 pub mod progress;
 pub mod reconcile;
+pub mod recover;
 pub mod report;
 pub mod runner;
 pub mod shell;
+pub mod snapshot;
 pub mod source_map;
 pub mod ssh;
+pub mod stun_history;
 
 mod command;
 

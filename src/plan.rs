@@ -15,8 +15,14 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum LaneKind {
-    Mirror { mirror: String, #[serde(serialize_with = "secs")] qos_timeout: Duration },
-    Group { group: String },
+    Mirror {
+        mirror: String,
+        #[serde(serialize_with = "secs")]
+        qos_timeout: Duration,
+    },
+    Group {
+        group: String,
+    },
     Standalone,
 }
 
@@ -54,9 +60,18 @@ pub struct Plan {
 }
 
 /// Plans `hosts` (already selected) given each host's role at run time.
-pub fn plan(inventory: &Inventory, playbook: &Playbook, hosts: &[&Host], roles: &HashMap<String, Role>) -> Result<Plan, String> {
+pub fn plan(
+    inventory: &Inventory,
+    playbook: &Playbook,
+    hosts: &[&Host],
+    roles: &HashMap<String, Role>,
+) -> Result<Plan, String> {
     let selected = |name: &str| hosts.iter().any(|h| h.name == name);
-    let role_of = |name: &str| roles.get(name).cloned().unwrap_or(Role::Unsettled { detail: "role not read".into() });
+    let role_of = |name: &str| {
+        roles.get(name).cloned().unwrap_or(Role::Unsettled {
+            detail: "role not read".into(),
+        })
+    };
     let mut placed: Vec<String> = Vec::new();
     let mut lanes = Vec::new();
     let mut skipped = Vec::new();
@@ -64,8 +79,15 @@ pub fn plan(inventory: &Inventory, playbook: &Playbook, hosts: &[&Host], roles: 
     for (group, members) in &playbook.consistency_groups {
         let chosen: Vec<&String> = members.iter().filter(|m| selected(m)).collect();
         if !chosen.is_empty() && chosen.len() != members.len() {
-            let missing: Vec<&str> = members.iter().filter(|m| !selected(m)).map(String::as_str).collect();
-            return Err(format!("consistency group `{group}` is only partly selected (not selected: {}); select all of it or none", missing.join(", ")));
+            let missing: Vec<&str> = members
+                .iter()
+                .filter(|m| !selected(m))
+                .map(String::as_str)
+                .collect();
+            return Err(format!(
+                "consistency group `{group}` is only partly selected (not selected: {}); select all of it or none",
+                missing.join(", ")
+            ));
         }
     }
 
@@ -81,27 +103,59 @@ pub fn plan(inventory: &Inventory, playbook: &Playbook, hosts: &[&Host], roles: 
             if placed.contains(member) {
                 continue;
             }
-            let job = match playbook.consistency_groups.iter().find(|(_, hs)| hs.contains(member)) {
-                Some((group, group_hosts)) => Job { hosts: group_hosts.clone(), roles: group_hosts.iter().map(|h| role_of(h)).collect(), group: Some(group.clone()) },
-                None => Job { hosts: vec![(*member).clone()], roles: vec![role_of(member)], group: None },
+            let job = match playbook
+                .consistency_groups
+                .iter()
+                .find(|(_, hs)| hs.contains(member))
+            {
+                Some((group, group_hosts)) => Job {
+                    hosts: group_hosts.clone(),
+                    roles: group_hosts.iter().map(|h| role_of(h)).collect(),
+                    group: Some(group.clone()),
+                },
+                None => Job {
+                    hosts: vec![(*member).clone()],
+                    roles: vec![role_of(member)],
+                    group: None,
+                },
             };
             placed.extend(job.hosts.iter().cloned());
-            let rank = job.hosts.iter().zip(&job.roles).filter(|(h, _)| mirror.members.contains(h)).map(|(_, r)| r.rank()).max().unwrap_or(0);
+            let rank = job
+                .hosts
+                .iter()
+                .zip(&job.roles)
+                .filter(|(h, _)| mirror.members.contains(h))
+                .map(|(_, r)| r.rank())
+                .max()
+                .unwrap_or(0);
             jobs.push((rank, index, job));
         }
         let all_roles: Vec<Role> = members.iter().map(|m| role_of(m)).collect();
-        let unsettled: Vec<String> = members.iter().zip(&all_roles).filter_map(|(m, r)| matches!(r, Role::Unsettled { .. }).then(|| format!("{m} is {}", r.describe()))).collect();
+        let unsettled: Vec<String> = members
+            .iter()
+            .zip(&all_roles)
+            .filter(|&(_m, r)| matches!(r, Role::Unsettled { .. }))
+            .map(|(m, r)| format!("{m} is {}", r.describe()))
+            .collect();
         let primaries = all_roles.iter().filter(|r| **r == Role::Primary).count();
         let reason = if !unsettled.is_empty() {
-            Some(format!("mirror {name} is not settled ({}); nothing of it is frozen, run again when it is", unsettled.join(", ")))
+            Some(format!(
+                "mirror {name} is not settled ({}); nothing of it is frozen, run again when it is",
+                unsettled.join(", ")
+            ))
         } else if primaries > 1 {
-            Some(format!("mirror {name} reports {primaries} primaries; nothing of it is frozen"))
+            Some(format!(
+                "mirror {name} reports {primaries} primaries; nothing of it is frozen"
+            ))
         } else {
             None
         };
         if let Some(reason) = reason {
             for (_, _, job) in jobs {
-                skipped.extend(job.hosts.iter().map(|h| Skipped { host: h.clone(), reason: reason.clone() }));
+                skipped.extend(job.hosts.iter().map(|h| Skipped {
+                    host: h.clone(),
+                    reason: reason.clone(),
+                }));
             }
             continue;
         }
@@ -110,16 +164,30 @@ pub fn plan(inventory: &Inventory, playbook: &Playbook, hosts: &[&Host], roles: 
         for (_, _, job) in jobs {
             if !playbook.include_primaries && job.roles.contains(&Role::Primary) {
                 let reason = match &job.group {
-                    Some(g) => format!("consistency group {g} holds the primary of mirror {name}, and the playbook does not include primaries"),
-                    None => format!("primary of mirror {name}; the playbook does not include primaries (include_primaries: true)"),
+                    Some(g) => format!(
+                        "consistency group {g} holds the primary of mirror {name}, and the playbook does not include primaries"
+                    ),
+                    None => format!(
+                        "primary of mirror {name}; the playbook does not include primaries (include_primaries: true)"
+                    ),
                 };
-                skipped.extend(job.hosts.iter().map(|h| Skipped { host: h.clone(), reason: reason.clone() }));
+                skipped.extend(job.hosts.iter().map(|h| Skipped {
+                    host: h.clone(),
+                    reason: reason.clone(),
+                }));
             } else {
                 kept.push(job);
             }
         }
         if !kept.is_empty() {
-            lanes.push(Lane { name: name.clone(), kind: LaneKind::Mirror { mirror: name.clone(), qos_timeout: mirror.qos_timeout }, jobs: kept });
+            lanes.push(Lane {
+                name: name.clone(),
+                kind: LaneKind::Mirror {
+                    mirror: name.clone(),
+                    qos_timeout: mirror.qos_timeout,
+                },
+                jobs: kept,
+            });
         }
     }
 
@@ -130,8 +198,14 @@ pub fn plan(inventory: &Inventory, playbook: &Playbook, hosts: &[&Host], roles: 
         placed.extend(members.iter().cloned());
         lanes.push(Lane {
             name: group.clone(),
-            kind: LaneKind::Group { group: group.clone() },
-            jobs: vec![Job { hosts: members.clone(), roles: members.iter().map(|h| role_of(h)).collect(), group: Some(group.clone()) }],
+            kind: LaneKind::Group {
+                group: group.clone(),
+            },
+            jobs: vec![Job {
+                hosts: members.clone(),
+                roles: members.iter().map(|h| role_of(h)).collect(),
+                group: Some(group.clone()),
+            }],
         });
     }
 
@@ -142,18 +216,37 @@ pub fn plan(inventory: &Inventory, playbook: &Playbook, hosts: &[&Host], roles: 
         let role = role_of(&host.name);
         if role != Role::NotMember {
             // A mirror member the inventory does not list under any mirror.
-            let reason = format!("{} is {}, but the inventory lists it under no mirror; add it to its mirror so the order can be kept", host.name, role.describe());
-            skipped.push(Skipped { host: host.name.clone(), reason });
+            let reason = format!(
+                "{} is {}, but the inventory lists it under no mirror; add it to its mirror so the order can be kept",
+                host.name,
+                role.describe()
+            );
+            skipped.push(Skipped {
+                host: host.name.clone(),
+                reason,
+            });
             continue;
         }
-        lanes.push(Lane { name: host.name.clone(), kind: LaneKind::Standalone, jobs: vec![Job { hosts: vec![host.name.clone()], roles: vec![role], group: None }] });
+        lanes.push(Lane {
+            name: host.name.clone(),
+            kind: LaneKind::Standalone,
+            jobs: vec![Job {
+                hosts: vec![host.name.clone()],
+                roles: vec![role],
+                group: None,
+            }],
+        });
     }
     Ok(Plan { lanes, skipped })
 }
 
 impl Plan {
     pub fn host_count(&self) -> usize {
-        self.lanes.iter().flat_map(|l| &l.jobs).map(|j| j.hosts.len()).sum()
+        self.lanes
+            .iter()
+            .flat_map(|l| &l.jobs)
+            .map(|j| j.hosts.len())
+            .sum()
     }
 
     pub fn render(&self, playbook: &Playbook) -> String {
@@ -165,18 +258,43 @@ impl Plan {
             self.host_count(),
             self.lanes.len()
         );
-        let _ = writeln!(out, "freeze timeout given to ExternalFreeze: {}", crate::duration::format(playbook.freeze_timeout()));
+        let _ = writeln!(
+            out,
+            "freeze timeout given to ExternalFreeze: {}",
+            crate::duration::format(playbook.freeze_timeout())
+        );
         for lane in &self.lanes {
             let title = match &lane.kind {
-                LaneKind::Mirror { mirror, qos_timeout } => format!("mirror {mirror} (QoS timeout {}): async members first, then the backup, the primary last", crate::duration::format(*qos_timeout)),
-                LaneKind::Group { group } => format!("consistency group {group}: frozen together, snapshotted, thawed in reverse"),
+                LaneKind::Mirror {
+                    mirror,
+                    qos_timeout,
+                } => format!(
+                    "mirror {mirror} (QoS timeout {}): async members first, then the backup, the primary last",
+                    crate::duration::format(*qos_timeout)
+                ),
+                LaneKind::Group { group } => format!(
+                    "consistency group {group}: frozen together, snapshotted, thawed in reverse"
+                ),
                 LaneKind::Standalone => format!("standalone {}", lane.name),
             };
             let _ = writeln!(out, "\n{title}");
             for (i, job) in lane.jobs.iter().enumerate() {
-                let members: Vec<String> = job.hosts.iter().zip(&job.roles).map(|(h, r)| if *r == Role::NotMember { h.clone() } else { format!("{h} ({})", r.describe()) }).collect();
+                let members: Vec<String> = job
+                    .hosts
+                    .iter()
+                    .zip(&job.roles)
+                    .map(|(h, r)| {
+                        if *r == Role::NotMember {
+                            h.clone()
+                        } else {
+                            format!("{h} ({})", r.describe())
+                        }
+                    })
+                    .collect();
                 let label = match &job.group {
-                    Some(g) if !matches!(lane.kind, LaneKind::Group { .. }) => format!("group {g}: "),
+                    Some(g) if !matches!(lane.kind, LaneKind::Group { .. }) => {
+                        format!("group {g}: ")
+                    }
                     _ => String::new(),
                 };
                 let _ = writeln!(out, "  {}. {label}{}", i + 1, members.join(", then "));
@@ -207,33 +325,70 @@ mod tests {
     }
 
     fn roles(list: &[(&str, Role)]) -> HashMap<String, Role> {
-        let mut map: HashMap<String, Role> = ["a1", "a2", "a3", "b1", "b2", "solo", "app1", "app2"].iter().map(|h| (h.to_string(), Role::NotMember)).collect();
+        let mut map: HashMap<String, Role> = ["a1", "a2", "a3", "b1", "b2", "solo", "app1", "app2"]
+            .iter()
+            .map(|h| (h.to_string(), Role::NotMember))
+            .collect();
         map.extend(list.iter().map(|(h, r)| (h.to_string(), r.clone())));
         map
     }
 
     fn dr() -> Role {
-        Role::Async { member_type: "Disaster Recovery".into() }
+        Role::Async {
+            member_type: "Disaster Recovery".into(),
+        }
     }
 
     fn order(plan: &Plan) -> Vec<String> {
-        plan.lanes.iter().map(|l| format!("{}: {}", l.name, l.jobs.iter().map(|j| j.hosts.join("+")).collect::<Vec<_>>().join(" > "))).collect()
+        plan.lanes
+            .iter()
+            .map(|l| {
+                format!(
+                    "{}: {}",
+                    l.name,
+                    l.jobs
+                        .iter()
+                        .map(|j| j.hosts.join("+"))
+                        .collect::<Vec<_>>()
+                        .join(" > ")
+                )
+            })
+            .collect()
     }
 
     #[test]
     fn mirrors_go_async_then_backup_then_primary() {
         let (inv, pb) = setup("include_primaries: true\n");
         let hosts: Vec<&Host> = inv.hosts.iter().collect();
-        let r = roles(&[("a1", Role::Primary), ("a2", Role::Backup), ("a3", dr()), ("b1", Role::Backup), ("b2", Role::Primary)]);
+        let r = roles(&[
+            ("a1", Role::Primary),
+            ("a2", Role::Backup),
+            ("a3", dr()),
+            ("b1", Role::Backup),
+            ("b2", Role::Primary),
+        ]);
         let plan = plan(&inv, &pb, &hosts, &r).unwrap();
-        assert_eq!(order(&plan), ["MA: a3 > a2 > a1", "MB: b1 > b2", "solo: solo", "app1: app1", "app2: app2"]);
+        assert_eq!(
+            order(&plan),
+            [
+                "MA: a3 > a2 > a1",
+                "MB: b1 > b2",
+                "solo: solo",
+                "app1: app1",
+                "app2: app2"
+            ]
+        );
         assert!(plan.skipped.is_empty());
     }
 
     #[test]
     fn primaries_are_left_out_unless_included() {
         let (inv, pb) = setup("");
-        let hosts: Vec<&Host> = inv.hosts.iter().filter(|h| h.name.starts_with('a')).collect();
+        let hosts: Vec<&Host> = inv
+            .hosts
+            .iter()
+            .filter(|h| h.name.starts_with('a'))
+            .collect();
         let r = roles(&[("a1", Role::Primary), ("a2", Role::Backup), ("a3", dr())]);
         let plan = plan(&inv, &pb, &hosts, &r).unwrap();
         assert_eq!(order(&plan), ["MA: a3 > a2", "app1: app1", "app2: app2"]);
@@ -242,18 +397,41 @@ mod tests {
 
     #[test]
     fn a_consistency_group_moves_as_one_job_at_its_members_place() {
-        let (inv, pb) = setup("include_primaries: true\nconsistency_groups:\n  billing: [app1, app2, b2]\n  front: [solo]\n");
+        let (inv, pb) = setup(
+            "include_primaries: true\nconsistency_groups:\n  billing: [app1, app2, b2]\n  front: [solo]\n",
+        );
         let hosts: Vec<&Host> = inv.hosts.iter().collect();
-        let r = roles(&[("a1", Role::Primary), ("a2", Role::Backup), ("a3", dr()), ("b1", Role::Primary), ("b2", Role::Backup)]);
+        let r = roles(&[
+            ("a1", Role::Primary),
+            ("a2", Role::Backup),
+            ("a3", dr()),
+            ("b1", Role::Primary),
+            ("b2", Role::Backup),
+        ]);
         let plan = plan(&inv, &pb, &hosts, &r).unwrap();
-        assert_eq!(order(&plan), ["MA: a3 > a2 > a1", "MB: app1+app2+b2 > b1", "front: solo"]);
+        assert_eq!(
+            order(&plan),
+            ["MA: a3 > a2 > a1", "MB: app1+app2+b2 > b1", "front: solo"]
+        );
     }
 
     #[test]
     fn an_unsettled_mirror_is_not_touched() {
         let (inv, pb) = setup("include_primaries: true\n");
-        let hosts: Vec<&Host> = inv.hosts.iter().filter(|h| h.name.starts_with('b')).collect();
-        let r = roles(&[("b1", Role::Unsettled { detail: "failover member with status `In Trouble`".into() }), ("b2", Role::Primary)]);
+        let hosts: Vec<&Host> = inv
+            .hosts
+            .iter()
+            .filter(|h| h.name.starts_with('b'))
+            .collect();
+        let r = roles(&[
+            (
+                "b1",
+                Role::Unsettled {
+                    detail: "failover member with status `In Trouble`".into(),
+                },
+            ),
+            ("b2", Role::Primary),
+        ]);
         let plan = plan(&inv, &pb, &hosts, &r).unwrap();
         assert!(plan.lanes.is_empty());
         assert_eq!(plan.skipped.len(), 2);

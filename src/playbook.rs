@@ -86,90 +86,198 @@ impl Playbook {
     }
 
     pub fn load(path: &Path, inventory: &Inventory) -> Result<Playbook, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::File { path: path.to_path_buf(), action: "read the playbook", source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| Error::File {
+            path: path.to_path_buf(),
+            action: "read the playbook",
+            source,
+        })?;
         Playbook::parse(path, &text, inventory)
     }
 
     pub fn parse(path: &Path, text: &str, inventory: &Inventory) -> Result<Playbook, Error> {
         let map = SourceMap::parse(text).map_err(|e| match e {
-            MapError::Syntax { pos, message } => Error::input(path, pos, format!("YAML syntax error: {message}"), "check indentation, brackets and quotes around this point"),
-            MapError::DuplicateKey { pos, first, path: key } => Error::input(
+            MapError::Syntax { pos, message } => Error::input(
                 path,
                 pos,
-                format!("duplicate key `{}`: already defined at line {}", key.join("."), first.line),
+                format!("YAML syntax error: {message}"),
+                "check indentation, brackets and quotes around this point",
+            ),
+            MapError::DuplicateKey {
+                pos,
+                first,
+                path: key,
+            } => Error::input(
+                path,
+                pos,
+                format!(
+                    "duplicate key `{}`: already defined at line {}",
+                    key.join("."),
+                    first.line
+                ),
                 "each key may appear only once",
             ),
         })?;
         let raw: RawPlaybook = serde_yaml::from_str(text).map_err(|e| {
-            let pos = e.location().map(|l| Pos { line: l.line(), column: l.column() }).unwrap_or(Pos { line: 1, column: 1 });
+            let pos = e
+                .location()
+                .map(|l| Pos {
+                    line: l.line(),
+                    column: l.column(),
+                })
+                .unwrap_or(Pos { line: 1, column: 1 });
             let message = e.to_string();
-            let message = message.rfind(" at line ").map(|i| message[..i].to_string()).unwrap_or(message);
-            Error::input(path, pos, message, "see docs/playbook.md for every key and its type")
+            let message = message
+                .rfind(" at line ")
+                .map(|i| message[..i].to_string())
+                .unwrap_or(message);
+            Error::input(
+                path,
+                pos,
+                message,
+                "see docs/playbook.md for every key and its type",
+            )
         })?;
-        let err = |at: &[&str], message: String, hint: &str| Error::input(path, map.value(at), message, hint);
-        let parse_duration = |text: &Option<String>, at: &[&str], default: Duration| -> Result<Duration, Error> {
-            match text {
-                None => Ok(default),
-                Some(t) => duration::parse(t).map_err(|why| err(at, format!("{}: {why}", at.last().unwrap_or(&"")), "write a duration such as 30s, 2m or 1h")),
-            }
+        let err = |at: &[&str], message: String, hint: &str| {
+            Error::input(path, map.value(at), message, hint)
         };
+        let parse_duration =
+            |text: &Option<String>, at: &[&str], default: Duration| -> Result<Duration, Error> {
+                match text {
+                    None => Ok(default),
+                    Some(t) => duration::parse(t).map_err(|why| {
+                        err(
+                            at,
+                            format!("{}: {why}", at.last().unwrap_or(&"")),
+                            "write a duration such as 30s, 2m or 1h",
+                        )
+                    }),
+                }
+            };
         if raw.snapshot.command.trim().is_empty() {
-            return Err(err(&["snapshot", "command"], "the snapshot command is empty".into(), "give the command that takes the snapshot, e.g. a hypervisor CLI call with {vm}"));
+            return Err(err(
+                &["snapshot", "command"],
+                "the snapshot command is empty".into(),
+                "give the command that takes the snapshot, e.g. a hypervisor CLI call with {vm}",
+            ));
         }
-        check_placeholders(&raw.snapshot.command).map_err(|why| err(&["snapshot", "command"], why, &format!("placeholders are {}", PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", "))))?;
-        let timeout = parse_duration(&raw.snapshot.timeout, &["snapshot", "timeout"], DEFAULT_SNAPSHOT_TIMEOUT)?;
+        check_placeholders(&raw.snapshot.command).map_err(|why| {
+            err(
+                &["snapshot", "command"],
+                why,
+                &format!(
+                    "placeholders are {}",
+                    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ),
+            )
+        })?;
+        let timeout = parse_duration(
+            &raw.snapshot.timeout,
+            &["snapshot", "timeout"],
+            DEFAULT_SNAPSHOT_TIMEOUT,
+        )?;
         if timeout.is_zero() {
-            return Err(err(&["snapshot", "timeout"], "snapshot.timeout must be more than zero".into(), "how long one snapshot may take, e.g. 2m"));
+            return Err(err(
+                &["snapshot", "timeout"],
+                "snapshot.timeout must be more than zero".into(),
+                "how long one snapshot may take, e.g. 2m",
+            ));
         }
-        let freeze_margin = parse_duration(&raw.freeze_margin, &["freeze_margin"], DEFAULT_FREEZE_MARGIN)?;
+        let freeze_margin = parse_duration(
+            &raw.freeze_margin,
+            &["freeze_margin"],
+            DEFAULT_FREEZE_MARGIN,
+        )?;
         if freeze_margin < Duration::from_secs(5) {
-            return Err(err(&["freeze_margin"], format!("freeze_margin {} is too short", duration::format(freeze_margin)), "quiesce needs at least 5s after a failed snapshot to thaw before the freeze times out"));
+            return Err(err(
+                &["freeze_margin"],
+                format!(
+                    "freeze_margin {} is too short",
+                    duration::format(freeze_margin)
+                ),
+                "quiesce needs at least 5s after a failed snapshot to thaw before the freeze times out",
+            ));
         }
         let qos_warn_fraction = raw.qos_warn_fraction.unwrap_or(0.5);
         if !(qos_warn_fraction > 0.0 && qos_warn_fraction <= 1.0) {
-            return Err(err(&["qos_warn_fraction"], format!("qos_warn_fraction {qos_warn_fraction} is out of range"), "a fraction of the QoS timeout, more than 0 and at most 1"));
+            return Err(err(
+                &["qos_warn_fraction"],
+                format!("qos_warn_fraction {qos_warn_fraction} is out of range"),
+                "a fraction of the QoS timeout, more than 0 and at most 1",
+            ));
         }
         let playbook = Playbook {
             path: path.to_path_buf(),
-            name: raw.name.unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()),
+            name: raw.name.unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
             hosts: raw.hosts,
             include_primaries: raw.include_primaries,
             consistency_groups: raw.consistency_groups,
-            snapshot: SnapshotStep { command: raw.snapshot.command, on: raw.snapshot.on, timeout, retries: raw.snapshot.retries },
+            snapshot: SnapshotStep {
+                command: raw.snapshot.command,
+                on: raw.snapshot.on,
+                timeout,
+                retries: raw.snapshot.retries,
+            },
             freeze_margin,
             qos_warn_fraction,
         };
         if playbook.freeze_timeout() > MAX_FREEZE_TIMEOUT {
             return Err(err(
                 &["snapshot", "timeout"],
-                format!("snapshot.timeout × (retries + 1) + freeze_margin is {}, over the 20m ExternalFreezeTimeOut limit", duration::format(playbook.freeze_timeout())),
+                format!(
+                    "snapshot.timeout × (retries + 1) + freeze_margin is {}, over the 20m ExternalFreezeTimeOut limit",
+                    duration::format(playbook.freeze_timeout())
+                ),
                 "shorten the snapshot timeout, the retries or the margin: Caché/IRIS caps a freeze at 1200 s",
             ));
         }
         let mut seen: IndexMap<&str, &str> = IndexMap::new();
         for (group, members) in &playbook.consistency_groups {
             if members.is_empty() {
-                return Err(err(&["consistency_groups", group], format!("consistency group `{group}` has no hosts"), "list the hosts that must be captured at one point in time"));
+                return Err(err(
+                    &["consistency_groups", group],
+                    format!("consistency group `{group}` has no hosts"),
+                    "list the hosts that must be captured at one point in time",
+                ));
             }
             let mut mirrors = Vec::new();
             for (i, member) in members.iter().enumerate() {
                 let index = i.to_string();
                 let at = ["consistency_groups", group.as_str(), index.as_str()];
                 let Some(host) = inventory.host(member) else {
-                    let known: Vec<&str> = inventory.hosts.iter().map(|h| h.name.as_str()).collect();
-                    return Err(err(&at, format!("consistency group `{group}` names unknown host `{member}`"), &format!("known hosts: {}", known.join(", "))));
+                    let known: Vec<&str> =
+                        inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+                    return Err(err(
+                        &at,
+                        format!("consistency group `{group}` names unknown host `{member}`"),
+                        &format!("known hosts: {}", known.join(", ")),
+                    ));
                 };
                 if let Some(other) = seen.insert(member, group) {
-                    return Err(err(&at, format!("host `{member}` is already in consistency group `{other}`"), "a host belongs to at most one consistency group"));
+                    return Err(err(
+                        &at,
+                        format!("host `{member}` is already in consistency group `{other}`"),
+                        "a host belongs to at most one consistency group",
+                    ));
                 }
-                if let Some(m) = &host.mirror {
-                    if !mirrors.contains(m) {
-                        mirrors.push(m.clone());
-                    }
+                if let Some(m) = &host.mirror
+                    && !mirrors.contains(m)
+                {
+                    mirrors.push(m.clone());
                 }
             }
             if mirrors.len() > 1 {
-                return Err(err(&["consistency_groups", group], format!("consistency group `{group}` spans mirrors {}", mirrors.join(" and ")), "a group may hold members of one mirror at most, so that mirror's order can be kept"));
+                return Err(err(
+                    &["consistency_groups", group],
+                    format!(
+                        "consistency group `{group}` spans mirrors {}",
+                        mirrors.join(" and ")
+                    ),
+                    "a group may hold members of one mirror at most, so that mirror's order can be kept",
+                ));
             }
         }
         Ok(playbook)
@@ -180,10 +288,14 @@ fn check_placeholders(command: &str) -> Result<(), String> {
     let mut rest = command;
     while let Some(start) = rest.find('{') {
         let after = &rest[start + 1..];
-        let Some(end) = after.find('}') else { return Err("an opening `{` has no closing `}`".into()) };
+        let Some(end) = after.find('}') else {
+            return Err("an opening `{` has no closing `}`".into());
+        };
         let name = &after[..end];
         if !PLACEHOLDERS.contains(&name) {
-            return Err(format!("unknown placeholder `{{{name}}}` in the snapshot command"));
+            return Err(format!(
+                "unknown placeholder `{{{name}}}` in the snapshot command"
+            ));
         }
         rest = &after[end + 1..];
     }
@@ -221,7 +333,10 @@ mod tests {
 
     #[test]
     fn commands_are_rendered_with_quoted_values() {
-        let out = render_command("snap {vm} --tag {run_id}", &[("vm", "PROD DB'1"), ("run_id", "r1")]);
+        let out = render_command(
+            "snap {vm} --tag {run_id}",
+            &[("vm", "PROD DB'1"), ("run_id", "r1")],
+        );
         assert_eq!(out, "snap 'PROD DB'\\''1' --tag 'r1'");
         assert!(check_placeholders("x {vm} {host}").is_ok());
         assert!(check_placeholders("x {nope}").is_err());

@@ -36,10 +36,14 @@ pub enum Role {
     /// The failover member that is not primary.
     Backup,
     /// A DR or reporting async member.
-    Async { member_type: String },
+    Async {
+        member_type: String,
+    },
     NotMember,
     /// A failover member in transition, in trouble or down, or an unreadable role.
-    Unsettled { detail: String },
+    Unsettled {
+        detail: String,
+    },
 }
 
 impl Role {
@@ -49,10 +53,18 @@ impl Role {
             "Failover" => match status.trim() {
                 "Primary" => Role::Primary,
                 "Backup" => Role::Backup,
-                other => Role::Unsettled { detail: format!("failover member with status `{other}`") },
+                other => Role::Unsettled {
+                    detail: format!("failover member with status `{other}`"),
+                },
             },
-            t @ ("Disaster Recovery" | "Read-Only Reporting" | "Read-Write Reporting") => Role::Async { member_type: t.to_string() },
-            other => Role::Unsettled { detail: format!("member type `{other}`") },
+            t @ ("Disaster Recovery" | "Read-Only Reporting" | "Read-Write Reporting") => {
+                Role::Async {
+                    member_type: t.to_string(),
+                }
+            }
+            other => Role::Unsettled {
+                detail: format!("member type `{other}`"),
+            },
         }
     }
 
@@ -64,7 +76,7 @@ impl Role {
         match self {
             Role::Primary => "primary".into(),
             Role::Backup => "backup failover member".into(),
-            Role::Async { member_type } => format!("async member ({member_type})"),
+            Role::Async { member_type } => format!("async member: {member_type}"),
             Role::NotMember => "not a mirror member".into(),
             Role::Unsettled { detail } => format!("unsettled: {detail}"),
         }
@@ -118,17 +130,39 @@ impl HostFacts {
                     if name.is_empty() {
                         continue;
                     }
-                    facts.instances.push(Instance { name: name.to_string(), running: status.starts_with("running"), state: String::new() });
+                    facts.instances.push(Instance {
+                        name: name.to_string(),
+                        running: status.starts_with("running"),
+                        state: String::new(),
+                    });
                     if !member_type.is_empty() {
-                        facts.roles.push((name.to_string(), member_type.to_string(), member_status.to_string()));
+                        facts.roles.push((
+                            name.to_string(),
+                            member_type.to_string(),
+                            member_status.to_string(),
+                        ));
                     }
                 }
-                ["role", name, member_type, member_status] => facts.roles.push((name.to_string(), member_type.to_string(), member_status.to_string())),
+                ["role", name, member_type, member_status] => facts.roles.push((
+                    name.to_string(),
+                    member_type.to_string(),
+                    member_status.to_string(),
+                )),
                 _ => {}
             }
         }
         for instance in &mut facts.instances {
-            instance.state = states.iter().find(|(n, _)| *n == instance.name).map(|(_, s)| s.clone()).unwrap_or_else(|| if instance.running { "unknown".into() } else { "down".into() });
+            instance.state = states
+                .iter()
+                .find(|(n, _)| *n == instance.name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| {
+                    if instance.running {
+                        "unknown".into()
+                    } else {
+                        "down".into()
+                    }
+                });
         }
         facts
     }
@@ -143,7 +177,11 @@ impl HostFacts {
     }
 
     pub fn suspended(&self) -> Vec<&str> {
-        self.instances.iter().filter(|i| i.state == "suspended").map(|i| i.name.as_str()).collect()
+        self.instances
+            .iter()
+            .filter(|i| i.state == "suspended")
+            .map(|i| i.name.as_str())
+            .collect()
     }
 }
 
@@ -155,13 +193,28 @@ mod tests {
     fn reads_hooks_states_and_roles() {
         let text = "hook\tpre-freeze-script\taaa\nhook\tpost-thaw-script\tbbb\nstatus\tIRIS suspended\nstatus\tIRIS2 running\nstatus\trecorded frozen:IRIS\nqlist\tIRIS\trunning, since x\tFailover\tBackup\nqlist\tIRIS2\trunning, since x\t\t\nqlist\tOLD\tdown, last used x\t\t\n";
         let facts = HostFacts::parse(text);
-        assert_eq!((facts.pre_sha.as_str(), facts.post_sha.as_str()), ("aaa", "bbb"));
+        assert_eq!(
+            (facts.pre_sha.as_str(), facts.post_sha.as_str()),
+            ("aaa", "bbb")
+        );
         assert_eq!(facts.suspended(), ["IRIS"]);
         assert_eq!(facts.recorded, ["frozen:IRIS"]);
         assert_eq!(facts.role(), Role::Backup);
-        assert_eq!(facts.instances[2], Instance { name: "OLD".into(), running: false, state: "down".into() });
+        assert_eq!(
+            facts.instances[2],
+            Instance {
+                name: "OLD".into(),
+                running: false,
+                state: "down".into()
+            }
+        );
         let cache = HostFacts::parse("role\tCACHE\tDisaster Recovery\tConnected\n");
-        assert_eq!(cache.role(), Role::Async { member_type: "Disaster Recovery".into() });
+        assert_eq!(
+            cache.role(),
+            Role::Async {
+                member_type: "Disaster Recovery".into()
+            }
+        );
         assert_eq!(Role::from_fields("Failover", "In Trouble").rank(), 3);
     }
 

@@ -72,6 +72,13 @@ impl Progress {
                     }
                 }
             }
+            Event::Note { text, .. } => self.line(text.clone()),
+            Event::StepFinished { host, step, ok } if self.bar.is_none() || !ok => {
+                self.line(format!(
+                    "{host}: {step} {}",
+                    if *ok { "done" } else { "FAILED" }
+                ));
+            }
             Event::RunFinished { .. } => {
                 if let Some(bar) = self.bar.take() {
                     bar.finish_and_clear();

@@ -52,6 +52,22 @@ pub async fn stop_requested() {
     }
 }
 
+/// An event channel whose events feed the progress display and are kept
+/// for the reporters (the handle yields them once every sender is dropped).
+pub fn event_stream(quiet: bool) -> (EventSender, tokio::task::JoinHandle<Vec<Event>>) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let consumer = tokio::spawn(async move {
+        let mut progress = Progress::new(quiet);
+        let mut all = Vec::new();
+        while let Some(event) = rx.recv().await {
+            progress.on_event(&event);
+            all.push(event);
+        }
+        all
+    });
+    (EventSender(tx), consumer)
+}
+
 /// Runs `work` for every host, `forks` at a time, and returns every event the
 /// run emitted, and whether it was interrupted.
 pub async fn run_hosts<F, Fut>(
@@ -65,17 +81,7 @@ where
     F: Fn(Host, EventSender) -> Fut,
     Fut: Future<Output = ()>,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let events = EventSender(tx);
-    let consumer = tokio::spawn(async move {
-        let mut progress = Progress::new(quiet);
-        let mut all = Vec::new();
-        while let Some(event) = rx.recv().await {
-            progress.on_event(&event);
-            all.push(event);
-        }
-        all
-    });
+    let (events, consumer) = event_stream(quiet);
     let started = Instant::now();
     events.send(Event::RunStarted {
         command,

@@ -255,13 +255,36 @@ impl Connection {
         args: &[&str],
         stdin: Option<&[u8]>,
     ) -> Result<Output, HostError> {
+        self.run_script_timeout(step, script, args, stdin, self.command_timeout)
+            .await
+    }
+
+    /// `run_script` without arguments or input, with its own timeout.
+    pub async fn exec_script_with_timeout(
+        &self,
+        step: &str,
+        script: &str,
+        timeout: Duration,
+    ) -> Result<Output, HostError> {
+        self.run_script_timeout(step, script, &[], None, timeout)
+            .await
+    }
+
+    pub async fn run_script_timeout(
+        &self,
+        step: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, HostError> {
         let line = shell::sh_command(script, args);
         let line = if self.r#become {
             format!("sudo -n -- {line}")
         } else {
             line
         };
-        let output = self.exec(step, &line, stdin, self.command_timeout).await?;
+        let output = self.exec(step, &line, stdin, timeout).await?;
         if self.r#become && output.code() == Some(1) {
             let err = String::from_utf8_lossy(&output.stderr);
             if err.contains("a password is required") || err.contains("a terminal is required") {

@@ -188,7 +188,10 @@ fn an_instance_frozen_by_someone_else_is_left_alone() {
 
     // A thaw only thaws what this hook froze: IRIS2 is not ours.
     assert_eq!(lab.sh("vm1", THAW).0, 0);
-    assert_eq!(lab.sh("vm1", &format!("{FREEZE} status")).1, "IRIS running\nIRIS2 suspended\n");
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} status")).1,
+        "IRIS running\nIRIS2 suspended\n"
+    );
 
     // A second freeze while one is recorded and not thawed is refused (exit 3).
     lab.sh(

@@ -5,9 +5,15 @@
 # /usr/sbin, /etc (overlays), /var/log (bind) and /run (tmpfs), a simulated
 # Caché/IRIS installed, and its own freezer cgroup for stun/hang faults.
 #
-#   lab.sh up DIR [--net 127.0.N] [--port P] [SPEC...]
-#       SPEC = NAME[=PLATFORM[:INST,INST...][:sudo-password]]   (default: vm1..vm5=iris:IRIS)
-#       Writes DIR/inventory.yml, DIR/known_hosts, DIR/id_ed25519 and DIR/vms/NAME/.
+#   lab.sh up DIR [--net 127.0.N] [--port P] [--mirror M=VM,VM,...] [--group G=VM,...] [SPEC...]
+#       SPEC = NAME[=PLATFORM[:INST,INST...][:password]]   (default: vm1..vm5=iris:IRIS)
+#       --mirror: the first VM is primary, the second backup, the rest DR async members.
+#       --group: a consistency group in the playbook.
+#       Writes DIR/inventory.yml, DIR/playbook.yml, DIR/known_hosts, DIR/id_ed25519, DIR/vms/NAME/.
+#   lab.sh snapshot DIR VM               act like a hypervisor: stun the VM, copy its data,
+#                                        append Checkpoint_Unstun to DIR/vms/VM/vmware.log
+#   lab.sh snapshot-fault DIR VM SPEC    the next snapshots of VM: `fail`, `hang SECONDS`,
+#                                        `stun SECONDS` (default 0.05), or `none`
 #   lab.sh down DIR                      stop every VM of the lab (idempotent)
 #   lab.sh exec DIR VM CMD...            run CMD inside the VM (its namespace, as root)
 #   lab.sh set DIR VM INST KEY=VALUE...  change a simulated instance's conf
@@ -110,11 +116,13 @@ wait_listening() { # ADDRESS PORT NAME DIR
 
 cmd_up() {
 	local dir=${1:?usage: lab.sh up DIR [--net 127.0.N] [--port P] [SPEC...]}; shift
-	local net=127.0.9 port=22 specs=()
+	local net=127.0.9 port=22 specs=() mirrors=() groups=()
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--net) net=$2; shift 2 ;;
 		--port) port=$2; shift 2 ;;
+		--mirror) mirrors+=("$2"); shift 2 ;;
+		--group) groups+=("$2"); shift 2 ;;
 		*) specs+=("$1"); shift ;;
 		esac
 	done
@@ -152,7 +160,78 @@ cmd_up() {
 			local key; key=$(cut -d' ' -f1,2 "$(vm_dir "$dir" "${names[$i]}")/host_key.pub")
 			if [ "$port" = 22 ]; then echo "${addrs[$i]} $key"; else echo "[${addrs[$i]}]:$port $key"; fi >> "$dir/known_hosts"
 		done
+		if [ ${#mirrors[@]} -gt 0 ]; then
+			echo "mirrors:"
+			local m mname members
+			for m in "${mirrors[@]}"; do
+				mname=${m%%=*} members=${m#*=}
+				echo "  $mname: { members: [${members//,/, }] }"
+			done
+		fi
 	} > "$dir/inventory.yml"
+	local m mname member k=0
+	for m in "${mirrors[@]}"; do
+		mname=${m%%=*} k=0
+		for member in $(echo "${m#*=}" | tr , ' '); do
+			case $k in
+			0) set_conf "$dir" "$member" "" mirror="$mname" member_type=Failover member_status=Primary ;;
+			1) set_conf "$dir" "$member" "" mirror="$mname" member_type=Failover member_status=Backup ;;
+			*) set_conf "$dir" "$member" "" mirror="$mname" "member_type=Disaster Recovery" member_status=Connected ;;
+			esac
+			k=$((k + 1))
+		done
+	done
+	{
+		echo "# Written by tests/lab/lab.sh: a backup of the whole lab."
+		echo "name: lab"
+		echo "include_primaries: true"
+		echo "snapshot: { on: controller, command: 'bash $here/lab.sh snapshot $dir {host}', timeout: 20s }"
+		echo "freeze_margin: 10s"
+		if [ ${#groups[@]} -gt 0 ]; then
+			echo "consistency_groups:"
+			local g
+			for g in "${groups[@]}"; do echo "  ${g%%=*}: [${g#*=}]"; done
+		fi
+	} > "$dir/playbook.yml"
+}
+
+# Sets KEY=VALUE in the conf of INST (empty: the VM's first instance).
+set_conf() { # DIR VM INST KEY=VALUE...
+	local dir=$1 vm=$2 inst=$3; shift 3
+	if [ -z "$inst" ]; then inst=$(in_vm "$dir" "$vm" sh -c 'ls /etc/irissim | head -n 1'); fi
+	local kv key value
+	for kv in "$@"; do
+		key=${kv%%=*}; value=${kv#*=}
+		[[ $key =~ ^[a-z_]+$ ]] || die "bad key: $key"
+		in_vm "$dir" "$vm" sh -c 'f=/etc/irissim/$1/conf; mkdir -p "${f%/conf}"; touch "$f"; grep -v "^$2=" "$f" > "$f.tmp" || :; printf "%s=%s\n" "$2" "$3" >> "$f.tmp"; mv "$f.tmp" "$f"' sh "$inst" "$key" "'$value'"
+	done
+}
+
+cmd_snapshot() { # DIR VM
+	local dir=$1 vm=$2 d fault stun=0.05
+	d=$(vm_dir "$dir" "$vm")
+	[ -f "$d/address" ] || die "no VM $vm in $dir"
+	fault=$(cat "$d/snapshot.fault" 2>/dev/null || true)
+	case $fault in
+	fail) echo "snapshot of $vm failed (injected fault)" >&2; exit 1 ;;
+	hang\ *) sleep "${fault#hang }" ;;
+	stun\ *) stun=${fault#stun } ;;
+	esac
+	local cg t0 t1 n
+	cg=$(cgroup_of "$dir" "$vm")
+	t0=$(date +%s%N)
+	echo FROZEN > "$cg/freezer.state"
+	sleep "$stun"
+	mkdir -p "$d/snapshots"
+	n=$(find "$d/snapshots" -mindepth 1 -maxdepth 1 | wc -l)
+	mkdir -p "$d/snapshots/$n"
+	cp -a "$d/etc/u/irissim" "$d/snapshots/$n/" 2>/dev/null || true
+	echo THAWED > "$cg/freezer.state"
+	t1=$(date +%s%N)
+	local line
+	line="$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)| vcpu-0| I125: Checkpoint_Unstun: vm stopped for $(( (t1 - t0) / 1000 )) us"
+	echo "$line" >> "$d/vmware.log"
+	echo "$line"
 }
 
 stop_vm() { # DIR NAME
@@ -189,13 +268,11 @@ case $cmd in
 up) cmd_up "$@" ;;
 down) cmd_down "$@" ;;
 exec) dir=$1 vm=$2; shift 2; in_vm "$dir" "$vm" "$@" ;;
-set)
-	dir=$1 vm=$2 inst=$3; shift 3
-	for kv in "$@"; do
-		key=${kv%%=*}; value=${kv#*=}
-		[[ $key =~ ^[a-z_]+$ ]] || die "bad key: $key"
-		in_vm "$dir" "$vm" sh -c 'f=/etc/irissim/$1/conf; mkdir -p "${f%/conf}"; touch "$f"; grep -v "^$2=" "$f" > "$f.tmp" || :; printf "%s=%s\n" "$2" "$3" >> "$f.tmp"; mv "$f.tmp" "$f"' sh "$inst" "$key" "'$value'"
-	done ;;
+set) set_conf "$@" ;;
+snapshot) cmd_snapshot "$@" ;;
+snapshot-fault)
+	d=$(vm_dir "$1" "$2")
+	if [ "$3" = none ]; then rm -f "$d/snapshot.fault"; else echo "$3" > "$d/snapshot.fault"; fi ;;
 fault)
 	dir=$1 vm=$2 inst=$3; shift 3
 	in_vm "$dir" "$vm" sh -c 'f=/etc/irissim/$1/faults; shift; printf "%s\n" "$@" >> "$f"' sh "$inst" "$@" ;;

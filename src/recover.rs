@@ -1,0 +1,135 @@
+//! `quiesce recover RUN`: from a run's journal, finds every host whose freeze
+//! started and was never thawed, and thaws it with the deployed hook.
+
+use crate::error::Error;
+use crate::event::Event;
+use crate::exit_code;
+use crate::inventory::{DEFAULT_FREEZE_TIMEOUT, DEFAULT_LOG_DIR, Host, Platform};
+use crate::journal::{Entry, Journal, left_frozen, now_ms};
+use crate::runner;
+use crate::ssh::SshOptions;
+use std::path::{Path, PathBuf};
+
+const RECOVER_SCRIPT: &str = r#"set -u
+p=$1 expected=$2
+actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
+if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
+	echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
+	exit 97
+fi
+exec "$p" freezeFail"#;
+
+pub fn journal_path(runs_dir: &Path, run: &str) -> PathBuf {
+    let given = PathBuf::from(run);
+    if given.is_file() {
+        given
+    } else if given.join("journal.jsonl").is_file() {
+        given.join("journal.jsonl")
+    } else {
+        runs_dir.join(run).join("journal.jsonl")
+    }
+}
+
+pub async fn recover(
+    runs_dir: &Path,
+    run: &str,
+    ssh: &SshOptions,
+    quiet: bool,
+) -> Result<u8, Error> {
+    let path = journal_path(runs_dir, run);
+    let entries = Journal::read(&path).map_err(|source| Error::File {
+        path: path.clone(),
+        action: "read the journal",
+        source,
+    })?;
+    let Some(Entry::RunStarted { hosts, run_id, .. }) = entries
+        .iter()
+        .find(|e| matches!(e, Entry::RunStarted { .. }))
+    else {
+        return Err(Error::Usage {
+            message: format!("{} has no run-started entry", path.display()),
+            hint: "pass the journal of a `quiesce backup` run".into(),
+        });
+    };
+    let pending = left_frozen(&entries);
+    if pending.is_empty() {
+        println!("run {run_id}: nothing was left frozen; nothing to do");
+        return Ok(exit_code::SUCCESS);
+    }
+    let journal = Journal::open(&path).map_err(|source| Error::File {
+        path: path.clone(),
+        action: "append to the journal",
+        source,
+    })?;
+    let (events, consumer) = runner::event_stream(quiet);
+    let mut still_frozen = Vec::new();
+    for name in &pending {
+        let Some(access) = hosts.iter().find(|h| &h.name == name) else {
+            continue;
+        };
+        let host = Host {
+            name: access.name.clone(),
+            address: access.address.clone(),
+            port: access.port,
+            user: access.user.clone(),
+            identity_file: access.identity_file.clone(),
+            r#become: access.r#become,
+            platform: Platform::Iris,
+            vm: access.vm.clone(),
+            instances: Vec::new(),
+            hook_dir: access.hook_dir.clone(),
+            log_dir: DEFAULT_LOG_DIR.into(),
+            freeze_timeout: DEFAULT_FREEZE_TIMEOUT,
+            groups: Vec::new(),
+            mirror: None,
+        };
+        let path = format!("{}/post-thaw-script", host.hook_dir.trim_end_matches('/'));
+        let result = match runner::connect(&host, ssh, &events).await {
+            Ok(connection) => {
+                let out = connection
+                    .run_script("recover", RECOVER_SCRIPT, &[&path, &access.post_sha], None)
+                    .await;
+                connection.close().await;
+                out.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(out) if matches!(out.code(), Some(0) | Some(4)) => {
+                let detail =
+                    "thawed by quiesce recover (freezeFail: no backup recorded)".to_string();
+                let _ = journal.append(&Entry::Recovered {
+                    host: name.clone(),
+                    at: now_ms(),
+                    detail: detail.clone(),
+                });
+                events.send(Event::Note {
+                    host: name.clone(),
+                    text: format!("{name}: {detail}"),
+                });
+                println!("{name}: thawed");
+            }
+            Ok(out) => {
+                println!("{name}: STILL FROZEN: {}", out.describe());
+                still_frozen.push(name.clone());
+            }
+            Err(e) => {
+                println!("{name}: STILL FROZEN: {}", e.lines().next().unwrap_or(""));
+                still_frozen.push(name.clone());
+            }
+        }
+    }
+    drop(events);
+    let _ = consumer.await;
+    if still_frozen.is_empty() {
+        println!("run {run_id}: recovered {} hosts", pending.len());
+        Ok(exit_code::SUCCESS)
+    } else {
+        println!(
+            "run {run_id}: {} hosts could not be thawed ({}); run `quiesce recover {run_id}` again, or thaw them on the host with post-thaw-script freezeFail",
+            still_frozen.len(),
+            still_frozen.join(", ")
+        );
+        Ok(exit_code::LEFT_FROZEN)
+    }
+}

@@ -1,0 +1,161 @@
+//! The snapshot step of a backup: the playbook's command, run on the
+//! controller (a hypervisor CLI) or on the VM (an LVM snapshot), with a
+//! timeout; a stun it reports (`vm stopped for N us`) is measured.
+
+use crate::playbook::{RunOn, SnapshotStep};
+use crate::ssh::{Connection, ExitStatus};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotResult {
+    pub ok: bool,
+    pub detail: String,
+    /// The longest stun the command reported, in microseconds.
+    pub stun_us: Option<u64>,
+}
+
+/// A stun in microseconds from a vmware.log-style line:
+/// `Checkpoint_Unstun: vm stopped for N us` or `CPT: vm was stunned for N us`.
+pub fn stun_in_line(line: &str) -> Option<u64> {
+    for marker in ["vm stopped for ", "vm was stunned for "] {
+        if let Some(start) = line.find(marker) {
+            let rest = &line[start + marker.len()..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if !digits.is_empty() && rest[digits.len()..].trim_start().starts_with("us") {
+                return digits.parse().ok();
+            }
+        }
+    }
+    None
+}
+
+fn max_stun(text: &str) -> Option<u64> {
+    text.lines().filter_map(stun_in_line).max()
+}
+
+/// Runs the step's (already rendered) command once, within `timeout`;
+/// stops it when `stop` turns true.
+pub async fn run(
+    step: &SnapshotStep,
+    command: &str,
+    connection: Option<&Connection>,
+    timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> SnapshotResult {
+    if *stop.borrow() {
+        return SnapshotResult {
+            ok: false,
+            detail: "interrupted before the snapshot".into(),
+            stun_us: None,
+        };
+    }
+    match (step.on, connection) {
+        (RunOn::Vm, Some(connection)) => {
+            let run = connection.exec_script_with_timeout("snapshot", command, timeout);
+            tokio::select! {
+                result = run => match result {
+                    Ok(out) if out.status == ExitStatus::Code(0) => SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us: max_stun(&out.stdout_text()) },
+                    Ok(out) => SnapshotResult { ok: false, detail: format!("snapshot command failed: {}", out.describe()), stun_us: max_stun(&out.stdout_text()) },
+                    Err(e) => SnapshotResult { ok: false, detail: e.to_string().lines().next().unwrap_or_default().to_string(), stun_us: None },
+                },
+                _ = stop.wait_for(|s| *s) => SnapshotResult { ok: false, detail: "interrupted during the snapshot".into(), stun_us: None },
+            }
+        }
+        _ => on_controller(command, timeout, stop).await,
+    }
+}
+
+async fn on_controller(
+    command: &str,
+    timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> SnapshotResult {
+    let child = tokio::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn();
+    let child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            return SnapshotResult {
+                ok: false,
+                detail: format!("cannot start the snapshot command: {e}"),
+                stun_us: None,
+            };
+        }
+    };
+    let group = child.id();
+    let kill_group = || {
+        if let Some(pid) = group {
+            // SAFETY: killpg only sends a signal to the process group we started.
+            unsafe {
+                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+            }
+        }
+    };
+    tokio::select! {
+        output = child.wait_with_output() => match output {
+            Ok(out) => {
+                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                let stun_us = max_stun(&stdout);
+                if out.status.success() {
+                    SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us }
+                } else {
+                    let stderr = String::from_utf8_lossy(&out.stderr);
+                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                    SnapshotResult { ok: false, detail: format!("snapshot command failed ({}){}", out.status, if last.is_empty() { String::new() } else { format!(": {last}") }), stun_us }
+                }
+            }
+            Err(e) => SnapshotResult { ok: false, detail: format!("snapshot command: {e}"), stun_us: None },
+        },
+        _ = tokio::time::sleep(timeout) => {
+            kill_group();
+            SnapshotResult { ok: false, detail: format!("snapshot command timed out after {}", crate::duration::format(timeout)), stun_us: None }
+        }
+        _ = stop.wait_for(|s| *s) => {
+            kill_group();
+            SnapshotResult { ok: false, detail: "interrupted during the snapshot".into(), stun_us: None }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_both_stun_formats() {
+        assert_eq!(
+            stun_in_line(
+                "2015-10-27T22:01:42.149Z| vcpu-0| I120: Checkpoint_Unstun: vm stopped for 188405 us"
+            ),
+            Some(188405)
+        );
+        assert_eq!(
+            stun_in_line(
+                "2023-01-01T00:00:00.000Z In(05) vcpu-0 - Checkpoint_Unstun: vm stopped for 18500 us"
+            ),
+            Some(18500)
+        );
+        assert_eq!(
+            stun_in_line("CPT: vm was stunned for 414878 us"),
+            Some(414878)
+        );
+        assert_eq!(stun_in_line("vm stopped for many us"), None);
+        assert_eq!(stun_in_line("vm stopped for 12 ms"), None);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(line in "\\PC{0,120}") {
+            let _ = stun_in_line(&line);
+        }
+    }
+}

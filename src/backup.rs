@@ -629,14 +629,15 @@ impl Run<'_> {
     }
 
     async fn snapshots(&self, lane: &Lane, job: &Job, attempted: &[(String, u64)]) -> bool {
-        let margin = self.playbook.freeze_margin.as_millis() as u64;
-        // Give up on snapshots early enough to thaw before any freeze pauses its instance.
+        // Give up on snapshots early enough to thaw before any freeze pauses
+        // its instance: half the margin is kept for thawing.
+        let keep_for_thaw = self.playbook.freeze_margin.as_millis() as u64 / 2;
         let deadline = attempted
             .iter()
             .map(|(_, p)| *p)
             .min()
             .unwrap_or(u64::MAX)
-            .saturating_sub(margin);
+            .saturating_sub(keep_for_thaw);
         let results = futures::future::join_all(job.hosts.iter().map(|name| async move {
             let host = self.host(name);
             let step = &self.playbook.snapshot;
@@ -671,7 +672,7 @@ impl Run<'_> {
                 if let (Some(stun), LaneKind::Mirror { mirror, qos_timeout }) = (result.stun_us, &lane.kind) {
                     let limit = qos_timeout.as_micros() as f64 * self.playbook.qos_warn_fraction;
                     if stun as f64 >= limit {
-                        self.note(name, format!("warning: {name} was stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::duration::format(*qos_timeout)));
+                        self.note(name, format!("warning: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::duration::format(*qos_timeout)));
                     }
                 }
                 if result.ok || attempt > step.retries || *self.stop.borrow() || result.detail.contains("no time left") {

@@ -72,7 +72,8 @@ impl Progress {
                     }
                 }
             }
-            Event::Note { text, .. } => self.line(text.clone()),
+            Event::Note { host, text } if host.is_empty() => self.line(text.clone()),
+            Event::Note { host, text } => self.line(format!("{host}: {text}")),
             Event::StepFinished { host, step, ok } if self.bar.is_none() || !ok => {
                 self.line(format!(
                     "{host}: {step} {}",

@@ -105,7 +105,7 @@ pub async fn recover(
                 });
                 events.send(Event::Note {
                     host: name.clone(),
-                    text: format!("{name}: {detail}"),
+                    text: detail.clone(),
                 });
                 println!("{name}: thawed");
             }

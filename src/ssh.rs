@@ -53,15 +53,19 @@ impl Output {
         String::from_utf8_lossy(&self.stdout).into_owned()
     }
 
-    /// The last non-empty stderr line, for short messages.
+    /// Every non-empty stderr line, joined with `; ` (at most 400 characters).
     pub fn stderr_line(&self) -> String {
         let text = String::from_utf8_lossy(&self.stderr);
-        text.lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .trim()
-            .to_string()
+        let joined = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        match joined.char_indices().nth(400) {
+            Some((cut, _)) => format!("{}…", &joined[..cut]),
+            None => joined,
+        }
     }
 
     pub fn describe(&self) -> String {

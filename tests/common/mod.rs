@@ -88,6 +88,58 @@ impl Lab {
         )
     }
 
+    /// Runs `quiesce backup` (or any command) with this lab's runs directory.
+    pub fn run(&self, args: &[&str]) -> Run {
+        let runs = self.path("runs").display().to_string();
+        let mut full = vec!["--runs-dir", runs.as_str()];
+        full.extend_from_slice(args);
+        self.quiesce(&full)
+    }
+
+    /// The journal of the lab's only (or latest) backup run.
+    pub fn journal(&self) -> (String, Vec<quiesce::journal::Entry>) {
+        let mut runs: Vec<_> = std::fs::read_dir(self.path("runs"))
+            .expect("a runs directory")
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_dir())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        runs.sort();
+        let run = runs.pop().expect("a run");
+        let entries =
+            quiesce::journal::Journal::read(&self.path("runs").join(&run).join("journal.jsonl"))
+                .expect("journal");
+        (run, entries)
+    }
+
+    /// Every instance of `vm` is running (none suspended) and the hook records no freeze.
+    pub fn assert_nothing_frozen(&self, vm: &str) {
+        let (_, status) = self.sh(vm, "/usr/sbin/pre-freeze-script status");
+        assert!(
+            !status.contains("suspended") && !status.contains("recorded"),
+            "{vm} is still frozen: {status}"
+        );
+    }
+
+    /// (frozen, thawed) times in ms of the first instance of `vm`, from the simulator.
+    pub fn freeze_intervals(&self, vm: &str) -> Vec<(u64, u64)> {
+        let mut intervals = Vec::new();
+        let mut frozen = None;
+        for line in self.events(vm).lines() {
+            let fields: Vec<&str> = line.split(' ').collect();
+            match fields.get(2) {
+                Some(&"frozen") => frozen = fields[0].parse().ok(),
+                Some(&"thawed") => {
+                    if let Some(f) = frozen.take() {
+                        intervals.push((f, fields[0].parse().unwrap()));
+                    }
+                }
+                _ => {}
+            }
+        }
+        intervals
+    }
+
     pub fn events(&self, vm: &str) -> String {
         String::from_utf8_lossy(&self.lab("events", &[vm]).stdout).into_owned()
     }

@@ -20,7 +20,9 @@
 #   lab.sh fault DIR VM INST FAULT...    add faults (freeze=fail, thaw=fail_once, hang=5, ...)
 #   lab.sh clear-faults DIR VM INST
 #   lab.sh stun DIR VM | unstun DIR VM   freeze / thaw every process of the VM
-#   lab.sh kill-sshd DIR VM              the VM's sshd dies (host unreachable)
+#   lab.sh kill-sshd DIR VM              the VM's sshd listener dies (host unreachable)
+#   lab.sh kill-vm DIR VM                every process of the VM dies (sessions too)
+#   lab.sh restart-sshd DIR VM           start the VM's sshd again: same keys, state, /run
 #   lab.sh events DIR VM                 the simulator's event log of the VM
 #   lab.sh ls DIR                        NAME ADDRESS PID per running VM
 set -euo pipefail
@@ -45,11 +47,12 @@ ensure_lab_user() {
 	flock -u 9
 }
 
-start_vm() { # DIR NAME ADDRESS PORT PLATFORM INSTANCES SUDOMODE
-	local dir=$1 name=$2 addr=$3 port=$4 platform=$5 instances=$6 sudomode=$7
+start_vm() { # DIR NAME ADDRESS PORT PLATFORM INSTANCES SUDOMODE [restart]
+	local dir=$1 name=$2 addr=$3 port=$4 platform=$5 instances=$6 sudomode=$7 restart=${8:-}
 	local d; d=$(vm_dir "$dir" "$name")
-	mkdir -p "$d"/sbin/{u,w} "$d"/etc/{u,w} "$d"/log
+	mkdir -p "$d"/sbin/{u,w} "$d"/etc/{u,w} "$d"/log "$d"/run
 	echo "$addr" > "$d/address"
+	printf '%s\n' "$port" "$platform" "$instances" "$sudomode" > "$d/spec"
 	local cg; cg=$(cgroup_of "$dir" "$name")
 	mkdir -p "$cg"
 	cat > "$d/sshd_config" <<CONF
@@ -69,14 +72,15 @@ Subsystem sftp internal-sftp
 CONF
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	unshare --mount --uts --propagation private env NAME="$name" ADDR="$addr" D="$d" CG="$cg" SIM="$here/irissim" \
-		PLATFORM="$platform" INSTANCES="$instances" SUDOMODE="$sudomode" LAB_USER="$LAB_USER" sh -euc '
+		PLATFORM="$platform" INSTANCES="$instances" SUDOMODE="$sudomode" LAB_USER="$LAB_USER" RESTART="$restart" sh -euc '
 		echo $$ > "$CG/cgroup.procs"
 		hostname "$NAME"
 		mount -t overlay o -o "lowerdir=/usr/sbin,upperdir=$D/sbin/u,workdir=$D/sbin/w" /usr/sbin
 		mount -t overlay o -o "lowerdir=/etc,upperdir=$D/etc/u,workdir=$D/etc/w" /etc
 		mount --bind "$D/log" /var/log
-		mount -t tmpfs -o mode=0755 lab-run /run
+		mount --bind "$D/run" /run
 		mkdir -p /run/sshd /var/log/irissim
+		if [ -n "$RESTART" ]; then exec /usr/sbin/sshd -D -f "$D/sshd_config" -E "$D/sshd.log"; fi
 		printf "%s %s\n" "$ADDR" "$NAME" >> /etc/hosts
 		rm -f /etc/ssh/ssh_host_*
 		ssh-keygen -q -t ed25519 -N "" -C "" -f /etc/ssh/ssh_host_ed25519_key
@@ -280,6 +284,13 @@ clear-faults) in_vm "$1" "$2" rm -f "/etc/irissim/$3/faults" ;;
 stun) echo FROZEN > "$(cgroup_of "$1" "$2")/freezer.state" ;;
 unstun) echo THAWED > "$(cgroup_of "$1" "$2")/freezer.state" ;;
 kill-sshd) kill -KILL "$(vm_pid "$1" "$2")"; rm -f "$(vm_dir "$1" "$2")/sshd.pid" ;;
+kill-vm) stop_vm "$1" "$2" ;;
+restart-sshd)
+	dir=$(cd "$1" && pwd) vm=$2 d=$(vm_dir "$1" "$2")
+	stop_vm "$dir" "$vm"
+	mapfile -t spec < "$d/spec"
+	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
+	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
 events) cat "$(vm_dir "$1" "$2")/log/irissim/events.log" 2>/dev/null || true ;;
 ls)
 	for d in "$1"/vms/*/; do

@@ -1,0 +1,505 @@
+//! `quiesce backup` against the lab: order across mirror members checked from
+//! the simulated instances' own logs, and every fault ending with nothing
+//! frozen and a complete journal.
+
+mod common;
+
+use common::Lab;
+use quiesce::journal::{Entry, left_frozen};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn deployed(net: u8, args: &[&str]) -> Lab {
+    let lab = Lab::start(net, args);
+    let run = lab.quiesce(&["deploy", "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab
+}
+
+fn set_playbook(lab: &Lab, from: &str, to: &str) {
+    let text = std::fs::read_to_string(lab.path("playbook.yml")).unwrap();
+    assert!(text.contains(from), "{text}");
+    std::fs::write(lab.path("playbook.yml"), text.replace(from, to)).unwrap();
+}
+
+fn backup(lab: &Lab, extra: &[&str]) -> common::Run {
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let mut args = vec!["backup", "-p", playbook.as_str()];
+    args.extend_from_slice(extra);
+    lab.run(&args)
+}
+
+/// The journal is complete: the run finished and nothing is left frozen in it.
+fn assert_journal_complete(lab: &Lab) -> Vec<Entry> {
+    let (_, entries) = lab.journal();
+    assert!(
+        matches!(entries.first(), Some(Entry::RunStarted { .. })),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e, Entry::RunFinished { .. })),
+        "{entries:?}"
+    );
+    assert_eq!(left_frozen(&entries), Vec::<String>::new(), "{entries:?}");
+    entries
+}
+
+fn history_sets(lab: &Lab, vm: &str) -> usize {
+    lab.events(vm)
+        .lines()
+        .filter(|l| l.ends_with(" history_set"))
+        .count()
+}
+
+#[test]
+fn two_mirrors_a_group_and_a_standalone_vm_in_a_safe_order() {
+    let lab = deployed(
+        51,
+        &[
+            "--mirror",
+            "M1=a1,a2,a3",
+            "--mirror",
+            "M2=b1,b2,b3",
+            "--group",
+            "g=s1,s2,s3",
+            "a1",
+            "a2",
+            "a3",
+            "b1",
+            "b2",
+            "b3",
+            "s1",
+            "s2",
+            "s3",
+            "solo",
+        ],
+    );
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.run(&["plan", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("mirror M1 (QoS timeout 8s): async members first, then the backup, the primary last\n  1. a3 (async member: Disaster Recovery)\n  2. a2 (backup failover member)\n  3. a1 (primary)\n"), "{run:?}");
+    assert!(run.stdout.contains("consistency group g: frozen together, snapshotted, thawed in reverse\n  1. s1, then s2, then s3\n"), "{run:?}");
+
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("10 hosts: 10 valid"), "{run:?}");
+    assert_journal_complete(&lab);
+
+    for (primary, backup_member, dr) in [("a1", "a2", "a3"), ("b1", "b2", "b3")] {
+        let [p, b, d] = [primary, backup_member, dr].map(|vm| {
+            let intervals = lab.freeze_intervals(vm);
+            assert_eq!(intervals.len(), 1, "{vm}: {intervals:?}");
+            intervals[0]
+        });
+        assert!(
+            d.1 <= b.0,
+            "the async member {dr} is thawed before the backup {backup_member} freezes: {d:?} {b:?}"
+        );
+        assert!(
+            b.1 <= p.0,
+            "never both failover members frozen: {backup_member} {b:?}, {primary} {p:?}"
+        );
+        assert_eq!(history_sets(&lab, primary), 1);
+    }
+    let group: Vec<(u64, u64)> = ["s1", "s2", "s3"]
+        .iter()
+        .map(|vm| lab.freeze_intervals(vm)[0])
+        .collect();
+    assert!(
+        group[0].0 <= group[1].0 && group[1].0 <= group[2].0,
+        "frozen in order: {group:?}"
+    );
+    assert!(
+        group[2].1 <= group[1].1 && group[1].1 <= group[0].1,
+        "thawed in reverse: {group:?}"
+    );
+    assert!(
+        group[2].0 <= group[2].1.min(group[0].1),
+        "all three frozen at one point in time: {group:?}"
+    );
+    for vm in ["a1", "s2", "solo"] {
+        lab.assert_nothing_frozen(vm);
+    }
+    // Every snapshot copied the VM's data while it was frozen.
+    assert!(lab.path("vms/s2/snapshots/0/irissim/IRIS/state").exists());
+    assert!(
+        std::fs::read_to_string(lab.path("vms/a1/vmware.log"))
+            .unwrap()
+            .contains("Checkpoint_Unstun: vm stopped for ")
+    );
+
+    // Without primaries, a1 and b1 are left alone.
+    set_playbook(&lab, "include_primaries: true", "include_primaries: false");
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("a1  skipped: primary of mirror M1; the playbook does not include primaries"),
+        "{run:?}"
+    );
+    assert_eq!(lab.freeze_intervals("a1").len(), 1);
+    assert_eq!(lab.freeze_intervals("a2").len(), 2);
+}
+
+#[test]
+fn a_second_instance_that_fails_to_freeze() {
+    let lab = deployed(52, &["x=iris:IRIS,IRIS2", "y"]);
+    lab.lab("fault", &["x", "IRIS2", "freeze=fail"]);
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("FAILED: freeze failed: exit status 1: IRIS2 FREEZE FAILED (ExternalFreeze returned 3); Pre freeze script failed"), "{run:?}");
+    assert!(run.stdout.contains("1 valid, 1 failed"), "{run:?}");
+    lab.assert_nothing_frozen("x");
+    assert_eq!(
+        lab.freeze_intervals("x").len(),
+        1,
+        "IRIS was frozen and thawed"
+    );
+    assert_eq!(history_sets(&lab, "x"), 0);
+    assert_eq!(history_sets(&lab, "y"), 1);
+    assert_journal_complete(&lab);
+}
+
+#[test]
+fn a_thaw_that_fails_once_is_retried() {
+    let lab = deployed(53, &["x"]);
+    lab.lab("fault", &["x", "IRIS", "thaw=fail_once"]);
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("x: thaw attempt 1 failed: thaw failed: exit status 1: IRIS THAW FAILED (ExternalThaw returned 3); Post thaw script failed; retrying"), "{run:?}");
+    lab.assert_nothing_frozen("x");
+    let entries = assert_journal_complete(&lab);
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e, Entry::ThawFailed { .. }))
+    );
+    assert_eq!(history_sets(&lab, "x"), 1);
+}
+
+#[test]
+fn a_snapshot_that_fails_or_times_out() {
+    let lab = deployed(54, &["x", "y"]);
+    lab.lab("snapshot-fault", &["x", "fail"]);
+    lab.lab("snapshot-fault", &["y", "hang 30"]);
+    set_playbook(&lab, "timeout: 20s", "timeout: 2s");
+    let started = Instant::now();
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "the hanging snapshot was given up on"
+    );
+    assert!(run.stdout.contains("FAILED: snapshot command failed (exit status: 1): snapshot of x failed (injected fault)"), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("FAILED: snapshot command timed out after 2s"),
+        "{run:?}"
+    );
+    for vm in ["x", "y"] {
+        lab.assert_nothing_frozen(vm);
+        assert_eq!(
+            history_sets(&lab, vm),
+            0,
+            "no backup recorded for a failed snapshot"
+        );
+    }
+    assert_journal_complete(&lab);
+}
+
+#[test]
+fn a_vm_stunned_past_the_command_timeout_is_thawed_when_it_comes_back() {
+    let lab = deployed(56, &["x"]);
+    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+    let dir = lab.dir.path().display().to_string();
+    // The snapshot succeeds, then the VM hangs for 6 s (longer than the command timeout).
+    set_playbook(
+        &lab,
+        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
+        &format!(
+            "command: 'bash {lab_sh} snapshot {dir} {{host}} && bash {lab_sh} stun {dir} {{host}} && (sleep 6; bash {lab_sh} unstun {dir} {{host}}) >/dev/null 2>&1 &'"
+        ),
+    );
+    let run = backup(
+        &lab,
+        &["--command-timeout", "2s", "--connect-timeout", "1s"],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("x: thaw attempt 1 failed: "), "{run:?}");
+    lab.assert_nothing_frozen("x");
+    let entries = assert_journal_complete(&lab);
+    assert!(
+        entries
+            .iter()
+            .filter(|e| matches!(e, Entry::ThawFailed { .. }))
+            .count()
+            >= 2,
+        "{entries:?}"
+    );
+}
+
+#[test]
+fn sshd_killed_after_the_freeze_then_recover() {
+    let lab = deployed(57, &["x"]);
+    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+    let dir = lab.dir.path().display().to_string();
+    set_playbook(
+        &lab,
+        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
+        &format!("command: 'bash {lab_sh} kill-vm {dir} {{host}}'"),
+    );
+    set_playbook(&lab, "timeout: 20s", "timeout: 3s");
+    set_playbook(&lab, "freeze_margin: 10s", "freeze_margin: 5s");
+    let run = backup(&lab, &["--connect-timeout", "1s"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("!! x IS STILL FROZEN: its instances pause all user activity at "),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains(&format!("Thaw it now: ssh -p 22 root@{}.11 /usr/sbin/post-thaw-script freezeFail   # or: quiesce recover ", lab.net)), "{run:?}");
+    let (run_id, entries) = lab.journal();
+    assert_eq!(left_frozen(&entries), ["x"]);
+
+    // sshd comes back; recover thaws from the journal alone.
+    lab.lab("restart-sshd", &["x"]);
+    let (_, status) = lab.sh("x", "/usr/sbin/pre-freeze-script status");
+    assert!(status.contains("IRIS suspended"), "{status}");
+    let run = lab.run(&["recover", &run_id]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!("x: thawed\nrun {run_id}: recovered 1 hosts\n")
+    );
+    lab.assert_nothing_frozen("x");
+    assert_journal_complete(&lab);
+}
+
+fn spawn_backup(lab: &Lab) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_quiesce"))
+        .args([
+            "-i",
+            lab.inventory().to_str().unwrap(),
+            "--known-hosts",
+            lab.known_hosts().to_str().unwrap(),
+            "--no-agent",
+            "--runs-dir",
+            lab.path("runs").to_str().unwrap(),
+        ])
+        .args(["backup", "-p", lab.path("playbook.yml").to_str().unwrap()])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the run's journal has an entry matching `pred`.
+fn wait_for_entry(lab: &Lab, pred: impl Fn(&Entry) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let journals = std::fs::read_dir(lab.path("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("journal.jsonl"));
+        if journals
+            .filter_map(|j| quiesce::journal::Journal::read(&j).ok())
+            .any(|entries| entries.iter().any(&pred))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the journal never showed the expected entry");
+}
+
+#[test]
+fn ctrl_c_during_the_snapshot_thaws_everything() {
+    let lab = deployed(58, &["x", "y"]);
+    lab.lab("snapshot-fault", &["x", "hang 30"]);
+    lab.lab("snapshot-fault", &["y", "hang 30"]);
+    let child = spawn_backup(&lab);
+    wait_for_entry(
+        &lab,
+        |e| matches!(e, Entry::SnapshotStarted { host, .. } if host == "x"),
+    );
+    wait_for_entry(
+        &lab,
+        |e| matches!(e, Entry::SnapshotStarted { host, .. } if host == "y"),
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("FAILED: interrupted during the snapshot"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("(INTERRUPTED)"), "{stdout}");
+    for vm in ["x", "y"] {
+        lab.assert_nothing_frozen(vm);
+        assert_eq!(history_sets(&lab, vm), 0);
+    }
+    assert_journal_complete(&lab);
+}
+
+#[test]
+fn a_controller_killed_with_sigkill_is_recovered_from_its_journal() {
+    let lab = deployed(59, &["x=iris:IRIS,IRIS2"]);
+    lab.lab("snapshot-fault", &["x", "hang 60"]);
+    let mut child = spawn_backup(&lab);
+    wait_for_entry(&lab, |e| matches!(e, Entry::SnapshotStarted { .. }));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let (_, status) = lab.sh("x", "/usr/sbin/pre-freeze-script status");
+    assert!(
+        status.contains("IRIS suspended\nIRIS2 suspended"),
+        "{status}"
+    );
+    let (run_id, entries) = lab.journal();
+    assert_eq!(left_frozen(&entries), ["x"]);
+
+    let run = lab.run(&["recover", &run_id]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab.assert_nothing_frozen("x");
+    let (_, entries) = lab.journal();
+    assert!(matches!(entries.last(), Some(Entry::Recovered { host, .. }) if host == "x"));
+    assert!(left_frozen(&entries).is_empty());
+    let run = lab.run(&["recover", &run_id]);
+    assert_eq!(
+        run.stdout,
+        format!("run {run_id}: nothing was left frozen; nothing to do\n")
+    );
+}
+
+#[test]
+fn roles_swapped_between_plan_and_freeze_stop_the_mirror_safely() {
+    let lab = deployed(60, &["--mirror", "M=p,b,d", "p", "b", "d"]);
+    // The async member's freeze is slow: time for a failover to happen.
+    lab.lab("fault", &["d", "IRIS", "hang_freeze=2"]);
+    let child = spawn_backup(&lab);
+    wait_for_entry(
+        &lab,
+        |e| matches!(e, Entry::FreezeStarted { host, .. } if host == "d"),
+    );
+    lab.lab("set", &["p", "IRIS", "member_status=Backup"]);
+    lab.lab("set", &["b", "IRIS", "member_status=Primary"]);
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(stdout.contains("FAILED: mirror M changed since planning: b is now primary, was backup failover member; stopped this mirror before freezing it"), "{stdout}");
+    assert!(
+        stdout.contains("d     M     async Disaster Recovery  IRIS"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lab.freeze_intervals("b").len() + lab.freeze_intervals("p").len(),
+        0,
+        "no failover member was frozen"
+    );
+    for vm in ["p", "b", "d"] {
+        lab.assert_nothing_frozen(vm);
+    }
+    assert_journal_complete(&lab);
+}
+
+#[test]
+fn a_write_daemon_that_resumes_makes_the_snapshot_invalid() {
+    let lab = deployed(61, &["x", "y"]);
+    lab.lab("set", &["x", "IRIS", "wd_limit_override=1"]);
+    lab.lab("snapshot-fault", &["x", "stun 1.5"]);
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("INVALID: the write daemon resumed before the thaw (WDSuspendLimit): this snapshot is INVALID"), "{run:?}");
+    assert!(run.stdout.contains("1 valid, 1 INVALID"), "{run:?}");
+    lab.assert_nothing_frozen("x");
+    assert_eq!(
+        history_sets(&lab, "x"),
+        0,
+        "an invalid snapshot is not recorded as a backup"
+    );
+    assert_journal_complete(&lab);
+}
+
+#[test]
+fn the_qos_guard_warns_and_protects_primaries() {
+    let lab = deployed(62, &["--mirror", "M=p,b", "p", "b"]);
+    let inventory = std::fs::read_to_string(lab.inventory()).unwrap().replace(
+        "M: { members: [p, b] }",
+        "M: { members: [p, b], qos_timeout: 1s }",
+    );
+    std::fs::write(lab.inventory(), inventory).unwrap();
+    lab.lab("snapshot-fault", &["p", "stun 0.6"]);
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stderr.contains("p: warning: stunned 0.6"), "{run:?}");
+
+    // The primary's last stun (0.6 s) is over half the QoS timeout: refused without --force.
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("FAILED: refused to snapshot primary p: its last stun was 0.6"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("over half the mirror's QoS timeout (1s)"),
+        "{run:?}"
+    );
+    lab.assert_nothing_frozen("p");
+    let run = backup(&lab, &["--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+}
+
+#[test]
+fn preflight_refuses_frozen_instances_and_tampered_hooks() {
+    let lab = deployed(63, &["x", "y"]);
+    lab.sh(
+        "x",
+        "iris session IRIS -U %SYS '##Class(Backup.General).ExternalFreeze(\"/dev/null\")'",
+    );
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stderr.contains(&format!(
+            "error: x ({}.11:22): instance IRIS is already frozen",
+            lab.net
+        )),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("refusing to start"), "{run:?}");
+    assert_eq!(lab.freeze_intervals("y").len(), 0, "nothing was frozen");
+    lab.sh(
+        "x",
+        "iris session IRIS -U %SYS '##Class(Backup.General).ExternalThaw(\"/dev/null\")'",
+    );
+
+    lab.sh("y", "echo '# local change' >> /usr/sbin/post-thaw-script");
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("y  skipped: y ("), "{run:?}");
+    assert!(
+        run.stdout
+            .contains("the hooks differ from what quiesce deploys; not running them"),
+        "{run:?}"
+    );
+    assert_eq!(
+        lab.freeze_intervals("y").len(),
+        0,
+        "a tampered hook is never run"
+    );
+    assert_eq!(
+        lab.freeze_intervals("x").len(),
+        2,
+        "the manual freeze, then this run's"
+    );
+}

@@ -19,7 +19,9 @@ fi
 if [ "$platform" = iris ]; then
 	iris qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t%s\t%s\n", $1, $4, $11, $12 }'
 else
-	ccontrol qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t\t\n", $1, $4 }' | while IFS='	' read -r _ name state _; do
+	list=$(ccontrol qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t\t\n", $1, $4 }')
+	printf '%s\n' "$list"
+	printf '%s\n' "$list" | while IFS='	' read -r _ name state _; do
 		case $name in '' | [!A-Za-z]* | *[!A-Za-z0-9_-]*) continue ;; esac
 		case $state in running*) ;; *) continue ;; esac
 		printf 'W "quiesce-type=",$SYSTEM.Mirror.GetMemberType(),!\nW "quiesce-status=",$SYSTEM.Mirror.GetMemberStatus(),!\nhalt\n' |

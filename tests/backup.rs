@@ -67,9 +67,9 @@ fn two_mirrors_a_group_and_a_standalone_vm_in_a_safe_order() {
             "a1",
             "a2",
             "a3",
-            "b1",
-            "b2",
-            "b3",
+            "b1=cache",
+            "b2=cache",
+            "b3=cache",
             "s1",
             "s2",
             "s3",
@@ -80,11 +80,20 @@ fn two_mirrors_a_group_and_a_standalone_vm_in_a_safe_order() {
     let run = lab.run(&["plan", "-p", &playbook]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("mirror M1 (QoS timeout 8s): async members first, then the backup, the primary last\n  1. a3 (async member: Disaster Recovery)\n  2. a2 (backup failover member)\n  3. a1 (primary)\n"), "{run:?}");
+    assert!(run.stdout.contains("mirror M2 (QoS timeout 8s): async members first, then the backup, the primary last\n  1. b3 (async member: Disaster Recovery)\n  2. b2 (backup failover member)\n  3. b1 (primary)\n"), "Caché roles come from a session: {run:?}");
     assert!(run.stdout.contains("consistency group g: frozen together, snapshotted, thawed in reverse\n  1. s1, then s2, then s3\n"), "{run:?}");
 
     let run = backup(&lab, &[]);
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("10 hosts: 10 valid"), "{run:?}");
+    let b1: Vec<&str> = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("b1 "))
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    assert_eq!(&b1[..4], ["b1", "M2", "primary", "CACHE"], "{run:?}");
     assert_journal_complete(&lab);
 
     for (primary, backup_member, dr) in [("a1", "a2", "a3"), ("b1", "b2", "b3")] {

@@ -1,22 +1,31 @@
 #!/usr/bin/env bash
-# The main job end to end on a local lab: start simulated VMs, deploy the
-# hooks, audit them, stop the lab. Pass -i INVENTORY (and other quiesce flags)
-# to run deploy and audit against a real fleet instead.
+# The main job end to end on a local lab: start simulated VMs (two mirrors,
+# a consistency group, a standalone VM), deploy the hooks, audit them, plan and
+# run a coordinated backup, stop the lab. Pass -i INVENTORY -p PLAYBOOK (and
+# other quiesce flags) to run deploy, audit and backup on a real fleet instead.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet
 quiesce=target/release/quiesce
 if [ $# -gt 0 ]; then
-	"$quiesce" "$@" deploy
-	exec "$quiesce" "$@" audit
+	flags=() playbook=()
+	while [ $# -gt 0 ]; do
+		case $1 in -p | --playbook) playbook=(-p "$2"); shift 2 ;; *) flags+=("$1"); shift ;; esac
+	done
+	"$quiesce" "${flags[@]}" deploy
+	"$quiesce" "${flags[@]}" audit
+	[ ${#playbook[@]} -gt 0 ] || exit 0
+	exec "$quiesce" "${flags[@]}" backup "${playbook[@]}"
 fi
 bash tests/lab/install-deps.sh
 lab=$(mktemp -d /tmp/quiesce-demo-XXXXXX)
 trap 'bash tests/lab/lab.sh down "$lab"; rm -rf "$lab"' EXIT
 echo "== starting the lab in $lab"
 bash tests/lab/lab.sh up "$lab" --net 127.0.99 \
-	db-a1=iris:IRIS db-a2=iris:IRIS db-dr=iris:IRIS,REPORTS app1=cache:CACHE solo=iris:IRIS
-flags=(-i "$lab/inventory.yml" --known-hosts "$lab/known_hosts")
+	--mirror PRODMIR=db-a1,db-a2,db-dr --mirror HRMIR=hr-1,hr-2,hr-dr --group billing=app1,app2,bill-db \
+	db-a1=iris:IRIS db-a2=iris:IRIS db-dr=iris:IRIS,REPORTS hr-1=iris:HR hr-2=iris:HR hr-dr=iris:HR \
+	app1=cache:CACHE app2=cache:CACHE bill-db=iris:BILLING solo=iris:IRIS
+flags=(-i "$lab/inventory.yml" --known-hosts "$lab/known_hosts" --runs-dir "$lab/runs")
 echo "== quiesce hosts"
 "$quiesce" "${flags[@]}" hosts
 echo "== quiesce deploy"
@@ -30,5 +39,9 @@ bash tests/lab/lab.sh exec "$lab" db-a2 chmod 0755 /usr/sbin/pre-freeze-script
 "$quiesce" "${flags[@]}" audit || echo "(audit exit code $?: non-compliant, as expected)"
 echo "== quiesce audit --fix"
 "$quiesce" "${flags[@]}" audit --fix
-echo "== a freeze and thaw through the deployed hooks on db-dr"
-bash tests/lab/lab.sh exec "$lab" db-dr sh -c '/usr/sbin/pre-freeze-script freeze && /usr/sbin/post-thaw-script thaw && cat /var/log/snapshot.log'
+echo "== quiesce plan (roles read from the instances)"
+"$quiesce" "${flags[@]}" plan -p "$lab/playbook.yml"
+echo "== quiesce backup"
+"$quiesce" "${flags[@]}" backup -p "$lab/playbook.yml"
+echo "== db-dr's snapshot.log"
+cat "$lab/vms/db-dr/log/snapshot.log"

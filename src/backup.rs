@@ -12,9 +12,10 @@ use crate::playbook::{Playbook, render_command};
 use crate::preflight::{HostFacts, PREFLIGHT_SCRIPT, Role};
 use crate::runner;
 use crate::snapshot;
-use crate::ssh::{Connection, ExitStatus, Output, SshOptions};
+use crate::ssh::{Armed, Connection, ExitStatus, Output, SshOptions};
 use crate::stun_history::StunHistory;
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -33,7 +34,27 @@ if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
 fi
 exec "$p" "$@""#;
 const HOOK_MISMATCH: u32 = 97;
+
+/// The thaw, armed while the database is frozen: checks the hook's sha256,
+/// then waits for one line, `thaw` or `freezeFail`. End of input without a
+/// word means the controller is gone (killed, connection lost): it thaws at
+/// once without recording a backup, deaf to hang-ups and broken pipes.
+/// Args: PATH SHA256.
+const ARMED_THAW_SCRIPT: &str = r#"set -u
+p=$1 expected=$2
+actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
+if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
+	echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
+	exit 97
+fi
+if IFS= read -r word; then
+	case $word in thaw | freezeFail) exec "$p" "$word" ;; esac
+fi
+trap '' HUP PIPE
+exec "$p" freezeFail > /dev/null 2>&1"#;
 const THAW_RETRY_INTERVAL: Duration = Duration::from_secs(1);
+/// A command bounded by the caller's own waiting rather than by itself.
+const UNBOUNDED: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -456,9 +477,13 @@ impl Run<'_> {
         let out = connection
             .run_script_timeout(step, RUN_HOOK_SCRIPT, &full, None, timeout)
             .await?;
+        self.check_hook_output(name, step, out)
+    }
+
+    fn check_hook_output(&self, name: &str, step: &str, out: Output) -> Result<Output, HostError> {
         if out.status == ExitStatus::Code(HOOK_MISMATCH) {
             return Err(HostError::StepFailed {
-                target: host.target(),
+                target: self.host(name).target(),
                 step: step.into(),
                 detail: out.stderr_line(),
             });
@@ -556,7 +581,9 @@ impl Run<'_> {
         }
 
         let mut snapshots_ok = false;
+        let mut armed: HashMap<String, Armed> = HashMap::new();
         if failure.is_none() {
+            armed = self.arm_thaws(&attempted).await;
             snapshots_ok = self.snapshots(lane, job, &attempted).await;
             if !snapshots_ok {
                 failure = Some("a snapshot of this job failed".into());
@@ -567,7 +594,9 @@ impl Run<'_> {
         let action = if snapshots_ok { "thaw" } else { "freezeFail" };
         let mut all_valid = snapshots_ok;
         for (name, pauses_at) in attempted.iter().rev() {
-            let valid = self.thaw(name, action, *pauses_at).await;
+            let valid = self
+                .thaw(name, action, *pauses_at, armed.remove(name))
+                .await;
             all_valid &= valid;
         }
         if let Some(why) = &failure {
@@ -583,6 +612,27 @@ impl Run<'_> {
             }
         }
         all_valid && failure.is_none()
+    }
+
+    /// Starts every frozen host's thaw now, waiting for its word, so that no
+    /// new SSH command has to start inside the freeze window. A host whose
+    /// thaw cannot be armed is thawed the ordinary way.
+    async fn arm_thaws(&self, attempted: &[(String, u64)]) -> HashMap<String, Armed> {
+        let armed = futures::future::join_all(attempted.iter().map(|(name, _)| async move {
+            let host = self.host(name);
+            let path = HookKind::PostThaw.path(host);
+            let sha = hook::sha256_hex(hook::render(HookKind::PostThaw, host).as_bytes());
+            let connection = self.connection(name).await.ok()?;
+            let args = [path.as_str(), sha.as_str()];
+            let arming = connection.arm_script("thaw", ARMED_THAW_SCRIPT, &args);
+            let armed = tokio::time::timeout(self.ssh.command_timeout, arming)
+                .await
+                .ok()?
+                .ok()?;
+            Some((name.clone(), armed))
+        }))
+        .await;
+        armed.into_iter().flatten().collect()
     }
 
     /// Mirror safety right before a freeze: the role must still be the planned
@@ -687,7 +737,13 @@ impl Run<'_> {
 
     /// Thaws one host, retrying with fresh connections until the freeze
     /// would pause the instance. Returns whether the snapshot is valid.
-    async fn thaw(&self, name: &str, action: &str, pauses_at: u64) -> bool {
+    async fn thaw(
+        &self,
+        name: &str,
+        action: &str,
+        pauses_at: u64,
+        mut armed: Option<Armed>,
+    ) -> bool {
         let started = now_ms();
         self.record(&Entry::ThawStarted {
             host: name.to_string(),
@@ -700,6 +756,7 @@ impl Run<'_> {
             step: "thaw",
         });
         let mut attempt = 0u32;
+        let mut in_flight: Option<BoxFuture<'_, Result<Output, HostError>>> = None;
         loop {
             attempt += 1;
             let left = Duration::from_millis(pauses_at.saturating_sub(now_ms()));
@@ -708,13 +765,39 @@ impl Run<'_> {
                 .command_timeout
                 .min(left)
                 .max(Duration::from_secs(3));
-            let result = self
-                .run_hook(name, HookKind::PostThaw, &[action], timeout)
-                .await;
+            // One thaw in flight at a time: one that has not answered yet is
+            // waited for again, not replaced, so its answer is never lost.
+            let mut thawing = match (in_flight.take(), armed.take()) {
+                (Some(pending), _) => pending,
+                (None, Some(armed)) => async move {
+                    let out = armed.finish(format!("{action}\n").as_bytes()).await?;
+                    self.check_hook_output(name, "thaw", out)
+                }
+                .boxed(),
+                (None, None) => async move {
+                    self.run_hook(name, HookKind::PostThaw, &[action], UNBOUNDED)
+                        .await
+                }
+                .boxed(),
+            };
+            let result = match tokio::time::timeout(timeout, &mut thawing).await {
+                Ok(result) => result,
+                Err(_) => {
+                    in_flight = Some(thawing);
+                    Err(HostError::CommandTimeout {
+                        target: self.host(name).target(),
+                        step: "thaw".into(),
+                        after: timeout,
+                    })
+                }
+            };
             let at = now_ms();
             match result {
                 Ok(out) if matches!(out.code(), Some(0) | Some(4)) => {
-                    let valid = out.code() == Some(0) && action == "thaw";
+                    // Nothing recorded: an earlier attempt whose answer was lost
+                    // (a stunned VM) thawed it, so validity cannot be known.
+                    let unknown = out.stdout_text().contains("nothing recorded");
+                    let valid = out.code() == Some(0) && action == "thaw" && !unknown;
                     self.record(&Entry::Thawed {
                         host: name.to_string(),
                         at,
@@ -731,6 +814,9 @@ impl Run<'_> {
                             if valid {
                                 r.outcome = Outcome::Valid;
                                 r.detail = "snapshot taken while frozen".into();
+                            } else if unknown {
+                                r.outcome = Outcome::Invalid;
+                                r.detail = "thawed by an earlier attempt whose answer was lost, so whether the write daemon stayed suspended is unknown: treat this snapshot as INVALID".into();
                             } else {
                                 r.outcome = Outcome::Invalid;
                                 r.detail = "the write daemon resumed before the thaw (WDSuspendLimit): this snapshot is INVALID".into();
@@ -743,7 +829,9 @@ impl Run<'_> {
                     let detail = match other {
                         Ok(out) => format!("thaw failed: {}", out.describe()),
                         Err(e) => {
-                            self.forget_connection(name).await;
+                            if in_flight.is_none() {
+                                self.forget_connection(name).await;
+                            }
                             e.to_string().lines().next().unwrap_or_default().to_string()
                         }
                     };

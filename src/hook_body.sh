@@ -199,6 +199,7 @@ do_thaw() { # MODE
 		# another backup tool is left to it.
 		rm -f "$STATE_FILE"
 		log "Post thaw script finished: this hook has nothing frozen"
+		echo "nothing recorded: this hook has nothing frozen"
 		exit 0
 	fi
 	thaw_recorded "$1"

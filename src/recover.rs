@@ -96,8 +96,11 @@ pub async fn recover(
         };
         match result {
             Ok(out) if matches!(out.code(), Some(0) | Some(4)) => {
-                let detail =
-                    "thawed by quiesce recover (freezeFail: no backup recorded)".to_string();
+                let detail = if out.stdout_text().contains("nothing recorded") {
+                    "already thawed (its armed thaw ran when the controller went away)".to_string()
+                } else {
+                    "thawed (freezeFail: no backup recorded)".to_string()
+                };
                 let _ = journal.append(&Entry::Recovered {
                     host: name.clone(),
                     at: now_ms(),
@@ -107,7 +110,7 @@ pub async fn recover(
                     host: name.clone(),
                     text: detail.clone(),
                 });
-                println!("{name}: thawed");
+                println!("{name}: {detail}");
             }
             Ok(out) => {
                 println!("{name}: STILL FROZEN: {}", out.describe());

@@ -310,47 +310,9 @@ impl Connection {
         stdin: Option<&[u8]>,
         timeout: Duration,
     ) -> Result<Output, HostError> {
-        let lost = || HostError::ConnectionLost {
-            target: self.target.clone(),
-            step: step.to_string(),
-        };
         let run = async {
-            let mut channel = self
-                .handle
-                .channel_open_session()
-                .await
-                .map_err(|_| lost())?;
-            channel.exec(true, command).await.map_err(|_| lost())?;
-            if let Some(input) = stdin {
-                channel.data(input).await.map_err(|_| lost())?;
-            }
-            channel.eof().await.map_err(|_| lost())?;
-            let mut output = Output {
-                status: ExitStatus::Unknown,
-                stdout: Vec::new(),
-                stderr: Vec::new(),
-            };
-            let mut closed = false;
-            while let Some(msg) = channel.wait().await {
-                match msg {
-                    ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        output.stderr.extend_from_slice(&data)
-                    }
-                    ChannelMsg::ExitStatus { exit_status } => {
-                        output.status = ExitStatus::Code(exit_status)
-                    }
-                    ChannelMsg::ExitSignal { signal_name, .. } => {
-                        output.status = ExitStatus::Signal(format!("{signal_name:?}"))
-                    }
-                    ChannelMsg::Close => closed = true,
-                    _ => {}
-                }
-            }
-            if !closed && output.status == ExitStatus::Unknown {
-                return Err(lost());
-            }
-            Ok(output)
+            let armed = self.start(step, command).await?;
+            armed.finish(stdin.unwrap_or_default()).await
         };
         match tokio::time::timeout(timeout, run).await {
             Ok(result) => result,
@@ -362,11 +324,90 @@ impl Connection {
         }
     }
 
+    /// Starts `script` now (through sudo when needed) and leaves it waiting
+    /// for its input: see `Armed`.
+    pub async fn arm_script(
+        &self,
+        step: &str,
+        script: &str,
+        args: &[&str],
+    ) -> Result<Armed, HostError> {
+        let line = shell::sh_command(script, args);
+        let line = if self.r#become {
+            format!("sudo -n -- {line}")
+        } else {
+            line
+        };
+        self.start(step, &line).await
+    }
+
+    async fn start(&self, step: &str, command: &str) -> Result<Armed, HostError> {
+        let lost = HostError::ConnectionLost {
+            target: self.target.clone(),
+            step: step.to_string(),
+        };
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|_| lost.clone())?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|_| lost.clone())?;
+        Ok(Armed { channel, lost })
+    }
+
     pub async fn close(self) {
         let _ = self
             .handle
             .disconnect(russh::Disconnect::ByApplication, "", "en")
             .await;
+    }
+}
+
+/// A remote command already running and waiting for its standard input; it
+/// ends when `finish` sends the input and end-of-file. Dropping it closes
+/// the channel, which the command sees as end-of-file too.
+pub struct Armed {
+    channel: russh::Channel<client::Msg>,
+    lost: HostError,
+}
+
+impl Armed {
+    /// Sends `input`, then end-of-file, and collects the output and status.
+    pub async fn finish(mut self, input: &[u8]) -> Result<Output, HostError> {
+        if !input.is_empty() {
+            self.channel
+                .data(input)
+                .await
+                .map_err(|_| self.lost.clone())?;
+        }
+        self.channel.eof().await.map_err(|_| self.lost.clone())?;
+        let mut output = Output {
+            status: ExitStatus::Unknown,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        };
+        let mut closed = false;
+        while let Some(msg) = self.channel.wait().await {
+            match msg {
+                ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
+                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
+                ChannelMsg::ExitStatus { exit_status } => {
+                    output.status = ExitStatus::Code(exit_status)
+                }
+                ChannelMsg::ExitSignal { signal_name, .. } => {
+                    output.status = ExitStatus::Signal(format!("{signal_name:?}"))
+                }
+                ChannelMsg::Close => closed = true,
+                _ => {}
+            }
+        }
+        if !closed && output.status == ExitStatus::Unknown {
+            return Err(self.lost);
+        }
+        Ok(output)
     }
 }
 

@@ -10,10 +10,12 @@ pub mod event;
 pub mod exit_code;
 pub mod facts;
 pub mod hook;
+pub mod hook_logs;
 pub mod inventory;
 pub mod journal;
 pub mod known_hosts;
 pub mod limit;
+pub mod log_time;
 pub mod plan;
 pub mod playbook;
 pub mod preflight;
@@ -27,6 +29,7 @@ pub mod snapshot;
 pub mod source_map;
 pub mod ssh;
 pub mod stun_history;
+pub mod vmware_log;
 
 mod command;
 

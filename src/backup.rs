@@ -16,7 +16,7 @@ use crate::ssh::{Armed, Connection, ExitStatus, Output, SshOptions};
 use crate::stun_history::StunHistory;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -56,7 +56,7 @@ const THAW_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// A command bounded by the caller's own waiting rather than by itself.
 const UNBOUNDED: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outcome {
     /// Frozen, snapshotted, thawed: the snapshot is a usable backup.
@@ -84,12 +84,15 @@ impl Outcome {
 }
 
 /// What happened to one host; times are milliseconds since the epoch.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct HostRun {
     pub host: String,
     pub vm: String,
     pub lane: String,
     pub role: Role,
+    /// The QoS timeout of the host's mirror, when it is in one.
+    #[serde(default)]
+    pub qos_timeout_ms: Option<u64>,
     pub instances: Vec<String>,
     pub freeze_started: Option<u64>,
     pub frozen_at: Option<u64>,
@@ -107,12 +110,17 @@ pub struct HostRun {
 }
 
 impl HostRun {
-    fn new(host: &Host, lane: &str, role: Role) -> HostRun {
+    fn new(host: &Host, lane: &Lane, role: Role) -> HostRun {
+        let qos_timeout_ms = match &lane.kind {
+            LaneKind::Mirror { qos_timeout, .. } => Some(qos_timeout.as_millis() as u64),
+            _ => None,
+        };
         HostRun {
             host: host.name.clone(),
             vm: host.vm.clone(),
-            lane: lane.to_string(),
+            lane: lane.name.clone(),
             role,
+            qos_timeout_ms,
             instances: Vec::new(),
             freeze_started: None,
             frozen_at: None,
@@ -315,7 +323,7 @@ pub async fn execute(
         for job in &lane.jobs {
             for (name, role) in job.hosts.iter().zip(&job.roles) {
                 if let Some(host) = inventory.host(name) {
-                    let mut result = HostRun::new(host, &lane.name, role.clone());
+                    let mut result = HostRun::new(host, lane, role.clone());
                     if let Some(Ok(facts)) = preflight.facts.get(name) {
                         result.instances = facts
                             .instances
@@ -336,17 +344,7 @@ pub async fn execute(
         .flat_map(|l| &l.jobs)
         .flat_map(|j| &j.hosts)
         .filter_map(|h| inventory.host(h))
-        .map(|h| HostAccess {
-            name: h.name.clone(),
-            address: h.address.clone(),
-            port: h.port,
-            user: h.user.clone(),
-            identity_file: h.identity_file.clone(),
-            r#become: h.r#become,
-            hook_dir: h.hook_dir.clone(),
-            vm: h.vm.clone(),
-            post_sha: expected_shas(h).1,
-        })
+        .map(|h| HostAccess::new(h, expected_shas(h).1))
         .collect();
     let run = Run {
         playbook,

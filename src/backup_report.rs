@@ -4,7 +4,7 @@
 use crate::backup::{HostRun, Outcome};
 use crate::exit_code;
 use crate::plan::Skipped;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt::Write;
 
 pub fn clock(ms: Option<u64>) -> String {
@@ -179,27 +179,29 @@ impl Report<'_> {
     }
 
     pub fn json(&self) -> String {
-        #[derive(Serialize)]
-        struct Json<'a> {
-            run_id: &'a str,
-            playbook: &'a str,
-            journal: &'a str,
-            interrupted: bool,
-            exit_code: u8,
-            hosts: &'a [HostRun],
-            skipped: &'a [Skipped],
-        }
-        let json = Json {
-            run_id: self.run_id,
-            playbook: self.playbook,
-            journal: &self.journal,
+        let json = Results {
+            run_id: self.run_id.to_string(),
+            playbook: self.playbook.to_string(),
+            journal: self.journal.clone(),
             interrupted: self.interrupted,
             exit_code: self.exit_code(),
-            hosts: self.results,
-            skipped: self.skipped,
+            hosts: self.results.to_vec(),
+            skipped: self.skipped.to_vec(),
         };
         serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
     }
+}
+
+/// A backup's results as `--format json` prints them and `runs/<run>/results.json` keeps them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub run_id: String,
+    pub playbook: String,
+    pub journal: String,
+    pub interrupted: bool,
+    pub exit_code: u8,
+    pub hosts: Vec<HostRun>,
+    pub skipped: Vec<Skipped>,
 }
 
 /// Skipped because the playbook said so (primaries left out), not because of a problem.

@@ -117,6 +117,38 @@ pub enum Command {
         /// The run id (a directory under --runs-dir) or a journal path.
         run: String,
     },
+    /// Fetch snapshot.log and every INST-pre_post.log from the hosts into a run directory.
+    Logs {
+        /// A backup run (its hosts and window); without it, the inventory's hosts (with --limit).
+        run: Option<String>,
+        /// Without RUN: logs written since then (`2h`, or `2026-11-24T03:00:00Z`).
+        #[arg(long, default_value = "24h", value_name = "WHEN")]
+        since: String,
+        /// At most this many bytes from the end of each file.
+        #[arg(long, default_value_t = crate::logs::DEFAULT_MAX_BYTES, value_name = "BYTES")]
+        max_bytes: u64,
+    },
+    /// Render a run's freeze-window report again (from runs/RUN).
+    Report {
+        /// The run id (a directory under --runs-dir).
+        run: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Stuns per VM from vmware.log files, against the mirror's QoS timeout.
+    Stun {
+        /// vmware.log files (each in its VM's directory, as on the datastore).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The QoS timeout to compare with [default: the VM's mirror's, from the inventory, else 8s].
+        #[arg(long, value_name = "DURATION")]
+        qos: Option<String>,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
     /// Print the hook scripts quiesce deploys to one host.
     Render {
         /// The host (as named in the inventory).
@@ -131,4 +163,11 @@ pub enum Command {
 pub enum HostsFormat {
     Table,
     Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Html,
 }

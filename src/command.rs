@@ -13,20 +13,68 @@ use crate::playbook::Playbook;
 use crate::reconcile::{self, Mode, Settings};
 use crate::report::{self, Format};
 use crate::ssh::SshOptions;
-use crate::{backup, duration, exit_code, limit, plan, runner};
+use crate::{backup, duration, exit_code, limit, observe, plan, runner};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub fn execute(cli: Cli) -> Result<u8, Error> {
-    if let Command::Recover { run } = &cli.command {
-        let ssh = ssh_options(&cli.global)?;
-        return runtime()?.block_on(crate::recover::recover(
-            &cli.global.runs_dir,
+    match &cli.command {
+        Command::Recover { run } => {
+            let ssh = ssh_options(&cli.global)?;
+            return runtime()?.block_on(crate::recover::recover(
+                &cli.global.runs_dir,
+                run,
+                &ssh,
+                cli.global.quiet,
+            ));
+        }
+        Command::Report {
             run,
-            &ssh,
-            cli.global.quiet,
-        ));
+            format,
+            output,
+        } => {
+            let report = crate::run_report::build(&observe::run_dir(&cli.global.runs_dir, run))?;
+            let text = observe::render_report(&report, *format);
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|source| Error::File {
+                    path: path.clone(),
+                    action: "write",
+                    source,
+                })?,
+                None => print(&text),
+            }
+            return Ok(exit_code::SUCCESS);
+        }
+        Command::Stun { files, qos, format } => {
+            return observe::stun(
+                &cli.global,
+                files,
+                qos.as_deref(),
+                *format == HostsFormat::Json,
+            );
+        }
+        Command::Logs {
+            run: Some(run),
+            max_bytes,
+            ..
+        } => {
+            let dir = observe::run_dir(&cli.global.runs_dir, run);
+            let (hosts, since) = observe::run_hosts(&dir)?;
+            let hosts = match cli.global.limit.as_deref() {
+                None => hosts,
+                Some(pattern) => hosts
+                    .into_iter()
+                    .filter(|h| {
+                        pattern
+                            .split([',', ':'])
+                            .any(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches(&h.name)))
+                    })
+                    .collect(),
+            };
+            return collect_logs(&cli.global, &hosts, since, *max_bytes, &dir);
+        }
+        _ => {}
     }
     let inventory = Inventory::load(&cli.global.inventory)?;
     let hosts: Vec<Host> = limit::select(&inventory, cli.global.limit.as_deref())?
@@ -94,7 +142,19 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             format,
             false,
         ),
-        Command::Recover { .. } => unreachable!("handled above"),
+        Command::Logs {
+            run: None,
+            since,
+            max_bytes,
+        } => {
+            let since = observe::since(&since)?;
+            let dir = cli.global.runs_dir.join(format!("logs-{}", new_run_id()));
+            collect_logs(&cli.global, &hosts, since, max_bytes, &dir)
+        }
+        Command::Recover { .. }
+        | Command::Report { .. }
+        | Command::Stun { .. }
+        | Command::Logs { .. } => unreachable!("handled above"),
         Command::Audit { fix, force, format } => {
             let mode = if fix { Mode::Apply } else { Mode::Audit };
             reconcile_hosts(
@@ -183,6 +243,53 @@ fn reconcile_hosts(
     let records = report::records(&events, &order);
     print(&report::render(format, command, &records, interrupted));
     Ok(report::exit_code(&records, interrupted))
+}
+
+fn collect_logs(
+    global: &Global,
+    hosts: &[Host],
+    since_ms: u64,
+    max_bytes: u64,
+    dir: &std::path::Path,
+) -> Result<u8, Error> {
+    std::fs::create_dir_all(dir).map_err(|source| Error::File {
+        path: dir.to_path_buf(),
+        action: "create",
+        source,
+    })?;
+    let ssh = ssh_options(global)?;
+    let collected = runtime()?.block_on(async {
+        let (events, consumer) = runner::event_stream(global.quiet);
+        events.send(Event::RunStarted {
+            command: "logs",
+            hosts: hosts.len(),
+        });
+        let collected = crate::logs::collect(
+            hosts,
+            &ssh,
+            global.forks as usize,
+            since_ms / 1000,
+            max_bytes,
+            dir,
+            &events,
+        )
+        .await;
+        drop(events);
+        let _ = consumer.await;
+        collected
+    });
+    print(&crate::logs::render(&collected, dir));
+    if dir.join("results.json").is_file() {
+        if let Ok(report) = crate::run_report::build(dir) {
+            let _ = std::fs::write(dir.join("report.json"), report.json());
+            let _ = std::fs::write(dir.join("report.html"), crate::html::page(&report));
+        }
+    }
+    Ok(if collected.iter().any(|c| c.error.is_some()) {
+        exit_code::UNREACHABLE
+    } else {
+        exit_code::SUCCESS
+    })
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime, Error> {
@@ -279,8 +386,20 @@ fn backup(
             HostsFormat::Table => report.table(),
             HostsFormat::Json => report.json(),
         };
-        let _ = std::fs::write(run_dir.join("report.json"), report.json());
+                let _ = std::fs::write(run_dir.join("results.json"), report.json());
         print(&text);
+        // Collect the logs of every host the run touched, and write the freeze-window report.
+        let touched: Vec<Host> = results.iter().filter(|r| r.freeze_started.is_some()).filter_map(|r| inventory.host(&r.host).cloned()).collect();
+        if !touched.is_empty() {
+            let since = results.iter().filter_map(|r| r.freeze_started).min().unwrap_or(0).saturating_sub(60_000);
+            let (events, consumer) = runner::event_stream(true);
+            let collected = observe::after_backup(&run_dir, &touched, since, &ssh, forks, &events).await;
+            drop(events);
+            let _ = consumer.await;
+            let missing: Vec<&str> = collected.iter().filter(|c| c.error.is_some()).map(|c| c.host.as_str()).collect();
+            let note = if missing.is_empty() { String::new() } else { format!(" (logs not collected from {}: `quiesce logs {run_id}` retries)", missing.join(", ")) };
+            print(&format!("report: {}{note}\n", run_dir.join("report.html").display()));
+        }
         Ok(report.exit_code())
     })
 }

@@ -30,6 +30,49 @@ pub struct HostAccess {
     pub vm: String,
     /// The sha256 of the post-thaw-script deployed to the host.
     pub post_sha: String,
+    #[serde(default = "default_log_dir")]
+    pub log_dir: String,
+}
+
+fn default_log_dir() -> String {
+    crate::inventory::DEFAULT_LOG_DIR.to_string()
+}
+
+impl HostAccess {
+    pub fn new(host: &crate::inventory::Host, post_sha: String) -> HostAccess {
+        HostAccess {
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: host.port,
+            user: host.user.clone(),
+            identity_file: host.identity_file.clone(),
+            r#become: host.r#become,
+            hook_dir: host.hook_dir.clone(),
+            vm: host.vm.clone(),
+            post_sha,
+            log_dir: host.log_dir.clone(),
+        }
+    }
+
+    /// A host to connect to from the journal alone (no inventory needed).
+    pub fn to_host(&self) -> crate::inventory::Host {
+        crate::inventory::Host {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            identity_file: self.identity_file.clone(),
+            r#become: self.r#become,
+            platform: crate::inventory::Platform::Iris,
+            vm: self.vm.clone(),
+            instances: Vec::new(),
+            hook_dir: self.hook_dir.clone(),
+            log_dir: self.log_dir.clone(),
+            freeze_timeout: crate::inventory::DEFAULT_FREEZE_TIMEOUT,
+            groups: Vec::new(),
+            mirror: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

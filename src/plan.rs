@@ -7,7 +7,7 @@
 use crate::inventory::{Host, Inventory};
 use crate::playbook::Playbook;
 use crate::preflight::Role;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::fmt::Write;
 use std::time::Duration;
@@ -47,7 +47,7 @@ pub struct Lane {
     pub jobs: Vec<Job>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Skipped {
     pub host: String,
     pub reason: String,

@@ -2,7 +2,7 @@
 //! the hooks' checksums, the instances and whether they are suspended, and
 //! the mirror role of the host (read at run time: roles change on failover).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Args: HOOK_DIR PLATFORM PRE_SHA POST_SHA. Runs the hook's `status` only
 /// when both hooks carry exactly the expected content.
@@ -31,7 +31,7 @@ else
 fi"#;
 
 /// A host's place in its mirror, as read from the instances.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "kebab-case")]
 pub enum Role {
     Primary,

@@ -4,7 +4,6 @@
 use crate::error::Error;
 use crate::event::Event;
 use crate::exit_code;
-use crate::inventory::{DEFAULT_FREEZE_TIMEOUT, DEFAULT_LOG_DIR, Host, Platform};
 use crate::journal::{Entry, Journal, left_frozen, now_ms};
 use crate::runner;
 use crate::ssh::SshOptions;
@@ -67,22 +66,7 @@ pub async fn recover(
         let Some(access) = hosts.iter().find(|h| &h.name == name) else {
             continue;
         };
-        let host = Host {
-            name: access.name.clone(),
-            address: access.address.clone(),
-            port: access.port,
-            user: access.user.clone(),
-            identity_file: access.identity_file.clone(),
-            r#become: access.r#become,
-            platform: Platform::Iris,
-            vm: access.vm.clone(),
-            instances: Vec::new(),
-            hook_dir: access.hook_dir.clone(),
-            log_dir: DEFAULT_LOG_DIR.into(),
-            freeze_timeout: DEFAULT_FREEZE_TIMEOUT,
-            groups: Vec::new(),
-            mirror: None,
-        };
+        let host = access.to_host();
         let path = format!("{}/post-thaw-script", host.hook_dir.trim_end_matches('/'));
         let result = match runner::connect(&host, ssh, &events).await {
             Ok(connection) => {

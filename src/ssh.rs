@@ -376,7 +376,21 @@ pub struct Armed {
 
 impl Armed {
     /// Sends `input`, then end-of-file, and collects the output and status.
-    pub async fn finish(mut self, input: &[u8]) -> Result<Output, HostError> {
+    pub async fn finish(self, input: &[u8]) -> Result<Output, HostError> {
+        let mut stdout = Vec::new();
+        let mut output = self.finish_into(input, &mut stdout).await?;
+        output.stdout = stdout;
+        Ok(output)
+    }
+
+    /// Like `finish`, but standard output goes to `sink` as it arrives
+    /// (the returned `Output` has an empty stdout).
+    pub async fn finish_into<W: tokio::io::AsyncWrite + Unpin>(
+        mut self,
+        input: &[u8],
+        sink: &mut W,
+    ) -> Result<Output, HostError> {
+        use tokio::io::AsyncWriteExt;
         if !input.is_empty() {
             self.channel
                 .data(input)
@@ -392,7 +406,15 @@ impl Armed {
         let mut closed = false;
         while let Some(msg) = self.channel.wait().await {
             match msg {
-                ChannelMsg::Data { data } => output.stdout.extend_from_slice(&data),
+                ChannelMsg::Data { data } => {
+                    sink.write_all(&data)
+                        .await
+                        .map_err(|e| HostError::StepFailed {
+                            target: String::new(),
+                            step: "write locally".into(),
+                            detail: e.to_string(),
+                        })?
+                }
                 ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
                 ChannelMsg::ExitStatus { exit_status } => {
                     output.status = ExitStatus::Code(exit_status)
@@ -404,6 +426,11 @@ impl Armed {
                 _ => {}
             }
         }
+        sink.flush().await.map_err(|e| HostError::StepFailed {
+            target: String::new(),
+            step: "write locally".into(),
+            detail: e.to_string(),
+        })?;
         if !closed && output.status == ExitStatus::Unknown {
             return Err(self.lost);
         }

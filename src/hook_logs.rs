@@ -84,7 +84,7 @@ pub struct InstanceCycle {
 impl InstanceCycle {
     /// From suspended to resumed: what the database felt.
     pub fn window_ms(&self) -> Option<u64> {
-        Some(self.resumed?.checked_sub(self.suspended?)?)
+        self.resumed?.checked_sub(self.suspended?)
     }
 }
 

@@ -58,10 +58,9 @@ pub fn split_date_line(line: &str) -> Option<(u64, &str)> {
             && tokens
                 .last()
                 .is_some_and(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
+            && let Some(ms) = parse_date_tokens(&tokens)
         {
-            if let Some(ms) = parse_date_tokens(&tokens) {
-                return Some((ms, &line[end + 2..]));
-            }
+            return Some((ms, &line[end + 2..]));
         }
         search = end + 2;
         if search >= line.len() {

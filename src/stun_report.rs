@@ -51,7 +51,9 @@ pub fn analyse(
     qos: Option<Duration>,
     inventory: Option<&Inventory>,
 ) -> Result<Vec<VmStuns>, Error> {
-    let mut by_vm: BTreeMap<String, (Vec<PathBuf>, Vec<(Option<u64>, u64)>)> = BTreeMap::new();
+    // VM → (its files, its stuns as (time, µs)).
+    type Found = (Vec<PathBuf>, Vec<(Option<u64>, u64)>);
+    let mut by_vm: BTreeMap<String, Found> = BTreeMap::new();
     for file in files {
         let bytes = std::fs::read(file).map_err(|source| Error::File {
             path: file.clone(),

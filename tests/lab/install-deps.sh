@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the lab and the tests need on a Debian machine, as root:
-# OpenSSH's sshd, sudo, shellcheck, util-linux (unshare, nsenter, flock).
+# OpenSSH's sshd, sudo, shellcheck, util-linux (unshare, nsenter, flock),
+# Chromium (the HTML report is checked in a real browser).
 # Does nothing when everything is already there.
 set -euo pipefail
 [ "$(id -u)" = 0 ] || { echo "the lab needs root (mount namespaces, cgroups, sshd)" >&2; exit 2; }
@@ -10,6 +11,7 @@ command -v sudo >/dev/null || missing+=(sudo)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null || missing+=(util-linux)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v chromium >/dev/null || missing+=(chromium)   # the HTML report test renders the page
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive

@@ -43,5 +43,10 @@ echo "== quiesce plan (roles read from the instances)"
 "$quiesce" "${flags[@]}" plan -p "$lab/playbook.yml"
 echo "== quiesce backup"
 "$quiesce" "${flags[@]}" backup -p "$lab/playbook.yml"
-echo "== db-dr's snapshot.log"
-cat "$lab/vms/db-dr/log/snapshot.log"
+run=$(find "$lab/runs" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort | tail -n 1)
+echo "== quiesce report $run (from the logs the backup collected)"
+"$quiesce" "${flags[@]}" report "$run"
+cp "$lab/runs/$run/report.html" /tmp/quiesce-demo-report.html
+echo "(the HTML timeline: /tmp/quiesce-demo-report.html)"
+echo "== quiesce stun (the VMs' vmware.log, against their mirrors' QoS timeout)"
+"$quiesce" "${flags[@]}" stun "$lab"/vms/*/vmware.log

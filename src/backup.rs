@@ -23,35 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 
-/// Runs a hook after checking that it is exactly what quiesce deployed.
-/// Args: PATH SHA256 ACTION [TIMEOUT]. Exit 97: content mismatch, not run.
-const RUN_HOOK_SCRIPT: &str = r#"set -u
-p=$1 expected=$2; shift 2
-actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
-if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
-	echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
-	exit 97
-fi
-exec "$p" "$@""#;
-const HOOK_MISMATCH: u32 = 97;
-
-/// The thaw, armed while the database is frozen: checks the hook's sha256,
-/// then waits for one line, `thaw` or `freezeFail`. End of input without a
-/// word means the controller is gone (killed, connection lost): it thaws at
-/// once without recording a backup, deaf to hang-ups and broken pipes.
-/// Args: PATH SHA256.
-const ARMED_THAW_SCRIPT: &str = r#"set -u
-p=$1 expected=$2
-actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
-if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
-	echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
-	exit 97
-fi
-if IFS= read -r word; then
-	case $word in thaw | freezeFail) exec "$p" "$word" ;; esac
-fi
-trap '' HUP PIPE
-exec "$p" freezeFail > /dev/null 2>&1"#;
 const THAW_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// A command bounded by the caller's own waiting rather than by itself.
 const UNBOUNDED: Duration = Duration::from_secs(24 * 3600);
@@ -473,13 +444,13 @@ impl Run<'_> {
             HookKind::PostThaw => "thaw",
         };
         let out = connection
-            .run_script_timeout(step, RUN_HOOK_SCRIPT, &full, None, timeout)
+            .run_script_timeout(step, &hook::checked_run_script(), &full, None, timeout)
             .await?;
         self.check_hook_output(name, step, out)
     }
 
     fn check_hook_output(&self, name: &str, step: &str, out: Output) -> Result<Output, HostError> {
-        if out.status == ExitStatus::Code(HOOK_MISMATCH) {
+        if out.status == ExitStatus::Code(hook::MISMATCH) {
             return Err(HostError::StepFailed {
                 target: self.host(name).target(),
                 step: step.into(),
@@ -622,7 +593,8 @@ impl Run<'_> {
             let sha = hook::sha256_hex(hook::render(HookKind::PostThaw, host).as_bytes());
             let connection = self.connection(name).await.ok()?;
             let args = [path.as_str(), sha.as_str()];
-            let arming = connection.arm_script("thaw", ARMED_THAW_SCRIPT, &args);
+            let script = hook::armed_thaw_script();
+            let arming = connection.arm_script("thaw", &script, &args);
             let armed = tokio::time::timeout(self.ssh.command_timeout, arming)
                 .await
                 .ok()?

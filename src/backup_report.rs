@@ -52,12 +52,11 @@ impl Report<'_> {
     }
 
     pub fn table(&self) -> String {
-        let mut out = String::new();
-        let rows: Vec<[String; 10]> = self
+        let rows: Vec<Vec<String>> = self
             .results
             .iter()
             .map(|r| {
-                [
+                vec![
                     r.host.clone(),
                     r.lane.clone(),
                     r.role
@@ -101,25 +100,7 @@ impl Report<'_> {
             "STUN",
             "RESULT",
         ];
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row.iter()).take(9) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let line = |cells: &[&str]| {
-            let text: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:w$}"))
-                .collect();
-            text.join("  ").trim_end().to_string()
-        };
-        let _ = writeln!(out, "{}", line(&header));
-        for row in &rows {
-            let cells: Vec<&str> = row.iter().map(String::as_str).collect();
-            let _ = writeln!(out, "{}", line(&cells));
-        }
+        let mut out = crate::table::render(&header, &rows);
         for s in self.skipped {
             let _ = writeln!(
                 out,

@@ -418,10 +418,10 @@ fn hosts_report(hosts: &[Host], format: HostsFormat) -> String {
     match format {
         HostsFormat::Json => serde_json::to_string_pretty(hosts).unwrap_or_default() + "\n",
         HostsFormat::Table => {
-            let rows: Vec<[String; 10]> = hosts
+            let rows: Vec<Vec<String>> = hosts
                 .iter()
                 .map(|h| {
-                    [
+                    vec![
                         h.name.clone(),
                         format!("{}:{}", h.address, h.port),
                         if h.r#become {
@@ -455,25 +455,7 @@ fn hosts_report(hosts: &[Host], format: HostsFormat) -> String {
                 "FREEZE_TIMEOUT",
                 "MIRROR",
             ];
-            let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-            for row in &rows {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-            let line = |cells: Vec<&str>| {
-                let text: Vec<String> = cells
-                    .iter()
-                    .zip(&widths)
-                    .map(|(c, w)| format!("{c:w$}"))
-                    .collect();
-                text.join("  ").trim_end().to_string() + "\n"
-            };
-            let mut out = line(header.to_vec());
-            for row in &rows {
-                out.push_str(&line(row.iter().map(String::as_str).collect()));
-            }
-            out
+            crate::table::render(&header, &rows)
         }
     }
 }

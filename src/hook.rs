@@ -69,6 +69,42 @@ pub fn render(kind: HookKind, host: &Host) -> String {
     header + BODY
 }
 
+/// The exit status of the checked scripts below when the hook on the host
+/// is not exactly what quiesce deployed: it was not run.
+pub const MISMATCH: u32 = 97;
+
+/// Args: PATH SHA256 [ARGS...]. Stops unless PATH is a regular file with
+/// exactly that sha256; leaves the hook's own arguments in "$@".
+const CHECKED_PREAMBLE: &str = r#"set -u
+p=$1 expected=$2
+shift 2
+actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
+if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
+	echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
+	exit 97
+fi
+"#;
+
+/// Runs the hook with the remaining arguments, after the checksum check.
+pub fn checked_run_script() -> String {
+    format!("{CHECKED_PREAMBLE}exec \"$p\" \"$@\"")
+}
+
+/// The thaw, armed while the database is frozen: after the checksum check it
+/// waits for one line, `thaw` or `freezeFail`. End of input without a word
+/// means the controller is gone (killed, connection lost): it thaws at once
+/// without recording a backup, deaf to hang-ups and broken pipes.
+pub fn armed_thaw_script() -> String {
+    format!(
+        "{CHECKED_PREAMBLE}{}",
+        r#"if IFS= read -r word; then
+	case $word in thaw | freezeFail) exec "$p" "$word" ;; esac
+fi
+trap '' HUP PIPE
+exec "$p" freezeFail > /dev/null 2>&1"#
+    )
+}
+
 pub fn sha256_hex(content: &[u8]) -> String {
     Sha256::digest(content)
         .iter()

@@ -3,7 +3,7 @@
 
 use crate::duration;
 use crate::error::Error;
-use crate::source_map::{MapError, Pos, SourceMap};
+use crate::source_map::{Pos, SourceMap};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -154,48 +154,20 @@ impl Inventory {
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Inventory, Error> {
-        let map = SourceMap::parse(text).map_err(|e| match e {
-            MapError::Syntax { pos, message } => Error::input(
-                path,
-                pos,
-                format!("YAML syntax error: {message}"),
-                "check indentation, brackets and quotes around this point",
-            ),
-            MapError::DuplicateKey {
-                pos,
-                first,
-                path: key,
-            } => Error::input(
-                path,
-                pos,
-                format!(
-                    "duplicate key `{}`: {} is already defined at line {}",
-                    key.last().map(String::as_str).unwrap_or(""),
-                    key.join("."),
-                    first.line
-                ),
-                "each host, group, mirror and setting may appear only once; merge the two entries",
-            ),
-        })?;
-        let raw: RawInventory = if text.trim().is_empty() {
+        if text.trim().is_empty() {
             return Err(Error::input(
                 path,
                 Pos { line: 1, column: 1 },
                 "the inventory is empty",
                 "add a `hosts:` section; see inventory/example.yml",
             ));
-        } else {
-            serde_yaml::from_str(text).map_err(|e| {
-                let pos = e
-                    .location()
-                    .map(|l| Pos {
-                        line: l.line(),
-                        column: l.column(),
-                    })
-                    .unwrap_or(Pos { line: 1, column: 1 });
-                Error::input(path, pos, strip_location(&e.to_string()), DOCS_HINT)
-            })?
-        };
+        }
+        let (map, raw): (SourceMap, RawInventory) = crate::source_map::load_yaml(
+            path,
+            text,
+            "each host, group, mirror and setting may appear only once; merge the two entries",
+            DOCS_HINT,
+        )?;
         Resolver {
             path,
             map: &map,
@@ -206,13 +178,6 @@ impl Inventory {
 
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.iter().find(|h| h.name == name)
-    }
-}
-
-fn strip_location(message: &str) -> String {
-    match message.rfind(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
     }
 }
 

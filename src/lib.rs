@@ -34,6 +34,7 @@ pub mod source_map;
 pub mod ssh;
 pub mod stun_history;
 pub mod stun_report;
+pub mod table;
 pub mod vmware_log;
 
 mod command;

@@ -5,7 +5,7 @@
 use crate::duration;
 use crate::error::Error;
 use crate::inventory::{Inventory, MAX_FREEZE_TIMEOUT};
-use crate::source_map::{MapError, Pos, SourceMap};
+use crate::source_map::SourceMap;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -95,48 +95,12 @@ impl Playbook {
     }
 
     pub fn parse(path: &Path, text: &str, inventory: &Inventory) -> Result<Playbook, Error> {
-        let map = SourceMap::parse(text).map_err(|e| match e {
-            MapError::Syntax { pos, message } => Error::input(
-                path,
-                pos,
-                format!("YAML syntax error: {message}"),
-                "check indentation, brackets and quotes around this point",
-            ),
-            MapError::DuplicateKey {
-                pos,
-                first,
-                path: key,
-            } => Error::input(
-                path,
-                pos,
-                format!(
-                    "duplicate key `{}`: already defined at line {}",
-                    key.join("."),
-                    first.line
-                ),
-                "each key may appear only once",
-            ),
-        })?;
-        let raw: RawPlaybook = serde_yaml::from_str(text).map_err(|e| {
-            let pos = e
-                .location()
-                .map(|l| Pos {
-                    line: l.line(),
-                    column: l.column(),
-                })
-                .unwrap_or(Pos { line: 1, column: 1 });
-            let message = e.to_string();
-            let message = message
-                .rfind(" at line ")
-                .map(|i| message[..i].to_string())
-                .unwrap_or(message);
-            Error::input(
-                path,
-                pos,
-                message,
-                "see docs/playbook.md for every key and its type",
-            )
-        })?;
+        let (map, raw): (SourceMap, RawPlaybook) = crate::source_map::load_yaml(
+            path,
+            text,
+            "each key may appear only once; merge the two entries",
+            "see docs/playbook.md for every key and its type",
+        )?;
         let err = |at: &[&str], message: String, hint: &str| {
             Error::input(path, map.value(at), message, hint)
         };

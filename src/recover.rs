@@ -9,15 +9,6 @@ use crate::runner;
 use crate::ssh::SshOptions;
 use std::path::{Path, PathBuf};
 
-const RECOVER_SCRIPT: &str = r#"set -u
-p=$1 expected=$2
-actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
-if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
-	echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
-	exit 97
-fi
-exec "$p" freezeFail"#;
-
 pub fn journal_path(runs_dir: &Path, run: &str) -> PathBuf {
     let given = PathBuf::from(run);
     if given.is_file() {
@@ -71,7 +62,12 @@ pub async fn recover(
         let result = match runner::connect(&host, ssh, &events).await {
             Ok(connection) => {
                 let out = connection
-                    .run_script("recover", RECOVER_SCRIPT, &[&path, &access.post_sha], None)
+                    .run_script(
+                        "recover",
+                        &crate::hook::checked_run_script(),
+                        &[&path, &access.post_sha, "freezeFail"],
+                        None,
+                    )
                     .await;
                 connection.close().await;
                 out.map_err(|e| e.to_string())

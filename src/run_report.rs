@@ -254,25 +254,7 @@ impl RunReport {
                 ]);
             }
         }
-        let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-        for row in &rows {
-            for (w, cell) in widths.iter_mut().zip(row) {
-                *w = (*w).max(cell.chars().count());
-            }
-        }
-        let mut out = String::new();
-        let line = |cells: Vec<&str>| {
-            let text: Vec<String> = cells
-                .iter()
-                .zip(&widths)
-                .map(|(c, w)| format!("{c:w$}"))
-                .collect();
-            text.join("  ").trim_end().to_string()
-        };
-        let _ = writeln!(out, "{}", line(header.to_vec()));
-        for row in &rows {
-            let _ = writeln!(out, "{}", line(row.iter().map(String::as_str).collect()));
-        }
+        let mut out = crate::table::render(&header, &rows);
         let s = &self.summary;
         let _ = writeln!(
             out,

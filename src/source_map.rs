@@ -146,6 +146,58 @@ impl SourceMap {
     }
 }
 
+/// Parses `text` (the file at `path`) into a `T`, and maps where everything
+/// stands. Syntax errors, duplicate keys, unknown keys and wrong types become
+/// `Error::Input` with their line and column.
+pub fn load_yaml<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    text: &str,
+    duplicate_hint: &str,
+    docs_hint: &str,
+) -> Result<(SourceMap, T), crate::error::Error> {
+    use crate::error::Error;
+    let map = SourceMap::parse(text).map_err(|e| match e {
+        MapError::Syntax { pos, message } => Error::input(
+            path,
+            pos,
+            format!("YAML syntax error: {message}"),
+            "check indentation, brackets and quotes around this point",
+        ),
+        MapError::DuplicateKey {
+            pos,
+            first,
+            path: key,
+        } => Error::input(
+            path,
+            pos,
+            format!(
+                "duplicate key `{}`: {} is already defined at line {}",
+                key.last().map(String::as_str).unwrap_or(""),
+                key.join("."),
+                first.line
+            ),
+            duplicate_hint,
+        ),
+    })?;
+    let value = serde_yaml::from_str(text).map_err(|e| {
+        let pos = e
+            .location()
+            .map(|l| Pos {
+                line: l.line(),
+                column: l.column(),
+            })
+            .unwrap_or(Pos { line: 1, column: 1 });
+        // serde_yaml ends its message with the position, which leads ours instead.
+        let message = e.to_string();
+        let message = message
+            .rfind(" at line ")
+            .map(|i| message[..i].to_string())
+            .unwrap_or(message);
+        Error::input(path, pos, message, docs_hint)
+    })?;
+    Ok((map, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -225,15 +225,7 @@ fn reconcile_hosts(
 ) -> Result<u8, Error> {
     let ssh = ssh_options(global)?;
     let order: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::File {
-            path: PathBuf::from("(tokio runtime)"),
-            action: "start",
-            source,
-        })?;
-    let (events, interrupted) = runtime.block_on(runner::run_hosts(
+    let (events, interrupted) = runtime()?.block_on(runner::run_hosts(
         command,
         hosts,
         global.forks as usize,

@@ -192,15 +192,16 @@ impl Connection {
                 reason: e.to_string(),
             })?;
         let mut tried = Vec::new();
+        // RSA keys sign with the best SHA-2 the server accepts (never SHA-1 when it offers better).
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten();
         for key_file in candidate_keys(host) {
             match russh::keys::load_secret_key(&key_file, None) {
                 Ok(key) => {
-                    let hash = handle
-                        .best_supported_rsa_hash()
-                        .await
-                        .ok()
-                        .flatten()
-                        .flatten();
                     let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
                     match handle.authenticate_publickey(&host.user, key).await {
                         Ok(r) if r.success() => return Ok(handle),
@@ -225,12 +226,6 @@ impl Connection {
             let identities = agent.request_identities().await.unwrap_or_default();
             for identity in identities {
                 let public = identity.public_key().into_owned();
-                let hash = handle
-                    .best_supported_rsa_hash()
-                    .await
-                    .ok()
-                    .flatten()
-                    .flatten();
                 match handle
                     .authenticate_publickey_with(&host.user, public, hash, &mut agent)
                     .await

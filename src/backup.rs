@@ -5,18 +5,18 @@
 use crate::error::HostError;
 use crate::event::{Event, EventSender};
 use crate::hook::{self, HookKind};
+use crate::host_run::{HostRun, Outcome};
 use crate::inventory::{Host, Inventory};
 use crate::journal::{Entry, HostAccess, Journal, now_ms};
 use crate::plan::{Job, Lane, LaneKind, Plan};
 use crate::playbook::{Playbook, render_command};
-use crate::preflight::{HostFacts, PREFLIGHT_SCRIPT, Role};
+use crate::preflight::{Preflight, Role, expected_shas, read_facts};
 use crate::runner;
 use crate::snapshot;
 use crate::ssh::{Armed, Connection, ExitStatus, Output, SshOptions};
 use crate::stun_history::StunHistory;
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -27,234 +27,11 @@ const THAW_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// A command bounded by the caller's own waiting rather than by itself.
 const UNBOUNDED: Duration = Duration::from_secs(24 * 3600);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Outcome {
-    /// Frozen, snapshotted, thawed: the snapshot is a usable backup.
-    Valid,
-    /// Thawed, but the write daemon had resumed before: the snapshot is not a backup.
-    Invalid,
-    /// Something failed; everything frozen was thawed.
-    Failed,
-    /// Could not be thawed: act now (see `manual_thaw`).
-    LeftFrozen,
-    /// Not run: preflight, plan or an earlier failure in its lane.
-    Skipped,
-}
-
-impl Outcome {
-    pub fn label(self) -> &'static str {
-        match self {
-            Outcome::Valid => "valid",
-            Outcome::Invalid => "INVALID",
-            Outcome::Failed => "FAILED",
-            Outcome::LeftFrozen => "LEFT FROZEN",
-            Outcome::Skipped => "skipped",
-        }
-    }
-}
-
-/// What happened to one host; times are milliseconds since the epoch.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct HostRun {
-    pub host: String,
-    pub vm: String,
-    pub lane: String,
-    pub role: Role,
-    /// The QoS timeout of the host's mirror, when it is in one.
-    #[serde(default)]
-    pub qos_timeout_ms: Option<u64>,
-    pub instances: Vec<String>,
-    pub freeze_started: Option<u64>,
-    pub frozen_at: Option<u64>,
-    pub snapshot_started: Option<u64>,
-    pub snapshot_finished: Option<u64>,
-    pub thaw_started: Option<u64>,
-    pub thawed_at: Option<u64>,
-    pub stun_us: Option<u64>,
-    pub outcome: Outcome,
-    pub detail: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub manual_thaw: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pauses_at: Option<u64>,
-}
-
-impl HostRun {
-    fn new(host: &Host, lane: &Lane, role: Role) -> HostRun {
-        let qos_timeout_ms = match &lane.kind {
-            LaneKind::Mirror { qos_timeout, .. } => Some(qos_timeout.as_millis() as u64),
-            _ => None,
-        };
-        HostRun {
-            host: host.name.clone(),
-            vm: host.vm.clone(),
-            lane: lane.name.clone(),
-            role,
-            qos_timeout_ms,
-            instances: Vec::new(),
-            freeze_started: None,
-            frozen_at: None,
-            snapshot_started: None,
-            snapshot_finished: None,
-            thaw_started: None,
-            thawed_at: None,
-            stun_us: None,
-            outcome: Outcome::Skipped,
-            detail: String::new(),
-            manual_thaw: None,
-            pauses_at: None,
-        }
-    }
-
-    /// From the start of the freeze to the end of the thaw.
-    pub fn freeze_window_ms(&self) -> Option<u64> {
-        Some(self.thawed_at?.saturating_sub(self.freeze_started?))
-    }
-
-    pub fn snapshot_ms(&self) -> Option<u64> {
-        Some(
-            self.snapshot_finished?
-                .saturating_sub(self.snapshot_started?),
-        )
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Options {
     pub force: bool,
     pub forks: usize,
     pub runs_dir: PathBuf,
-}
-
-/// The facts of every selected host, read in parallel.
-pub struct Preflight {
-    pub facts: HashMap<String, Result<HostFacts, HostError>>,
-    pub connections: HashMap<String, Arc<Connection>>,
-}
-
-pub fn expected_shas(host: &Host) -> (String, String) {
-    (
-        hook::sha256_hex(hook::render(HookKind::PreFreeze, host).as_bytes()),
-        hook::sha256_hex(hook::render(HookKind::PostThaw, host).as_bytes()),
-    )
-}
-
-pub async fn read_facts(connection: &Connection, host: &Host) -> Result<HostFacts, HostError> {
-    let (pre, post) = expected_shas(host);
-    let out = connection
-        .run_script(
-            "preflight",
-            PREFLIGHT_SCRIPT,
-            &[&host.hook_dir, host.platform.as_str(), &pre, &post],
-            None,
-        )
-        .await?;
-    if !out.success() {
-        return Err(HostError::StepFailed {
-            target: host.target(),
-            step: "preflight".into(),
-            detail: out.describe(),
-        });
-    }
-    Ok(HostFacts::parse(&out.stdout_text()))
-}
-
-pub async fn preflight(
-    hosts: &[&Host],
-    ssh: &SshOptions,
-    forks: usize,
-    events: &EventSender,
-) -> Preflight {
-    type Probed = (String, Result<(HostFacts, Connection), HostError>);
-    let results: Vec<Probed> = futures::stream::iter(hosts.iter().map(|host| async move {
-        let result = async {
-            let connection = runner::connect(host, ssh, events).await?;
-            let facts = read_facts(&connection, host).await?;
-            Ok((facts, connection))
-        }
-        .await;
-        (host.name.clone(), result)
-    }))
-    .buffer_unordered(forks.max(1))
-    .collect()
-    .await;
-    let mut preflight = Preflight {
-        facts: HashMap::new(),
-        connections: HashMap::new(),
-    };
-    for (name, result) in results {
-        match result {
-            Ok((facts, connection)) => {
-                preflight.facts.insert(name.clone(), Ok(facts));
-                preflight.connections.insert(name, Arc::new(connection));
-            }
-            Err(e) => {
-                preflight.facts.insert(name, Err(e));
-            }
-        }
-    }
-    preflight
-}
-
-/// Problems that stop the whole run before anything is frozen, and hosts to
-/// leave out (with why). Roles for the plan come back too.
-pub struct Checked {
-    pub blockers: Vec<String>,
-    pub left_out: Vec<(String, String, bool)>,
-    pub roles: HashMap<String, Role>,
-}
-
-pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
-    let mut checked = Checked {
-        blockers: Vec::new(),
-        left_out: Vec::new(),
-        roles: HashMap::new(),
-    };
-    for host in hosts {
-        match preflight.facts.get(&host.name) {
-            Some(Ok(facts)) => {
-                checked.roles.insert(host.name.clone(), facts.role());
-                let (pre, post) = expected_shas(host);
-                if facts.pre_sha != pre || facts.post_sha != post {
-                    checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them (run `quiesce audit`, then `quiesce deploy`)", host.target()), false));
-                    continue;
-                }
-                let suspended = facts.suspended();
-                if !suspended.is_empty() || !facts.recorded.is_empty() {
-                    let mut what: Vec<String> = suspended
-                        .iter()
-                        .map(|s| format!("instance {s} is already frozen"))
-                        .collect();
-                    if !facts.recorded.is_empty() {
-                        what.push(format!(
-                            "the hook records a freeze never thawed ({})",
-                            facts.recorded.join(", ")
-                        ));
-                    }
-                    checked.blockers.push(format!(
-                        "{}: {}\n  hint: a freeze is in progress or was left behind; finish it with `quiesce recover RUN` or `{}/post-thaw-script freezeFail` on the host, then run again",
-                        host.target(),
-                        what.join("; "),
-                        host.hook_dir
-                    ));
-                }
-            }
-            Some(Err(e)) => {
-                checked.roles.insert(
-                    host.name.clone(),
-                    Role::Unsettled {
-                        detail: "unreachable at preflight".into(),
-                    },
-                );
-                checked
-                    .left_out
-                    .push((host.name.clone(), e.to_string(), e.is_unreachable()));
-            }
-            None => {}
-        }
-    }
-    checked
 }
 
 struct Run<'a> {

@@ -1,8 +1,8 @@
 //! What a backup run prints: a table per host (frozen at, thawed at, freeze
 //! window, snapshot time, stun, result) or JSON, and the run's exit code.
 
-use crate::backup::{HostRun, Outcome};
 use crate::exit_code;
+use crate::host_run::{HostRun, Outcome};
 use crate::plan::Skipped;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;

@@ -322,8 +322,8 @@ fn backup(
     runtime()?.block_on(async {
         let (events, consumer) = runner::event_stream(global.quiet);
         events.send(Event::RunStarted { command: if plan_only { "plan" } else { "backup" }, hosts: hosts.len() });
-        let preflight = backup::preflight(&hosts, &ssh, forks, &events).await;
-        let checked = backup::check(&hosts, &preflight);
+        let preflight = crate::preflight::preflight(&hosts, &ssh, forks, &events).await;
+        let checked = crate::preflight::check(&hosts, &preflight);
         let left_out: Vec<&str> = checked.left_out.iter().map(|(h, ..)| h.as_str()).collect();
         let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., u)| *u).map(|(h, ..)| h.clone()).collect();
         let plannable: Vec<&Host> = hosts.iter().copied().filter(|h| !left_out.contains(&h.name.as_str())).collect();

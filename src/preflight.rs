@@ -2,7 +2,17 @@
 //! the hooks' checksums, the instances and whether they are suspended, and
 //! the mirror role of the host (read at run time: roles change on failover).
 
-use serde::{Deserialize, Serialize};
+use crate::error::HostError;
+use crate::event::EventSender;
+use crate::hook::{self, HookKind};
+use crate::inventory::Host;
+pub use crate::role::Role;
+use crate::runner;
+use crate::ssh::{Connection, SshOptions};
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// Args: HOOK_DIR PLATFORM PRE_SHA POST_SHA. Runs the hook's `status` only
 /// when both hooks carry exactly the expected content.
@@ -29,71 +39,6 @@ else
 			awk -v n="$name" '/quiesce-type=/ { sub(/.*quiesce-type=/, ""); t = $0 } /quiesce-status=/ { sub(/.*quiesce-status=/, ""); s = $0 } END { printf "role\t%s\t%s\t%s\n", n, t, s }'
 	done
 fi"#;
-
-/// A host's place in its mirror, as read from the instances.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "role", rename_all = "kebab-case")]
-pub enum Role {
-    Primary,
-    /// The failover member that is not primary.
-    Backup,
-    /// A DR or reporting async member.
-    Async {
-        member_type: String,
-    },
-    NotMember,
-    /// A failover member in transition, in trouble or down, or an unreadable role.
-    Unsettled {
-        detail: String,
-    },
-}
-
-impl Role {
-    pub fn from_fields(member_type: &str, status: &str) -> Role {
-        match member_type.trim() {
-            "" | "Not Member" => Role::NotMember,
-            "Failover" => match status.trim() {
-                "Primary" => Role::Primary,
-                "Backup" => Role::Backup,
-                other => Role::Unsettled {
-                    detail: format!("failover member with status `{other}`"),
-                },
-            },
-            t @ ("Disaster Recovery" | "Read-Only Reporting" | "Read-Write Reporting") => {
-                Role::Async {
-                    member_type: t.to_string(),
-                }
-            }
-            other => Role::Unsettled {
-                detail: format!("member type `{other}`"),
-            },
-        }
-    }
-
-    pub fn is_failover(&self) -> bool {
-        matches!(self, Role::Primary | Role::Backup)
-    }
-
-    pub fn describe(&self) -> String {
-        match self {
-            Role::Primary => "primary".into(),
-            Role::Backup => "backup failover member".into(),
-            Role::Async { member_type } => format!("async member: {member_type}"),
-            Role::NotMember => "not a mirror member".into(),
-            Role::Unsettled { detail } => format!("unsettled: {detail}"),
-        }
-    }
-
-    /// Freeze order inside a mirror: async members, then the backup, the primary last.
-    pub fn rank(&self) -> u8 {
-        match self {
-            Role::Async { .. } | Role::NotMember => 0,
-            Role::Backup => 1,
-            Role::Primary => 2,
-            Role::Unsettled { .. } => 3,
-        }
-    }
-}
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Instance {
@@ -185,6 +130,136 @@ impl HostFacts {
             .map(|i| i.name.as_str())
             .collect()
     }
+}
+
+/// The facts of every selected host, read in parallel.
+pub struct Preflight {
+    pub facts: HashMap<String, Result<HostFacts, HostError>>,
+    pub connections: HashMap<String, Arc<Connection>>,
+}
+
+pub fn expected_shas(host: &Host) -> (String, String) {
+    (
+        hook::sha256_hex(hook::render(HookKind::PreFreeze, host).as_bytes()),
+        hook::sha256_hex(hook::render(HookKind::PostThaw, host).as_bytes()),
+    )
+}
+
+pub async fn read_facts(connection: &Connection, host: &Host) -> Result<HostFacts, HostError> {
+    let (pre, post) = expected_shas(host);
+    let out = connection
+        .run_script(
+            "preflight",
+            PREFLIGHT_SCRIPT,
+            &[&host.hook_dir, host.platform.as_str(), &pre, &post],
+            None,
+        )
+        .await?;
+    if !out.success() {
+        return Err(HostError::StepFailed {
+            target: host.target(),
+            step: "preflight".into(),
+            detail: out.describe(),
+        });
+    }
+    Ok(HostFacts::parse(&out.stdout_text()))
+}
+
+pub async fn preflight(
+    hosts: &[&Host],
+    ssh: &SshOptions,
+    forks: usize,
+    events: &EventSender,
+) -> Preflight {
+    type Probed = (String, Result<(HostFacts, Connection), HostError>);
+    let results: Vec<Probed> = futures::stream::iter(hosts.iter().map(|host| async move {
+        let result = async {
+            let connection = runner::connect(host, ssh, events).await?;
+            let facts = read_facts(&connection, host).await?;
+            Ok((facts, connection))
+        }
+        .await;
+        (host.name.clone(), result)
+    }))
+    .buffer_unordered(forks.max(1))
+    .collect()
+    .await;
+    let mut preflight = Preflight {
+        facts: HashMap::new(),
+        connections: HashMap::new(),
+    };
+    for (name, result) in results {
+        match result {
+            Ok((facts, connection)) => {
+                preflight.facts.insert(name.clone(), Ok(facts));
+                preflight.connections.insert(name, Arc::new(connection));
+            }
+            Err(e) => {
+                preflight.facts.insert(name, Err(e));
+            }
+        }
+    }
+    preflight
+}
+
+/// Problems that stop the whole run before anything is frozen, and hosts to
+/// leave out (with why). Roles for the plan come back too.
+pub struct Checked {
+    pub blockers: Vec<String>,
+    pub left_out: Vec<(String, String, bool)>,
+    pub roles: HashMap<String, Role>,
+}
+
+pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
+    let mut checked = Checked {
+        blockers: Vec::new(),
+        left_out: Vec::new(),
+        roles: HashMap::new(),
+    };
+    for host in hosts {
+        match preflight.facts.get(&host.name) {
+            Some(Ok(facts)) => {
+                checked.roles.insert(host.name.clone(), facts.role());
+                let (pre, post) = expected_shas(host);
+                if facts.pre_sha != pre || facts.post_sha != post {
+                    checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them (run `quiesce audit`, then `quiesce deploy`)", host.target()), false));
+                    continue;
+                }
+                let suspended = facts.suspended();
+                if !suspended.is_empty() || !facts.recorded.is_empty() {
+                    let mut what: Vec<String> = suspended
+                        .iter()
+                        .map(|s| format!("instance {s} is already frozen"))
+                        .collect();
+                    if !facts.recorded.is_empty() {
+                        what.push(format!(
+                            "the hook records a freeze never thawed ({})",
+                            facts.recorded.join(", ")
+                        ));
+                    }
+                    checked.blockers.push(format!(
+                        "{}: {}\n  hint: a freeze is in progress or was left behind; finish it with `quiesce recover RUN` or `{}/post-thaw-script freezeFail` on the host, then run again",
+                        host.target(),
+                        what.join("; "),
+                        host.hook_dir
+                    ));
+                }
+            }
+            Some(Err(e)) => {
+                checked.roles.insert(
+                    host.name.clone(),
+                    Role::Unsettled {
+                        detail: "unreachable at preflight".into(),
+                    },
+                );
+                checked
+                    .left_out
+                    .push((host.name.clone(), e.to_string(), e.is_unreachable()));
+            }
+            None => {}
+        }
+    }
+    checked
 }
 
 #[cfg(test)]

@@ -4,10 +4,10 @@
 //! window, the journal file and marker a restore starts from, warnings,
 //! validity, the VM's stun; a fleet summary (max, median, p95 window).
 
-use crate::backup::{HostRun, Outcome};
 use crate::backup_report::{Results, clock};
 use crate::error::Error;
 use crate::hook_logs::{HookEventKind, InstanceCycle, parse_instance_log, parse_snapshot_log};
+use crate::host_run::{HostRun, Outcome};
 use crate::logs::{Collected, read_collected};
 use serde::Serialize;
 use std::fmt::Write;

@@ -327,9 +327,10 @@ fn wait_for_entry(lab: &Lab, pred: impl Fn(&Entry) -> bool) {
     panic!("the journal never showed the expected entry");
 }
 
-#[test]
-fn ctrl_c_during_the_snapshot_thaws_everything() {
-    let lab = deployed(58, &["x", "y"]);
+/// Ctrl-C (SIGINT) or SIGTERM while snapshots run: no new freeze, the
+/// snapshots are killed, everything frozen is thawed, exit 130.
+fn interrupted_during_the_snapshot(net: u8, signal: i32) {
+    let lab = deployed(net, &["x", "y"]);
     lab.lab("snapshot-fault", &["x", "hang 30"]);
     lab.lab("snapshot-fault", &["y", "hang 30"]);
     let child = spawn_backup(&lab);
@@ -341,7 +342,7 @@ fn ctrl_c_during_the_snapshot_thaws_everything() {
         &lab,
         |e| matches!(e, Entry::SnapshotStarted { host, .. } if host == "y"),
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(
@@ -360,6 +361,16 @@ fn ctrl_c_during_the_snapshot_thaws_everything() {
         assert_eq!(history_sets(&lab, vm), 0);
     }
     assert_journal_complete(&lab);
+}
+
+#[test]
+fn ctrl_c_during_the_snapshot_thaws_everything() {
+    interrupted_during_the_snapshot(58, libc::SIGINT);
+}
+
+#[test]
+fn sigterm_during_the_snapshot_thaws_everything() {
+    interrupted_during_the_snapshot(64, libc::SIGTERM);
 }
 
 #[test]
@@ -528,9 +539,16 @@ fn preflight_refuses_frozen_instances_and_tampered_hooks() {
         0,
         "a tampered hook is never run"
     );
+
     assert_eq!(
         lab.freeze_intervals("x").len(),
         2,
         "the manual freeze, then this run's"
     );
+
+    // --limit narrows the playbook's hosts: only x is touched.
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.run(&["backup", "-p", &playbook, "--limit", "x"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 hosts: 1 valid"), "{run:?}");
 }

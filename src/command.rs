@@ -271,11 +271,8 @@ fn collect_logs(
         collected
     });
     print(&crate::logs::render(&collected, dir));
-    if dir.join("results.json").is_file()
-        && let Ok(report) = crate::run_report::build(dir)
-    {
-        let _ = std::fs::write(dir.join("report.json"), report.json());
-        let _ = std::fs::write(dir.join("report.html"), crate::html::page(&report));
+    if dir.join("results.json").is_file() {
+        observe::write_report(dir);
     }
     Ok(if collected.iter().any(|c| c.error.is_some()) {
         exit_code::UNREACHABLE

@@ -37,12 +37,23 @@ pub fn run_hosts(run_dir: &Path) -> Result<(Vec<Host>, u64), Error> {
     ))
 }
 
+/// The directory of `run`: a run id under `runs_dir`, a run directory, or its journal file.
 pub fn run_dir(runs_dir: &Path, run: &str) -> PathBuf {
     let given = PathBuf::from(run);
-    if given.join("journal.jsonl").is_file() {
+    if given.is_file() {
+        given.parent().map(Path::to_path_buf).unwrap_or_default()
+    } else if given.join("journal.jsonl").is_file() {
         given
     } else {
         runs_dir.join(run)
+    }
+}
+
+/// Writes report.json and report.html into a run directory that has results.
+pub fn write_report(run_dir: &Path) {
+    if let Ok(report) = run_report::build(run_dir) {
+        let _ = std::fs::write(run_dir.join("report.json"), report.json());
+        let _ = std::fs::write(run_dir.join("report.html"), crate::html::page(&report));
     }
 }
 
@@ -65,10 +76,7 @@ pub async fn after_backup(
         events,
     )
     .await;
-    if let Ok(report) = run_report::build(run_dir) {
-        let _ = std::fs::write(run_dir.join("report.json"), report.json());
-        let _ = std::fs::write(run_dir.join("report.html"), crate::html::page(&report));
-    }
+    write_report(run_dir);
     collected
 }
 

@@ -7,18 +7,7 @@ use crate::exit_code;
 use crate::journal::{Entry, Journal, left_frozen, now_ms};
 use crate::runner;
 use crate::ssh::SshOptions;
-use std::path::{Path, PathBuf};
-
-pub fn journal_path(runs_dir: &Path, run: &str) -> PathBuf {
-    let given = PathBuf::from(run);
-    if given.is_file() {
-        given
-    } else if given.join("journal.jsonl").is_file() {
-        given.join("journal.jsonl")
-    } else {
-        runs_dir.join(run).join("journal.jsonl")
-    }
-}
+use std::path::Path;
 
 pub async fn recover(
     runs_dir: &Path,
@@ -26,7 +15,7 @@ pub async fn recover(
     ssh: &SshOptions,
     quiet: bool,
 ) -> Result<u8, Error> {
-    let path = journal_path(runs_dir, run);
+    let path = crate::observe::run_dir(runs_dir, run).join("journal.jsonl");
     let entries = Journal::read(&path).map_err(|source| Error::File {
         path: path.clone(),
         action: "read the journal",

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 #[command(
     name = "quiesce",
     version,
-    about = "Safe VM-snapshot backups of InterSystems Caché/IRIS fleets: deploy and audit the freeze/thaw hooks over SSH",
-    after_help = "Exit codes: 0 success, 1 findings (non-compliant, or changes pending with --check), 2 bad input, 3 a host unreachable, 4 a step failed, 130 interrupted."
+    about = "Safe VM-snapshot backups of InterSystems Caché/IRIS fleets: deploy and audit the freeze/thaw hooks over SSH, run mirror-safe freeze → snapshot → thaw backups that always thaw, and report their freeze windows",
+    after_help = "Exit codes: 0 success, 1 findings (non-compliant, changes pending with --check, a stun near the QoS timeout), 2 bad input, 3 a host unreachable, 4 a step failed (or a snapshot INVALID), 5 something LEFT FROZEN (act now: the report says how), 130 interrupted (after thawing)."
 )]
 pub struct Cli {
     #[command(flatten)]

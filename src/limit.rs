@@ -122,4 +122,20 @@ mod tests {
         let err = select(&inv, Some("db-a1,nope")).unwrap_err();
         assert!(matches!(err, Error::LimitMatchesNothing { ref pattern, .. } if pattern == "nope"));
     }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(pattern in "\\PC{0,40}") {
+            let inv = inventory();
+            let _ = select(&inv, Some(&pattern));
+        }
+
+        #[test]
+        fn never_panics_on_pattern_like_text(pattern in "[a-z0-9*?!\\[\\],:-]{0,20}") {
+            let inv = inventory();
+            if let Ok(hosts) = select(&inv, Some(&pattern)) {
+                proptest::prop_assert!(!hosts.is_empty());
+            }
+        }
+    }
 }

@@ -313,3 +313,41 @@ fn the_freeze_timeout_is_passed_and_capped() {
     let (code, out) = lab.sh("vm1", &format!("{FREEZE} freeze 'x;id'"));
     assert_eq!(code, 2, "{out}");
 }
+
+#[test]
+fn the_simulator_pauses_an_instance_whose_freeze_outlives_its_timeout() {
+    let lab = Lab::start(49, &["vm1"]);
+    let session = |call: &str| {
+        lab.sh(
+            "vm1",
+            &format!("iris session IRIS -U %SYS '##Class(Backup.General).{call}'"),
+        )
+        .0
+    };
+    assert_eq!(
+        session("ExternalFreeze(\"/var/log/IRIS-pre_post.log\",,,,,,1)"),
+        5
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // Past ExternalFreezeTimeOut the instance does not thaw: it pauses.
+    assert_eq!(session("IsWDSuspendedExt()"), 5, "still frozen");
+    assert!(
+        lab.events("vm1")
+            .contains(" IRIS paused freeze outlived ExternalFreezeTimeOut=1")
+    );
+    assert!(
+        lab.sh("vm1", "iris qlist IRIS").1.contains("^warn^"),
+        "qlist health shows it"
+    );
+    assert_eq!(
+        session("ExternalThaw(\"/var/log/IRIS-pre_post.log\")"),
+        5,
+        "only a thaw ends it"
+    );
+    assert_eq!(session("IsWDSuspendedExt()"), 3);
+    assert_eq!(
+        session("ExternalThaw(\"/var/log/IRIS-pre_post.log\")"),
+        3,
+        "thawing a running instance fails"
+    );
+}

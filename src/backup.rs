@@ -243,6 +243,7 @@ impl Run<'_> {
                 for later in &lane.jobs[index + 1..] {
                     for host in &later.hosts {
                         self.update(host, |r| r.detail = "not run: an earlier job of this lane failed; nothing of it was frozen".into());
+                        self.finished(host);
                     }
                 }
                 return;
@@ -357,7 +358,32 @@ impl Run<'_> {
                 });
             }
         }
+        for name in &job.hosts {
+            self.finished(name);
+        }
         all_valid && failure.is_none()
+    }
+
+    /// Tells the progress display that `name` is done, with its failure if any.
+    fn finished(&self, name: &str) {
+        let outcome = self
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(name)
+            .map(|r| (r.outcome, r.detail.clone()));
+        let error = match outcome {
+            Some((Outcome::Valid, _)) | None => None,
+            Some((outcome, detail)) => Some(HostError::StepFailed {
+                target: self.host(name).target(),
+                step: "backup".into(),
+                detail: format!("{}: {detail}", outcome.label()),
+            }),
+        };
+        self.events.send(Event::HostFinished {
+            host: name.to_string(),
+            error,
+        });
     }
 
     /// Starts every frozen host's thaw now, waiting for its word, so that no

@@ -74,6 +74,11 @@ impl Progress {
             }
             Event::Note { host, text } if host.is_empty() => self.line(text.clone()),
             Event::Note { host, text } => self.line(format!("{host}: {text}")),
+            Event::StepStarted { host, step } if self.failures == 0 => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!("{host}: {step}…"));
+                }
+            }
             Event::StepFinished { host, step, ok } if self.bar.is_none() || !ok => {
                 self.line(format!(
                     "{host}: {step} {}",

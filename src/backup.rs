@@ -228,10 +228,15 @@ impl Run<'_> {
 
     fn check_hook_output(&self, name: &str, step: &str, out: Output) -> Result<Output, HostError> {
         if out.status == ExitStatus::Code(hook::MISMATCH) {
-            return Err(HostError::StepFailed {
-                target: self.host(name).target(),
-                step: step.into(),
-                detail: out.stderr_line(),
+            let kind = if step == "freeze" {
+                HookKind::PreFreeze
+            } else {
+                HookKind::PostThaw
+            };
+            let host = self.host(name);
+            return Err(HostError::HookChanged {
+                target: host.target(),
+                path: kind.path(host),
             });
         }
         Ok(out)
@@ -309,6 +314,7 @@ impl Run<'_> {
                 });
                 self.update(name, |r| r.frozen_at = Some(at));
             } else {
+                let not_run = matches!(result, Err(HostError::HookChanged { .. }));
                 let detail = match result {
                     Ok(out) => format!("freeze failed: {}", out.describe()),
                     Err(e) => e.to_string().lines().next().unwrap_or_default().to_string(),
@@ -318,6 +324,15 @@ impl Run<'_> {
                     at: now_ms(),
                     detail: detail.clone(),
                 });
+                if not_run {
+                    // The hook was not run, so nothing of this host is frozen.
+                    attempted.pop();
+                    self.record(&Entry::NotFrozen {
+                        host: name.clone(),
+                        at: now_ms(),
+                        detail: detail.clone(),
+                    });
+                }
                 self.update(name, |r| {
                     r.outcome = Outcome::Failed;
                     r.detail = detail.clone();
@@ -362,6 +377,30 @@ impl Run<'_> {
             self.finished(name);
         }
         all_valid && failure.is_none()
+    }
+
+    /// Reports a host that could not be thawed, with how to thaw it by hand.
+    fn left_frozen(&self, name: &str, attempts: u32, detail: &str) {
+        let host = self.host(name);
+        let sudo = if host.r#become && host.user != "root" {
+            "sudo "
+        } else {
+            ""
+        };
+        let manual = format!(
+            "ssh -p {} {}@{} {sudo}{}/post-thaw-script freezeFail   # or: quiesce recover {}",
+            host.port, host.user, host.address, host.hook_dir, self.run_id
+        );
+        self.events.send(Event::StepFinished {
+            host: name.to_string(),
+            step: "thaw",
+            ok: false,
+        });
+        self.update(name, |r| {
+            r.outcome = Outcome::LeftFrozen;
+            r.detail = format!("COULD NOT THAW after {attempts} attempts: {detail}");
+            r.manual_thaw = Some(manual);
+        });
     }
 
     /// Tells the progress display that `name` is done, with its failure if any.
@@ -598,6 +637,22 @@ impl Run<'_> {
                     });
                     return valid;
                 }
+                Err(changed @ HostError::HookChanged { .. }) => {
+                    // Retrying cannot help: a person has to look at the hook.
+                    let detail = changed
+                        .to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .to_string();
+                    self.record(&Entry::ThawFailed {
+                        host: name.to_string(),
+                        at,
+                        detail: detail.clone(),
+                    });
+                    self.left_frozen(name, attempt, &detail);
+                    return false;
+                }
                 other => {
                     let detail = match other {
                         Ok(out) => format!("thaw failed: {}", out.describe()),
@@ -616,26 +671,7 @@ impl Run<'_> {
                     if now_ms() + THAW_RETRY_INTERVAL.as_millis() as u64 >= pauses_at
                         && attempt >= 3
                     {
-                        let host = self.host(name);
-                        let sudo = if host.r#become && host.user != "root" {
-                            "sudo "
-                        } else {
-                            ""
-                        };
-                        let manual = format!(
-                            "ssh -p {} {}@{} {sudo}{}/post-thaw-script freezeFail   # or: quiesce recover {}",
-                            host.port, host.user, host.address, host.hook_dir, self.run_id
-                        );
-                        self.events.send(Event::StepFinished {
-                            host: name.to_string(),
-                            step: "thaw",
-                            ok: false,
-                        });
-                        self.update(name, |r| {
-                            r.outcome = Outcome::LeftFrozen;
-                            r.detail = format!("COULD NOT THAW after {attempt} attempts: {detail}");
-                            r.manual_thaw = Some(manual);
-                        });
+                        self.left_frozen(name, attempt, &detail);
                         return false;
                     }
                     self.note(

@@ -149,6 +149,11 @@ pub enum HostError {
         step: String,
         detail: String,
     },
+    /// A hook on the host is not what quiesce deployed: it was not run.
+    HookChanged {
+        target: String,
+        path: String,
+    },
     Interrupted {
         target: String,
     },
@@ -181,6 +186,7 @@ impl HostError {
             HostError::CommandTimeout { .. } => "command-timeout",
             HostError::ConnectionLost { .. } => "connection-lost",
             HostError::StepFailed { .. } => "step-failed",
+            HostError::HookChanged { .. } => "hook-changed",
             HostError::Interrupted { .. } => "interrupted",
         }
     }
@@ -258,6 +264,10 @@ impl fmt::Display for HostError {
                 step,
                 detail,
             } => write!(f, "{target}: {step} failed: {detail}"),
+            HostError::HookChanged { target, path } => write!(
+                f,
+                "{target}: {path} no longer matches what quiesce deployed, so it was not run\n  hint: someone changed it; see how with `quiesce deploy --check --diff`, redeploy with `quiesce deploy`, then thaw with `quiesce recover RUN`"
+            ),
             HostError::Interrupted { target } => {
                 write!(f, "{target}: interrupted before it finished")
             }

@@ -73,16 +73,20 @@ pub fn render(kind: HookKind, host: &Host) -> String {
 /// is not exactly what quiesce deployed: it was not run.
 pub const MISMATCH: u32 = 97;
 
-/// Args: PATH SHA256 [ARGS...]. Stops unless PATH is a regular file with
-/// exactly that sha256; leaves the hook's own arguments in "$@".
+/// Args: PATH SHA256 [ARGS...]. `verify` stops the script (exit 97) unless
+/// PATH is a regular file with exactly that sha256; the hook's own arguments
+/// are left in "$@".
 const CHECKED_PREAMBLE: &str = r#"set -u
 p=$1 expected=$2
 shift 2
-actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
-if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
-	echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
-	exit 97
-fi
+verify() {
+	actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
+	if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
+		echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
+		exit 97
+	fi
+}
+verify
 "#;
 
 /// Runs the hook with the remaining arguments, after the checksum check.
@@ -90,17 +94,20 @@ pub fn checked_run_script() -> String {
     format!("{CHECKED_PREAMBLE}exec \"$p\" \"$@\"")
 }
 
-/// The thaw, armed while the database is frozen: after the checksum check it
-/// waits for one line, `thaw` or `freezeFail`. End of input without a word
-/// means the controller is gone (killed, connection lost): it thaws at once
-/// without recording a backup, deaf to hang-ups and broken pipes.
+/// The thaw, armed while the database is frozen: checked at once (so a
+/// wrong hook is known before the snapshot), then it waits for one line,
+/// `thaw` or `freezeFail`, and checks again right before running the hook,
+/// which may have changed meanwhile. End of input without a word means the
+/// controller is gone (killed, connection lost): it thaws at once without
+/// recording a backup, deaf to hang-ups and broken pipes.
 pub fn armed_thaw_script() -> String {
     format!(
         "{CHECKED_PREAMBLE}{}",
         r#"if IFS= read -r word; then
-	case $word in thaw | freezeFail) exec "$p" "$word" ;; esac
+	case $word in thaw | freezeFail) verify; exec "$p" "$word" ;; esac
 fi
 trap '' HUP PIPE
+verify 2> /dev/null
 exec "$p" freezeFail > /dev/null 2>&1"#
     )
 }

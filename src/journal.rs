@@ -100,6 +100,12 @@ pub enum Entry {
         at: u64,
         detail: String,
     },
+    /// The freeze never ran (its hook did not match): nothing to thaw.
+    NotFrozen {
+        host: String,
+        at: u64,
+        detail: String,
+    },
     SnapshotStarted {
         host: String,
         at: u64,
@@ -143,6 +149,7 @@ impl Entry {
             Entry::FreezeStarted { host, .. }
             | Entry::Frozen { host, .. }
             | Entry::FreezeFailed { host, .. }
+            | Entry::NotFrozen { host, .. }
             | Entry::SnapshotStarted { host, .. }
             | Entry::SnapshotFinished { host, .. }
             | Entry::ThawStarted { host, .. }
@@ -209,9 +216,9 @@ pub fn left_frozen(entries: &[Entry]) -> Vec<String> {
             Entry::FreezeStarted { host, .. } if !open.contains(host) => {
                 open.push(host.clone());
             }
-            Entry::Thawed { host, .. } | Entry::Recovered { host, .. } => {
-                open.retain(|h| h != host)
-            }
+            Entry::Thawed { host, .. }
+            | Entry::Recovered { host, .. }
+            | Entry::NotFrozen { host, .. } => open.retain(|h| h != host),
             _ => {}
         }
     }

@@ -552,3 +552,75 @@ fn preflight_refuses_frozen_instances_and_tampered_hooks() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("1 hosts: 1 valid"), "{run:?}");
 }
+
+#[test]
+fn a_thaw_hook_changed_during_the_snapshot_is_never_run() {
+    let lab = deployed(65, &["x"]);
+    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+    let dir = lab.dir.path().display().to_string();
+    set_playbook(
+        &lab,
+        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
+        &format!(
+            "command: 'bash {lab_sh} snapshot {dir} {{host}} && bash {lab_sh} exec {dir} {{host}} sh -c \"echo exit 0 >> /usr/sbin/post-thaw-script\"'"
+        ),
+    );
+    let started = Instant::now();
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 5, "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "no retries until the freeze timeout: nothing can fix a changed hook"
+    );
+    assert!(
+        run.stdout.contains(&format!("LEFT FROZEN: COULD NOT THAW after 1 attempts: x ({}.11:22): /usr/sbin/post-thaw-script no longer matches what quiesce deployed, so it was not run", lab.net)),
+        "{run:?}"
+    );
+    assert!(
+        !lab.events("x").contains(" thawed"),
+        "the changed hook was not run"
+    );
+
+    // Put the deployed hook back, then finish from the journal.
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let (run_id, _) = lab.journal();
+    assert_eq!(lab.run(&["recover", &run_id]).code, 0);
+    lab.assert_nothing_frozen("x");
+    assert_journal_complete(&lab);
+}
+
+#[test]
+fn a_freeze_hook_changed_after_preflight_is_never_run() {
+    let lab = deployed(66, &["--mirror", "M=p,b,d", "p", "b", "d"]);
+    lab.lab("fault", &["d", "IRIS", "hang_freeze=2"]);
+    let child = spawn_backup(&lab);
+    wait_for_entry(
+        &lab,
+        |e| matches!(e, Entry::FreezeStarted { host, .. } if host == "d"),
+    );
+    lab.sh("b", "echo 'exit 0' >> /usr/sbin/pre-freeze-script");
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(4), "{stdout}");
+    assert!(
+        stdout.contains(
+            "/usr/sbin/pre-freeze-script no longer matches what quiesce deployed, so it was not run"
+        ),
+        "{stdout}"
+    );
+    assert_eq!(
+        lab.freeze_intervals("b").len() + lab.freeze_intervals("p").len(),
+        0,
+        "neither failover member was frozen"
+    );
+    for vm in ["p", "b", "d"] {
+        lab.assert_nothing_frozen(vm);
+    }
+    let entries = assert_journal_complete(&lab);
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e, Entry::NotFrozen { host, .. } if host == "b")),
+        "{entries:?}"
+    );
+}

@@ -22,6 +22,21 @@ fn set_playbook(lab: &Lab, from: &str, to: &str) {
     std::fs::write(lab.path("playbook.yml"), text.replace(from, to)).unwrap();
 }
 
+/// Replaces the lab playbook's snapshot command. In `command`, `LAB` stands
+/// for `bash tests/lab/lab.sh` and `DIR` for the lab's directory.
+fn set_snapshot_command(lab: &Lab, command: &str) {
+    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+    let dir = lab.dir.path().display().to_string();
+    let command = command
+        .replace("LAB", &format!("bash {lab_sh}"))
+        .replace("DIR", &dir);
+    set_playbook(
+        lab,
+        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
+        &format!("command: '{command}'"),
+    );
+}
+
 fn backup(lab: &Lab, extra: &[&str]) -> common::Run {
     let playbook = lab.path("playbook.yml").display().to_string();
     let mut args = vec!["backup", "-p", playbook.as_str()];
@@ -221,15 +236,10 @@ fn a_snapshot_that_fails_or_times_out() {
 #[test]
 fn a_vm_stunned_past_the_command_timeout_is_thawed_when_it_comes_back() {
     let lab = deployed(56, &["x"]);
-    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
-    let dir = lab.dir.path().display().to_string();
     // The snapshot succeeds, then the VM hangs for 6 s (longer than the command timeout).
-    set_playbook(
+    set_snapshot_command(
         &lab,
-        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
-        &format!(
-            "command: 'bash {lab_sh} snapshot {dir} {{host}} && bash {lab_sh} stun {dir} {{host}} && (sleep 6; bash {lab_sh} unstun {dir} {{host}}) >/dev/null 2>&1 &'"
-        ),
+        "LAB snapshot DIR {host} && LAB stun DIR {host} && (sleep 6; LAB unstun DIR {host}) >/dev/null 2>&1 &",
     );
     let run = backup(
         &lab,
@@ -254,13 +264,7 @@ fn a_vm_stunned_past_the_command_timeout_is_thawed_when_it_comes_back() {
 #[test]
 fn sshd_killed_after_the_freeze_then_recover() {
     let lab = deployed(57, &["x"]);
-    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
-    let dir = lab.dir.path().display().to_string();
-    set_playbook(
-        &lab,
-        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
-        &format!("command: 'bash {lab_sh} kill-vm {dir} {{host}}'"),
-    );
+    set_snapshot_command(&lab, "LAB kill-vm DIR {host}");
     set_playbook(&lab, "timeout: 20s", "timeout: 3s");
     set_playbook(&lab, "freeze_margin: 10s", "freeze_margin: 5s");
     let run = backup(&lab, &["--connect-timeout", "1s"]);
@@ -556,14 +560,9 @@ fn preflight_refuses_frozen_instances_and_tampered_hooks() {
 #[test]
 fn a_thaw_hook_changed_during_the_snapshot_is_never_run() {
     let lab = deployed(65, &["x"]);
-    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
-    let dir = lab.dir.path().display().to_string();
-    set_playbook(
+    set_snapshot_command(
         &lab,
-        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
-        &format!(
-            "command: 'bash {lab_sh} snapshot {dir} {{host}} && bash {lab_sh} exec {dir} {{host}} sh -c \"echo exit 0 >> /usr/sbin/post-thaw-script\"'"
-        ),
+        "LAB snapshot DIR {host} && LAB exec DIR {host} sh -c \"echo exit 0 >> /usr/sbin/post-thaw-script\"",
     );
     let started = Instant::now();
     let run = backup(&lab, &[]);

@@ -13,12 +13,15 @@ use crate::playbook::{Playbook, render_command};
 use crate::preflight::{Preflight, Role, expected_shas, read_facts};
 use crate::runner;
 use crate::snapshot;
-use crate::ssh::{Armed, Connection, ExitStatus, Output, SshOptions};
+use crate::ssh::{Armed, Connection, Output, SshOptions};
 use crate::stun_history::StunHistory;
+use crate::thaw_verdict::{self, ThawVerdict};
 use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -26,6 +29,25 @@ use tokio::sync::watch;
 const THAW_RETRY_INTERVAL: Duration = Duration::from_secs(1);
 /// A command bounded by the caller's own waiting rather than by itself.
 const UNBOUNDED: Duration = Duration::from_secs(24 * 3600);
+/// Thaws of one host in flight at once: the first (maybe on a hung session)
+/// and fresh ones over new connections.
+const MAX_THAWS_IN_FLIGHT: usize = 3;
+
+/// How a freeze attempt on one host ended.
+enum FreezeStart {
+    /// Frozen; the session holds the armed thaw (and the VM's dead-man's switch).
+    Frozen(Armed),
+    /// Another owner's freeze (another run, VMware Tools) holds the VM: this
+    /// run froze nothing there and sends no thaw.
+    Held { holder: String, detail: String },
+    /// The hook was never run (no connection, or it failed its check).
+    NotRun(HostError),
+    /// The freeze ran and failed, or its result is unknown: a thaw follows.
+    Failed {
+        detail: String,
+        session: Option<Armed>,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -47,6 +69,8 @@ struct Run<'a> {
     stop: watch::Receiver<bool>,
     events: EventSender,
     history: StunHistory,
+    /// Set when a journal append failed: no new freeze starts, thaws go on.
+    journal_broken: AtomicBool,
 }
 
 /// Executes `plan`; returns every host's result. `stop` turns true on
@@ -107,6 +131,7 @@ pub async fn execute(
         stop,
         events,
         history,
+        journal_broken: AtomicBool::new(false),
     };
     run.record(&Entry::RunStarted {
         run_id,
@@ -153,15 +178,23 @@ pub async fn execute(
 }
 
 impl Run<'_> {
-    fn record(&self, entry: &Entry) {
-        if let Err(e) = self.journal.append(entry) {
-            self.note(
-                "journal",
-                format!(
-                    "cannot write the journal {}: {e}",
-                    self.journal.path().display()
-                ),
-            );
+    /// Appends to the journal; false when that failed. The first failure is
+    /// reported and stops every new freeze (thaws go on).
+    fn record(&self, entry: &Entry) -> bool {
+        match self.journal.append(entry) {
+            Ok(()) => true,
+            Err(e) => {
+                if !self.journal_broken.swap(true, Ordering::SeqCst) {
+                    self.note(
+                        "journal",
+                        format!(
+                            "cannot write the journal {}: {e}; no new freeze starts (thaws go on)",
+                            self.journal.path().display()
+                        ),
+                    );
+                }
+                false
+            }
         }
     }
 
@@ -189,24 +222,32 @@ impl Run<'_> {
             .expect("planned hosts come from the inventory")
     }
 
+    /// The host's connection, opened when there is none. The map is not
+    /// locked while connecting: one unreachable host never stalls the others.
     async fn connection(&self, name: &str) -> Result<Arc<Connection>, HostError> {
-        let mut connections = self.connections.lock().await;
-        if let Some(c) = connections.get(name) {
+        if let Some(c) = self.connections.lock().await.get(name) {
             return Ok(c.clone());
         }
         let connection = Arc::new(runner::connect(self.host(name), self.ssh, &self.events).await?);
-        connections.insert(name.to_string(), connection.clone());
-        Ok(connection)
+        Ok(self
+            .connections
+            .lock()
+            .await
+            .entry(name.to_string())
+            .or_insert(connection)
+            .clone())
     }
 
     async fn forget_connection(&self, name: &str) {
         self.connections.lock().await.remove(name);
     }
 
+    /// Runs a checked copy of `kind` on the host as this run's owner.
     async fn run_hook(
         &self,
         name: &str,
         kind: HookKind,
+        reason: &str,
         args: &[&str],
         timeout: Duration,
     ) -> Result<Output, HostError> {
@@ -214,32 +255,153 @@ impl Run<'_> {
         let connection = self.connection(name).await?;
         let path = kind.path(host);
         let sha = hook::sha256_hex(hook::render(kind, host).as_bytes());
-        let mut full = vec![path.as_str(), sha.as_str()];
+        let mut full = vec![self.run_id.as_str(), reason, path.as_str(), sha.as_str()];
         full.extend_from_slice(args);
-        let step = match kind {
-            HookKind::PreFreeze => "freeze",
-            HookKind::PostThaw => "thaw",
-        };
-        let out = connection
-            .run_script_timeout(step, &hook::checked_run_script(), &full, None, timeout)
-            .await?;
-        self.check_hook_output(name, step, out)
+        connection
+            .run_script_timeout("thaw", &hook::checked_run_script(), &full, None, timeout)
+            .await
     }
 
-    fn check_hook_output(&self, name: &str, step: &str, out: Output) -> Result<Output, HostError> {
-        if out.status == ExitStatus::Code(hook::MISMATCH) {
-            let kind = if step == "freeze" {
-                HookKind::PreFreeze
-            } else {
-                HookKind::PostThaw
-            };
-            let host = self.host(name);
-            return Err(HostError::HookChanged {
-                target: host.target(),
-                path: kind.path(host),
-            });
+    fn hook_changed(&self, name: &str, kind: HookKind, why: String) -> HostError {
+        let host = self.host(name);
+        HostError::HookChanged {
+            target: host.target(),
+            path: kind.path(host),
+            why,
         }
-        Ok(out)
+    }
+
+    /// Starts the freeze session on `name`: the checked freeze, then the armed
+    /// thaw waiting for its word, with the VM's own deadline.
+    async fn start_freeze(&self, name: &str) -> FreezeStart {
+        let host = self.host(name);
+        let freeze_timeout = self.playbook.freeze_timeout();
+        let connection = match self.connection(name).await {
+            Ok(c) => c,
+            Err(e) => return FreezeStart::NotRun(e),
+        };
+        let (pre_sha, post_sha) = expected_shas(host);
+        let (pre, post) = (
+            HookKind::PreFreeze.path(host),
+            HookKind::PostThaw.path(host),
+        );
+        let timeout_secs = freeze_timeout.as_secs().to_string();
+        let deadline = vm_deadline(freeze_timeout, self.playbook.freeze_margin)
+            .as_secs()
+            .to_string();
+        let args = [
+            self.run_id.as_str(),
+            &timeout_secs,
+            &deadline,
+            &pre,
+            &pre_sha,
+            &post,
+            &post_sha,
+        ];
+        let script = hook::freeze_session_script();
+        let wait = self.ssh.command_timeout.min(freeze_timeout);
+        let mut session =
+            match tokio::time::timeout(wait, connection.arm_script("freeze", &script, &args)).await
+            {
+                Ok(Ok(session)) => session,
+                Ok(Err(e)) => {
+                    return FreezeStart::Failed {
+                        detail: first_line(&e),
+                        session: None,
+                    };
+                }
+                Err(_) => {
+                    return FreezeStart::Failed {
+                        detail: format!(
+                            "freeze did not start within {}",
+                            crate::duration::format(wait)
+                        ),
+                        session: None,
+                    };
+                }
+            };
+        let line = match tokio::time::timeout(wait, session.read_line("quiesce-freeze ")).await {
+            Ok(line) => line,
+            Err(_) => {
+                return FreezeStart::Failed {
+                    detail: format!(
+                        "freeze did not finish within {}",
+                        crate::duration::format(wait)
+                    ),
+                    session: Some(session),
+                };
+            }
+        };
+        let out = session.output();
+        let Some(line) = line else {
+            // The session ended before its freeze said anything.
+            return match out.code() {
+                Some(hook::MISMATCH) => FreezeStart::NotRun(self.hook_changed(
+                    name,
+                    HookKind::PreFreeze,
+                    out.stderr_line(),
+                )),
+                Some(hook::UNCHECKABLE) => FreezeStart::NotRun(HostError::StepFailed {
+                    target: host.target(),
+                    step: "freeze".into(),
+                    detail: format!(
+                        "the freeze hook could not be checked, so it was not run: {}",
+                        out.stderr_line()
+                    ),
+                }),
+                _ => FreezeStart::Failed {
+                    detail: format!("freeze session ended early: {}", out.describe()),
+                    session: None,
+                },
+            };
+        };
+        match line.trim_start_matches("quiesce-freeze ").trim() {
+            "0" => {}
+            "3" => {
+                let holder = out
+                    .stdout_text()
+                    .lines()
+                    .find_map(|l| l.strip_prefix("quiesce-holder ").map(str::to_string))
+                    .unwrap_or_else(|| "another hook".into());
+                return FreezeStart::Held {
+                    detail: format!(
+                        "not frozen by this run: a freeze by {holder} holds {name} (another quiesce run, or VMware Tools); this run sent it no thaw"
+                    ),
+                    holder,
+                };
+            }
+            code => {
+                let stderr = out.stderr_line();
+                let detail = if stderr.is_empty() {
+                    format!("freeze failed: exit status {code}")
+                } else {
+                    format!("freeze failed: exit status {code}: {stderr}")
+                };
+                return FreezeStart::Failed {
+                    detail,
+                    session: Some(session),
+                };
+            }
+        }
+        // A thaw hook that cannot run is known before any snapshot.
+        match tokio::time::timeout(wait, session.read_line("quiesce-armed ")).await {
+            Ok(Some(armed)) if armed.trim() == "quiesce-armed 0" => FreezeStart::Frozen(session),
+            Ok(Some(armed)) => {
+                let why = armed
+                    .trim_start_matches("quiesce-armed ")
+                    .split_once(' ')
+                    .map(|(_, why)| why.to_string())
+                    .unwrap_or_default();
+                FreezeStart::Failed {
+                    detail: first_line(&self.hook_changed(name, HookKind::PostThaw, why)),
+                    session: Some(session),
+                }
+            }
+            _ => FreezeStart::Failed {
+                detail: "the armed thaw did not report".into(),
+                session: Some(session),
+            },
+        }
     }
 
     async fn lane(&self, lane: &Lane) {
@@ -260,8 +422,8 @@ impl Run<'_> {
     /// Returns whether every snapshot of the job is valid.
     async fn job(&self, lane: &Lane, job: &Job) -> bool {
         let freeze_timeout = self.playbook.freeze_timeout();
-        let timeout_arg = freeze_timeout.as_secs().to_string();
-        let mut attempted: Vec<(String, u64)> = Vec::new();
+        // (host, pauses_at, the session holding its armed thaw)
+        let mut attempted: Vec<(String, u64, Option<Armed>)> = Vec::new();
         let mut failure: Option<String> = None;
         for (name, planned) in job.hosts.iter().zip(&job.roles) {
             if *self.stop.borrow() {
@@ -276,77 +438,107 @@ impl Run<'_> {
                 failure = Some(why);
                 break;
             }
+            // The re-read above takes time: a stop asked meanwhile wins.
+            if *self.stop.borrow() {
+                failure = Some("interrupted before this host was frozen".into());
+                break;
+            }
             let started = now_ms();
             let pauses_at = started + freeze_timeout.as_millis() as u64;
-            self.record(&Entry::FreezeStarted {
-                host: name.clone(),
-                at: started,
-                pauses_at,
-            });
+            // Write-ahead: no freeze starts unless its entry is on disk.
+            if self.journal_broken.load(Ordering::SeqCst)
+                || !self.record(&Entry::FreezeStarted {
+                    host: name.clone(),
+                    at: started,
+                    pauses_at,
+                })
+            {
+                failure = Some(format!(
+                    "the journal {} cannot be written, so no new freeze starts",
+                    self.journal.path().display()
+                ));
+                break;
+            }
             self.update(name, |r| {
                 r.freeze_started = Some(started);
                 r.pauses_at = Some(pauses_at);
             });
-            attempted.push((name.clone(), pauses_at));
             self.events.send(Event::StepStarted {
                 host: name.clone(),
                 step: "freeze",
             });
-            let result = self
-                .run_hook(
-                    name,
-                    HookKind::PreFreeze,
-                    &["freeze", &timeout_arg],
-                    self.ssh.command_timeout.min(freeze_timeout),
-                )
-                .await;
-            let ok = matches!(&result, Ok(out) if out.success());
+            let result = self.start_freeze(name).await;
             self.events.send(Event::StepFinished {
                 host: name.clone(),
                 step: "freeze",
-                ok,
+                ok: matches!(result, FreezeStart::Frozen(_)),
             });
-            if ok {
-                let at = now_ms();
-                self.record(&Entry::Frozen {
-                    host: name.clone(),
-                    at,
-                });
-                self.update(name, |r| r.frozen_at = Some(at));
-            } else {
-                let not_run = matches!(result, Err(HostError::HookChanged { .. }));
-                let detail = match result {
-                    Ok(out) => format!("freeze failed: {}", out.describe()),
-                    Err(e) => e.to_string().lines().next().unwrap_or_default().to_string(),
-                };
-                self.record(&Entry::FreezeFailed {
-                    host: name.clone(),
-                    at: now_ms(),
-                    detail: detail.clone(),
-                });
-                if not_run {
-                    // The hook was not run, so nothing of this host is frozen.
-                    attempted.pop();
+            match result {
+                FreezeStart::Frozen(session) => {
+                    let at = now_ms();
+                    self.record(&Entry::Frozen {
+                        host: name.clone(),
+                        at,
+                    });
+                    self.update(name, |r| r.frozen_at = Some(at));
+                    attempted.push((name.clone(), pauses_at, Some(session)));
+                }
+                FreezeStart::Held { holder, detail } => {
                     self.record(&Entry::NotFrozen {
                         host: name.clone(),
                         at: now_ms(),
                         detail: detail.clone(),
                     });
+                    self.update(name, |r| {
+                        r.outcome = Outcome::Skipped;
+                        r.detail = detail.clone();
+                        r.freeze_started = None;
+                    });
+                    failure = Some(format!("{name} is held by a freeze of {holder}"));
+                    break;
                 }
-                self.update(name, |r| {
-                    r.outcome = Outcome::Failed;
-                    r.detail = detail.clone();
-                });
-                failure = Some(format!("{name}: {detail}"));
-                break;
+                FreezeStart::NotRun(error) => {
+                    let detail = first_line(&error);
+                    self.record(&Entry::FreezeFailed {
+                        host: name.clone(),
+                        at: now_ms(),
+                        detail: detail.clone(),
+                    });
+                    // The hook was not run, so nothing of this host is frozen.
+                    self.record(&Entry::NotFrozen {
+                        host: name.clone(),
+                        at: now_ms(),
+                        detail: detail.clone(),
+                    });
+                    self.update(name, |r| {
+                        r.outcome = Outcome::Failed;
+                        r.detail = detail.clone();
+                    });
+                    failure = Some(format!("{name}: {detail}"));
+                    break;
+                }
+                FreezeStart::Failed { detail, session } => {
+                    self.record(&Entry::FreezeFailed {
+                        host: name.clone(),
+                        at: now_ms(),
+                        detail: detail.clone(),
+                    });
+                    self.update(name, |r| {
+                        r.outcome = Outcome::Failed;
+                        r.detail = detail.clone();
+                    });
+                    attempted.push((name.clone(), pauses_at, session));
+                    failure = Some(format!("{name}: {detail}"));
+                    break;
+                }
             }
         }
 
         let mut snapshots_ok = false;
-        let mut armed: HashMap<String, Armed> = HashMap::new();
         if failure.is_none() {
-            armed = self.arm_thaws(&attempted).await;
-            snapshots_ok = self.snapshots(lane, job, &attempted).await;
+            let pauses: Vec<(String, u64)> =
+                attempted.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
+            snapshots_ok = self.snapshots(lane, job, &pauses).await;
             if !snapshots_ok {
                 failure = Some("a snapshot of this job failed".into());
             }
@@ -355,16 +547,15 @@ impl Run<'_> {
         // Thaw: newest freeze first; `thaw` records the backup, `freezeFail` does not.
         let action = if snapshots_ok { "thaw" } else { "freezeFail" };
         let mut all_valid = snapshots_ok;
-        for (name, pauses_at) in attempted.iter().rev() {
-            let valid = self
-                .thaw(name, action, *pauses_at, armed.remove(name))
-                .await;
+        for (name, pauses_at, session) in attempted.into_iter().rev() {
+            let valid = self.thaw(&name, action, pauses_at, session).await;
             all_valid &= valid;
         }
         if let Some(why) = &failure {
             for name in &job.hosts {
                 self.update(name, |r| match r.outcome {
                     Outcome::LeftFrozen | Outcome::Failed => {}
+                    Outcome::Skipped if r.detail != "not run" => {}
                     _ if r.freeze_started.is_some() => {
                         r.outcome = Outcome::Failed;
                         r.detail = format!("thawed without a backup: {why}");
@@ -379,18 +570,37 @@ impl Run<'_> {
         all_valid && failure.is_none()
     }
 
-    /// Reports a host that could not be thawed, with how to thaw it by hand.
-    fn left_frozen(&self, name: &str, attempts: u32, detail: &str) {
+    /// Reports a host that could not be thawed, with the fix that works for
+    /// its cause: a changed hook must be redeployed before anything can thaw.
+    fn left_frozen(&self, name: &str, attempts: u32, detail: &str, hook_changed: bool) {
         let host = self.host(name);
-        let sudo = if host.r#become && host.user != "root" {
-            "sudo "
-        } else {
-            ""
-        };
-        let manual = format!(
-            "ssh -p {} {}@{} {sudo}{}/post-thaw-script freezeFail   # or: quiesce recover {}",
-            host.port, host.user, host.address, host.hook_dir, self.run_id
+        let quiesce = format!(
+            "quiesce -i {} --runs-dir {} --known-hosts {}",
+            crate::shell::quote(&self.inventory.path.display().to_string()),
+            crate::shell::quote(&self.options.runs_dir.display().to_string()),
+            crate::shell::quote(&self.ssh.policy.known_hosts.display().to_string())
         );
+        let manual = if hook_changed {
+            format!(
+                "{quiesce} deploy --limit {name} && {quiesce} recover {}   # the hook was changed: redeploy it first, never run the changed one",
+                self.run_id
+            )
+        } else {
+            let sudo = if host.r#become && host.user != "root" {
+                "sudo "
+            } else {
+                ""
+            };
+            format!(
+                "{quiesce} recover {}   # or on the VM: ssh -p {} {}@{} {sudo}env QUIESCE_OWNER={} {}/post-thaw-script freezeFail",
+                self.run_id,
+                host.port,
+                host.user,
+                host.address,
+                self.run_id,
+                host.hook_dir.trim_end_matches('/')
+            )
+        };
         self.events.send(Event::StepFinished {
             host: name.to_string(),
             step: "thaw",
@@ -425,30 +635,10 @@ impl Run<'_> {
         });
     }
 
-    /// Starts every frozen host's thaw now, waiting for its word, so that no
-    /// new SSH command has to start inside the freeze window. A host whose
-    /// thaw cannot be armed is thawed the ordinary way.
-    async fn arm_thaws(&self, attempted: &[(String, u64)]) -> HashMap<String, Armed> {
-        let armed = futures::future::join_all(attempted.iter().map(|(name, _)| async move {
-            let host = self.host(name);
-            let path = HookKind::PostThaw.path(host);
-            let sha = hook::sha256_hex(hook::render(HookKind::PostThaw, host).as_bytes());
-            let connection = self.connection(name).await.ok()?;
-            let args = [path.as_str(), sha.as_str()];
-            let script = hook::armed_thaw_script();
-            let arming = connection.arm_script("thaw", &script, &args);
-            let armed = tokio::time::timeout(self.ssh.command_timeout, arming)
-                .await
-                .ok()?
-                .ok()?;
-            Some((name.clone(), armed))
-        }))
-        .await;
-        armed.into_iter().flatten().collect()
-    }
-
-    /// Mirror safety right before a freeze: the role must still be the planned
-    /// one, and a primary's last stun must have stayed under half the QoS timeout.
+    /// Mirror safety right before a freeze: every member of the mirror in
+    /// this run must still have its planned role (a primary "In Trouble", a
+    /// failover in progress stop it), and a primary's last stun must have
+    /// stayed under half the QoS timeout.
     async fn safe_to_freeze(&self, lane: &Lane, name: &str, planned: &Role) -> Result<(), String> {
         let LaneKind::Mirror {
             mirror,
@@ -457,24 +647,42 @@ impl Run<'_> {
         else {
             return Ok(());
         };
-        let host = self.host(name);
-        if host.mirror.as_deref() == Some(mirror.as_str()) {
-            let connection = self
-                .connection(name)
-                .await
-                .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
-            let facts = read_facts(&connection, host)
-                .await
-                .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
+        let members: Vec<(&String, &Role)> = lane
+            .jobs
+            .iter()
+            .flat_map(|j| j.hosts.iter().zip(&j.roles))
+            .filter(|(h, _)| self.host(h).mirror.as_deref() == Some(mirror.as_str()))
+            .collect();
+        let reread = futures::future::join_all(members.iter().map(|(member, was)| async move {
+            let host = self.host(member);
+            let facts = async {
+                let connection = self.connection(member).await?;
+                read_facts(&connection, host).await
+            }
+            .await
+            .map_err(|e| format!("mirror {mirror}: cannot re-read the role of {member} before freezing {name} ({}); stopped this mirror before freezing it (nothing of it is left frozen)", first_line(&e)))?;
             let now = facts.role();
-            if now != *planned {
+            if now != **was {
                 return Err(format!(
-                    "mirror {mirror} changed since planning: {name} is now {}, was {}; stopped this mirror before freezing it (nothing of it is left frozen); run again to plan with the new roles",
+                    "mirror {mirror} changed since planning: {member} is now {}, was {}; stopped this mirror before freezing it (nothing of it is left frozen); run again to plan with the new roles",
                     now.describe(),
-                    planned.describe()
+                    was.describe()
                 ));
             }
+            Ok(())
+        }))
+        .await;
+        // The member about to be frozen is reported first.
+        let mut errors: Vec<(bool, String)> = members
+            .iter()
+            .zip(reread)
+            .filter_map(|((m, _), r)| r.err().map(|e| (*m != name, e)))
+            .collect();
+        errors.sort();
+        if let Some((_, why)) = errors.into_iter().next() {
+            return Err(why);
         }
+        let host = self.host(name);
         if *planned == Role::Primary
             && let Some(last) = self.history.last(&host.vm)
         {
@@ -492,8 +700,9 @@ impl Run<'_> {
 
     async fn snapshots(&self, lane: &Lane, job: &Job, attempted: &[(String, u64)]) -> bool {
         // Give up on snapshots early enough to thaw before any freeze pauses
-        // its instance: half the margin is kept for thawing.
-        let keep_for_thaw = self.playbook.freeze_margin.as_millis() as u64 / 2;
+        // its instance, and before the VMs' own dead-man's switches fire
+        // (half the margin before the pause): three quarters are kept.
+        let keep_for_thaw = self.playbook.freeze_margin.as_millis() as u64 * 3 / 4;
         let deadline = attempted
             .iter()
             .map(|(_, p)| *p)
@@ -533,11 +742,15 @@ impl Run<'_> {
                 });
                 if let (Some(stun), LaneKind::Mirror { mirror, qos_timeout }) = (result.stun_us, &lane.kind) {
                     let limit = qos_timeout.as_micros() as f64 * self.playbook.qos_warn_fraction;
-                    if stun as f64 >= limit {
+                    if stun as u128 >= qos_timeout.as_micros() {
+                        let finding = format!("STUN OVER QOS: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}: the mirror may have failed over", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::duration::format(*qos_timeout));
+                        self.update(name, |r| r.findings.push(finding.clone()));
+                        self.note(name, finding);
+                    } else if stun as f64 >= limit {
                         self.note(name, format!("warning: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::duration::format(*qos_timeout)));
                     }
                 }
-                if result.ok || attempt > step.retries || *self.stop.borrow() || result.detail.contains("no time left") {
+                if result.ok || attempt > step.retries || *self.stop.borrow() || timeout.is_zero() {
                     return result.ok;
                 }
                 self.note(name, format!("snapshot attempt {attempt} failed ({}); retrying", result.detail));
@@ -547,15 +760,12 @@ impl Run<'_> {
         results.into_iter().all(|ok| ok)
     }
 
-    /// Thaws one host, retrying with fresh connections until the freeze
-    /// would pause the instance. Returns whether the snapshot is valid.
-    async fn thaw(
-        &self,
-        name: &str,
-        action: &str,
-        pauses_at: u64,
-        mut armed: Option<Armed>,
-    ) -> bool {
+    /// Thaws one host: the word goes to its armed session; when no answer
+    /// comes in time (a hung or half-open session), the thaw goes out again
+    /// over a new connection (this run's owner token makes that safe) while
+    /// the first stays in flight. Retries until the freeze would pause the
+    /// instance. Returns whether the snapshot is valid.
+    async fn thaw(&self, name: &str, action: &str, pauses_at: u64, session: Option<Armed>) -> bool {
         let started = now_ms();
         self.record(&Entry::ThawStarted {
             host: name.to_string(),
@@ -567,120 +777,154 @@ impl Run<'_> {
             host: name.to_string(),
             step: "thaw",
         });
+        let mut in_flight: FuturesUnordered<BoxFuture<'_, Result<Output, HostError>>> =
+            FuturesUnordered::new();
         let mut attempt = 0u32;
-        let mut in_flight: Option<BoxFuture<'_, Result<Output, HostError>>> = None;
-        loop {
+        let mut resend = true;
+        if let Some(session) = session {
             attempt += 1;
+            resend = false;
+            let word = format!("{action}\n");
+            in_flight.push(async move { session.finish(word.as_bytes()).await }.boxed());
+        }
+        loop {
+            if resend || in_flight.is_empty() {
+                attempt += 1;
+                resend = false;
+                in_flight.push(self.fresh_thaw(name, action, attempt).boxed());
+            }
             let left = Duration::from_millis(pauses_at.saturating_sub(now_ms()));
-            let timeout = self
+            let wait = self
                 .ssh
                 .command_timeout
                 .min(left)
                 .max(Duration::from_secs(3));
-            // One thaw in flight at a time: one that has not answered yet is
-            // waited for again, not replaced, so its answer is never lost.
-            let mut thawing = match (in_flight.take(), armed.take()) {
-                (Some(pending), _) => pending,
-                (None, Some(armed)) => async move {
-                    let out = armed.finish(format!("{action}\n").as_bytes()).await?;
-                    self.check_hook_output(name, "thaw", out)
+            let answer = tokio::time::timeout(wait, in_flight.next()).await;
+            let at = now_ms();
+            let mut answered = true;
+            let detail = match answer {
+                Ok(Some(Ok(out))) => match thaw_verdict::judge(&out, action) {
+                    ThawVerdict::Thawed { valid, detail } => {
+                        return self.thawed(name, action, pauses_at, at, valid, detail);
+                    }
+                    ThawVerdict::HookMismatch { why } => {
+                        // Retrying cannot help: a person has to redeploy the hook.
+                        let detail = first_line(&self.hook_changed(name, HookKind::PostThaw, why));
+                        self.record(&Entry::ThawFailed {
+                            host: name.to_string(),
+                            at,
+                            detail: detail.clone(),
+                        });
+                        self.left_frozen(name, attempt, &detail, true);
+                        return false;
+                    }
+                    ThawVerdict::Retry { detail } => detail,
+                },
+                Ok(Some(Err(e))) => {
+                    self.forget_connection(name).await;
+                    first_line(&e)
                 }
-                .boxed(),
-                (None, None) => async move {
-                    self.run_hook(name, HookKind::PostThaw, &[action], UNBOUNDED)
-                        .await
-                }
-                .boxed(),
-            };
-            let result = match tokio::time::timeout(timeout, &mut thawing).await {
-                Ok(result) => result,
+                Ok(None) => continue,
                 Err(_) => {
-                    in_flight = Some(thawing);
-                    Err(HostError::CommandTimeout {
+                    // No answer (a hung or half-open session): it stays in
+                    // flight, and the thaw goes out again over a new connection.
+                    answered = false;
+                    self.forget_connection(name).await;
+                    first_line(&HostError::CommandTimeout {
                         target: self.host(name).target(),
                         step: "thaw".into(),
-                        after: timeout,
+                        after: wait,
                     })
                 }
             };
-            let at = now_ms();
-            match result {
-                Ok(out) if matches!(out.code(), Some(0) | Some(4)) => {
-                    // Nothing recorded: an earlier attempt whose answer was lost
-                    // (a stunned VM) thawed it, so validity cannot be known.
-                    let unknown = out.stdout_text().contains("nothing recorded");
-                    let valid = out.code() == Some(0) && action == "thaw" && !unknown;
-                    self.record(&Entry::Thawed {
-                        host: name.to_string(),
-                        at,
-                        valid,
-                    });
-                    self.events.send(Event::StepFinished {
-                        host: name.to_string(),
-                        step: "thaw",
-                        ok: true,
-                    });
-                    self.update(name, |r| {
-                        r.thawed_at = Some(at);
-                        if action == "thaw" {
-                            if valid {
-                                r.outcome = Outcome::Valid;
-                                r.detail = "snapshot taken while frozen".into();
-                            } else if unknown {
-                                r.outcome = Outcome::Invalid;
-                                r.detail = "thawed by an earlier attempt whose answer was lost, so whether the write daemon stayed suspended is unknown: treat this snapshot as INVALID".into();
-                            } else {
-                                r.outcome = Outcome::Invalid;
-                                r.detail = "the write daemon resumed before the thaw (WDSuspendLimit): this snapshot is INVALID".into();
-                            }
-                        }
-                    });
-                    return valid;
-                }
-                Err(changed @ HostError::HookChanged { .. }) => {
-                    // Retrying cannot help: a person has to look at the hook.
-                    let detail = changed
-                        .to_string()
-                        .lines()
-                        .next()
-                        .unwrap_or_default()
-                        .to_string();
-                    self.record(&Entry::ThawFailed {
-                        host: name.to_string(),
-                        at,
-                        detail: detail.clone(),
-                    });
-                    self.left_frozen(name, attempt, &detail);
-                    return false;
-                }
-                other => {
-                    let detail = match other {
-                        Ok(out) => format!("thaw failed: {}", out.describe()),
-                        Err(e) => {
-                            if in_flight.is_none() {
-                                self.forget_connection(name).await;
-                            }
-                            e.to_string().lines().next().unwrap_or_default().to_string()
-                        }
-                    };
-                    self.record(&Entry::ThawFailed {
-                        host: name.to_string(),
-                        at,
-                        detail: detail.clone(),
-                    });
-                    if now_ms() + THAW_RETRY_INTERVAL.as_millis() as u64 >= pauses_at
-                        && attempt >= 3
-                    {
-                        self.left_frozen(name, attempt, &detail);
-                        return false;
-                    }
-                    self.note(
-                        name,
-                        format!("thaw attempt {attempt} failed: {detail}; retrying"),
-                    );
-                    tokio::time::sleep(THAW_RETRY_INTERVAL).await;
-                }
+            self.record(&Entry::ThawFailed {
+                host: name.to_string(),
+                at,
+                detail: detail.clone(),
+            });
+            if now_ms() + THAW_RETRY_INTERVAL.as_millis() as u64 >= pauses_at && attempt >= 3 {
+                self.left_frozen(name, attempt, &detail, false);
+                return false;
+            }
+            self.note(
+                name,
+                format!("thaw attempt {attempt} failed: {detail}; retrying"),
+            );
+            resend = in_flight.len() < MAX_THAWS_IN_FLIGHT;
+            if answered {
+                tokio::time::sleep(THAW_RETRY_INTERVAL).await;
             }
         }
     }
+
+    /// A thaw over a (new) connection, not through the armed session.
+    async fn fresh_thaw(
+        &self,
+        name: &str,
+        action: &str,
+        attempt: u32,
+    ) -> Result<Output, HostError> {
+        let reason = format!("retry {attempt} of the controller's thaw");
+        self.run_hook(name, HookKind::PostThaw, &reason, &[action], UNBOUNDED)
+            .await
+    }
+
+    /// Records a finished thaw. A freeze that outlived its timeout paused
+    /// the instance: never a valid snapshot, whatever the VM said.
+    fn thawed(
+        &self,
+        name: &str,
+        action: &str,
+        pauses_at: u64,
+        at: u64,
+        valid: bool,
+        detail: String,
+    ) -> bool {
+        let (valid, detail) = if valid && at > pauses_at {
+            (
+                false,
+                format!(
+                    "the thaw came {:.3}s after the freeze timeout, so the instances paused (an outage): this snapshot is INVALID",
+                    (at - pauses_at) as f64 / 1000.0
+                ),
+            )
+        } else {
+            (valid, detail)
+        };
+        self.record(&Entry::Thawed {
+            host: name.to_string(),
+            at,
+            valid,
+        });
+        self.events.send(Event::StepFinished {
+            host: name.to_string(),
+            step: "thaw",
+            ok: true,
+        });
+        self.update(name, |r| {
+            r.thawed_at = Some(at);
+            if action == "thaw" {
+                r.outcome = if valid {
+                    Outcome::Valid
+                } else {
+                    Outcome::Invalid
+                };
+                r.detail = detail;
+            }
+        });
+        valid
+    }
+}
+
+/// When the VM's dead-man's switch fires, counted from the start of the
+/// freeze: before the instance would pause, with half the margin to spare.
+pub fn vm_deadline(freeze_timeout: Duration, margin: Duration) -> Duration {
+    freeze_timeout
+        .saturating_sub(margin / 2)
+        .max(Duration::from_secs(1))
+}
+
+/// An error's first line: what went wrong, without the hint.
+fn first_line(e: &HostError) -> String {
+    e.to_string().lines().next().unwrap_or_default().to_string()
 }

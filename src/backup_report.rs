@@ -37,6 +37,7 @@ impl Report<'_> {
             exit_code::INTERRUPTED
         } else if any(Outcome::Failed)
             || any(Outcome::Invalid)
+            || self.results.iter().any(|r| !r.findings.is_empty())
             || self.results.iter().any(|r| r.outcome == Outcome::Skipped)
             || self
                 .skipped
@@ -108,6 +109,11 @@ impl Report<'_> {
                 s.host,
                 s.reason.lines().next().unwrap_or("")
             );
+        }
+        for r in self.results {
+            for finding in &r.findings {
+                let _ = writeln!(out, "{}  {finding}", r.host);
+            }
         }
         for r in self
             .results

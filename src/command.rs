@@ -25,6 +25,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             return runtime()?.block_on(crate::recover::recover(
                 &cli.global.runs_dir,
                 run,
+                &cli.global.inventory,
                 &ssh,
                 cli.global.quiet,
             ));
@@ -346,17 +347,28 @@ fn backup(
             }
             return Ok(if !unreachable.is_empty() { exit_code::UNREACHABLE } else { exit_code::SUCCESS });
         }
-        let run_id = new_run_id();
+        // Stop signals are caught from here on: nothing is frozen yet.
+        let mut stop_signals = runner::StopSignals::new();
+        let planned: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| &j.hosts).map(String::as_str).collect();
+        let _locks = match crate::host_lock::HostLocks::acquire(&global.runs_dir, &planned) {
+            Ok(locks) => locks,
+            Err(refusal) => {
+                drop(events);
+                let _ = consumer.await;
+                eprintln!("error: refusing to start: {refusal}\n  hint: wait for that run to finish (or, if it is gone, `quiesce recover` it); nothing was frozen by this run");
+                return Ok(exit_code::FAILED);
+            }
+        };
+        let (run_id, journal) = create_run(&global.runs_dir)?;
         let run_dir = global.runs_dir.join(&run_id);
-        let journal = Journal::create(&run_dir).map_err(|source| Error::File { path: run_dir.clone(), action: "create the run directory", source })?;
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let signal_events = events.clone();
         let signals = tokio::spawn(async move {
-            runner::stop_requested().await;
+            stop_signals.next().await;
             let _ = stop_tx.send(true);
             signal_events.send(Event::Note { host: String::new(), text: "stopping: no new freezes, snapshots cancelled, thawing everything frozen".into() });
             loop {
-                runner::stop_requested().await;
+                stop_signals.next().await;
                 signal_events.send(Event::Note { host: String::new(), text: "still thawing: quiesce stops when everything frozen is thawed".into() });
             }
         });
@@ -390,6 +402,33 @@ fn backup(
             print(&format!("report: {}{note}\n", run_dir.join("report.html").display()));
         }
         Ok(report.exit_code())
+    })
+}
+
+/// A new run id and its run directory with an empty journal; the directory
+/// is created exclusively, so two runs never share one.
+fn create_run(runs_dir: &std::path::Path) -> Result<(String, Journal), Error> {
+    let mut last = None;
+    for _ in 0..16 {
+        let run_id = new_run_id();
+        let run_dir = runs_dir.join(&run_id);
+        match Journal::create(&run_dir) {
+            Ok(journal) => return Ok((run_id, journal)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((run_dir, e)),
+            Err(source) => {
+                return Err(Error::File {
+                    path: run_dir,
+                    action: "create the run directory",
+                    source,
+                });
+            }
+        }
+    }
+    let (path, source) = last.expect("at least one attempt");
+    Err(Error::File {
+        path,
+        action: "create a new run directory",
+        source,
     })
 }
 

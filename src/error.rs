@@ -153,6 +153,8 @@ pub enum HostError {
     HookChanged {
         target: String,
         path: String,
+        /// Which check failed and what was found.
+        why: String,
     },
     Interrupted {
         target: String,
@@ -264,9 +266,9 @@ impl fmt::Display for HostError {
                 step,
                 detail,
             } => write!(f, "{target}: {step} failed: {detail}"),
-            HostError::HookChanged { target, path } => write!(
+            HostError::HookChanged { target, path, why } => write!(
                 f,
-                "{target}: {path} no longer matches what quiesce deployed, so it was not run\n  hint: someone changed it; see how with `quiesce deploy --check --diff`, redeploy with `quiesce deploy`, then thaw with `quiesce recover RUN`"
+                "{target}: {path} no longer matches what quiesce deployed, so it was not run ({why})\n  hint: someone changed it; see how with `quiesce deploy --check --diff`, redeploy with `quiesce deploy`, then thaw with `quiesce recover RUN`"
             ),
             HostError::Interrupted { target } => {
                 write!(f, "{target}: interrupted before it finished")

@@ -70,45 +70,32 @@ pub fn render(kind: HookKind, host: &Host) -> String {
 }
 
 /// The exit status of the checked scripts below when the hook on the host
-/// is not exactly what quiesce deployed: it was not run.
+/// is not exactly what quiesce deployed (content, owner, mode, place): it
+/// was not run.
 pub const MISMATCH: u32 = 97;
+/// The exit status when the hook could not be checked (a failed fork, a full
+/// disk): it was not run, and a retry may succeed.
+pub const UNCHECKABLE: u32 = 98;
 
-/// Args: PATH SHA256 [ARGS...]. `verify` stops the script (exit 97) unless
-/// PATH is a regular file with exactly that sha256; the hook's own arguments
-/// are left in "$@".
-const CHECKED_PREAMBLE: &str = r#"set -u
-p=$1 expected=$2
-shift 2
-verify() {
-	actual=$(sha256sum < "$p" 2>/dev/null | cut -d' ' -f1)
-	if [ -L "$p" ] || [ "$actual" != "$expected" ]; then
-		echo "$p does not match what quiesce deployed (sha256 ${actual:-none}); not running it" >&2
-		exit 97
-	fi
-}
-verify
-"#;
+/// The shell library every checked run starts with (`checked_copy`).
+pub const CHECK_LIBRARY: &str = include_str!("scripts/hook_check.sh");
 
-/// Runs the hook with the remaining arguments, after the checksum check.
+/// Args: OWNER REASON PATH SHA[,SHA...] ARGS... Runs a checked private copy
+/// of the hook at PATH with ARGS as OWNER; exits 97 or 98 without running it.
 pub fn checked_run_script() -> String {
-    format!("{CHECKED_PREAMBLE}exec \"$p\" \"$@\"")
+    format!(
+        "set -u\n{CHECK_LIBRARY}{}",
+        include_str!("scripts/checked_run.sh")
+    )
 }
 
-/// The thaw, armed while the database is frozen: checked at once (so a
-/// wrong hook is known before the snapshot), then it waits for one line,
-/// `thaw` or `freezeFail`, and checks again right before running the hook,
-/// which may have changed meanwhile. End of input without a word means the
-/// controller is gone (killed, connection lost): it thaws at once without
-/// recording a backup, deaf to hang-ups and broken pipes.
-pub fn armed_thaw_script() -> String {
+/// Args: OWNER TIMEOUT DEADLINE PRE_PATH PRE_SHAS POST_PATH POST_SHAS. The
+/// freeze and, in the same session, the armed thaw with its dead-man's
+/// switch: see `scripts/freeze_session.sh`.
+pub fn freeze_session_script() -> String {
     format!(
-        "{CHECKED_PREAMBLE}{}",
-        r#"if IFS= read -r word; then
-	case $word in thaw | freezeFail) verify; exec "$p" "$word" ;; esac
-fi
-trap '' HUP PIPE
-verify 2> /dev/null
-exec "$p" freezeFail > /dev/null 2>&1"#
+        "set -u\n{CHECK_LIBRARY}{}",
+        include_str!("scripts/freeze_session.sh")
     )
 }
 
@@ -151,6 +138,29 @@ mod tests {
             sha256_hex(render(HookKind::PreFreeze, &h).as_bytes()),
             sha256_hex(render(HookKind::PreFreeze, &h).as_bytes())
         );
+    }
+
+    #[test]
+    fn remote_scripts_are_shellcheck_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, script) in [
+            ("checked_run.sh", checked_run_script()),
+            ("freeze_session.sh", freeze_session_script()),
+            ("preflight.sh", crate::preflight::preflight_script()),
+        ] {
+            let file = dir.path().join(name);
+            std::fs::write(&file, script).unwrap();
+            let out = std::process::Command::new("shellcheck")
+                .args(["-s", "sh"])
+                .arg(&file)
+                .output()
+                .expect("shellcheck is installed (tests/lab/install-deps.sh)");
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
     }
 
     #[test]

@@ -8,24 +8,49 @@
 #                     no backup is recorded
 #   status            print each instance in scope and whether it is suspended
 # Exit status: 0 done; 1 something failed (see snapshot.log); 2 bad usage;
-# 3 another freeze is running or was never thawed; 4 thawed, but the write
-# daemon had resumed before the thaw: the snapshot is INVALID.
+# 3 another freeze is running or was never thawed; 4 thawed, but the snapshot
+# is INVALID (the write daemon resumed, the freeze outlived its timeout, or
+# someone else ended the freeze before the thaw).
+#
+# Freezes are owned. QUIESCE_OWNER (set by quiesce to its run id; unset when
+# VMware Tools calls the hook, which then owns the freeze as `vmware`) is
+# recorded with every instance frozen, and `thaw` / `freezeFail` thaw only
+# their owner's instances (QUIESCE_OWNER=any: every recorded one, for a person
+# finishing a freeze by hand). Every instance handled is reported on stdout as
+# `quiesce-outcome INSTANCE KIND` and kept in $STATE_DIR/outcomes, so a later
+# call of the same owner can tell what an earlier one whose answer was lost did.
 set -f # instance names are split on white space, never globbed
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin
 export PATH
 umask 077
+# The caller (a controller over SSH) may vanish at any time: a broken pipe or
+# a hang-up must never stop a freeze's rollback or a thaw half-way.
+trap '' PIPE HUP
 
 SNAPLOG="$QUIESCE_LOG_DIR/snapshot.log"
 STATE_DIR=/run/quiesce
 STATE_FILE="$STATE_DIR/frozen"
+OUTCOMES="$STATE_DIR/outcomes"
 LOCK_DIR="$STATE_DIR/lock"
+OWNER=${QUIESCE_OWNER:-vmware}
+case $OWNER in '' | *[!A-Za-z0-9_.-]*) printf 'bad QUIESCE_OWNER: %s\n' "$OWNER" >&2; exit 2 ;; esac
 
-log() { printf '%s: %s\n' "$(date)" "$*" >> "$SNAPLOG"; }
+log() { printf '%s: %s\n' "$(date)" "$*" >> "$SNAPLOG" 2>/dev/null || :; }
 err() {
 	log "$*"
-	printf '%s\n' "$*" >&2
+	printf '%s\n' "$*" >&2 2>/dev/null || :
 	logger -p user.err -t quiesce-hook -- "$*" 2>/dev/null || :
 }
+# What happened to INSTANCE, for the caller and for a later call of the same owner.
+outcome() { # INSTANCE KIND
+	printf 'quiesce-outcome %s %s\n' "$1" "$2" 2>/dev/null || :
+	printf '%s %s %s %s\n' "$(date +%s)" "$OWNER" "$1" "$2" >> "$OUTCOMES"
+	if [ "$(wc -l < "$OUTCOMES")" -gt 400 ]; then
+		tail -n 200 "$OUTCOMES" > "$OUTCOMES.tmp" && mv -f "$OUTCOMES.tmp" "$OUTCOMES"
+	fi
+}
+# The owners holding recorded freezes, for messages.
+holders() { cut -d: -f3 "$STATE_FILE" 2>/dev/null | sed 's/^$/vmware/' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
 inst_log() { printf '%s/%s-pre_post.log' "$QUIESCE_LOG_DIR" "$1"; }
 
 plain_name() {
@@ -100,49 +125,88 @@ is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
 	case $? in 5) return 0 ;; 3) return 1 ;; *) return 2 ;; esac
 }
 
-# Thaw the instances of the state file in reverse order. MODE is thaw or
-# freezeFail. Instances that fail to thaw stay in the state file for a retry.
+# Thaw this owner's instances of the state file in reverse order. MODE is
+# thaw or freezeFail. Instances that fail to thaw stay in the state file for a
+# retry; other owners' entries are never touched.
 thaw_recorded() { # MODE
-	mode=$1 failed=0 invalid=0 keep=''
+	mode=$1 failed=0 invalid=0 keep='' others=''
 	[ -f "$STATE_FILE" ] || return 0
 	newest_first=$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$STATE_FILE")
 	for entry in $newest_first; do
-		inst=${entry#*:} how=${entry%%:*}
+		old_ifs=$IFS; IFS=:
+		# shellcheck disable=SC2086 # split on ':' on purpose (globbing is off)
+		set -- $entry
+		IFS=$old_ifs
+		how=${1:-} inst=${2:-} owner=${3:-} since=${4:-} limit=${5:-}
+		owner=${owner:-vmware}
+		if [ "$OWNER" != any ] && [ "$owner" != "$OWNER" ]; then
+			others="$entry
+$others"
+			continue
+		fi
 		plain_name "$inst" || continue
 		is_suspended "$inst"; suspended=$?
 		if [ "$how" = pending ] && [ "$suspended" = 1 ]; then
 			log "$inst was not frozen by the interrupted freeze; nothing to thaw"
+			outcome "$inst" not-frozen
 			continue
 		fi
-		if [ "$mode" = thaw ] && [ "$suspended" != 0 ]; then
-			err "$inst: the write daemon resumed before the thaw: the snapshot of $inst is INVALID"
-			invalid=1
+		kind=thawed
+		if [ "$mode" = thaw ]; then
+			kind=valid
+			if [ "$suspended" != 0 ]; then
+				err "$inst: the write daemon resumed before the thaw: the snapshot of $inst is INVALID"
+				invalid=1 kind=invalid-wd-resumed
+			elif [ -n "${since:-}" ] && [ -n "${limit:-}" ] && [ $(($(date +%s) - since)) -ge "$limit" ]; then
+				err "$inst: the freeze outlived its timeout (${limit}s): the instance paused, and the snapshot of $inst is INVALID"
+				invalid=1 kind=invalid-paused
+			fi
 		fi
 		log "Attempting to thaw $inst"
 		session "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log "$inst")\")" > /dev/null 2>&1
 		rc=$?
+		if [ "$rc" != 5 ]; then
+			# A thaw that failed because the freeze already ended is no failure.
+			is_suspended "$inst"
+			if [ $? = 1 ]; then
+				err "$inst: ExternalThaw returned $rc, but $inst is no longer frozen: someone else ended the freeze"
+				if [ "$mode" = thaw ]; then invalid=1; fi
+				outcome "$inst" ended-elsewhere
+				continue
+			fi
+		fi
 		case $rc in
 		5)
 			log "$inst IS THAWED"
-			if [ "$mode" = thaw ] && [ "$suspended" = 0 ]; then
+			if [ "$kind" = valid ]; then
 				session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")" > /dev/null 2>&1
 				[ $? = 5 ] || err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history"
 			fi
+			outcome "$inst" "$kind"
 			log "Completed thaw of $inst" ;;
-		3) err "$inst THAW FAILED (ExternalThaw returned 3)"; failed=1; keep="$entry
+		3) err "$inst THAW FAILED (ExternalThaw returned 3)"; failed=1; outcome "$inst" thaw-failed; keep="$entry
 $keep" ;;
-		*) err "$inst THAW FAILED (ExternalThaw exit status $rc unknown)"; failed=1; keep="$entry
+		*) err "$inst THAW FAILED (ExternalThaw exit status $rc unknown)"; failed=1; outcome "$inst" thaw-failed; keep="$entry
 $keep" ;;
 		esac
 	done
+	# Other owners' entries, then this owner's failures, each oldest first.
+	keep=$(printf '%s%s' "$others" "$keep" | awk 'NF')
 	if [ -n "$keep" ]; then
-		printf '%s' "$keep" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+		printf '%s\n' "$keep" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
 	else
 		rm -f "$STATE_FILE"
 	fi
 	[ "$failed" = 0 ] || return 1
 	[ "$invalid" = 0 ] || return 4
 	return 0
+}
+
+# This owner's recorded entries, if any.
+owned() {
+	[ -f "$STATE_FILE" ] || return 1
+	[ "$OWNER" = any ] && { [ -s "$STATE_FILE" ]; return; }
+	awk -F: -v o="$OWNER" '{ if ($3 == "") $3 = "vmware"; if ($3 == o) found = 1 } END { exit !found }' "$STATE_FILE"
 }
 
 record() { # SED-EXPRESSION applied to the state file
@@ -154,12 +218,14 @@ do_freeze() { # TIMEOUT
 	timeout=$1
 	acquire_lock 0
 	if [ -s "$STATE_FILE" ]; then
-		err "a previous freeze ($(tr '\n' ' ' < "$STATE_FILE"| sed 's/ $//')) was never thawed; thaw it first: $QUIESCE_HOOK_DIR/post-thaw-script thaw"
+		who=$(holders)
+		printf 'quiesce-holder %s\n' "$who" 2>/dev/null || :
+		err "a previous freeze by $who ($(cut -d: -f1,2 "$STATE_FILE" | tr '\n' ' ' | sed 's/ $//')) was never thawed; this freeze did nothing. Finish it first: \`quiesce recover RUN\` for a quiesce run, or QUIESCE_OWNER=$who $QUIESCE_HOOK_DIR/post-thaw-script freezeFail on the host"
 		exit 3
 	fi
 	log "Pre freeze script started"
 	: > "$STATE_FILE"
-	trap 'err "freeze interrupted: thawing what was frozen"; thaw_recorded freezeFail; rm -rf "$LOCK_DIR"; exit 1' INT TERM HUP
+	trap 'err "freeze interrupted: thawing what was frozen"; thaw_recorded freezeFail; rm -rf "$LOCK_DIR"; exit 1' INT TERM
 	failed=0
 	for inst in $(scope); do
 		case $inst in '!'*) failed=1; break ;; esac
@@ -169,14 +235,14 @@ do_freeze() { # TIMEOUT
 		0) err "$inst is already frozen by another backup; not freezing it again"; failed=1; break ;;
 		2) err "$inst: cannot query its state (IsWDSuspendedExt); not freezing"; failed=1; break ;;
 		esac
-		echo "pending:$inst" >> "$STATE_FILE"
+		echo "pending:$inst:$OWNER:$(date +%s):$timeout" >> "$STATE_FILE"
 		session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)" > /dev/null 2>&1
 		rc=$?
 		# 5: frozen. 3: certainly not frozen. Anything else: unknown, so the
 		# entry stays pending and a thaw checks IsWDSuspendedExt first.
 		case $rc in
-		5) record "s/^pending:$inst\$/frozen:$inst/"; log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
-		3) record "/^pending:$inst\$/d"; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
+		5) record "s/^pending:$inst:/frozen:$inst:/"; log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
+		3) record "/^pending:$inst:/d"; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
 		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;
 		esac
 	done
@@ -186,20 +252,22 @@ do_freeze() { # TIMEOUT
 		err "Pre freeze script failed; nothing is left frozen unless a THAW FAILED line says so"
 		exit 1
 	fi
-	trap - INT TERM HUP
+	trap - INT TERM
 	log "Pre freeze script finished"
 	exit 0
 }
 
 do_thaw() { # MODE
 	acquire_lock 30
-	log "Post thaw script started ($1)"
-	if [ ! -s "$STATE_FILE" ]; then
-		# Only what this hook froze is thawed: an instance suspended by
-		# another backup tool is left to it.
-		rm -f "$STATE_FILE"
-		log "Post thaw script finished: this hook has nothing frozen"
-		echo "nothing recorded: this hook has nothing frozen"
+	log "Post thaw script started ($1${QUIESCE_REASON:+: $QUIESCE_REASON})"
+	if ! owned; then
+		# Only what this owner froze is thawed: an instance suspended by
+		# another run or another backup tool is left to it. What an earlier
+		# call of this owner did is told again.
+		[ -s "$STATE_FILE" ] || rm -f "$STATE_FILE"
+		log "Post thaw script finished: $OWNER has nothing frozen"
+		echo "nothing recorded: $OWNER has nothing frozen"
+		[ -f "$OUTCOMES" ] && awk -v o="$OWNER" '$2 == o { print "quiesce-outcome " $3 " " $4 " earlier" }' "$OUTCOMES"
 		exit 0
 	fi
 	thaw_recorded "$1"
@@ -215,14 +283,14 @@ do_status() {
 		case $? in 0) s=suspended ;; 1) s=running ;; *) s=unknown ;; esac
 		printf '%s %s\n' "$inst" "$s"
 	done
-	[ -f "$STATE_FILE" ] && sed 's/^/recorded /' "$STATE_FILE"
+	[ -f "$STATE_FILE" ] && awk -F: '{ print "recorded " $1 ":" $2 " by " ($3 == "" ? "vmware" : $3) }' "$STATE_FILE"
 	exit 0
 }
 
 action=${1:-$QUIESCE_DEFAULT_ACTION}
 case $action in
 freeze)
-	timeout=${2:-$QUIESCE_FREEZE_TIMEOUT}
+	timeout=${2:-${QUIESCE_FREEZE_SECONDS:-$QUIESCE_FREEZE_TIMEOUT}}
 	case $timeout in '' | *[!0-9]*) err "freeze timeout must be whole seconds, not: $timeout"; exit 2 ;; esac
 	[ "$timeout" -gt 1200 ] && timeout=1200
 	[ "$timeout" -lt 1 ] && timeout=1

@@ -57,6 +57,9 @@ pub struct HostRun {
     pub manual_thaw: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pauses_at: Option<u64>,
+    /// Problems beside the outcome, e.g. a stun over the mirror's QoS timeout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<String>,
 }
 
 impl HostRun {
@@ -83,6 +86,7 @@ impl HostRun {
             detail: String::new(),
             manual_thaw: None,
             pauses_at: None,
+            findings: Vec::new(),
         }
     }
 

@@ -32,6 +32,14 @@ pub struct HostAccess {
     pub post_sha: String,
     #[serde(default = "default_log_dir")]
     pub log_dir: String,
+    /// What the hooks are rendered from, so that `recover` after an upgrade
+    /// and redeploy accepts the hook the current quiesce deploys.
+    #[serde(default)]
+    pub platform: Option<crate::inventory::Platform>,
+    #[serde(default)]
+    pub instances: Vec<String>,
+    #[serde(default)]
+    pub freeze_timeout_secs: Option<u64>,
 }
 
 fn default_log_dir() -> String {
@@ -51,6 +59,9 @@ impl HostAccess {
             vm: host.vm.clone(),
             post_sha,
             log_dir: host.log_dir.clone(),
+            platform: Some(host.platform),
+            instances: host.instances.clone(),
+            freeze_timeout_secs: Some(host.freeze_timeout.as_secs()),
         }
     }
 
@@ -63,12 +74,15 @@ impl HostAccess {
             user: self.user.clone(),
             identity_file: self.identity_file.clone(),
             r#become: self.r#become,
-            platform: crate::inventory::Platform::Iris,
+            platform: self.platform.unwrap_or(crate::inventory::Platform::Iris),
             vm: self.vm.clone(),
-            instances: Vec::new(),
+            instances: self.instances.clone(),
             hook_dir: self.hook_dir.clone(),
             log_dir: self.log_dir.clone(),
-            freeze_timeout: crate::inventory::DEFAULT_FREEZE_TIMEOUT,
+            freeze_timeout: self
+                .freeze_timeout_secs
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(crate::inventory::DEFAULT_FREEZE_TIMEOUT),
             groups: Vec::new(),
             mirror: None,
         }
@@ -166,17 +180,40 @@ pub struct Journal {
     file: Mutex<File>,
 }
 
+/// A journal as read back: the entries that parse, and what a crash tore.
+#[derive(Debug, Default)]
+pub struct JournalText {
+    pub entries: Vec<Entry>,
+    /// Lines that do not parse (a torn write, an edit).
+    pub damaged_lines: usize,
+    /// Hosts named in damaged lines: `recover` treats them as possibly frozen.
+    pub uncertain_hosts: Vec<String>,
+}
+
 impl Journal {
+    /// Creates `run_dir` and its journal; both must be new, so that two runs
+    /// never share a run directory.
     pub fn create(run_dir: &Path) -> std::io::Result<Journal> {
-        std::fs::create_dir_all(run_dir)?;
-        Journal::open(&run_dir.join("journal.jsonl"))
+        if let Some(parent) = run_dir.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        std::fs::create_dir(run_dir)?;
+        let path = run_dir.join("journal.jsonl");
+        let file = std::fs::OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)?;
+        // The new file's name is durable before the first entry counts on it.
+        File::open(run_dir)?.sync_all()?;
+        Ok(Journal {
+            path,
+            file: Mutex::new(file),
+        })
     }
 
+    /// Opens an existing journal to append to it (`recover`).
     pub fn open(path: &Path) -> std::io::Result<Journal> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let file = std::fs::OpenOptions::new().append(true).open(path)?;
         Ok(Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
@@ -187,38 +224,82 @@ impl Journal {
         &self.path
     }
 
-    /// Appends and syncs one entry. A journal that cannot be written is
-    /// reported, but never stops a thaw.
+    /// Appends and syncs one entry: when this returns Ok, the entry is on disk.
+    /// A torn earlier line (a crash mid-write) is closed first, so that this
+    /// entry starts a line of its own.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
         let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        let len = file.metadata()?.len();
+        if len > 0 {
+            use std::io::{Read, Seek, SeekFrom};
+            let mut last = [0u8; 1];
+            let mut reader = File::open(&self.path)?;
+            reader.seek(SeekFrom::Start(len - 1))?;
+            reader.read_exact(&mut last)?;
+            if last[0] != b'\n' {
+                line.insert(0, '\n');
+            }
+        }
         file.write_all(line.as_bytes())?;
         file.sync_data()
     }
 
-    /// Reads every entry; a torn last line (crash mid-write) is skipped.
+    /// Reads every entry that parses; see `read_text` for what was torn.
     pub fn read(path: &Path) -> std::io::Result<Vec<Entry>> {
-        let text = std::fs::read_to_string(path)?;
-        Ok(text
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect())
+        Ok(Journal::read_text(path)?.entries)
+    }
+
+    /// Reads the journal as bytes, line by line: a line torn anywhere (even
+    /// inside a UTF-8 character) costs that line only, and the hosts it names
+    /// are kept as uncertain.
+    pub fn read_text(path: &Path) -> std::io::Result<JournalText> {
+        let bytes = std::fs::read(path)?;
+        let mut text = JournalText::default();
+        for line in bytes.split(|b| *b == b'\n') {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            match serde_json::from_slice::<Entry>(line) {
+                Ok(entry) => text.entries.push(entry),
+                Err(_) => {
+                    text.damaged_lines += 1;
+                    for host in hosts_named(line) {
+                        if !text.uncertain_hosts.contains(&host) {
+                            text.uncertain_hosts.push(host);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(text)
     }
 }
 
-/// Hosts whose freeze started and that were never thawed (or recovered), in
-/// the order their freezes started.
+/// Every `"host":"NAME"` in a damaged line.
+fn hosts_named(line: &[u8]) -> Vec<String> {
+    let text = String::from_utf8_lossy(line);
+    text.split("\"host\":\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .filter(|name| !name.is_empty() && name.len() < 256 && !name.contains('\u{fffd}'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Hosts that may still be frozen, in the order they first appear: any
+/// entry about a host opens it (its freeze-started entry may be the torn
+/// one), and only `thawed`, `recovered` or `not-frozen` closes it.
 pub fn left_frozen(entries: &[Entry]) -> Vec<String> {
     let mut open: Vec<String> = Vec::new();
     for entry in entries {
+        let Some(host) = entry.host() else { continue };
         match entry {
-            Entry::FreezeStarted { host, .. } if !open.contains(host) => {
-                open.push(host.clone());
+            Entry::Thawed { .. } | Entry::Recovered { .. } | Entry::NotFrozen { .. } => {
+                open.retain(|h| h != host)
             }
-            Entry::Thawed { host, .. }
-            | Entry::Recovered { host, .. }
-            | Entry::NotFrozen { host, .. } => open.retain(|h| h != host),
+            _ if !open.iter().any(|h| h == host) => open.push(host.to_string()),
             _ => {}
         }
     }
@@ -232,7 +313,7 @@ mod tests {
     #[test]
     fn appends_reads_and_finds_what_is_left_frozen() {
         let dir = tempfile::tempdir().unwrap();
-        let journal = Journal::create(dir.path()).unwrap();
+        let journal = Journal::create(&dir.path().join("run")).unwrap();
         for entry in [
             Entry::FreezeStarted {
                 host: "a".into(),
@@ -265,16 +346,75 @@ mod tests {
         let entries = Journal::read(journal.path()).unwrap();
         assert_eq!(entries.len(), 4);
         assert_eq!(left_frozen(&entries), ["b"]);
+        // The next append starts a line of its own after the torn one.
+        journal
+            .append(&Entry::Thawed {
+                host: "b".into(),
+                at: 5,
+                valid: true,
+            })
+            .unwrap();
+        let text = Journal::read_text(journal.path()).unwrap();
+        assert_eq!((text.entries.len(), text.damaged_lines), (5, 1));
+        assert!(left_frozen(&text.entries).is_empty());
+    }
+
+    #[test]
+    fn a_run_directory_is_never_shared() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = dir.path().join("runs/r1");
+        Journal::create(&run).unwrap();
+        assert_eq!(
+            Journal::create(&run).err().map(|e| e.kind()),
+            Some(std::io::ErrorKind::AlreadyExists)
+        );
+    }
+
+    #[test]
+    fn torn_writes_open_the_hosts_they_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.jsonl");
+        let started = serde_json::to_string(&Entry::FreezeStarted {
+            host: "bé".into(),
+            at: 1,
+            pauses_at: 9,
+        })
+        .unwrap();
+        let frozen = serde_json::to_string(&Entry::Frozen {
+            host: "c".into(),
+            at: 2,
+        })
+        .unwrap();
+        // A freeze-started torn and merged with the next entry, and a last
+        // line cut inside a UTF-8 character.
+        let cut = started.find('é').unwrap() + 1;
+        let mut bytes = started.as_bytes()[..20].to_vec();
+        bytes.extend_from_slice(frozen.as_bytes());
+        bytes.push(b'\n');
+        bytes.extend_from_slice(&started.as_bytes()[..cut]);
+        std::fs::write(&path, &bytes).unwrap();
+        let text = Journal::read_text(&path).unwrap();
+        assert_eq!(text.entries.len(), 0);
+        assert_eq!(text.damaged_lines, 2);
+        assert_eq!(text.uncertain_hosts, ["c"]);
+        // Any entry opens its host, even without a freeze-started.
+        assert_eq!(
+            left_frozen(&[Entry::SnapshotStarted {
+                host: "x".into(),
+                at: 1
+            }]),
+            ["x"]
+        );
     }
 
     proptest::proptest! {
         #[test]
-        fn reading_garbage_never_panics(text in "\\PC{0,200}") {
+        fn reading_garbage_never_panics(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..400)) {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("j");
-            std::fs::write(&path, text).unwrap();
-            let entries = Journal::read(&path).unwrap();
-            let _ = left_frozen(&entries);
+            std::fs::write(&path, bytes).unwrap();
+            let text = Journal::read_text(&path).unwrap();
+            let _ = left_frozen(&text.entries);
         }
     }
 }

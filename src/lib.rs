@@ -11,6 +11,7 @@ pub mod exit_code;
 pub mod facts;
 pub mod hook;
 pub mod hook_logs;
+pub mod host_lock;
 pub mod host_run;
 pub mod html;
 pub mod inventory;
@@ -37,6 +38,7 @@ pub mod ssh;
 pub mod stun_history;
 pub mod stun_report;
 pub mod table;
+pub mod thaw_verdict;
 pub mod vmware_log;
 
 mod command;

@@ -14,31 +14,16 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Args: HOOK_DIR PLATFORM PRE_SHA POST_SHA. Runs the hook's `status` only
-/// when both hooks carry exactly the expected content.
-pub const PREFLIGHT_SCRIPT: &str = r#"set -u
-dir=$1 platform=$2
-checksum() {
-	if [ -f "$dir/$1" ] && [ ! -L "$dir/$1" ]; then sha256sum < "$dir/$1" | cut -d' ' -f1; else echo -; fi
+/// Args: HOOK_DIR PLATFORM PRE_SHAS POST_SHAS. Checks both hooks as every
+/// run of a hook does (place, owner, mode, content) and runs a checked copy
+/// of the freeze hook's `status` only when both pass.
+pub fn preflight_script() -> String {
+    format!(
+        "set -u\n{}{}",
+        hook::CHECK_LIBRARY,
+        include_str!("scripts/preflight.sh")
+    )
 }
-pre=$(checksum pre-freeze-script) post=$(checksum post-thaw-script)
-printf 'hook\tpre-freeze-script\t%s\nhook\tpost-thaw-script\t%s\n' "$pre" "$post"
-if [ "$pre" = "$3" ] && [ "$post" = "$4" ]; then
-	"$dir/pre-freeze-script" status 2>/dev/null | sed 's/^/status\t/'
-fi
-if [ "$platform" = iris ]; then
-	iris qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t%s\t%s\n", $1, $4, $11, $12 }'
-else
-	list=$(ccontrol qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t\t\n", $1, $4 }')
-	printf '%s\n' "$list"
-	printf '%s\n' "$list" | while IFS='	' read -r _ name state _; do
-		case $name in '' | [!A-Za-z]* | *[!A-Za-z0-9_-]*) continue ;; esac
-		case $state in running*) ;; *) continue ;; esac
-		printf 'W "quiesce-type=",$SYSTEM.Mirror.GetMemberType(),!\nW "quiesce-status=",$SYSTEM.Mirror.GetMemberStatus(),!\nhalt\n' |
-			csession "$name" -U %SYS 2>/dev/null | tr -d '\r' |
-			awk -v n="$name" '/quiesce-type=/ { sub(/.*quiesce-type=/, ""); t = $0 } /quiesce-status=/ { sub(/.*quiesce-status=/, ""); s = $0 } END { printf "role\t%s\t%s\t%s\n", n, t, s }'
-	done
-fi"#;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Instance {
@@ -50,8 +35,10 @@ pub struct Instance {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFacts {
-    pub pre_sha: String,
-    pub post_sha: String,
+    /// Per hook: None when it is exactly what quiesce deployed, else why not.
+    pub hook_problems: Vec<String>,
+    /// How many hooks were checked (2 when the probe ran through).
+    pub hooks_checked: usize,
     pub instances: Vec<Instance>,
     /// Entries of the hook's state file: a freeze recorded and not thawed.
     pub recorded: Vec<String>,
@@ -66,8 +53,11 @@ impl HostFacts {
         for line in text.lines() {
             let fields: Vec<&str> = line.split('\t').collect();
             match fields.as_slice() {
-                ["hook", "pre-freeze-script", sha] => facts.pre_sha = sha.to_string(),
-                ["hook", "post-thaw-script", sha] => facts.post_sha = sha.to_string(),
+                ["hook", _, "ok"] => facts.hooks_checked += 1,
+                ["hook", name, _status, why] => {
+                    facts.hooks_checked += 1;
+                    facts.hook_problems.push(format!("{name}: {why}"));
+                }
                 ["status", rest] => match rest.split_once(' ') {
                     Some(("recorded", entry)) => facts.recorded.push(entry.to_string()),
                     Some((name, state)) => states.push((name.to_string(), state.to_string())),
@@ -150,7 +140,7 @@ pub async fn read_facts(connection: &Connection, host: &Host) -> Result<HostFact
     let out = connection
         .run_script(
             "preflight",
-            PREFLIGHT_SCRIPT,
+            &preflight_script(),
             &[&host.hook_dir, host.platform.as_str(), &pre, &post],
             None,
         )
@@ -220,28 +210,21 @@ pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
         match preflight.facts.get(&host.name) {
             Some(Ok(facts)) => {
                 checked.roles.insert(host.name.clone(), facts.role());
-                let (pre, post) = expected_shas(host);
-                if facts.pre_sha != pre || facts.post_sha != post {
-                    checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them (run `quiesce audit`, then `quiesce deploy`)", host.target()), false));
+                if facts.hooks_checked < 2 || !facts.hook_problems.is_empty() {
+                    let why = if facts.hook_problems.is_empty() {
+                        "the hooks could not be checked".to_string()
+                    } else {
+                        facts.hook_problems.join("; ")
+                    };
+                    checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them ({why}); run `quiesce audit`, then `quiesce deploy`", host.target()), false));
                     continue;
                 }
                 let suspended = facts.suspended();
                 if !suspended.is_empty() || !facts.recorded.is_empty() {
-                    let mut what: Vec<String> = suspended
-                        .iter()
-                        .map(|s| format!("instance {s} is already frozen"))
-                        .collect();
-                    if !facts.recorded.is_empty() {
-                        what.push(format!(
-                            "the hook records a freeze never thawed ({})",
-                            facts.recorded.join(", ")
-                        ));
-                    }
                     checked.blockers.push(format!(
-                        "{}: {}\n  hint: a freeze is in progress or was left behind; finish it with `quiesce recover RUN` or `{}/post-thaw-script freezeFail` on the host, then run again",
+                        "{}: {}",
                         host.target(),
-                        what.join("; "),
-                        host.hook_dir
+                        freeze_in_place(host, &suspended, &facts.recorded)
                     ));
                 }
             }
@@ -262,18 +245,58 @@ pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
     checked
 }
 
+/// Why a host with a freeze in place blocks the run, naming who holds the
+/// freeze and the fix that fits: never "thaw it" for a run that may be alive.
+fn freeze_in_place(host: &Host, suspended: &[&str], recorded: &[String]) -> String {
+    let mut holders: Vec<&str> = recorded
+        .iter()
+        .filter_map(|r| r.split_once(" by ").map(|(_, who)| who))
+        .collect();
+    holders.dedup();
+    let mut what: Vec<String> = suspended
+        .iter()
+        .map(|s| format!("instance {s} is already frozen"))
+        .collect();
+    let entries: Vec<&str> = recorded
+        .iter()
+        .map(|r| r.split(" by ").next().unwrap_or(r))
+        .collect();
+    let hint = match holders.as_slice() {
+        [] => "someone froze it outside the quiesce hooks (ExternalFreeze by hand, another tool): find out who, and let them thaw it; then run again".to_string(),
+        ["vmware"] => format!(
+            "VMware Tools (or a backup product calling the hooks) froze it: let that snapshot finish; if it is gone, thaw it on the VM with `QUIESCE_OWNER=vmware {}/post-thaw-script freezeFail`, then run again",
+            host.hook_dir.trim_end_matches('/')
+        ),
+        many => format!(
+            "quiesce run {} froze it: if that run is still going, let it finish; if it is over, thaw with `quiesce recover {}`, then run again",
+            many.join(", "),
+            many[0]
+        ),
+    };
+    if !recorded.is_empty() {
+        what.push(format!(
+            "the hook records a freeze by {} that was never thawed ({})",
+            if holders.is_empty() {
+                "an unknown owner".to_string()
+            } else {
+                holders.join(", ")
+            },
+            entries.join(", ")
+        ));
+    }
+    format!("{}\n  hint: {hint}", what.join("; "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reads_hooks_states_and_roles() {
-        let text = "hook\tpre-freeze-script\taaa\nhook\tpost-thaw-script\tbbb\nstatus\tIRIS suspended\nstatus\tIRIS2 running\nstatus\trecorded frozen:IRIS\nqlist\tIRIS\trunning, since x\tFailover\tBackup\nqlist\tIRIS2\trunning, since x\t\t\nqlist\tOLD\tdown, last used x\t\t\n";
+        let text = "hook\tpre-freeze-script\tok\nhook\tpost-thaw-script\t97\tchanged\nstatus\tIRIS suspended\nstatus\tIRIS2 running\nstatus\trecorded frozen:IRIS\nqlist\tIRIS\trunning, since x\tFailover\tBackup\nqlist\tIRIS2\trunning, since x\t\t\nqlist\tOLD\tdown, last used x\t\t\n";
         let facts = HostFacts::parse(text);
-        assert_eq!(
-            (facts.pre_sha.as_str(), facts.post_sha.as_str()),
-            ("aaa", "bbb")
-        );
+        assert_eq!(facts.hooks_checked, 2);
+        assert_eq!(facts.hook_problems, ["post-thaw-script: changed"]);
         assert_eq!(facts.suspended(), ["IRIS"]);
         assert_eq!(facts.recorded, ["frozen:IRIS"]);
         assert_eq!(facts.role(), Role::Backup);

@@ -1,38 +1,73 @@
 //! `quiesce recover RUN`: from a run's journal, finds every host whose freeze
-//! started and was never thawed, and thaws it with the deployed hook.
+//! may still hold (any entry about it and no thaw, or a torn line naming it)
+//! and thaws what that run froze there, with a checked copy of the deployed
+//! hook and the run's owner token: another run's freeze is never touched.
 
 use crate::error::Error;
-use crate::event::Event;
 use crate::exit_code;
-use crate::journal::{Entry, Journal, left_frozen, now_ms};
+use crate::hook::{self, HookKind};
+use crate::inventory::Inventory;
+use crate::journal::{Entry, HostAccess, Journal, left_frozen, now_ms};
 use crate::runner;
 use crate::ssh::SshOptions;
+use crate::thaw_verdict::outcomes;
+use std::io::Write;
 use std::path::Path;
 
 pub async fn recover(
     runs_dir: &Path,
     run: &str,
+    inventory: &Path,
     ssh: &SshOptions,
     quiet: bool,
 ) -> Result<u8, Error> {
     let path = crate::observe::run_dir(runs_dir, run).join("journal.jsonl");
-    let entries = Journal::read(&path).map_err(|source| Error::File {
+    let text = Journal::read_text(&path).map_err(|source| Error::File {
         path: path.clone(),
         action: "read the journal",
         source,
     })?;
-    let Some(Entry::RunStarted { hosts, run_id, .. }) = entries
+    let Some(Entry::RunStarted { hosts, run_id, .. }) = text
+        .entries
         .iter()
         .find(|e| matches!(e, Entry::RunStarted { .. }))
     else {
         return Err(Error::Usage {
-            message: format!("{} has no run-started entry", path.display()),
+            message: format!(
+                "{} has no run-started entry{}",
+                path.display(),
+                if text.damaged_lines > 0 {
+                    format!(" ({} damaged lines)", text.damaged_lines)
+                } else {
+                    String::new()
+                }
+            ),
             hint: "pass the journal of a `quiesce backup` run".into(),
         });
     };
-    let pending = left_frozen(&entries);
+    let mut out = std::io::stdout().lock();
+    let mut say = |line: String| {
+        // A closed stdout must not stop a recovery half-way.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    if text.damaged_lines > 0 {
+        say(format!(
+            "note: {} line(s) of {} are damaged (a torn write?); every host they name is checked",
+            text.damaged_lines,
+            path.display()
+        ));
+    }
+    let mut pending = left_frozen(&text.entries);
+    for host in &text.uncertain_hosts {
+        if hosts.iter().any(|h| &h.name == host) && !pending.contains(host) {
+            pending.push(host.clone());
+        }
+    }
     if pending.is_empty() {
-        println!("run {run_id}: nothing was left frozen; nothing to do");
+        say(format!(
+            "run {run_id}: nothing was left frozen; nothing to do"
+        ));
         return Ok(exit_code::SUCCESS);
     }
     let journal = Journal::open(&path).map_err(|source| Error::File {
@@ -40,6 +75,8 @@ pub async fn recover(
         action: "append to the journal",
         source,
     })?;
+    // The inventory, when it loads, names what the current quiesce deploys.
+    let current = Inventory::load(inventory).ok();
     let (events, consumer) = runner::event_stream(quiet);
     let mut still_frozen = Vec::new();
     for name in &pending {
@@ -47,14 +84,21 @@ pub async fn recover(
             continue;
         };
         let host = access.to_host();
-        let path = format!("{}/post-thaw-script", host.hook_dir.trim_end_matches('/'));
+        let path = HookKind::PostThaw.path(&host);
+        let shas = accepted_shas(access, current.as_ref());
         let result = match runner::connect(&host, ssh, &events).await {
             Ok(connection) => {
                 let out = connection
                     .run_script(
                         "recover",
-                        &crate::hook::checked_run_script(),
-                        &[&path, &access.post_sha, "freezeFail"],
+                        &hook::checked_run_script(),
+                        &[
+                            run_id,
+                            "quiesce recover",
+                            &path,
+                            &shas.join(","),
+                            "freezeFail",
+                        ],
                         None,
                     )
                     .await;
@@ -65,28 +109,30 @@ pub async fn recover(
         };
         match result {
             Ok(out) if matches!(out.code(), Some(0) | Some(4)) => {
-                let detail = if out.stdout_text().contains("nothing recorded") {
-                    "already thawed (its armed thaw ran when the controller went away)".to_string()
-                } else {
-                    "thawed (freezeFail: no backup recorded)".to_string()
-                };
+                let detail = recovered_detail(&out.stdout_text());
                 let _ = journal.append(&Entry::Recovered {
                     host: name.clone(),
                     at: now_ms(),
                     detail: detail.clone(),
                 });
-                events.send(Event::Note {
-                    host: name.clone(),
-                    text: detail.clone(),
-                });
-                println!("{name}: {detail}");
+                say(format!("{name}: {detail}"));
+            }
+            Ok(out) if out.code() == Some(hook::MISMATCH) => {
+                say(format!(
+                    "{name}: STILL FROZEN: {path} is not what quiesce deploys ({}), so it was not run; redeploy it with `quiesce -i INVENTORY deploy --limit {name}`, then run `quiesce recover {run_id}` again",
+                    out.stderr_line()
+                ));
+                still_frozen.push(name.clone());
             }
             Ok(out) => {
-                println!("{name}: STILL FROZEN: {}", out.describe());
+                say(format!("{name}: STILL FROZEN: {}", out.describe()));
                 still_frozen.push(name.clone());
             }
             Err(e) => {
-                println!("{name}: STILL FROZEN: {}", e.lines().next().unwrap_or(""));
+                say(format!(
+                    "{name}: STILL FROZEN: {}",
+                    e.lines().next().unwrap_or("")
+                ));
                 still_frozen.push(name.clone());
             }
         }
@@ -94,14 +140,56 @@ pub async fn recover(
     drop(events);
     let _ = consumer.await;
     if still_frozen.is_empty() {
-        println!("run {run_id}: recovered {} hosts", pending.len());
+        say(format!("run {run_id}: recovered {} hosts", pending.len()));
         Ok(exit_code::SUCCESS)
     } else {
-        println!(
-            "run {run_id}: {} hosts could not be thawed ({}); run `quiesce recover {run_id}` again, or thaw them on the host with post-thaw-script freezeFail",
+        say(format!(
+            "run {run_id}: {} hosts could not be thawed ({}); fix what is said above and run `quiesce recover {run_id}` again, or on the VM: env QUIESCE_OWNER={run_id} HOOK_DIR/post-thaw-script freezeFail",
             still_frozen.len(),
             still_frozen.join(", ")
-        );
+        ));
         Ok(exit_code::LEFT_FROZEN)
     }
+}
+
+/// The post-thaw-script checksums `recover` accepts: the one journaled at
+/// the run, what the current quiesce renders from the journaled settings,
+/// and from the current inventory (after an upgrade and a redeploy).
+fn accepted_shas(access: &HostAccess, current: Option<&Inventory>) -> Vec<String> {
+    let mut shas = vec![access.post_sha.clone()];
+    let mut hosts = vec![access.to_host()];
+    if let Some(host) = current.and_then(|i| i.host(&access.name)) {
+        hosts.push(host.clone());
+    }
+    for host in hosts {
+        let sha = hook::sha256_hex(hook::render(HookKind::PostThaw, &host).as_bytes());
+        if !shas.contains(&sha) {
+            shas.push(sha);
+        }
+    }
+    shas
+}
+
+/// What the VM said it did, in words.
+fn recovered_detail(stdout: &str) -> String {
+    let seen = outcomes(stdout);
+    if seen.is_empty() {
+        return "nothing of this run was frozen there (never frozen, or thawed by someone else)"
+            .into();
+    }
+    if seen.iter().all(|o| o.earlier) {
+        return "already thawed (its armed thaw ran when the controller went away)".into();
+    }
+    let ended: Vec<&str> = seen
+        .iter()
+        .filter(|o| o.kind == "ended-elsewhere")
+        .map(|o| o.instance.as_str())
+        .collect();
+    if !ended.is_empty() {
+        return format!(
+            "someone else had ended the freeze of {}; the rest is thawed (freezeFail: no backup recorded)",
+            ended.join(", ")
+        );
+    }
+    "thawed (freezeFail: no backup recorded)".into()
 }

@@ -29,27 +29,58 @@ pub async fn connect(
     Ok(connection)
 }
 
-/// Resolves when the user asks the run to stop (Ctrl-C, SIGTERM).
-pub async fn stop_requested() {
+/// The signals that ask a run to stop: Ctrl-C (SIGINT), SIGTERM, SIGHUP (the
+/// operator's terminal closed) and SIGQUIT. Each stops a backup the same
+/// safe way: no new freeze, snapshots cancelled, everything thawed. They are
+/// caught from the moment this is created (inside the runtime).
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    streams: Vec<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    pub fn new() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                streams: [
+                    SignalKind::interrupt(),
+                    SignalKind::terminate(),
+                    SignalKind::hangup(),
+                    SignalKind::quit(),
+                ]
+                .into_iter()
+                .filter_map(|kind| signal(kind).ok())
+                .collect(),
             }
         }
+        #[cfg(not(unix))]
+        StopSignals {}
     }
-    #[cfg(not(unix))]
-    {
+
+    /// Resolves at the next stop signal.
+    pub async fn next(&mut self) {
+        #[cfg(unix)]
+        if !self.streams.is_empty() {
+            let any =
+                futures::future::select_all(self.streams.iter_mut().map(|s| Box::pin(s.recv())));
+            let _ = any.await;
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
+}
+
+impl Default for StopSignals {
+    fn default() -> Self {
+        StopSignals::new()
+    }
+}
+
+/// Resolves when the run is asked to stop (see `StopSignals`).
+pub async fn stop_requested() {
+    StopSignals::new().next().await
 }
 
 /// An event channel whose events feed the progress display and are kept

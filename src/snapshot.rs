@@ -5,6 +5,9 @@
 use crate::playbook::{RunOn, SnapshotStep};
 use crate::ssh::{Connection, ExitStatus};
 use std::process::Stdio;
+
+/// Runs a snapshot command so that it dies with the run: see the script.
+const GUARD: &str = include_str!("scripts/snapshot_guard.sh");
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -42,7 +45,7 @@ pub async fn run(
     command: &str,
     connection: Option<&Connection>,
     timeout: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> SnapshotResult {
     if *stop.borrow() {
         return SnapshotResult {
@@ -52,19 +55,53 @@ pub async fn run(
         };
     }
     match (step.on, connection) {
-        (RunOn::Vm, Some(connection)) => {
-            let run = connection.exec_script_with_timeout("snapshot", command, timeout);
-            tokio::select! {
-                result = run => match result {
-                    Ok(out) if out.status == ExitStatus::Code(0) => SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us: max_stun(&out.stdout_text()) },
-                    Ok(out) => SnapshotResult { ok: false, detail: format!("snapshot command failed: {}", out.describe()), stun_us: max_stun(&out.stdout_text()) },
-                    Err(e) => SnapshotResult { ok: false, detail: e.to_string().lines().next().unwrap_or_default().to_string(), stun_us: None },
-                },
-                _ = stop.wait_for(|s| *s) => SnapshotResult { ok: false, detail: "interrupted during the snapshot".into(), stun_us: None },
-            }
-        }
+        (RunOn::Vm, Some(connection)) => on_vm(connection, command, timeout, stop).await,
         _ => on_controller(command, timeout, stop).await,
     }
+}
+
+/// The guard's arguments: its own time limit (a little over the run's) and the command.
+fn guard_args(command: &str, timeout: Duration) -> [String; 2] {
+    [(timeout.as_secs() + 2).to_string(), command.to_string()]
+}
+
+async fn on_vm(
+    connection: &Connection,
+    command: &str,
+    timeout: Duration,
+    mut stop: watch::Receiver<bool>,
+) -> SnapshotResult {
+    let [secs, command] = guard_args(command, timeout);
+    let mut armed = match connection
+        .arm_script("snapshot", GUARD, &[&secs, &command])
+        .await
+    {
+        Ok(armed) => armed,
+        Err(e) => {
+            return SnapshotResult {
+                ok: false,
+                detail: e.to_string().lines().next().unwrap_or_default().to_string(),
+                stun_us: None,
+            };
+        }
+    };
+    let failed = |detail: String| SnapshotResult {
+        ok: false,
+        detail,
+        stun_us: None,
+    };
+    let result = tokio::select! {
+        out = armed.wait_end() => match out {
+            Ok(out) if out.status == ExitStatus::Code(0) => return SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us: max_stun(&out.stdout_text()) },
+            Ok(out) => return SnapshotResult { ok: false, detail: format!("snapshot command failed: {}", out.describe()), stun_us: max_stun(&out.stdout_text()) },
+            Err(e) => return failed(e.to_string().lines().next().unwrap_or_default().to_string()),
+        },
+        _ = tokio::time::sleep(timeout) => failed(format!("snapshot command timed out after {}", crate::duration::format(timeout))),
+        _ = stop.wait_for(|s| *s) => failed("interrupted during the snapshot".into()),
+    };
+    // End of input: the guard on the VM kills the command's whole process group.
+    armed.close().await;
+    result
 }
 
 async fn on_controller(
@@ -72,16 +109,18 @@ async fn on_controller(
     timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> SnapshotResult {
+    let [secs, command] = guard_args(command, timeout);
     let child = tokio::process::Command::new("/bin/sh")
         .arg("-c")
-        .arg(command)
-        .stdin(Stdio::null())
+        .arg(GUARD)
+        .args(["sh", &secs, &command])
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true)
         .spawn();
-    let child = match child {
+    let mut child = match child {
         Ok(c) => c,
         Err(e) => {
             return SnapshotResult {
@@ -91,6 +130,9 @@ async fn on_controller(
             };
         }
     };
+    // Held until the command ends: when this process dies (even by SIGKILL),
+    // the pipe closes and the guard kills the command's process group.
+    let _lifeline = child.stdin.take();
     let group = child.id();
     let kill_group = || {
         if let Some(pid) = group {

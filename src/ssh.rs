@@ -350,7 +350,7 @@ impl Connection {
             .exec(true, command)
             .await
             .map_err(|_| lost.clone())?;
-        Ok(Armed { channel, lost })
+        Ok(Armed::new(channel, lost))
     }
 
     pub async fn close(self) {
@@ -363,14 +363,113 @@ impl Connection {
 
 /// A remote command already running and waiting for its standard input; it
 /// ends when `finish` sends the input and end-of-file. Dropping it closes
-/// the channel, which the command sees as end-of-file too.
+/// the channel, which the command sees as end-of-file too. What it prints
+/// before that can be read as it comes (`read_line`).
 pub struct Armed {
     channel: russh::Channel<client::Msg>,
     lost: HostError,
+    stdout: Vec<u8>,
+    /// How much of `stdout` `read_line` has handed out.
+    read: usize,
+    stderr: Vec<u8>,
+    /// How much of `stderr` had arrived when `read_line` last returned.
+    stderr_read: usize,
+    status: ExitStatus,
+    closed: bool,
+    ended: bool,
 }
 
 impl Armed {
-    /// Sends `input`, then end-of-file, and collects the output and status.
+    fn new(channel: russh::Channel<client::Msg>, lost: HostError) -> Armed {
+        Armed {
+            channel,
+            lost,
+            stdout: Vec::new(),
+            read: 0,
+            stderr: Vec::new(),
+            stderr_read: 0,
+            status: ExitStatus::Unknown,
+            closed: false,
+            ended: false,
+        }
+    }
+
+    /// Takes one message from the channel; false once it has ended.
+    async fn pump(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        match self.channel.wait().await {
+            None => {
+                self.ended = true;
+                false
+            }
+            Some(msg) => {
+                match msg {
+                    ChannelMsg::Data { data } => self.stdout.extend_from_slice(&data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        self.stderr.extend_from_slice(&data)
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        self.status = ExitStatus::Code(exit_status)
+                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        self.status = ExitStatus::Signal(format!("{signal_name:?}"))
+                    }
+                    ChannelMsg::Close => self.closed = true,
+                    _ => {}
+                }
+                true
+            }
+        }
+    }
+
+    /// The next complete stdout line that starts with `prefix` (earlier
+    /// lines are kept in the output); None when the command ended first.
+    pub async fn read_line(&mut self, prefix: &str) -> Option<String> {
+        loop {
+            while let Some(end) = self.stdout[self.read..].iter().position(|b| *b == b'\n') {
+                let line =
+                    String::from_utf8_lossy(&self.stdout[self.read..self.read + end]).into_owned();
+                self.read += end + 1;
+                if line.starts_with(prefix) {
+                    self.stderr_read = self.stderr.len();
+                    return Some(line);
+                }
+            }
+            if !self.pump().await {
+                return None;
+            }
+        }
+    }
+
+    /// Waits for the command to end by itself, sending no input and no
+    /// end-of-file (the command may take closed input as a signal).
+    pub async fn wait_end(&mut self) -> Result<Output, HostError> {
+        while self.pump().await {}
+        if !self.closed && self.status == ExitStatus::Unknown {
+            return Err(self.lost.clone());
+        }
+        Ok(self.output())
+    }
+
+    /// Sends end-of-file and closes the channel, without waiting.
+    pub async fn close(&self) {
+        let _ = self.channel.eof().await;
+        let _ = self.channel.close().await;
+    }
+
+    /// What the command printed so far, and how it ended if it has.
+    pub fn output(&self) -> Output {
+        Output {
+            status: self.status.clone(),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+        }
+    }
+
+    /// Sends `input`, then end-of-file, and collects the output and status:
+    /// what came after the last line `read_line` returned.
     pub async fn finish(self, input: &[u8]) -> Result<Output, HostError> {
         let mut stdout = Vec::new();
         let mut output = self.finish_into(input, &mut stdout).await?;
@@ -386,50 +485,40 @@ impl Armed {
         sink: &mut W,
     ) -> Result<Output, HostError> {
         use tokio::io::AsyncWriteExt;
-        if !input.is_empty() {
-            self.channel
-                .data(input)
-                .await
-                .map_err(|_| self.lost.clone())?;
-        }
-        self.channel.eof().await.map_err(|_| self.lost.clone())?;
-        let mut output = Output {
-            status: ExitStatus::Unknown,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-        };
-        let mut closed = false;
-        while let Some(msg) = self.channel.wait().await {
-            match msg {
-                ChannelMsg::Data { data } => {
-                    sink.write_all(&data)
-                        .await
-                        .map_err(|e| HostError::StepFailed {
-                            target: String::new(),
-                            step: "write locally".into(),
-                            detail: e.to_string(),
-                        })?
-                }
-                ChannelMsg::ExtendedData { data, ext: 1 } => output.stderr.extend_from_slice(&data),
-                ChannelMsg::ExitStatus { exit_status } => {
-                    output.status = ExitStatus::Code(exit_status)
-                }
-                ChannelMsg::ExitSignal { signal_name, .. } => {
-                    output.status = ExitStatus::Signal(format!("{signal_name:?}"))
-                }
-                ChannelMsg::Close => closed = true,
-                _ => {}
-            }
-        }
-        sink.flush().await.map_err(|e| HostError::StepFailed {
+        let write_error = |e: std::io::Error| HostError::StepFailed {
             target: String::new(),
             step: "write locally".into(),
             detail: e.to_string(),
-        })?;
-        if !closed && output.status == ExitStatus::Unknown {
+        };
+        if !self.ended {
+            if !input.is_empty() {
+                self.channel
+                    .data(input)
+                    .await
+                    .map_err(|_| self.lost.clone())?;
+            }
+            self.channel.eof().await.map_err(|_| self.lost.clone())?;
+        }
+        self.stdout.drain(..self.read);
+        self.stderr.drain(..self.stderr_read);
+        loop {
+            if !self.stdout.is_empty() {
+                sink.write_all(&self.stdout).await.map_err(write_error)?;
+                self.stdout.clear();
+            }
+            if !self.pump().await {
+                break;
+            }
+        }
+        sink.flush().await.map_err(write_error)?;
+        if !self.closed && self.status == ExitStatus::Unknown {
             return Err(self.lost);
         }
-        Ok(output)
+        Ok(Output {
+            status: self.status,
+            stdout: Vec::new(),
+            stderr: self.stderr,
+        })
     }
 }
 

@@ -274,22 +274,64 @@ fn sshd_killed_after_the_freeze_then_recover() {
             .contains("!! x IS STILL FROZEN: its instances pause all user activity at "),
         "{run:?}"
     );
-    assert!(run.stdout.contains(&format!("Thaw it now: ssh -p 22 root@{}.11 /usr/sbin/post-thaw-script freezeFail   # or: quiesce recover ", lab.net)), "{run:?}");
     let (run_id, entries) = lab.journal();
     assert_eq!(left_frozen(&entries), ["x"]);
+    let fix = printed_fix(&run.stdout);
+    assert_eq!(
+        fix,
+        format!(
+            "quiesce -i '{}' --runs-dir '{}' --known-hosts '{}' recover {run_id}",
+            lab.inventory().display(),
+            lab.path("runs").display(),
+            lab.known_hosts().display()
+        ),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains(&format!("   # or on the VM: ssh -p 22 root@{}.11 env QUIESCE_OWNER={run_id} /usr/sbin/post-thaw-script freezeFail\n", lab.net)), "{run:?}");
 
-    // sshd comes back; recover thaws from the journal alone.
+    // sshd comes back; the printed fix (recover) thaws from the journal alone.
     lab.lab("restart-sshd", &["x"]);
     let (_, status) = lab.sh("x", "/usr/sbin/pre-freeze-script status");
     assert!(status.contains("IRIS suspended"), "{status}");
-    let run = lab.run(&["recover", &run_id]);
-    assert_eq!(run.code, 0, "{run:?}");
+    let (code, stdout) = run_printed_fix(&fix);
+    assert_eq!(code, 0, "{stdout}");
     assert_eq!(
-        run.stdout,
+        stdout,
         format!("x: thawed (freezeFail: no backup recorded)\nrun {run_id}: recovered 1 hosts\n")
     );
     lab.assert_nothing_frozen("x");
     assert_journal_complete(&lab);
+}
+
+/// The command after "Thaw it now: " in a backup's report (without its comment).
+fn printed_fix(stdout: &str) -> String {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Thaw it now: "))
+        .expect("a printed fix");
+    line.split("   #").next().unwrap().to_string()
+}
+
+/// Runs a printed fix as a person would, with this build as `quiesce`;
+/// returns its exit code and stdout (stderr is shown when it fails).
+fn run_printed_fix(fix: &str) -> (i32, String) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_quiesce"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .args(["-c", fix])
+        .env("PATH", path)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 {
+        eprintln!("{fix}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (code, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn spawn_backup(lab: &Lab) -> std::process::Child {

@@ -43,7 +43,7 @@ fn freeze_then_thaw_in_reverse_order_records_history() {
     assert_eq!(lab.sh("vm1", FREEZE).0, 0);
     assert_eq!(
         lab.sh("vm1", &format!("{FREEZE} status")).1,
-        "IRIS suspended\nIRIS2 suspended\nrecorded frozen:IRIS\nrecorded frozen:IRIS2\n"
+        "IRIS suspended\nIRIS2 suspended\nrecorded frozen:IRIS by vmware\nrecorded frozen:IRIS2 by vmware\n"
     );
     assert_eq!(lab.sh("vm1", THAW).0, 0);
     assert_eq!(
@@ -202,7 +202,7 @@ fn an_instance_frozen_by_someone_else_is_left_alone() {
     let (code, out) = lab.sh("vm1", FREEZE);
     assert_eq!(code, 3, "{out}");
     assert!(
-        out.contains("was never thawed; thaw it first: /usr/sbin/post-thaw-script thaw"),
+        out.contains("a previous freeze by vmware (frozen:IRIS frozen:IRIS2) was never thawed; this freeze did nothing. Finish it first: `quiesce recover RUN` for a quiesce run, or QUIESCE_OWNER=vmware /usr/sbin/post-thaw-script freezeFail on the host"),
         "{out}"
     );
     assert_eq!(lab.sh("vm1", THAW).0, 0);
@@ -257,7 +257,7 @@ fn a_thaw_that_fails_is_kept_for_a_retry() {
     );
     assert_eq!(
         lab.sh("vm1", &format!("{FREEZE} status")).1,
-        "IRIS suspended\nIRIS2 running\nrecorded frozen:IRIS\n"
+        "IRIS suspended\nIRIS2 running\nrecorded frozen:IRIS by vmware\n"
     );
     assert_eq!(lab.sh("vm1", THAW).0, 0);
     assert_eq!(

@@ -1,0 +1,66 @@
+# Args: OWNER TIMEOUT DEADLINE PRE_PATH PRE_SHAS POST_PATH POST_SHAS
+# The freeze of one VM and its dead-man's switch, in one session. Runs the
+# checked pre-freeze-script as OWNER with a freeze timeout of TIMEOUT seconds
+# and says `quiesce-freeze STATUS`. Then it waits for one word on its input,
+# `thaw` or `freezeFail`, and runs the checked post-thaw-script with it. When
+# the controller is gone (end of input) or silent for DEADLINE seconds from
+# the start (a network split, where no end of input ever comes), it runs
+# freezeFail by itself, before the instance would pause. It ends with
+# `quiesce-thaw STATUS ACTION`. Everything after the freeze survives a
+# vanished controller: broken pipes and hang-ups are ignored.
+trap '' PIPE HUP
+owner=$1 timeout=$2 deadline=$3 pre=$4 pre_shas=$5 post=$6 post_shas=$7
+started=$(date +%s)
+say() { printf '%s\n' "$*" 2>/dev/null || :; }
+relay() { # STEP: what the hook printed, passed on to the controller
+	cat "$WORK/$1.out" 2>/dev/null || :
+	cat "$WORK/$1.err" >&2 2>/dev/null || :
+}
+trap 'rm -rf "$WORK"' EXIT
+checked_copy "$pre" "$pre_shas" || {
+	rc=$?
+	printf '%s; not running it\n' "$WHY" >&2
+	exit "$rc"
+}
+QUIESCE_OWNER=$owner QUIESCE_FREEZE_SECONDS=$timeout /bin/sh "$COPY" freeze > "$WORK/freeze.out" 2> "$WORK/freeze.err"
+rc=$?
+relay freeze
+say "quiesce-freeze $rc"
+# 3: another owner's freeze holds the VM; this run froze nothing there.
+[ "$rc" = 3 ] && exit 3
+# Known before the snapshot: a thaw hook that could not run.
+if checked_copy "$post" "$post_shas"; then say "quiesce-armed 0"; else say "quiesce-armed $? $WHY"; fi
+
+left=$((deadline - ($(date +%s) - started)))
+word='' wrc=124
+if [ "$left" -gt 0 ]; then
+	if command -v timeout > /dev/null 2>&1; then
+		# shellcheck disable=SC2016 # the inner shell expands $w
+		word=$(timeout "$left" sh -c 'IFS= read -r w && printf %s "$w"' 2> /dev/null)
+		wrc=$?
+	else
+		# No timeout(1): only the end of input fires the switch.
+		# shellcheck disable=SC2016 # the inner shell expands $w
+		word=$(sh -c 'IFS= read -r w && printf %s "$w"')
+		wrc=$?
+	fi
+fi
+case $wrc:$word in
+0:thaw | 0:freezeFail) action=$word reason='' ;;
+0:*) action=freezeFail reason="unexpected word from the controller: $word" ;;
+124:*) action=freezeFail reason="no word from the controller ${deadline}s after the freeze started (network split?)" ;;
+*) action=freezeFail reason='the controller went away (end of input)' ;;
+esac
+[ -z "$reason" ] || logger -p user.warning -t quiesce-session -- "run $owner: $reason: thawing (freezeFail)" 2> /dev/null || :
+checked_copy "$post" "$post_shas" || {
+	rc=$?
+	printf '%s; not running it\n' "$WHY" >&2
+	logger -p user.err -t quiesce-session -- "run $owner: $WHY; not running it: the instances stay frozen" 2> /dev/null || :
+	say "quiesce-thaw $rc $action"
+	exit "$rc"
+}
+QUIESCE_OWNER=$owner QUIESCE_REASON=$reason /bin/sh "$COPY" "$action" > "$WORK/thaw.out" 2> "$WORK/thaw.err"
+rc=$?
+relay thaw
+say "quiesce-thaw $rc $action"
+exit "$rc"

@@ -582,7 +582,7 @@ impl Run<'_> {
         );
         let manual = if hook_changed {
             format!(
-                "{quiesce} deploy --limit {name} && {quiesce} recover {}   # the hook was changed: redeploy it first, never run the changed one",
+                "{quiesce} deploy --force --limit {name} && {quiesce} recover {}   # the hook was changed: redeploy it first, never run the changed one",
                 self.run_id
             )
         } else {
@@ -793,12 +793,13 @@ impl Run<'_> {
                 resend = false;
                 in_flight.push(self.fresh_thaw(name, action, attempt).boxed());
             }
+            // A quarter of the time left: a hung session leaves time for
+            // three more tries before the freeze would pause the instance.
             let left = Duration::from_millis(pauses_at.saturating_sub(now_ms()));
-            let wait = self
-                .ssh
-                .command_timeout
-                .min(left)
-                .max(Duration::from_secs(3));
+            let wait = (left / 4).clamp(
+                Duration::from_secs(3),
+                self.ssh.command_timeout.max(Duration::from_secs(3)),
+            );
             let answer = tokio::time::timeout(wait, in_flight.next()).await;
             let at = now_ms();
             let mut answered = true;

@@ -320,6 +320,19 @@ fn backup(
     runtime()?.block_on(async {
         let (events, consumer) = runner::event_stream(global.quiet);
         events.send(Event::RunStarted { command: if plan_only { "plan" } else { "backup" }, hosts: hosts.len() });
+        // One backup per host on this controller, from before preflight on.
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let _locks = if plan_only { None } else {
+            match crate::host_lock::HostLocks::acquire(&global.runs_dir, &names) {
+                Ok(locks) => Some(locks),
+                Err(refusal) => {
+                    drop(events);
+                    let _ = consumer.await;
+                    eprintln!("error: refusing to start: {refusal}\n  hint: wait for that run to finish (or, if it is gone, `quiesce recover` it); nothing was frozen by this run");
+                    return Ok(exit_code::FAILED);
+                }
+            }
+        };
         let preflight = crate::preflight::preflight(&hosts, &ssh, forks, &events).await;
         let checked = crate::preflight::check(&hosts, &preflight);
         let left_out: Vec<&str> = checked.left_out.iter().map(|(h, ..)| h.as_str()).collect();
@@ -349,16 +362,6 @@ fn backup(
         }
         // Stop signals are caught from here on: nothing is frozen yet.
         let mut stop_signals = runner::StopSignals::new();
-        let planned: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| &j.hosts).map(String::as_str).collect();
-        let _locks = match crate::host_lock::HostLocks::acquire(&global.runs_dir, &planned) {
-            Ok(locks) => locks,
-            Err(refusal) => {
-                drop(events);
-                let _ = consumer.await;
-                eprintln!("error: refusing to start: {refusal}\n  hint: wait for that run to finish (or, if it is gone, `quiesce recover` it); nothing was frozen by this run");
-                return Ok(exit_code::FAILED);
-            }
-        };
         let (run_id, journal) = create_run(&global.runs_dir)?;
         let run_dir = global.runs_dir.join(&run_id);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -2,8 +2,10 @@
 //! when the test ends, pass or fail, and a way to run the real binary.
 #![allow(dead_code)]
 
+use quiesce::journal::{Entry, left_frozen};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
 pub struct Lab {
     pub dir: tempfile::TempDir,
@@ -140,6 +142,34 @@ impl Lab {
         intervals
     }
 
+    /// Ground truth from the simulator itself, not the hooks: every instance
+    /// of `vm` is neither frozen nor paused, and no freeze is recorded.
+    pub fn assert_truly_thawed(&self, vm: &str) {
+        let (_, states) = self.sh(
+            vm,
+            "for d in /etc/irissim/*/; do printf '%s ' \"$(basename \"$d\")\"; cat \"$d/state\" 2>/dev/null | tr '\\n' ' '; echo; done; cat /run/quiesce/frozen 2>/dev/null | sed 's/^/recorded /'",
+        );
+        for line in states.lines() {
+            assert!(
+                !line.contains("frozen=1")
+                    && !line.contains("frozen=wd_resumed")
+                    && !line.contains("paused=1")
+                    && !line.starts_with("recorded"),
+                "{vm} is not thawed (simulator state): {states}"
+            );
+        }
+    }
+
+    /// Whether an instance of `vm` is frozen, per the simulator.
+    pub fn is_frozen(&self, vm: &str, instance: &str) -> bool {
+        self.sh(
+            vm,
+            &format!("cat /etc/irissim/{instance}/state 2>/dev/null"),
+        )
+        .1
+        .contains("frozen=1")
+    }
+
     pub fn events(&self, vm: &str) -> String {
         String::from_utf8_lossy(&self.lab("events", &[vm]).stdout).into_owned()
     }
@@ -200,4 +230,135 @@ impl std::fmt::Debug for Run {
             self.code, self.stdout, self.stderr
         )
     }
+}
+
+// ---- backups against the lab ----
+
+pub fn deployed(net: u8, args: &[&str]) -> Lab {
+    let lab = Lab::start(net, args);
+    let run = lab.quiesce(&["deploy", "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab
+}
+
+pub fn set_playbook(lab: &Lab, from: &str, to: &str) {
+    let text = std::fs::read_to_string(lab.path("playbook.yml")).unwrap();
+    assert!(text.contains(from), "{text}");
+    std::fs::write(lab.path("playbook.yml"), text.replace(from, to)).unwrap();
+}
+
+/// Replaces the lab playbook's snapshot command. In `command`, `LAB` stands
+/// for `bash tests/lab/lab.sh` and `DIR` for the lab's directory.
+pub fn set_snapshot_command(lab: &Lab, command: &str) {
+    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+    let dir = lab.dir.path().display().to_string();
+    let command = command
+        .replace("LAB", &format!("bash {lab_sh}"))
+        .replace("DIR", &dir);
+    set_playbook(
+        lab,
+        &format!("command: 'bash {lab_sh} snapshot {dir} {{host}}'"),
+        &format!("command: '{command}'"),
+    );
+}
+
+pub fn backup(lab: &Lab, extra: &[&str]) -> Run {
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let mut args = vec!["backup", "-p", playbook.as_str()];
+    args.extend_from_slice(extra);
+    lab.run(&args)
+}
+
+/// The journal is complete: the run finished and nothing is left frozen in it.
+pub fn assert_journal_complete(lab: &Lab) -> Vec<Entry> {
+    let (_, entries) = lab.journal();
+    assert!(
+        matches!(entries.first(), Some(Entry::RunStarted { .. })),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e, Entry::RunFinished { .. })),
+        "{entries:?}"
+    );
+    assert_eq!(left_frozen(&entries), Vec::<String>::new(), "{entries:?}");
+    entries
+}
+
+pub fn history_sets(lab: &Lab, vm: &str) -> usize {
+    lab.events(vm)
+        .lines()
+        .filter(|l| l.ends_with(" history_set"))
+        .count()
+}
+
+/// The command after "Thaw it now: " in a backup's report (without its comment).
+pub fn printed_fix(stdout: &str) -> String {
+    let line = stdout
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix("Thaw it now: "))
+        .expect("a printed fix");
+    line.split("   #").next().unwrap().to_string()
+}
+
+/// Runs a printed fix as a person would, with this build as `quiesce`;
+/// returns its exit code and stdout (stderr is shown when it fails).
+pub fn run_printed_fix(fix: &str) -> (i32, String) {
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_quiesce"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .args(["-c", fix])
+        .env("PATH", path)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .unwrap();
+    let code = out.status.code().unwrap_or(-1);
+    if code != 0 {
+        eprintln!("{fix}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    (code, String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+pub fn spawn_backup(lab: &Lab) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_quiesce"))
+        .args([
+            "-i",
+            lab.inventory().to_str().unwrap(),
+            "--known-hosts",
+            lab.known_hosts().to_str().unwrap(),
+            "--no-agent",
+            "--runs-dir",
+            lab.path("runs").to_str().unwrap(),
+        ])
+        .args(["backup", "-p", lab.path("playbook.yml").to_str().unwrap()])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits until the run's journal has an entry matching `pred`.
+pub fn wait_for_entry(lab: &Lab, pred: impl Fn(&Entry) -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(20) {
+        let journals = std::fs::read_dir(lab.path("runs"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("journal.jsonl"));
+        if journals
+            .filter_map(|j| quiesce::journal::Journal::read(&j).ok())
+            .any(|entries| entries.iter().any(&pred))
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("the journal never showed the expected entry");
 }

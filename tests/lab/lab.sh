@@ -5,6 +5,9 @@
 # /usr/sbin, /etc (overlays), /var/log (bind) and /run (tmpfs), a simulated
 # Caché/IRIS installed, and its own freezer cgroup for stun/hang faults.
 #
+# Each VM also has its own root home directory, so this machine's dotfiles
+# never run there.
+#
 #   lab.sh up DIR [--net 127.0.N] [--port P] [--mirror M=VM,VM,...] [--group G=VM,...] [SPEC...]
 #       SPEC = NAME[=PLATFORM[:INST,INST...][:password]]   (default: vm1..vm5=iris:IRIS)
 #       --mirror: the first VM is primary, the second backup, the rest DR async members.
@@ -23,6 +26,8 @@
 #   lab.sh kill-sshd DIR VM              the VM's sshd listener dies (host unreachable)
 #   lab.sh kill-vm DIR VM                every process of the VM dies (sessions too)
 #   lab.sh restart-sshd DIR VM           start the VM's sshd again: same keys, state, /run
+#   lab.sh signal DIR VM SIG PATTERN     send SIG to the VM's processes whose command line
+#                                        contains PATTERN (only this VM's, by its cgroup)
 #   lab.sh events DIR VM                 the simulator's event log of the VM
 #   lab.sh ls DIR                        NAME ADDRESS PID per running VM
 set -euo pipefail
@@ -50,7 +55,7 @@ ensure_lab_user() {
 start_vm() { # DIR NAME ADDRESS PORT PLATFORM INSTANCES SUDOMODE [restart]
 	local dir=$1 name=$2 addr=$3 port=$4 platform=$5 instances=$6 sudomode=$7 restart=${8:-}
 	local d; d=$(vm_dir "$dir" "$name")
-	mkdir -p "$d"/sbin/{u,w} "$d"/etc/{u,w} "$d"/log "$d"/run
+	mkdir -p "$d"/sbin/{u,w} "$d"/etc/{u,w} "$d"/log "$d"/run "$d"/home
 	echo "$addr" > "$d/address"
 	printf '%s\n' "$port" "$platform" "$instances" "$sudomode" > "$d/spec"
 	local cg; cg=$(cgroup_of "$dir" "$name")
@@ -79,6 +84,8 @@ CONF
 		mount -t overlay o -o "lowerdir=/etc,upperdir=$D/etc/u,workdir=$D/etc/w" /etc
 		mount --bind "$D/log" /var/log
 		mount --bind "$D/run" /run
+		# Its own home: the dotfiles of the controller (a slow or locked .bashrc) never run in a VM.
+		mount --bind "$D/home" /root
 		mkdir -p /run/sshd /var/log/irissim
 		if [ -n "$RESTART" ]; then exec /usr/sbin/sshd -D -f "$D/sshd_config" -E "$D/sshd.log"; fi
 		printf "%s %s\n" "$ADDR" "$NAME" >> /etc/hosts
@@ -292,6 +299,10 @@ restart-sshd)
 	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
 	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
 events) cat "$(vm_dir "$1" "$2")/log/irissim/events.log" 2>/dev/null || true ;;
+signal)
+	while read -r pid; do
+		if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$4"; then kill "-$3" "$pid" 2>/dev/null || true; fi
+	done < "$(cgroup_of "$1" "$2")/cgroup.procs" ;;
 ls)
 	for d in "$1"/vms/*/; do
 		n=$(basename "$d")

@@ -318,6 +318,9 @@ fn backup(
     let ssh = ssh_options(global)?;
     let forks = global.forks as usize;
     runtime()?.block_on(async {
+        // Stop signals are caught from the start: one that comes during
+        // preflight stops the run before anything is frozen, never kills it.
+        let mut stop_signals = runner::StopSignals::new();
         let (events, consumer) = runner::event_stream(global.quiet);
         events.send(Event::RunStarted { command: if plan_only { "plan" } else { "backup" }, hosts: hosts.len() });
         // One backup per host on this controller, from before preflight on.
@@ -360,8 +363,6 @@ fn backup(
             }
             return Ok(if !unreachable.is_empty() { exit_code::UNREACHABLE } else { exit_code::SUCCESS });
         }
-        // Stop signals are caught from here on: nothing is frozen yet.
-        let mut stop_signals = runner::StopSignals::new();
         let (run_id, journal) = create_run(&global.runs_dir)?;
         let run_dir = global.runs_dir.join(&run_id);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

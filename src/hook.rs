@@ -165,14 +165,13 @@ mod tests {
 
     #[test]
     fn rendered_hooks_are_shellcheck_clean() {
-        if std::process::Command::new("shellcheck")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            eprintln!("shellcheck not installed; .ci/run installs it");
-            return;
-        }
+        assert!(
+            std::process::Command::new("shellcheck")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "shellcheck is not installed (tests/lab/install-deps.sh installs it)"
+        );
         for platform in ["iris", "cache"] {
             let h = host(&format!("platform: {platform}, instances: [A1]"));
             for kind in HookKind::ALL {

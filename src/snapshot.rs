@@ -131,42 +131,54 @@ async fn on_controller(
         }
     };
     // Held until the command ends: when this process dies (even by SIGKILL),
-    // the pipe closes and the guard kills the command's process group.
-    let _lifeline = child.stdin.take();
+    // the pipe closes and the guard ends the command's process group.
+    let lifeline = child.stdin.take();
     let group = child.id();
-    let kill_group = || {
+    let output = child.wait_with_output();
+    tokio::pin!(output);
+    let stopped = tokio::select! {
+        output = &mut output => {
+            return match output {
+                Ok(out) => {
+                    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+                    let stun_us = max_stun(&stdout);
+                    if out.status.success() {
+                        SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us }
+                    } else {
+                        let stderr = String::from_utf8_lossy(&out.stderr);
+                        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
+                        SnapshotResult { ok: false, detail: format!("snapshot command failed ({}){}", out.status, if last.is_empty() { String::new() } else { format!(": {last}") }), stun_us }
+                    }
+                }
+                Err(e) => SnapshotResult { ok: false, detail: format!("snapshot command: {e}"), stun_us: None },
+            };
+        }
+        _ = tokio::time::sleep(timeout) => format!("snapshot command timed out after {}", crate::duration::format(timeout)),
+        _ = stop.wait_for(|s| *s) => "interrupted during the snapshot".to_string(),
+    };
+    // SIGTERM first (a hypervisor CLI may clean up), SIGKILL after a grace period.
+    drop(lifeline);
+    let signal_group = |signal| {
         if let Some(pid) = group {
             // SAFETY: killpg only sends a signal to the process group we started.
             unsafe {
-                libc::killpg(pid as libc::pid_t, libc::SIGKILL);
+                libc::killpg(pid as libc::pid_t, signal);
             }
         }
     };
-    tokio::select! {
-        output = child.wait_with_output() => match output {
-            Ok(out) => {
-                let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-                let stun_us = max_stun(&stdout);
-                if out.status.success() {
-                    SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us }
-                } else {
-                    let stderr = String::from_utf8_lossy(&out.stderr);
-                    let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-                    SnapshotResult { ok: false, detail: format!("snapshot command failed ({}){}", out.status, if last.is_empty() { String::new() } else { format!(": {last}") }), stun_us }
-                }
-            }
-            Err(e) => SnapshotResult { ok: false, detail: format!("snapshot command: {e}"), stun_us: None },
-        },
-        _ = tokio::time::sleep(timeout) => {
-            kill_group();
-            SnapshotResult { ok: false, detail: format!("snapshot command timed out after {}", crate::duration::format(timeout)), stun_us: None }
-        }
-        _ = stop.wait_for(|s| *s) => {
-            kill_group();
-            SnapshotResult { ok: false, detail: "interrupted during the snapshot".into(), stun_us: None }
-        }
+    signal_group(libc::SIGTERM);
+    if tokio::time::timeout(KILL_GRACE, &mut output).await.is_err() {
+        signal_group(libc::SIGKILL);
+    }
+    SnapshotResult {
+        ok: false,
+        detail: stopped,
+        stun_us: None,
     }
 }
+
+/// How long a stopped snapshot command has between SIGTERM and SIGKILL.
+const KILL_GRACE: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

@@ -11,6 +11,7 @@ command -v sudo >/dev/null || missing+=(sudo)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flock >/dev/null || missing+=(util-linux)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v python3 >/dev/null || missing+=(python3)   # the soak reads results.json
 command -v chromium >/dev/null || missing+=(chromium)   # the HTML report test renders the page
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}" >&2

@@ -231,6 +231,12 @@ cmd_snapshot() { # DIR VM
 	local cg t0 t1 n
 	cg=$(cgroup_of "$dir" "$vm")
 	t0=$(date +%s%N)
+	# Like a hypervisor whose client went away: never leave the VM stunned
+	# (and never die of a broken pipe before saying so).
+	trap '' PIPE
+	stunned_cgroup=$cg
+	trap 'echo THAWED > "$stunned_cgroup/freezer.state"' EXIT
+	trap 'exit 143' TERM INT
 	echo FROZEN > "$cg/freezer.state"
 	sleep "$stun"
 	mkdir -p "$d/snapshots"
@@ -238,6 +244,7 @@ cmd_snapshot() { # DIR VM
 	mkdir -p "$d/snapshots/$n"
 	cp -a "$d/etc/u/irissim" "$d/snapshots/$n/" 2>/dev/null || true
 	echo THAWED > "$cg/freezer.state"
+	trap - EXIT TERM INT
 	t1=$(date +%s%N)
 	local line
 	line="$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)| vcpu-0| I125: Checkpoint_Unstun: vm stopped for $(( (t1 - t0) / 1000 )) us"

@@ -1,0 +1,192 @@
+#!/usr/bin/env bash
+# Chaos soak: N backups on a lab with random faults drawn from the red-team
+# matrix, seeded (the seed is printed; pass it back to replay a soak).
+#
+#   bash tests/soak.sh [N] [SEED]          (as root; N defaults to 20)
+#
+# After every run it does what an operator would (runs `quiesce recover`, or
+# the printed fix, where quiesce says to; waits for the VMs' own dead-man's
+# switches after a killed controller) and then checks the invariants against
+# the simulator's ground truth:
+#   - no instance is suspended or paused, and no hook records a freeze;
+#   - every `valid` verdict is true: the lab's copy of the VM taken by that
+#     run's snapshot shows every instance frozen;
+#   - the journal reads back and `recover` has nothing left to do;
+#   - the exit code equals the one results.json gives.
+# It ends with one line per figure and `N passed, M failed`.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+runs=${1:-20}
+seed=${2:-$(( $(date +%s) % 32768 ))}
+RANDOM=$seed
+echo "soak: $runs runs, seed $seed (replay: bash tests/soak.sh $runs $seed)"
+
+bash tests/lab/install-deps.sh
+cargo build --quiet 2>&1 | tail -n 5
+quiesce=$PWD/target/debug/quiesce
+lab=$PWD/tests/lab/lab.sh
+dir=$(mktemp -d /tmp/quiesce-soak-XXXXXX)
+trap 'bash "$lab" down "$dir"; rm -rf "$dir"' EXIT
+bash "$lab" up "$dir" --net 127.0.150 --mirror M=p,b --group g=g1,g2 p b g1 g2 x=iris:IRIS,IRIS2 > /dev/null || exit 2
+vms=(p b g1 g2 x)
+q() { "$quiesce" -i "$dir/inventory.yml" --known-hosts "$dir/known_hosts" --no-agent --runs-dir "$dir/runs" "$@"; }
+q deploy --quiet > /dev/null || { echo "soak: deploy failed" >&2; exit 2; }
+# Short freezes so that a soak is quick: snapshot 3 s, margin 5 s.
+sed -i -e 's/timeout: 20s/timeout: 3s/' -e 's/freeze_margin: 10s/freeze_margin: 5s/' "$dir/playbook.yml"
+default_snapshot=$(grep '^snapshot:' "$dir/playbook.yml")
+
+set_snapshot() { # COMMAND (LAB and DIR as in the tests)
+	local command=${1//LAB/bash $lab}
+	command=${command//DIR/$dir}
+	grep -v '^snapshot:' "$dir/playbook.yml" > "$dir/playbook.tmp"
+	printf "snapshot: { on: controller, command: '%s', timeout: 3s }\n" "$command" >> "$dir/playbook.tmp"
+	mv "$dir/playbook.tmp" "$dir/playbook.yml"
+}
+reset_snapshot() {
+	grep -v '^snapshot:' "$dir/playbook.yml" > "$dir/playbook.tmp"
+	printf '%s\n' "${default_snapshot/timeout: 20s/timeout: 3s}" >> "$dir/playbook.tmp"
+	mv "$dir/playbook.tmp" "$dir/playbook.yml"
+}
+latest_run() { find "$dir/runs" -mindepth 1 -maxdepth 1 -type d ! -name '.*' -printf '%f\n' 2>/dev/null | sort | tail -n 1; }
+wait_journal() { # PATTERN OLD_RUN: until a run newer than OLD_RUN has a journal line matching PATTERN (10 s at most)
+	local run
+	for _ in $(seq 1 100); do
+		run=$(latest_run)
+		[ -n "$run" ] && [ "$run" != "$2" ] && grep -q "$1" "$dir/runs/$run/journal.jsonl" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	return 1
+}
+# Every instance of VM: "INST frozen paused" per line, from the simulator itself.
+truth() {
+	bash "$lab" exec "$dir" "$1" sh -c 'for d in /etc/irissim/*/; do i=$(basename "$d"); frozen=0 paused=0; [ -f "$d/state" ] && . "$d/state"; echo "$i $frozen $paused"; done; [ -s /run/quiesce/frozen ] && echo "recorded $(tr "\n" " " < /run/quiesce/frozen)"; true'
+}
+all_thawed() {
+	local vm
+	for vm in "${vms[@]}"; do
+		truth "$vm" | grep -qvE '^[A-Z0-9]+ 0 0$' && return 1
+	done
+	return 0
+}
+force_thaw() { # leave the lab clean for the next run, whatever happened
+	local vm
+	for vm in "${vms[@]}"; do
+		bash "$lab" exec "$dir" "$vm" sh -c 'for d in /etc/irissim/*/; do iris session "$(basename "$d")" -U %SYS "##Class(Backup.General).ExternalThaw(\"/dev/null\")" >/dev/null 2>&1; done; rm -f /run/quiesce/frozen' || true
+	done
+}
+
+declare -A injected=()
+left_frozen=0 false_valid=0 bad_journal=0 bad_exit=0 failures=0
+faults=(none none snapshot-fail snapshot-hang freeze-fail thaw-fail-once wd-resumed stun kill-snapshot kill-freeze sigint sigterm sighup dba-thaw hook-chmod hung-session sshd-restart)
+
+for n in $(seq 1 "$runs"); do
+	fault=${faults[RANDOM % ${#faults[@]}]}
+	vm=${vms[RANDOM % ${#vms[@]}]}
+	injected[$fault]=$(( ${injected[$fault]:-0} + 1 ))
+	inst=IRIS
+	[ "$vm" = x ] && [ $((RANDOM % 2)) = 1 ] && inst=IRIS2
+	reset_snapshot
+	for v in "${vms[@]}"; do
+		bash "$lab" snapshot-fault "$dir" "$v" none
+		bash "$lab" clear-faults "$dir" "$v" IRIS
+		bash "$lab" unstun "$dir" "$v"
+	done
+	bash "$lab" clear-faults "$dir" x IRIS2
+	bash "$lab" set "$dir" "$vm" "$inst" wd_limit_override=0 > /dev/null
+	signal='' kill_at=''
+	case $fault in
+	snapshot-fail) bash "$lab" snapshot-fault "$dir" "$vm" fail ;;
+	snapshot-hang) bash "$lab" snapshot-fault "$dir" "$vm" "hang 10" ;;
+	freeze-fail) bash "$lab" fault "$dir" "$vm" "$inst" freeze=fail ;;
+	thaw-fail-once) bash "$lab" fault "$dir" "$vm" "$inst" thaw=fail_once ;;
+	wd-resumed) bash "$lab" set "$dir" "$vm" "$inst" wd_limit_override=1 > /dev/null; bash "$lab" snapshot-fault "$dir" "$vm" "stun 1.5" ;;
+	stun) set_snapshot "LAB snapshot DIR {host} && if [ {host} = $vm ]; then LAB stun DIR {host}; (sleep 4; LAB unstun DIR {host}) >/dev/null 2>&1 & fi" ;;
+	kill-snapshot) bash "$lab" snapshot-fault "$dir" "$vm" "hang 10"; signal=KILL kill_at="snapshot-started.*\"$vm\"" ;;
+	kill-freeze) bash "$lab" fault "$dir" "$vm" "$inst" hang_freeze=2; signal=KILL kill_at="freeze-started.*\"$vm\"" ;;
+	sigint | sigterm | sighup) bash "$lab" snapshot-fault "$dir" "$vm" "hang 10"; signal=${fault#sig}; signal=${signal^^}; kill_at="snapshot-started.*\"$vm\"" ;;
+	dba-thaw) set_snapshot "if [ {host} = $vm ]; then LAB exec DIR {host} iris session $inst -U %SYS \"##Class(Backup.General).ExternalThaw(\\\"/dev/null\\\")\"; fi; LAB snapshot DIR {host}" ;;
+	hook-chmod) set_snapshot "LAB snapshot DIR {host} && if [ {host} = $vm ]; then LAB exec DIR {host} chmod 0755 /usr/sbin/post-thaw-script; fi" ;;
+	hung-session) set_snapshot "LAB snapshot DIR {host} && if [ {host} = $vm ]; then LAB signal DIR {host} STOP quiesce-freeze; fi" ;;
+	sshd-restart) set_snapshot "LAB snapshot DIR {host} && if [ {host} = $vm ]; then LAB kill-sshd DIR {host}; (sleep 2; LAB restart-sshd DIR {host}) >/dev/null 2>&1 & fi" ;;
+	esac
+
+	before=$(latest_run)
+	# Started directly (not through a function): $! must be quiesce itself.
+	"$quiesce" -i "$dir/inventory.yml" --known-hosts "$dir/known_hosts" --no-agent --runs-dir "$dir/runs" \
+		backup -p "$dir/playbook.yml" --command-timeout 5s --connect-timeout 2s > "$dir/out" 2> "$dir/err" &
+	pid=$!
+	killed=0
+	if [ -n "$signal" ]; then
+		if wait_journal "$kill_at" "$before"; then kill "-$signal" "$pid" 2> /dev/null; [ "$signal" = KILL ] && killed=1; fi
+	fi
+	{ wait "$pid"; } 2> /dev/null # no "Killed" job notice
+	code=$?
+	run=$(latest_run)
+	[ "$run" != "$before" ] || run=''
+	verdict="exit $code: $(sed -n 's/^backup lab (run [^)]*): //p' "$dir/out" | sed 's/; times are UTC//')"
+	[ "$code" = 2 ] && verdict="$verdict $(tail -n 3 "$dir/err" | tr '\n' ' ')"
+
+	# What an operator does next.
+	if [ "$fault" = hung-session ]; then bash "$lab" signal "$dir" "$vm" CONT quiesce-freeze; fi
+	if [ "$fault" = sshd-restart ]; then sleep 2; fi
+	if [ "$killed" = 1 ]; then
+		# The VMs' own switches thaw (end of input); then recover checks.
+		for _ in $(seq 1 150); do all_thawed && break; sleep 0.1; done
+	fi
+	if [ -n "$run" ] && { [ "$code" = 5 ] || [ "$killed" = 1 ]; }; then
+		fix=$(sed -n 's/^ *Thaw it now: \(.*\)$/\1/p' "$dir/out" | head -n 1 | sed 's/   #.*//')
+		if [ -n "$fix" ]; then
+			PATH="$(dirname "$quiesce"):$PATH" sh -c "$fix" > "$dir/fix.out" 2>&1 || verdict="$verdict; printed fix failed"
+		else
+			q recover "$run" > "$dir/fix.out" 2>&1 || verdict="$verdict; recover exit $?"
+		fi
+	fi
+
+	# Invariants, on the simulator's ground truth.
+	problems=()
+	if ! all_thawed; then
+		for v in "${vms[@]}"; do truth "$v" | grep -vE '^[A-Z0-9]+ 0 0$' | sed "s/^/$v: /"; done > "$dir/frozen"
+		problems+=("LEFT FROZEN: $(tr '\n' ';' < "$dir/frozen")")
+		left_frozen=$((left_frozen + 1))
+		force_thaw
+	fi
+	if [ -n "$run" ] && [ -f "$dir/runs/$run/results.json" ]; then
+		want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["exit_code"])' "$dir/runs/$run/results.json")
+		if [ "$killed" = 0 ] && [ "$want" != "$code" ]; then
+			problems+=("exit $code but results.json says $want"); bad_exit=$((bad_exit + 1))
+		fi
+		for host in $(python3 -c 'import json,sys; print(" ".join(h["host"] for h in json.load(open(sys.argv[1]))["hosts"] if h["outcome"] == "valid"))' "$dir/runs/$run/results.json"); do
+			copy=$(find "$dir/vms/$host/snapshots" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -n 1)
+			if grep -L '^frozen=1$' "$dir/vms/$host/snapshots/$copy"/irissim/*/state 2> /dev/null | grep -q .; then
+				problems+=("FALSE VALID: $host's snapshot saw a running instance"); false_valid=$((false_valid + 1))
+			fi
+		done
+	fi
+	if [ -n "$run" ]; then
+		if ! python3 -c 'import json,sys
+bad = 0
+for l in open(sys.argv[1], "rb").read().split(b"\n")[:-1]:
+    try: json.loads(l)
+    except Exception: bad += 1
+sys.exit(1 if bad else 0)' "$dir/runs/$run/journal.jsonl"; then
+			problems+=("journal has unreadable lines"); bad_journal=$((bad_journal + 1))
+		fi
+		again=$(q recover "$run" 2>&1)
+		case $again in *"nothing was left frozen"* | *"recovered"*) ;; *) problems+=("recover: $again"); bad_journal=$((bad_journal + 1)) ;; esac
+	fi
+	if [ "$fault" = hook-chmod ]; then q deploy --quiet --force > /dev/null 2>&1; fi
+	if [ ${#problems[@]} -gt 0 ]; then
+		failures=$((failures + 1))
+		printf 'run %3d  %-14s %-3s %-6s %s  FAIL: %s\n' "$n" "$fault" "$vm" "$inst" "$verdict" "${problems[*]}"
+		sed 's/^/    | /' "$dir/out" "$dir/err" | tail -n 30
+	else
+		printf 'run %3d  %-14s %-3s %-6s %s  ok\n' "$n" "$fault" "$vm" "$inst" "$verdict"
+	fi
+done
+
+echo
+echo "soak figures (seed $seed): runs $runs"
+for k in "${!injected[@]}"; do printf '  %-14s %d\n' "$k" "${injected[$k]}"; done | sort
+echo "  left frozen: $left_frozen, false valid: $false_valid, unreadable journals: $bad_journal, exit code mismatches: $bad_exit"
+echo "soak: $((runs - failures)) passed, $failures failed"
+[ "$failures" = 0 ]

@@ -9,7 +9,7 @@ cargo clippy --all-targets -- -D warnings
 bash -n tests/lab/lab.sh && shellcheck tests/lab/lab.sh tests/lab/install-deps.sh tests/lab/demo.sh tests/run.sh tests/soak.sh && shellcheck -s sh tests/lab/irissim src/scripts/snapshot_guard.sh # the other remote scripts are checked composed, by the unit tests
 # A short chaos soak (random faults, invariants on the simulator's truth);
 # the 200-run one is run by hand: bash tests/soak.sh 200 SEED.
-bash tests/soak.sh 20
+bash tests/soak.sh 20 2026
 if cargo nextest --version >/dev/null 2>&1; then
 	cargo nextest run --no-fail-fast
 else

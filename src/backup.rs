@@ -484,16 +484,7 @@ impl Run<'_> {
                     attempted.push((name.clone(), pauses_at, Some(session)));
                 }
                 FreezeStart::Held { holder, detail } => {
-                    self.record(&Entry::NotFrozen {
-                        host: name.clone(),
-                        at: now_ms(),
-                        detail: detail.clone(),
-                    });
-                    self.update(name, |r| {
-                        r.outcome = Outcome::Skipped;
-                        r.detail = detail.clone();
-                        r.freeze_started = None;
-                    });
+                    self.not_frozen(name, &detail, Outcome::Skipped);
                     failure = Some(format!("{name} is held by a freeze of {holder}"));
                     break;
                 }
@@ -504,16 +495,7 @@ impl Run<'_> {
                         at: now_ms(),
                         detail: detail.clone(),
                     });
-                    // The hook was not run, so nothing of this host is frozen.
-                    self.record(&Entry::NotFrozen {
-                        host: name.clone(),
-                        at: now_ms(),
-                        detail: detail.clone(),
-                    });
-                    self.update(name, |r| {
-                        r.outcome = Outcome::Failed;
-                        r.detail = detail.clone();
-                    });
+                    self.not_frozen(name, &detail, Outcome::Failed);
                     failure = Some(format!("{name}: {detail}"));
                     break;
                 }
@@ -568,6 +550,23 @@ impl Run<'_> {
             self.finished(name);
         }
         all_valid && failure.is_none()
+    }
+
+    /// Journals and reports a host this run did not freeze (its hook was not
+    /// run, or another owner's freeze holds it): it gets no thaw.
+    fn not_frozen(&self, name: &str, detail: &str, outcome: Outcome) {
+        self.record(&Entry::NotFrozen {
+            host: name.to_string(),
+            at: now_ms(),
+            detail: detail.to_string(),
+        });
+        self.update(name, |r| {
+            r.outcome = outcome;
+            r.detail = detail.to_string();
+            if outcome == Outcome::Skipped {
+                r.freeze_started = None;
+            }
+        });
     }
 
     /// Reports a host that could not be thawed, with the fix that works for

@@ -325,6 +325,11 @@ pub fn run_printed_fix(fix: &str) -> (i32, String) {
 }
 
 pub fn spawn_backup(lab: &Lab) -> std::process::Child {
+    spawn_backup_with(lab, &[])
+}
+
+/// Starts `quiesce backup` with extra arguments, its output piped.
+pub fn spawn_backup_with(lab: &Lab, extra: &[&str]) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_quiesce"))
         .args([
             "-i",
@@ -336,6 +341,7 @@ pub fn spawn_backup(lab: &Lab) -> std::process::Child {
             lab.path("runs").to_str().unwrap(),
         ])
         .args(["backup", "-p", lab.path("playbook.yml").to_str().unwrap()])
+        .args(extra)
         .env_remove("SSH_AUTH_SOCK")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -115,13 +115,13 @@ CONF
 	' > "$d/start.log" 2>&1 &
 }
 
-wait_listening() { # ADDRESS PORT NAME DIR
-	local i
+wait_listening() { # ADDRESS PORT NAME DIR: this VM's own sshd, not just any listener
+	local i d; d=$(vm_dir "$4" "$3")
 	for i in $(seq 1 100); do
-		if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+		if [ -s "$d/sshd.pid" ] && [ -s "$d/host_key.pub" ] && (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
 		sleep 0.1
 	done
-	cat "$(vm_dir "$4" "$3")/start.log" "$(vm_dir "$4" "$3")/sshd.log" >&2 2>/dev/null || true
+	cat "$d/start.log" "$d/sshd.log" >&2 2>/dev/null || true
 	die "VM $3 did not start listening on $1:$2"
 }
 

@@ -157,9 +157,6 @@ $others"
 			if [ "$suspended" != 0 ]; then
 				err "$inst: the write daemon resumed before the thaw: the snapshot of $inst is INVALID"
 				invalid=1 kind=invalid-wd-resumed
-			elif [ -n "${since:-}" ] && [ -n "${limit:-}" ] && [ $(($(date +%s) - since)) -ge "$limit" ]; then
-				err "$inst: the freeze outlived its timeout (${limit}s): the instance paused, and the snapshot of $inst is INVALID"
-				invalid=1 kind=invalid-paused
 			fi
 		fi
 		log "Attempting to thaw $inst"
@@ -178,6 +175,11 @@ $others"
 		case $rc in
 		5)
 			log "$inst IS THAWED"
+			# Timed after the thaw (outside the freeze window): later, so never too kind.
+			if [ "$kind" = valid ] && [ -n "${since:-}" ] && [ -n "${limit:-}" ] && [ $(($(date +%s) - since)) -ge "$limit" ]; then
+				err "$inst: the freeze outlived its timeout (${limit}s): the instance paused, and the snapshot of $inst is INVALID"
+				invalid=1 kind=invalid-paused
+			fi
 			if [ "$kind" = valid ]; then
 				session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")" > /dev/null 2>&1
 				[ $? = 5 ] || err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history"
@@ -204,9 +206,12 @@ $keep" ;;
 
 # This owner's recorded entries, if any.
 owned() {
-	[ -f "$STATE_FILE" ] || return 1
-	[ "$OWNER" = any ] && { [ -s "$STATE_FILE" ]; return; }
-	awk -F: -v o="$OWNER" '{ if ($3 == "") $3 = "vmware"; if ($3 == o) found = 1 } END { exit !found }' "$STATE_FILE"
+	[ -s "$STATE_FILE" ] || return 1
+	[ "$OWNER" = any ] && return 0
+	while IFS=: read -r _ _ holder _; do
+		[ "${holder:-vmware}" = "$OWNER" ] && return 0
+	done < "$STATE_FILE"
+	return 1
 }
 
 record() { # SED-EXPRESSION applied to the state file

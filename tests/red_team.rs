@@ -822,3 +822,34 @@ fn sigkill_during_the_thaw_of_a_consistency_group() {
         lab.assert_truly_thawed(vm);
     }
 }
+
+#[test]
+fn d2_a_vm_whose_thaw_hook_cannot_run_is_never_frozen() {
+    let lab = deployed(131, &["--mirror", "M=p,b,d", "p", "b", "d"]);
+    lab.lab("fault", &["d", "IRIS", "hang_freeze=2"]);
+    let child = spawn(&lab, &[]);
+    wait_for_entry(
+        &lab,
+        |e| matches!(e, Entry::FreezeStarted { host, .. } if host == "d"),
+    );
+    // After preflight, b's thaw hook changes: b could not be thawed, so it is not frozen.
+    lab.sh("b", "echo 'exit 0' >> /usr/sbin/post-thaw-script");
+    let run = finish(child);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("/usr/sbin/post-thaw-script no longer matches what quiesce deployed, so it was not run (/usr/sbin/post-thaw-script does not match what quiesce deployed (sha256 "), "{run:?}");
+    assert_eq!(
+        lab.freeze_intervals("b").len() + lab.freeze_intervals("p").len(),
+        0,
+        "{run:?}"
+    );
+    let (_, entries) = lab.journal();
+    assert!(
+        entries
+            .iter()
+            .any(|e| matches!(e, Entry::NotFrozen { host, .. } if host == "b")),
+        "{entries:?}"
+    );
+    for vm in ["p", "b", "d"] {
+        lab.assert_truly_thawed(vm);
+    }
+}

@@ -1,6 +1,7 @@
 # Args: OWNER TIMEOUT DEADLINE PRE_PATH PRE_SHAS POST_PATH POST_SHAS
-# The freeze of one VM and its dead-man's switch, in one session. Runs the
-# checked pre-freeze-script as OWNER with a freeze timeout of TIMEOUT seconds
+# The freeze of one VM and its dead-man's switch, in one session. Checks the
+# thaw hook first (a VM that could not be thawed is never frozen; it is
+# checked again when it runs), then runs the checked pre-freeze-script as OWNER with a freeze timeout of TIMEOUT seconds
 # and says `quiesce-freeze STATUS`. Then it waits for one word on its input,
 # `thaw` or `freezeFail`, and runs the checked post-thaw-script with it. When
 # the controller is gone (end of input) or silent for DEADLINE seconds from
@@ -17,19 +18,19 @@ relay() { # STEP: what the hook printed, passed on to the controller
 	cat "$WORK/$1.err" >&2 2>/dev/null || :
 }
 trap 'rm -rf "$WORK"' EXIT
-checked_copy "$pre" "$pre_shas" || {
-	rc=$?
-	printf '%s; not running it\n' "$WHY" >&2
-	exit "$rc"
+refuse() { # STATUS HOOK
+	say "quiesce-unchecked $2"
+	printf '%s; not freezing\n' "$WHY" >&2
+	exit "$1"
 }
+checked_copy "$post" "$post_shas" || refuse $? post-thaw-script
+checked_copy "$pre" "$pre_shas" || refuse $? pre-freeze-script
 QUIESCE_OWNER=$owner QUIESCE_FREEZE_SECONDS=$timeout /bin/sh "$COPY" freeze > "$WORK/freeze.out" 2> "$WORK/freeze.err"
 rc=$?
 relay freeze
 say "quiesce-freeze $rc"
 # 3: another owner's freeze holds the VM; this run froze nothing there.
 [ "$rc" = 3 ] && exit 3
-# Known before the snapshot: a thaw hook that could not run.
-if checked_copy "$post" "$post_shas"; then say "quiesce-armed 0"; else say "quiesce-armed $? $WHY"; fi
 
 left=$((deadline - ($(date +%s) - started)))
 word='' wrc=124

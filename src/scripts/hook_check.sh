@@ -11,40 +11,47 @@ WORK=''
 COPY=''
 WHY=''
 
-# One directory: owned by root, not group/other-writable.
-safe_component() { # DIR
-	meta=$(stat -c '%u %a' -- "$1" 2>/dev/null) || { WHY="cannot read the owner and mode of $1"; return 98; }
-	uid=${meta%% *} mode=${meta#* }
-	[ "$uid" = 0 ] || { WHY="directory $1 is owned by uid $uid, not root"; return 97; }
-	[ $((0$mode & 022)) = 0 ] || { WHY="directory $1 is group- or other-writable (mode $mode)"; return 97; }
-	return 0
-}
-
 checked_copy() { # PATH SHA[,SHA...]
 	COPY='' WHY=''
-	dir=${1%/*} name=${1##*/}
+	shas=$2 dir=${1%/*} name=${1##*/} given=$1
 	[ -n "$dir" ] || dir=/
 	if [ ! -d "$dir" ]; then WHY="directory $dir does not exist"; return 97; fi
-	real=$(cd -P -- "$dir" 2>/dev/null && pwd -P) || { WHY="cannot resolve directory $dir"; return 98; }
+	here=$PWD
+	cd -P -- "$dir" 2> /dev/null || { WHY="cannot resolve directory $dir"; return 98; }
+	real=$PWD
+	cd -- "$here" 2> /dev/null || cd /
+	file=${real%/}/$name
+	if [ ! -e "$file" ] && [ ! -L "$file" ]; then WHY="$given does not exist"; return 97; fi
+	# Every directory from / to the hook's, then the hook: one stat for all.
+	set -- "$file"
 	d=$real
 	while :; do
-		safe_component "$d" || return
+		set -- "$d" "$@"
 		[ "$d" = / ] && break
 		d=${d%/*}
 		[ -n "$d" ] || d=/
 	done
-	file=${real%/}/$name
-	if [ ! -e "$file" ] && [ ! -L "$file" ]; then WHY="$1 does not exist"; return 97; fi
-	meta=$(stat -c '%u:%g %a %F' -- "$file" 2>/dev/null) || { WHY="cannot read the owner and mode of $1"; return 98; }
-	[ "$meta" = "0:0 700 regular file" ] || { WHY="$1 is not a regular file owned by root:root with mode 0700 (found: $meta)"; return 97; }
+	meta=$(stat -c '%u %g %a %F' -- "$@" 2> /dev/null) || { WHY="cannot read the owner and mode of $given"; return 98; }
+	while read -r uid gid mode kind; do
+		if [ $# -gt 1 ]; then
+			[ "$uid" = 0 ] || { WHY="directory $1 is owned by uid $uid, not root"; return 97; }
+			[ $((0$mode & 022)) = 0 ] || { WHY="directory $1 is group- or other-writable (mode $mode)"; return 97; }
+		elif [ "$uid:$gid $mode $kind" != "0:0 700 regular file" ]; then
+			WHY="$given is not a regular file owned by root:root with mode 0700 (found: $uid:$gid $mode $kind)"
+			return 97
+		fi
+		shift
+	done <<- EOF
+		$meta
+	EOF
 	if [ -z "$WORK" ]; then
-		WORK=$(mktemp -d 2>/dev/null) || { WORK=''; WHY="cannot create a private directory for a copy of $1"; return 98; }
+		WORK=$(mktemp -d 2> /dev/null) || { WORK=''; WHY="cannot create a private directory for a copy of $given"; return 98; }
 	fi
 	COPY=$WORK/$name
-	cp -- "$file" "$COPY" 2>/dev/null || { WHY="cannot copy $1"; return 98; }
-	actual=$(sha256sum < "$COPY" 2>/dev/null) || { WHY="cannot checksum $1"; return 98; }
+	cp -- "$file" "$COPY" 2> /dev/null || { WHY="cannot copy $given"; return 98; }
+	actual=$(sha256sum < "$COPY" 2> /dev/null) || { WHY="cannot checksum $given"; return 98; }
 	actual=${actual%% *}
-	case ",$2," in *",$actual,"*) return 0 ;; esac
-	WHY="$1 does not match what quiesce deployed (sha256 $actual)"
+	case ",$shas," in *",$actual,"*) return 0 ;; esac
+	WHY="$given does not match what quiesce deployed (sha256 $actual)"
 	return 97
 }

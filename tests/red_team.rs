@@ -853,3 +853,51 @@ fn d2_a_vm_whose_thaw_hook_cannot_run_is_never_frozen() {
         lab.assert_truly_thawed(vm);
     }
 }
+
+#[test]
+fn d6_a_journal_that_fails_mid_run_stops_new_freezes_and_thaws() {
+    let lab = deployed(132, &["--mirror", "M=p,b", "p", "b"]);
+    let runs = lab.path("small");
+    std::fs::create_dir_all(&runs).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&runs)
+        .status()
+        .unwrap();
+    assert!(mounted.success());
+    // During the backup member's snapshot the journal's disk fills up, the
+    // journal's own last page too (tmpfs would take small appends there).
+    snapshot_command(
+        &lab,
+        "LAB snapshot DIR {host} && if [ {host} = b ]; then cat /dev/zero > {run_dir}/../fill; cat /dev/zero >> {run_dir}/journal.jsonl; fi 2>/dev/null; true",
+    );
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.quiesce(&[
+        "--runs-dir",
+        runs.to_str().unwrap(),
+        "backup",
+        "-p",
+        &playbook,
+    ]);
+    let _ = Command::new("umount").arg(&runs).status();
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stderr.contains("cannot write the journal"), "{run:?}");
+    assert!(
+        run.stderr.contains("no new freeze starts (thaws go on)"),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout
+            .contains("cannot be written, so no new freeze starts"),
+        "{run:?}"
+    );
+    assert_eq!(
+        lab.freeze_intervals("p").len(),
+        0,
+        "a freeze started without its journal entry: {run:?}"
+    );
+    assert_eq!(lab.freeze_intervals("b").len(), 1);
+    for vm in ["p", "b"] {
+        lab.assert_truly_thawed(vm);
+    }
+}

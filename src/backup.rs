@@ -379,7 +379,19 @@ impl Run<'_> {
                 };
             }
             code => {
-                let stderr = out.stderr_line();
+                // The freeze's messages come in band (see the session script).
+                let text = out.stdout_text();
+                let lines: Vec<&str> = text
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("quiesce-err "))
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .collect();
+                let stderr = if lines.is_empty() {
+                    out.stderr_line()
+                } else {
+                    lines.join("; ")
+                };
                 let detail = if stderr.is_empty() {
                     format!("freeze failed: exit status {code}")
                 } else {
@@ -702,7 +714,7 @@ impl Run<'_> {
             let host = self.host(name);
             let step = &self.playbook.snapshot;
             let run_dir = self.run_dir.display().to_string();
-            let command = render_command(&step.command, &[("host", &host.name), ("vm", &host.vm), ("address", &host.address), ("run_id", &self.run_id), ("run_dir", &run_dir)]);
+            let (command, env) = render_command(&step.command, &[("host", &host.name), ("vm", &host.vm), ("address", &host.address), ("run_id", &self.run_id), ("run_dir", &run_dir)]);
             let connection = if step.on == crate::playbook::RunOn::Vm { self.connection(name).await.ok() } else { None };
             let mut attempt = 0;
             loop {
@@ -716,7 +728,7 @@ impl Run<'_> {
                 let result = if timeout.is_zero() {
                     snapshot::SnapshotResult { ok: false, detail: "no time left before the freeze timeout".into(), stun_us: None }
                 } else {
-                    snapshot::run(step, &command, connection.as_deref(), timeout, self.stop.clone()).await
+                    snapshot::run(step, &command, &env, connection.as_deref(), timeout, self.stop.clone()).await
                 };
                 let finished = now_ms();
                 self.events.send(Event::StepFinished { host: name.clone(), step: "snapshot", ok: result.ok });

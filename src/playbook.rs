@@ -248,26 +248,66 @@ impl Playbook {
     }
 }
 
+/// Checks the command's placeholders: each `{…}` must be a known one, and
+/// none may stand inside quotes. A bare placeholder becomes a double-quoted
+/// variable reference (see `render_command`), which no value can break out
+/// of; inside quotes it would change meaning, so it is refused.
 fn check_placeholders(command: &str) -> Result<(), String> {
-    let mut rest = command;
-    while let Some(start) = rest.find('{') {
-        let after = &rest[start + 1..];
-        let Some(end) = after.find('}') else {
-            return Err("an opening `{` has no closing `}`".into());
-        };
-        let name = &after[..end];
-        if !PLACEHOLDERS.contains(&name) {
-            return Err(format!(
-                "unknown placeholder `{{{name}}}` in the snapshot command"
-            ));
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut quote = Quote::None;
+    let mut chars = command.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match (&quote, c) {
+            (Quote::None | Quote::Double, '\\') => {
+                chars.next();
+            }
+            (Quote::None, '\'') => quote = Quote::Single,
+            (Quote::Single, '\'') => quote = Quote::None,
+            (Quote::None, '"') => quote = Quote::Double,
+            (Quote::Double, '"') => quote = Quote::None,
+            (_, '{') => {
+                let after = &command[at + 1..];
+                let Some(end) = after.find('}') else {
+                    return Err("an opening `{` has no closing `}`".into());
+                };
+                let name = &after[..end];
+                if !PLACEHOLDERS.contains(&name) {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}` in the snapshot command"
+                    ));
+                }
+                if quote != Quote::None {
+                    return Err(format!(
+                        "placeholder `{{{name}}}` stands inside quotes (at character {}); write it bare: quiesce passes its value as \"${}\", which no value can break out of",
+                        command[..at].chars().count() + 1,
+                        placeholder_var(name)
+                    ));
+                }
+                for _ in 0..=end {
+                    chars.next();
+                }
+            }
+            _ => {}
         }
-        rest = &after[end + 1..];
     }
     Ok(())
 }
 
-/// The command with each `{placeholder}` replaced by its shell-quoted value.
-pub fn render_command(template: &str, values: &[(&str, &str)]) -> String {
+/// The environment variable a placeholder's value is passed in.
+pub fn placeholder_var(name: &str) -> String {
+    format!("QUIESCE_{}", name.to_ascii_uppercase())
+}
+
+/// The command with each `{placeholder}` replaced by a double-quoted
+/// reference to its variable (`"$QUIESCE_VM"`), and those variables with
+/// their values: run the command with them in its environment. The values
+/// never become shell text, so no value and no placement can inject.
+pub fn render_command(template: &str, values: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
     let mut out = String::with_capacity(template.len() + 32);
     let mut rest = template;
     while let Some(start) = rest.find('{') {
@@ -275,9 +315,10 @@ pub fn render_command(template: &str, values: &[(&str, &str)]) -> String {
         let after = &rest[start + 1..];
         match after.find('}').map(|end| (end, &after[..end])) {
             Some((end, name)) => {
-                match values.iter().find(|(k, _)| *k == name) {
-                    Some((_, value)) => out.push_str(&crate::shell::quote(value)),
-                    None => out.push_str(&rest[start..start + end + 2]),
+                if values.iter().any(|(k, _)| *k == name) {
+                    out.push_str(&format!("\"${}\"", placeholder_var(name)));
+                } else {
+                    out.push_str(&rest[start..start + end + 2]);
                 }
                 rest = &after[end + 1..];
             }
@@ -288,7 +329,19 @@ pub fn render_command(template: &str, values: &[(&str, &str)]) -> String {
         }
     }
     out.push_str(rest);
-    out
+    let env = values
+        .iter()
+        .map(|(k, v)| (placeholder_var(k), v.to_string()))
+        .collect();
+    (out, env)
+}
+
+/// Shell lines that set and export `env`, for a command run through a
+/// remote shell (values single-quoted).
+pub fn env_prelude(env: &[(String, String)]) -> String {
+    env.iter()
+        .map(|(k, v)| format!("{k}={}; export {k}\n", crate::shell::quote(v)))
+        .collect()
 }
 
 #[cfg(test)]
@@ -297,14 +350,49 @@ mod tests {
 
     #[test]
     fn commands_are_rendered_with_quoted_values() {
-        let out = render_command(
-            "snap {vm} --tag {run_id}",
-            &[("vm", "PROD DB'1"), ("run_id", "r1")],
+        let (out, env) = render_command(
+            "snap {vm} --tag x-{run_id}",
+            &[("vm", "PROD DB'1$(touch /tmp/x)"), ("run_id", "r1")],
         );
-        assert_eq!(out, "snap 'PROD DB'\\''1' --tag 'r1'");
+        assert_eq!(out, "snap \"$QUIESCE_VM\" --tag x-\"$QUIESCE_RUN_ID\"");
+        assert_eq!(
+            env,
+            [
+                (
+                    "QUIESCE_VM".to_string(),
+                    "PROD DB'1$(touch /tmp/x)".to_string()
+                ),
+                ("QUIESCE_RUN_ID".to_string(), "r1".to_string())
+            ]
+        );
+        // Through a real shell, the value arrives intact and runs nothing.
+        let shell = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "{}printf %s {}",
+                env_prelude(&env),
+                "\"$QUIESCE_VM\""
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&shell.stdout),
+            "PROD DB'1$(touch /tmp/x)"
+        );
         assert!(check_placeholders("x {vm} {host}").is_ok());
         assert!(check_placeholders("x {nope}").is_err());
         assert!(check_placeholders("x {vm").is_err());
+        assert!(
+            check_placeholders("x '{vm}'")
+                .unwrap_err()
+                .contains("stands inside quotes (at character 4)")
+        );
+        assert!(
+            check_placeholders("x -vm \"{vm}\"")
+                .unwrap_err()
+                .contains("write it bare")
+        );
+        assert!(check_placeholders("x \\\"{vm} 'a\"b' {host}").is_ok());
     }
 
     proptest::proptest! {
@@ -312,6 +400,16 @@ mod tests {
         fn rendering_never_panics(template in "\\PC{0,60}", value in "\\PC{0,20}") {
             let _ = check_placeholders(&template);
             let _ = render_command(&template, &[("vm", &value)]);
+        }
+
+        #[test]
+        fn no_value_runs_anything_wherever_it_is_placed(value in "\\PC{0,40}", before in "[a-z =,.:-]{0,6}", after in "[a-z =,.:-]{0,6}") {
+            let template = format!("printf '%s\\n' {before}{{vm}}{after} > /dev/null; printf %s {{vm}}");
+            if check_placeholders(&template).is_ok() {
+                let (command, env) = render_command(&template, &[("vm", &value)]);
+                let out = std::process::Command::new("/bin/sh").arg("-c").arg(&command).envs(env).output().unwrap();
+                proptest::prop_assert_eq!(String::from_utf8_lossy(&out.stdout), value.as_str());
+            }
         }
     }
 }

@@ -43,6 +43,7 @@ fn max_stun(text: &str) -> Option<u64> {
 pub async fn run(
     step: &SnapshotStep,
     command: &str,
+    env: &[(String, String)],
     connection: Option<&Connection>,
     timeout: Duration,
     stop: watch::Receiver<bool>,
@@ -55,8 +56,11 @@ pub async fn run(
         };
     }
     match (step.on, connection) {
-        (RunOn::Vm, Some(connection)) => on_vm(connection, command, timeout, stop).await,
-        _ => on_controller(command, timeout, stop).await,
+        (RunOn::Vm, Some(connection)) => {
+            let command = crate::playbook::env_prelude(env) + command;
+            on_vm(connection, &command, timeout, stop).await
+        }
+        _ => on_controller(command, env, timeout, stop).await,
     }
 }
 
@@ -106,6 +110,7 @@ async fn on_vm(
 
 async fn on_controller(
     command: &str,
+    env: &[(String, String)],
     timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> SnapshotResult {
@@ -114,6 +119,7 @@ async fn on_controller(
         .arg("-c")
         .arg(GUARD)
         .args(["sh", &secs, &command])
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

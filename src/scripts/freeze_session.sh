@@ -27,7 +27,9 @@ checked_copy "$post" "$post_shas" || refuse $? post-thaw-script
 checked_copy "$pre" "$pre_shas" || refuse $? pre-freeze-script
 QUIESCE_OWNER=$owner QUIESCE_FREEZE_SECONDS=$timeout /bin/sh "$COPY" freeze > "$WORK/freeze.out" 2> "$WORK/freeze.err"
 rc=$?
-relay freeze
+cat "$WORK/freeze.out" 2> /dev/null || :
+# In band, before the status: stdout and stderr are not ordered over SSH.
+sed 's/^/quiesce-err /' "$WORK/freeze.err" 2> /dev/null || :
 say "quiesce-freeze $rc"
 # 3: another owner's freeze holds the VM; this run froze nothing there.
 [ "$rc" = 3 ] && exit 3

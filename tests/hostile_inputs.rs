@@ -1,0 +1,90 @@
+//! Hostile inputs against the real binary and the lab: values that try to
+//! run code through the snapshot command's placeholders.
+
+mod common;
+
+use common::*;
+
+#[test]
+fn a_vm_name_cannot_inject_into_the_snapshot_command() {
+    let lab = deployed(140, &["x"]);
+    let evil = "PROD$(touch /tmp/quiesce-injected-140)`touch /tmp/quiesce-injected-140`'\"";
+    // The host's line only (the defaults line has `platform: iris }` too).
+    let vm = format!(
+        "platform: iris, vm: {} }}",
+        serde_json::to_string(evil).unwrap()
+    );
+    let inventory: Vec<String> = std::fs::read_to_string(lab.inventory())
+        .unwrap()
+        .lines()
+        .map(|l| {
+            if l.starts_with("  x: ") {
+                l.replace("platform: iris }", &vm)
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(lab.inventory(), inventory.join("\n") + "\n").unwrap();
+    let seen = lab.path("vm-seen");
+    let _ = std::fs::remove_file("/tmp/quiesce-injected-140");
+    // On the controller: bare placeholders, glued to words too.
+    set_snapshot_command(
+        &lab,
+        &format!(
+            "LAB snapshot DIR {{host}} && printf %s\\\\n {{vm}} x-{{vm}}-y > {}",
+            seen.display()
+        ),
+    );
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&seen).unwrap(),
+        format!("{evil}\nx-{evil}-y\n")
+    );
+    assert!(
+        !std::path::Path::new("/tmp/quiesce-injected-140").exists(),
+        "the vm name ran code"
+    );
+    lab.assert_truly_thawed("x");
+
+    // On the VM, through SSH and a remote shell.
+    let lab_sh = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lab/lab.sh");
+    let text = std::fs::read_to_string(lab.path("playbook.yml")).unwrap();
+    let text: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if l.starts_with("snapshot:") {
+                "snapshot: { on: vm, command: 'printf %s {vm} > /var/log/vm-seen', timeout: 20s }"
+                    .to_string()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    std::fs::write(lab.path("playbook.yml"), text.join("\n") + "\n").unwrap();
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?} {lab_sh}");
+    assert_eq!(lab.sh("x", "cat /var/log/vm-seen").1, evil);
+    assert_eq!(
+        lab.sh("x", "test -e /tmp/quiesce-injected-140").0,
+        1,
+        "the vm name ran code on the VM"
+    );
+    lab.assert_truly_thawed("x");
+}
+
+#[test]
+fn a_placeholder_inside_quotes_is_refused_with_its_place() {
+    let lab = Lab::start(141, &["x"]);
+    set_snapshot_command(&lab, "govc snapshot.create -vm \"{vm}\" q-{run_id}");
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    let playbook = lab.path("playbook.yml").display().to_string();
+    assert!(
+        run.stderr.starts_with(&format!("error: {playbook}:4:")),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("placeholder `{vm}` stands inside quotes (at character 27); write it bare: quiesce passes its value as \"$QUIESCE_VM\", which no value can break out of"), "{run:?}");
+    assert_eq!(lab.freeze_intervals("x").len(), 0);
+}

@@ -3,6 +3,7 @@
 # matrix, seeded (the seed is printed; pass it back to replay a soak).
 #
 #   bash tests/soak.sh [N] [SEED]          (as root; N defaults to 20)
+#   QUIESCE_BIN=/path/to/quiesce bash tests/soak.sh ...   (soak that binary)
 #
 # After every run it does what an operator would (runs `quiesce recover`, or
 # the printed fix, where quiesce says to; waits for the VMs' own dead-man's
@@ -22,8 +23,12 @@ RANDOM=$seed
 echo "soak: $runs runs, seed $seed (replay: bash tests/soak.sh $runs $seed)"
 
 bash tests/lab/install-deps.sh
-cargo build --quiet 2>&1 | tail -n 5
-quiesce=$PWD/target/debug/quiesce
+if [ -n "${QUIESCE_BIN:-}" ]; then
+	quiesce=$QUIESCE_BIN
+else
+	cargo build --quiet 2>&1 | tail -n 5
+	quiesce=$PWD/target/debug/quiesce
+fi
 lab=$PWD/tests/lab/lab.sh
 dir=$(mktemp -d /tmp/quiesce-soak-XXXXXX)
 trap 'bash "$lab" down "$dir"; rm -rf "$dir"' EXIT

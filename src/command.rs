@@ -387,12 +387,15 @@ fn backup(
         drop(events);
         let _ = consumer.await;
         let report = BackupReport { run_id: &run_id, playbook: &playbook.name, journal: journal_path, results: &results, skipped: &plan.skipped, unreachable: &unreachable, interrupted };
-        let text = match format {
+        // The results are on disk before anything is rendered for people.
+        let json = report.json();
+        if let Err(e) = std::fs::write(run_dir.join("results.json"), &json) {
+            eprintln!("warning: cannot write {}: {e}", run_dir.join("results.json").display());
+        }
+        print(&match format {
             HostsFormat::Table => report.table(),
-            HostsFormat::Json => report.json(),
-        };
-                let _ = std::fs::write(run_dir.join("results.json"), report.json());
-        print(&text);
+            HostsFormat::Json => json,
+        });
         // Collect the logs of every host the run touched, and write the freeze-window report.
         let touched: Vec<Host> = results.iter().filter(|r| r.freeze_started.is_some()).filter_map(|r| inventory.host(&r.host).cloned()).collect();
         if !touched.is_empty() {

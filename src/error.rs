@@ -81,7 +81,7 @@ impl fmt::Display for Error {
             } => {
                 write!(
                     f,
-                    "cannot {action} {}: {source}\n  hint: check that the path exists and that you may {action} it",
+                    "cannot {action} {}: {source}\n  hint: check that the path exists and that this user has permission",
                     path.display()
                 )
             }

@@ -147,6 +147,7 @@ mod tests {
             ("checked_run.sh", checked_run_script()),
             ("freeze_session.sh", freeze_session_script()),
             ("preflight.sh", crate::preflight::preflight_script()),
+            ("dir_fix.sh", crate::reconcile::DIR_FIX_SCRIPT.to_string()),
         ] {
             let file = dir.path().join(name);
             std::fs::write(&file, script).unwrap();

@@ -145,11 +145,7 @@ pub struct Inventory {
 
 impl Inventory {
     pub fn load(path: &Path) -> Result<Inventory, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::File {
-            path: path.to_path_buf(),
-            action: "read the inventory",
-            source,
-        })?;
+        let text = crate::source_map::read_input(path, "inventory")?;
         Inventory::parse(path, &text)
     }
 

@@ -82,15 +82,17 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 impl Playbook {
     /// ExternalFreezeTimeOut for this run: every snapshot attempt plus the margin.
     pub fn freeze_timeout(&self) -> Duration {
-        self.snapshot.timeout * (self.snapshot.retries + 1) + self.freeze_margin
+        // Saturating: absurd timeouts or retries must reach the 20-minute
+        // check below as "too long", never overflow or wrap past it.
+        self.snapshot
+            .timeout
+            .checked_mul(self.snapshot.retries.saturating_add(1))
+            .and_then(|d| d.checked_add(self.freeze_margin))
+            .unwrap_or(Duration::MAX)
     }
 
     pub fn load(path: &Path, inventory: &Inventory) -> Result<Playbook, Error> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::File {
-            path: path.to_path_buf(),
-            action: "read the playbook",
-            source,
-        })?;
+        let text = crate::source_map::read_input(path, "playbook")?;
         Playbook::parse(path, &text, inventory)
     }
 
@@ -347,6 +349,31 @@ pub fn env_prelude(env: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_timeouts_and_retries_are_refused_not_overflowed() {
+        let inventory = crate::inventory::Inventory::parse(
+            Path::new("i.yml"),
+            "hosts:\n  db1: { address: 10.0.0.1 }\n",
+        )
+        .unwrap();
+        for snapshot in [
+            "{ command: snap, timeout: 18446744073709551615s }",
+            "{ command: snap, timeout: 20s, retries: 4294967295 }",
+            "{ command: snap, timeout: 5124095576030431h }",
+        ] {
+            let text = format!("name: x\nsnapshot: {snapshot}\n");
+            let error = Playbook::parse(Path::new("p.yml"), &text, &inventory)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("over the 20m ExternalFreezeTimeOut limit")
+                    || error.contains("is too large"),
+                "{snapshot}: {error}"
+            );
+        }
+    }
 
     #[test]
     fn commands_are_rendered_with_quoted_values() {

@@ -33,13 +33,8 @@ mv -fT "$tmp" "$target"
 trap - EXIT
 sync "$dir" 2>/dev/null || :"#;
 
-/// Makes the hook directory exist, root-owned and writable by root alone.
-const DIR_FIX_SCRIPT: &str = r#"set -eu
-dir=$1
-if [ -L "$dir" ] || { [ -e "$dir" ] && [ ! -d "$dir" ]; }; then echo "$dir is not a directory; fix it by hand" >&2; exit 3; fi
-mkdir -p -m 0755 "$dir"
-chown root:root "$dir"
-chmod go-w "$dir""#;
+/// Makes the hook directory safe, or refuses to take over a shared one.
+pub const DIR_FIX_SCRIPT: &str = include_str!("scripts/dir_fix.sh");
 
 const READ_SCRIPT: &str = r#"[ -f "$1" ] && [ ! -L "$1" ] && head -c 1048576 -- "$1""#;
 
@@ -157,7 +152,7 @@ async fn on_connection(
             .run_script(
                 "fix hook directory",
                 DIR_FIX_SCRIPT,
-                &[&host.hook_dir],
+                &[&host.hook_dir, if settings.force { "force" } else { "-" }],
                 None,
             )
             .await?;

@@ -146,6 +146,39 @@ impl SourceMap {
     }
 }
 
+/// Reads an input file (inventory, playbook) as text. A missing file or one
+/// that is not UTF-8 is bad input (exit 2), the latter with the line and
+/// column of its first bad byte; other read errors are file errors.
+pub fn read_input(path: &std::path::Path, what: &str) -> Result<String, crate::error::Error> {
+    use crate::error::Error;
+    let bytes = std::fs::read(path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            Error::Usage {
+                message: format!("there is no {what} at {}", path.display()),
+                hint: format!("check the path; see `quiesce --help` for how the {what} is named"),
+            }
+        } else {
+            Error::File {
+                path: path.to_path_buf(),
+                action: "read",
+                source,
+            }
+        }
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let good = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let text = String::from_utf8_lossy(good);
+        let line = text.matches('\n').count() + 1;
+        let column = text.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        Error::input(
+            path,
+            Pos { line, column },
+            format!("the {what} is not UTF-8 text"),
+            "save it as UTF-8",
+        )
+    })
+}
+
 /// Parses `text` (the file at `path`) into a `T`, and maps where everything
 /// stands. Syntax errors, duplicate keys, unknown keys and wrong types become
 /// `Error::Input` with their line and column.

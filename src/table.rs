@@ -9,8 +9,13 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
             *w = (*w).max(cell.chars().count());
         }
     }
+    // Padded by hand: `format!("{c:w$}")` panics on widths over 65,535
+    // (a long snapshot stderr line in a cell).
     let line = |cells: &mut dyn Iterator<Item = &str>| {
-        let padded: Vec<String> = cells.zip(&widths).map(|(c, w)| format!("{c:w$}")).collect();
+        let padded: Vec<String> = cells
+            .zip(&widths)
+            .map(|(c, w)| format!("{c}{}", " ".repeat(w.saturating_sub(c.chars().count()))))
+            .collect();
         padded.join("  ").trim_end().to_string() + "\n"
     };
     let mut out = line(&mut header.iter().copied());
@@ -32,5 +37,12 @@ mod tests {
             super::render(&["H1", "H2", "H3"], &rows),
             "H1   H2         H3\na    long cell\nbbb  x          end\n"
         );
+    }
+
+    #[test]
+    fn a_cell_wider_than_any_format_width_does_not_panic() {
+        let long = "x".repeat(70_000);
+        let out = super::render(&["A", "B"], &[vec![long.clone(), "b".into()]]);
+        assert_eq!(out.lines().nth(1).unwrap(), format!("{long}  b"));
     }
 }

@@ -163,10 +163,16 @@ audit: 6 hosts, 12 hooks: 5 compliant, 7 non-compliant
         "--check wrote something: {still}"
     );
 
-    // deploy restores everything but the symlink, which needs --force.
+    // deploy restores everything but the symlink, which needs --force, and
+    // the world-writable directory, which it will not take over without it.
     let run = lab.quiesce(&["deploy"]);
     assert_eq!(run.code, 4, "{run:?}");
     assert!(run.stdout.contains("vm4   post-thaw-script   REFUSED    is a symbolic link to /tmp/evil, not a regular file; /usr/sbin/post-thaw-script is not a regular file: not replaced (use --force to replace it)"), "{run:?}");
+    assert!(run.stdout.contains("refusing to change /usr/sbin: it is shared with every user (mode 777: world-writable or sticky)"), "{run:?}");
+    assert_eq!(lab.sh("vm6", "stat -c %a /usr/sbin").1, "777\n");
+    let run = lab.quiesce(&["deploy", "--force", "--limit", "vm6"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(lab.sh("vm6", "stat -c %a /usr/sbin").1, "755\n");
     let (_, evil) = lab.sh("vm4", "cat /tmp/evil");
     assert_eq!(
         evil, "exit 0\n",

@@ -88,3 +88,37 @@ fn a_placeholder_inside_quotes_is_refused_with_its_place() {
     assert!(run.stderr.contains("placeholder `{vm}` stands inside quotes (at character 27); write it bare: quiesce passes its value as \"$QUIESCE_VM\", which no value can break out of"), "{run:?}");
     assert_eq!(lab.freeze_intervals("x").len(), 0);
 }
+
+#[test]
+fn deploy_never_takes_over_a_shared_directory_unless_forced() {
+    let lab = Lab::start(142, &["x"]);
+    // A directory every user shares, like /tmp (this one is the VM's own).
+    lab.sh(
+        "x",
+        "mkdir -p /var/log/shared && chmod 1777 /var/log/shared",
+    );
+    let inventory = std::fs::read_to_string(lab.inventory()).unwrap().replace(
+        "platform: iris }\n",
+        "platform: iris, hook_dir: /var/log/shared }\n",
+    );
+    std::fs::write(lab.inventory(), inventory).unwrap();
+    let run = lab.quiesce(&["deploy"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("refusing to change /var/log/shared: it is shared with every user (mode 1777: world-writable or sticky); use a directory of its own for the hooks (hook_dir), or --force"), "{run:?}");
+    assert_eq!(
+        lab.sh("x", "stat -c '%u %a' /var/log/shared").1.trim(),
+        "0 1777",
+        "the shared directory was changed"
+    );
+    assert_eq!(
+        lab.sh("x", "ls -A /var/log/shared").1,
+        "",
+        "nothing was written into it"
+    );
+    let run = lab.quiesce(&["deploy", "--force"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        lab.sh("x", "stat -c '%u %a' /var/log/shared").1.trim(),
+        "0 1755"
+    );
+}

@@ -148,3 +148,33 @@ app1   10.1.0.21:22  backup (sudo)  cache     app1        CACHE      /usr/sbin  
 "
     );
 }
+
+#[test]
+fn inventory_that_is_not_utf8() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inv.yml");
+    std::fs::write(
+        &file,
+        b"hosts:\n  db1: { address: 10.0.0.1, vm: \"caf\xe9\" }\n",
+    )
+    .unwrap();
+    let run = quiesce(&["-i", file.to_str().unwrap(), "hosts"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {}:2:37: the inventory is not UTF-8 text\n  hint: save it as UTF-8\n",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn inventory_that_does_not_exist() {
+    let run = quiesce(&["-i", "/nonexistent/inv.yml", "hosts"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        run.stderr,
+        "error: there is no inventory at /nonexistent/inv.yml\n  hint: check the path; see `quiesce --help` for how the inventory is named\n"
+    );
+}

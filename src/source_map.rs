@@ -226,9 +226,48 @@ pub fn load_yaml<T: serde::de::DeserializeOwned>(
             .rfind(" at line ")
             .map(|i| message[..i].to_string())
             .unwrap_or(message);
-        Error::input(path, pos, message, docs_hint)
+        let hint = match did_you_mean(&message) {
+            Some(near) => format!("did you mean `{near}`? {docs_hint}"),
+            None => docs_hint.to_string(),
+        };
+        Error::input(path, pos, message, hint)
     })?;
     Ok((map, value))
+}
+
+/// For serde's "unknown field `X`, expected one of `A`, `B`…": the expected
+/// name nearest to X, if it is a likely typo (edit distance ≤ 2).
+fn did_you_mean(message: &str) -> Option<String> {
+    let rest = message.split("unknown field `").nth(1)?;
+    let (unknown, rest) = rest.split_once('`')?;
+    let expected = rest
+        .split("expected one of ")
+        .nth(1)
+        .or_else(|| rest.split("expected ").nth(1))?;
+    expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|name| (edit_distance(unknown, name), name))
+        .filter(|(d, _)| *d <= 2)
+        .min()
+        .map(|(_, name)| name.to_string())
+}
+
+/// Levenshtein distance over characters (the names are short).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(row[j + 1] + 1);
+        }
+    }
+    row[b.len()]
 }
 
 #[cfg(test)]
@@ -236,6 +275,17 @@ mod tests {
     use super::*;
 
     const DOC: &str = "defaults: { user: root }\nhosts:\n  db-a1:\n    address: 10.0.0.1\n  db-a2: { address: x, port: 22 }\ngroups:\n  app: { hosts: [db-a1, db-a2] }\n";
+
+    #[test]
+    fn a_typo_gets_the_nearest_key() {
+        let message = "hosts.db1: unknown field `adress`, expected one of `address`, `vm`, `port`";
+        assert_eq!(did_you_mean(message).as_deref(), Some("address"));
+        assert_eq!(
+            did_you_mean("unknown field `zzzzzz`, expected one of `address`, `vm`"),
+            None
+        );
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 
     #[test]
     fn finds_keys_and_values() {

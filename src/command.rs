@@ -62,17 +62,17 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
         } => {
             let dir = observe::run_dir(&cli.global.runs_dir, run);
             let (hosts, since) = observe::run_hosts(&dir)?;
-            let hosts = match cli.global.limit.as_deref() {
-                None => hosts,
-                Some(pattern) => hosts
-                    .into_iter()
-                    .filter(|h| {
-                        pattern
-                            .split([',', ':'])
-                            .any(|p| glob::Pattern::new(p).is_ok_and(|g| g.matches(&h.name)))
-                    })
-                    .collect(),
+            // The one --limit (with `!`), over the run's own hosts.
+            let run_inventory = Inventory {
+                path: dir.join("journal.jsonl"),
+                hosts,
+                groups: Default::default(),
+                mirrors: Default::default(),
             };
+            let hosts: Vec<Host> = limit::select(&run_inventory, cli.global.limit.as_deref())?
+                .into_iter()
+                .cloned()
+                .collect();
             return collect_logs(&cli.global, &hosts, since, *max_bytes, &dir);
         }
         _ => {}

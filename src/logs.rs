@@ -156,7 +156,21 @@ pub async fn collect(
 ) -> Vec<Collected> {
     let mut collected: Vec<Collected> =
         futures::stream::iter(hosts.iter().map(|host| async move {
-            let result = collect_host(host, ssh, since_secs, max_bytes, dest, events).await;
+            // A fetch never hangs the command: a stunned host gives up.
+            let limit = ssh.connect_timeout + ssh.command_timeout * 3;
+            let result = match tokio::time::timeout(
+                limit,
+                collect_host(host, ssh, since_secs, max_bytes, dest, events),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(HostError::CommandTimeout {
+                    target: host.target(),
+                    step: "log collection".into(),
+                    after: limit,
+                }),
+            };
             let error = result
                 .as_ref()
                 .err()
@@ -180,10 +194,41 @@ pub async fn collect(
         .collect()
         .await;
     collected.sort_by_key(|c| hosts.iter().position(|h| h.name == c.host));
-    if let Ok(text) = serde_json::to_string_pretty(&collected) {
-        let _ = std::fs::write(dest.join("logs.json"), text);
+    let record = merge_record(&dest.join("logs.json"), &collected);
+    if let Ok(text) = serde_json::to_string_pretty(&record) {
+        let _ = write_atomically(&dest.join("logs.json"), text.as_bytes());
     }
     collected
+}
+
+/// `logs.json` after this collection: hosts not collected now keep their
+/// record, and a host that failed now keeps an earlier successful one (the
+/// evidence already on disk is never replaced by an error).
+fn merge_record(path: &Path, now: &[Collected]) -> Vec<Collected> {
+    let mut record: Vec<Collected> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    for c in now {
+        match record.iter_mut().find(|r| r.host == c.host) {
+            Some(old) if c.error.is_some() && old.error.is_none() => {}
+            Some(old) => *old = c.clone(),
+            None => record.push(c.clone()),
+        }
+    }
+    record
+}
+
+/// Writes through a unique temporary file and a rename: readers never see
+/// half a file, and two writers never tear each other's.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        crate::journal::now_ms()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
 }
 
 /// A truncated file starts mid-line: the parsers read from its first full line.
@@ -227,6 +272,39 @@ pub fn render(collected: &[Collected], dest: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_error_never_replaces_evidence_already_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.json");
+        let ok = |host: &str| Collected {
+            host: host.into(),
+            files: vec![Fetched {
+                name: "snapshot.log".into(),
+                bytes: 10,
+                truncated: false,
+            }],
+            error: None,
+        };
+        let failed = |host: &str| Collected {
+            host: host.into(),
+            files: vec![],
+            error: Some("unreachable".into()),
+        };
+        std::fs::write(
+            &path,
+            serde_json::to_string(&vec![ok("a"), ok("b")]).unwrap(),
+        )
+        .unwrap();
+        let merged = merge_record(&path, &[failed("a"), failed("c")]);
+        let hosts: Vec<(&str, bool)> = merged
+            .iter()
+            .map(|c| (c.host.as_str(), c.error.is_none()))
+            .collect();
+        assert_eq!(hosts, [("a", true), ("b", true), ("c", false)]);
+        let merged = merge_record(&path, &[ok("c")]);
+        assert!(merged.iter().all(|c| c.error.is_none()));
+    }
 
     #[test]
     fn only_plain_file_names_are_fetched() {

@@ -122,3 +122,42 @@ fn deploy_never_takes_over_a_shared_directory_unless_forced() {
         "0 1755"
     );
 }
+
+#[test]
+fn logs_of_a_run_never_overwrite_its_evidence() {
+    let lab = deployed(143, &["x", "y"]);
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (run_id, _) = lab.journal();
+    let logs_json = lab.path("runs").join(&run_id).join("logs.json");
+    let before = std::fs::read_to_string(&logs_json).unwrap();
+    assert!(
+        before.contains("\"x\"") && before.contains("\"y\""),
+        "{before}"
+    );
+    // A --limit that matches nothing is an error, and touches nothing.
+    let run = lab.run(&["-l", "zzz", "logs", &run_id]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(std::fs::read_to_string(&logs_json).unwrap(), before);
+    // `!` leaves a host out, as everywhere else.
+    let run = lab.run(&["-l", "!x", "logs", &run_id]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stdout.contains("x "), "{run:?}");
+    // An unreachable host keeps its earlier record.
+    lab.lab("kill-sshd", &["x"]);
+    let run = lab.run(&["--connect-timeout", "1s", "logs", &run_id]);
+    assert_eq!(run.code, 3, "{run:?}");
+    let after: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&logs_json).unwrap()).unwrap();
+    let x = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["host"] == "x")
+        .unwrap();
+    assert!(
+        x.get("error").is_none(),
+        "the evidence of x was replaced by an error: {after}"
+    );
+    assert!(!x["files"].as_array().unwrap().is_empty(), "{after}");
+}

@@ -91,13 +91,15 @@ for n in $(seq 1 "$runs"); do
 	inst=IRIS
 	[ "$vm" = x ] && [ $((RANDOM % 2)) = 1 ] && inst=IRIS2
 	reset_snapshot
+	# Every fault of the previous run is undone, on every VM and instance.
 	for v in "${vms[@]}"; do
 		bash "$lab" snapshot-fault "$dir" "$v" none
 		bash "$lab" clear-faults "$dir" "$v" IRIS
+		bash "$lab" set "$dir" "$v" IRIS wd_limit_override=0 > /dev/null
 		bash "$lab" unstun "$dir" "$v"
 	done
 	bash "$lab" clear-faults "$dir" x IRIS2
-	bash "$lab" set "$dir" "$vm" "$inst" wd_limit_override=0 > /dev/null
+	bash "$lab" set "$dir" x IRIS2 wd_limit_override=0 > /dev/null
 	signal='' kill_at=''
 	case $fault in
 	snapshot-fail) bash "$lab" snapshot-fault "$dir" "$vm" fail ;;

@@ -49,6 +49,7 @@ impl SourceMap {
     pub fn parse(text: &str) -> Result<SourceMap, MapError> {
         let mut map = SourceMap::default();
         let mut stack: Vec<Frame> = Vec::new();
+        let mut anchors: HashMap<usize, String> = HashMap::new();
         let mut parser = Parser::new_from_str(text);
         while let Some(next) = parser.next_event() {
             let (event, span) = next.map_err(|e| MapError::Syntax {
@@ -63,8 +64,16 @@ impl SourceMap {
                 column: span.start.col() + 1,
             };
             let scalar = match &event {
-                Event::Scalar(value, ..) => Some(value.to_string()),
-                Event::Alias(_) | Event::MappingStart(..) | Event::SequenceStart(..) => None,
+                Event::Scalar(value, _, anchor, _) => {
+                    if *anchor != 0 {
+                        anchors.insert(*anchor, value.to_string());
+                    }
+                    Some(value.to_string())
+                }
+                // An alias of a scalar is that scalar: `*x` as a key repeats
+                // the key `&x` named, and must not dodge duplicate detection.
+                Event::Alias(id) => anchors.get(id).cloned(),
+                Event::MappingStart(..) | Event::SequenceStart(..) => None,
                 Event::MappingEnd | Event::SequenceEnd => {
                     stack.pop();
                     continue;

@@ -178,3 +178,12 @@ fn inventory_that_does_not_exist() {
         "error: there is no inventory at /nonexistent/inv.yml\n  hint: check the path; see `quiesce --help` for how the inventory is named\n"
     );
 }
+
+#[test]
+fn duplicate_host_through_a_yaml_alias() {
+    check(
+        "inv.yml",
+        "hosts:\n  &x db1: { address: 10.0.0.1 }\n  *x : { address: 10.0.0.2 }\n",
+        "3:3: duplicate key `db1`: hosts.db1 is already defined at line 2\n  hint: each host, group, mirror and setting may appear only once; merge the two entries",
+    );
+}

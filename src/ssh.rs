@@ -406,9 +406,9 @@ impl Armed {
             }
             Some(msg) => {
                 match msg {
-                    ChannelMsg::Data { data } => self.stdout.extend_from_slice(&data),
+                    ChannelMsg::Data { data } => push_capped(&mut self.stdout, &data),
                     ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        self.stderr.extend_from_slice(&data)
+                        push_capped(&mut self.stderr, &data)
                     }
                     ChannelMsg::ExitStatus { exit_status } => {
                         self.status = ExitStatus::Code(exit_status)
@@ -522,6 +522,17 @@ impl Armed {
     }
 }
 
+/// The most of a command's stdout or stderr kept in memory (a command that
+/// streams its output to a file through `finish_into` is not bound by it).
+pub const MAX_CAPTURE: usize = 16 << 20;
+
+/// Appends what still fits under `MAX_CAPTURE`; a host that prints without
+/// end cannot exhaust the controller's memory.
+fn push_capped(buffer: &mut Vec<u8>, data: &[u8]) {
+    let room = MAX_CAPTURE.saturating_sub(buffer.len());
+    buffer.extend_from_slice(&data[..data.len().min(room)]);
+}
+
 /// The key files to try: the inventory's, else OpenSSH's default names.
 fn candidate_keys(host: &Host) -> Vec<PathBuf> {
     if let Some(file) = &host.identity_file {
@@ -536,4 +547,19 @@ fn candidate_keys(host: &Host) -> Vec<PathBuf> {
         .map(|n| ssh.join(n))
         .filter(|p| p.exists())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_output_stops_at_its_cap() {
+        let mut buffer = vec![0u8; MAX_CAPTURE - 3];
+        push_capped(&mut buffer, b"abcdef");
+        assert_eq!(buffer.len(), MAX_CAPTURE);
+        assert_eq!(&buffer[MAX_CAPTURE - 3..], b"abc");
+        push_capped(&mut buffer, b"more");
+        assert_eq!(buffer.len(), MAX_CAPTURE);
+    }
 }

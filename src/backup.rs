@@ -14,7 +14,7 @@ use crate::preflight::{Preflight, Role, expected_shas, read_facts};
 use crate::runner;
 use crate::snapshot;
 use crate::ssh::{Armed, Connection, Output, SshOptions};
-use crate::stun_history::StunHistory;
+use crate::stun_history::{Measured, StunHistory};
 use crate::thaw_verdict::{self, ThawVerdict};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
@@ -54,6 +54,8 @@ pub struct Options {
     pub force: bool,
     pub forks: usize,
     pub runs_dir: PathBuf,
+    /// The measured stuns the QoS guard reads (loaded before preflight).
+    pub history: StunHistory,
 }
 
 struct Run<'a> {
@@ -89,7 +91,7 @@ pub async fn execute(
     events: EventSender,
 ) -> Vec<HostRun> {
     let run_dir = options.runs_dir.join(&run_id);
-    let history = StunHistory::load(&options.runs_dir);
+    let history = options.history.clone();
     let mut results = HashMap::new();
     for lane in &plan.lanes {
         for job in &lane.jobs {
@@ -164,11 +166,19 @@ pub async fn execute(
         at: now_ms(),
         outcome: outcome.into(),
     });
-    let measured: Vec<(String, u64)> = results
+    let measured: Vec<(String, Measured)> = results
         .iter()
-        .filter_map(|r| Some((r.vm.clone(), r.stun_us?)))
+        .filter_map(|r| {
+            let at = r.snapshot_finished.unwrap_or_else(now_ms);
+            Some((r.vm.clone(), Measured { at, us: r.stun_us? }))
+        })
         .collect();
-    run.history.save_with(&options.runs_dir, &measured);
+    if let Err(why) = StunHistory::record(&options.runs_dir, &measured) {
+        run.note(
+            "stun history",
+            format!("{why}; the stuns of this run are not recorded"),
+        );
+    }
     for connection in run.connections.into_inner().into_values() {
         if let Ok(connection) = Arc::try_unwrap(connection) {
             connection.close().await;

@@ -317,6 +317,16 @@ fn backup(
     }
     let ssh = ssh_options(global)?;
     let forks = global.forks as usize;
+    // The QoS guard's history, read before anything is contacted: one that
+    // cannot be read stops the run rather than turning the guard off.
+    let history = crate::stun_history::StunHistory::load(&global.runs_dir).map_err(|message| {
+        Error::Usage {
+            message,
+            hint:
+                "quiesce never replaces a stun history it cannot read; fix the file or move it away"
+                    .into(),
+        }
+    })?;
     runtime()?.block_on(async {
         // Stop signals are caught from the start: one that comes during
         // preflight stops the run before anything is frozen, never kills it.
@@ -376,7 +386,7 @@ fn backup(
                 signal_events.send(Event::Note { host: String::new(), text: "still thawing: quiesce stops when everything frozen is thawed".into() });
             }
         });
-        let options = backup::Options { force, forks, runs_dir: global.runs_dir.clone() };
+        let options = backup::Options { force, forks, runs_dir: global.runs_dir.clone(), history };
         let journal_path = journal.path().display().to_string();
         let mut results = backup::execute(inventory, &playbook, &plan, preflight, &ssh, &options, run_id.clone(), journal, stop_rx.clone(), events.clone()).await;
         signals.abort();

@@ -10,7 +10,7 @@ use crate::journal::{Entry, Journal, now_ms};
 use crate::logs::{self, Collected};
 use crate::run_report::{self, RunReport};
 use crate::ssh::SshOptions;
-use crate::stun_history::StunHistory;
+use crate::stun_history::{Measured, StunHistory};
 use crate::stun_report::{self, Flag};
 use std::path::{Path, PathBuf};
 
@@ -118,12 +118,20 @@ pub fn stun(
     // The inventory is optional here: only for the mirrors' QoS timeouts.
     let inventory = Inventory::load(&global.inventory).ok();
     let vms = stun_report::analyse(files, qos, inventory.as_ref())?;
-    let history = StunHistory::load(&global.runs_dir);
-    let measured: Vec<(String, u64)> = vms
+    let measured: Vec<(String, Measured)> = vms
         .iter()
-        .flat_map(|v| v.stuns.iter().map(|us| (v.vm.clone(), *us)))
+        .flat_map(|v| {
+            v.timed.iter().map(|(at, us)| {
+                let at = at.unwrap_or(0);
+                (v.vm.clone(), Measured { at, us: *us })
+            })
+        })
         .collect();
-    history.save_with(&global.runs_dir, &measured);
+    StunHistory::record(&global.runs_dir, &measured).map_err(|message| Error::Usage {
+        message,
+        hint: "quiesce never replaces a stun history it cannot read; fix the file or move it away"
+            .into(),
+    })?;
     let text = if json {
         serde_json::to_string_pretty(&vms).unwrap_or_default() + "\n"
     } else {

@@ -36,6 +36,9 @@ pub struct VmStuns {
     /// Every stun, oldest first, in microseconds.
     #[serde(skip)]
     pub stuns: Vec<u64>,
+    /// Every stun with its time when the log gave one, oldest first.
+    #[serde(skip)]
+    pub timed: Vec<(Option<u64>, u64)>,
 }
 
 /// The VM a vmware.log belongs to: the directory it sits in (beside the .vmx).
@@ -69,6 +72,7 @@ pub fn analyse(
         .into_iter()
         .map(|(vm, (files, mut stuns))| {
             stuns.sort_by_key(|(at, _)| *at);
+            let timed = stuns.clone();
             let stuns: Vec<u64> = stuns.into_iter().map(|(_, us)| us).collect();
             let mirror = inventory.and_then(|inv| {
                 let host = inv.hosts.iter().find(|h| h.vm == vm || h.name == vm)?;
@@ -103,6 +107,7 @@ pub fn analyse(
                 headroom_ms: max_us.map(|m| qos_timeout.as_millis() as i64 - (m / 1000) as i64),
                 flag,
                 stuns,
+                timed,
             }
         })
         .collect())

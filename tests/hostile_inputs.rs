@@ -161,3 +161,55 @@ fn logs_of_a_run_never_overwrite_its_evidence() {
     );
     assert!(!x["files"].as_array().unwrap().is_empty(), "{after}");
 }
+
+#[test]
+fn a_stun_history_that_does_not_parse_stops_the_run_and_is_never_reset() {
+    let lab = deployed(144, &["x"]);
+    let history = lab.path("runs").join("stun-history.json");
+    std::fs::create_dir_all(lab.path("runs")).unwrap();
+    std::fs::write(&history, "{\"x\": [1, 2").unwrap();
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.starts_with(&format!(
+            "error: the stun history {} does not parse (",
+            history.display()
+        )),
+        "{run:?}"
+    );
+    assert!(run.stderr.contains("hint: quiesce never replaces a stun history it cannot read; fix the file or move it away"), "{run:?}");
+    assert_eq!(lab.freeze_intervals("x").len(), 0);
+    let log = lab.path("vmware.log");
+    std::fs::write(
+        &log,
+        "2026-11-25T10:00:00.000Z| vcpu-0| I125: Checkpoint_Unstun: vm stopped for 52000 us\n",
+    )
+    .unwrap();
+    let run = lab.run(&["stun", log.to_str().unwrap()]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert_eq!(
+        std::fs::read_to_string(&history).unwrap(),
+        "{\"x\": [1, 2",
+        "the history was replaced"
+    );
+
+    // Analysing the same log twice records its stun once.
+    std::fs::remove_file(&history).unwrap();
+    for _ in 0..2 {
+        assert_eq!(lab.run(&["stun", log.to_str().unwrap()]).code, 0);
+    }
+    let recorded: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();
+    let vm = lab
+        .dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    assert_eq!(
+        recorded[&vm].as_array().map(Vec::len),
+        Some(1),
+        "{recorded}"
+    );
+}

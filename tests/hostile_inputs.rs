@@ -213,3 +213,31 @@ fn a_stun_history_that_does_not_parse_stops_the_run_and_is_never_reset() {
         "{recorded}"
     );
 }
+
+#[test]
+fn recover_with_a_closed_stdout_does_not_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let run_dir = dir.path().join("r1");
+    std::fs::create_dir_all(&run_dir).unwrap();
+    std::fs::write(
+        run_dir.join("journal.jsonl"),
+        "{\"event\":\"run-started\",\"run_id\":\"r1\",\"at\":1,\"playbook\":\"p\",\"inventory\":\"i\",\"freeze_timeout_secs\":60,\"hosts\":[]}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "'{}' --runs-dir '{}' recover r1 >&-",
+            env!("CARGO_BIN_EXE_quiesce"),
+            dir.path().display()
+        ))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
+}

@@ -241,3 +241,40 @@ fn recover_with_a_closed_stdout_does_not_panic() {
     );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("panicked"));
 }
+
+#[test]
+fn one_unreachable_host_never_stalls_the_other_lanes() {
+    use quiesce::journal::Entry;
+    let lab = deployed(145, &["--mirror", "M=y1,y2,y3", "x", "y1", "y2", "y3"]);
+    // x hangs right after its snapshot: its thaw gets no answer (3 s) and goes
+    // out again over a new connection, which hangs until the connect timeout
+    // (5 s more). Meanwhile the mirror's members before the primary finish
+    // (2 s each), and its primary must be re-read and frozen without waiting
+    // for x's connection attempt.
+    set_snapshot_command(
+        &lab,
+        "LAB snapshot DIR {host} && if [ {host} = x ]; then LAB stun DIR x; (sleep 9; LAB unstun DIR x) >/dev/null 2>&1 & fi; case {host} in y2|y3) sleep 2 ;; esac",
+    );
+    set_playbook(&lab, "timeout: 20s", "timeout: 3s");
+    set_playbook(&lab, "freeze_margin: 10s", "freeze_margin: 5s");
+    let run = backup(&lab, &["--connect-timeout", "5s"]);
+    let (run_id, entries) = lab.journal();
+    let position = |pred: &dyn Fn(&Entry) -> bool| entries.iter().position(pred);
+    let y1_frozen = position(&|e| matches!(e, Entry::FreezeStarted { host, .. } if host == "y1"))
+        .unwrap_or_else(|| panic!("y1 was never frozen: {run:?}"));
+    let x_connect_gave_up = position(&|e| matches!(e, Entry::ThawFailed { host, detail, .. } if host == "x" && detail.contains("no SSH answer within 5s")))
+        .unwrap_or_else(|| panic!("x's new connection never timed out: {run:?}"));
+    assert!(
+        y1_frozen < x_connect_gave_up,
+        "y1 waited for x's connection attempt: {entries:?}"
+    );
+    // x thaws itself when it comes back (its deadline has passed); then
+    // nothing of the run is left.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    if run.code == 5 {
+        assert_eq!(lab.run(&["recover", &run_id]).code, 0);
+    }
+    for vm in ["x", "y1", "y2", "y3"] {
+        lab.assert_truly_thawed(vm);
+    }
+}

@@ -46,6 +46,9 @@ fn shapes(text: &str) -> [String; 3] {
 }
 
 fn every_parser(text: &str) {
+    let inventory =
+        Inventory::parse(Path::new("i.yml"), "hosts:\n  db1: { address: 10.0.0.1 }\n").unwrap();
+    let _ = quiesce::playbook::Playbook::parse(Path::new("sample.yml"), text, &inventory);
     let _ = quiesce::vmware_log::parse(text);
     let _ = parse_snapshot_log(text);
     let _ = parse_instance_log(text);
@@ -62,6 +65,66 @@ fn real_world_files_whole_repeated_and_glued_never_panic() {
         for shape in shapes(&text) {
             every_parser(&shape);
         }
+    }
+}
+
+/// What a person may leave in a run directory or the runs directory:
+/// any bytes in results.json, logs.json, a host's logs, the stun history.
+fn edited_run_directory(bytes: &[u8]) {
+    let runs = tempfile::tempdir().unwrap();
+    let run = runs.path().join("r1");
+    std::fs::create_dir_all(run.join("hosts/db1")).unwrap();
+    for name in [
+        "results.json",
+        "logs.json",
+        "journal.jsonl",
+        "hosts/db1/snapshot.log",
+        "hosts/db1/IRIS-pre_post.log",
+    ] {
+        std::fs::write(run.join(name), bytes).unwrap();
+    }
+    std::fs::write(runs.path().join("stun-history.json"), bytes).unwrap();
+    let _ = quiesce::run_report::build(&run);
+    let _ = quiesce::stun_history::StunHistory::load(runs.path());
+}
+
+#[test]
+fn an_edited_run_directory_never_panics() {
+    for file in samples() {
+        let bytes = std::fs::read(&file).unwrap();
+        edited_run_directory(&bytes);
+        edited_run_directory(&bytes.repeat((SCALE / bytes.len().max(1)).max(1)));
+    }
+}
+
+/// Lines of every sample, for the property test below.
+fn sample_lines() -> Vec<String> {
+    samples()
+        .iter()
+        .flat_map(|f| {
+            String::from_utf8_lossy(&std::fs::read(f).unwrap())
+                .lines()
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+    /// Real-world lines in any order and number, joined by newlines or glued
+    /// into one line, up to about a megabyte: no parser panics.
+    #[test]
+    fn shuffled_real_world_lines_never_panic(
+        picks in proptest::collection::vec(proptest::num::usize::ANY, 1..200),
+        repeat in 1usize..60,
+        glue in proptest::bool::ANY,
+    ) {
+        let lines = sample_lines();
+        let chosen: Vec<&str> = picks.iter().map(|i| lines[i % lines.len()].as_str()).collect();
+        let text = chosen.join(if glue { " " } else { "\n" }).repeat(repeat);
+        every_parser(&text);
+        edited_run_directory(text.as_bytes());
     }
 }
 

@@ -319,14 +319,8 @@ fn backup(
     let forks = global.forks as usize;
     // The QoS guard's history, read before anything is contacted: one that
     // cannot be read stops the run rather than turning the guard off.
-    let history = crate::stun_history::StunHistory::load(&global.runs_dir).map_err(|message| {
-        Error::Usage {
-            message,
-            hint:
-                "quiesce never replaces a stun history it cannot read; fix the file or move it away"
-                    .into(),
-        }
-    })?;
+    let history = crate::stun_history::StunHistory::load(&global.runs_dir)
+        .map_err(crate::stun_history::refusal)?;
     runtime()?.block_on(async {
         // Stop signals are caught from the start: one that comes during
         // preflight stops the run before anything is frozen, never kills it.

@@ -83,20 +83,19 @@ pub const CHECK_LIBRARY: &str = include_str!("scripts/hook_check.sh");
 /// Args: OWNER REASON PATH SHA[,SHA...] ARGS... Runs a checked private copy
 /// of the hook at PATH with ARGS as OWNER; exits 97 or 98 without running it.
 pub fn checked_run_script() -> String {
-    format!(
-        "set -u\n{CHECK_LIBRARY}{}",
-        include_str!("scripts/checked_run.sh")
-    )
+    with_check_library(include_str!("scripts/checked_run.sh"))
+}
+
+/// `script` preceded by `set -u` and the check library it calls.
+pub fn with_check_library(script: &str) -> String {
+    format!("set -u\n{CHECK_LIBRARY}{script}")
 }
 
 /// Args: OWNER TIMEOUT DEADLINE PRE_PATH PRE_SHAS POST_PATH POST_SHAS. The
 /// freeze and, in the same session, the armed thaw with its dead-man's
 /// switch: see `scripts/freeze_session.sh`.
 pub fn freeze_session_script() -> String {
-    format!(
-        "set -u\n{CHECK_LIBRARY}{}",
-        include_str!("scripts/freeze_session.sh")
-    )
+    with_check_library(include_str!("scripts/freeze_session.sh"))
 }
 
 pub fn sha256_hex(content: &[u8]) -> String {

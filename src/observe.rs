@@ -127,11 +127,7 @@ pub fn stun(
             })
         })
         .collect();
-    StunHistory::record(&global.runs_dir, &measured).map_err(|message| Error::Usage {
-        message,
-        hint: "quiesce never replaces a stun history it cannot read; fix the file or move it away"
-            .into(),
-    })?;
+    StunHistory::record(&global.runs_dir, &measured).map_err(crate::stun_history::refusal)?;
     let text = if json {
         serde_json::to_string_pretty(&vms).unwrap_or_default() + "\n"
     } else {

@@ -18,11 +18,7 @@ use std::sync::Arc;
 /// run of a hook does (place, owner, mode, content) and runs a checked copy
 /// of the freeze hook's `status` only when both pass.
 pub fn preflight_script() -> String {
-    format!(
-        "set -u\n{}{}",
-        hook::CHECK_LIBRARY,
-        include_str!("scripts/preflight.sh")
-    )
+    hook::with_check_library(include_str!("scripts/preflight.sh"))
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -35,7 +31,7 @@ pub struct Instance {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFacts {
-    /// Per hook: None when it is exactly what quiesce deployed, else why not.
+    /// Why a hook is not exactly what quiesce deployed, one per failing hook.
     pub hook_problems: Vec<String>,
     /// How many hooks were checked (2 when the probe ran through).
     pub hooks_checked: usize,

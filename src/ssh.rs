@@ -258,17 +258,6 @@ impl Connection {
             .await
     }
 
-    /// `run_script` without arguments or input, with its own timeout.
-    pub async fn exec_script_with_timeout(
-        &self,
-        step: &str,
-        script: &str,
-        timeout: Duration,
-    ) -> Result<Output, HostError> {
-        self.run_script_timeout(step, script, &[], None, timeout)
-            .await
-    }
-
     pub async fn run_script_timeout(
         &self,
         step: &str,

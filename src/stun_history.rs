@@ -35,6 +35,15 @@ pub struct StunHistory {
     pub stuns: BTreeMap<String, Vec<Measured>>,
 }
 
+/// The error that stops a command when the history cannot be read or written.
+pub fn refusal(message: String) -> crate::error::Error {
+    crate::error::Error::Usage {
+        message,
+        hint: "quiesce never replaces a stun history it cannot read; fix the file or move it away"
+            .into(),
+    }
+}
+
 pub fn path(runs_dir: &Path) -> PathBuf {
     runs_dir.join(FILE)
 }

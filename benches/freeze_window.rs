@@ -11,7 +11,7 @@
 mod common;
 
 use common::Lab;
-use quiesce::journal::Entry;
+use quiesce::backup::journal::Entry;
 use std::process::Command;
 use std::time::Instant;
 

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use quiesce::journal::{Entry, left_frozen};
+use quiesce::backup::journal::{Entry, left_frozen};
 use std::time::{Duration, Instant};
 
 #[test]

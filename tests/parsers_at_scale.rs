@@ -5,9 +5,9 @@
 //! (Speed is a benchmark's business; a quadratic parser shows here as a test
 //! that takes minutes.)
 
-use quiesce::hook_logs::{parse_instance_log, parse_snapshot_log};
+use quiesce::backup::preflight::HostFacts;
 use quiesce::inventory::Inventory;
-use quiesce::preflight::HostFacts;
+use quiesce::review::hook_logs::{parse_instance_log, parse_snapshot_log};
 use std::path::{Path, PathBuf};
 
 /// The size limit of a collected log (`--max-bytes` defaults to 8 MiB).
@@ -48,14 +48,15 @@ fn shapes(text: &str) -> [String; 3] {
 fn every_parser(text: &str) {
     let inventory =
         Inventory::parse(Path::new("i.yml"), "hosts:\n  db1: { address: 10.0.0.1 }\n").unwrap();
-    let _ = quiesce::playbook::Playbook::parse(Path::new("sample.yml"), text, &inventory);
-    let _ = quiesce::vmware_log::parse(text);
+    let _ =
+        quiesce::inventory::playbook::Playbook::parse(Path::new("sample.yml"), text, &inventory);
+    let _ = quiesce::review::vmware_log::parse(text);
     let _ = parse_snapshot_log(text);
     let _ = parse_instance_log(text);
     let _ = HostFacts::parse(text).role();
-    let _ = quiesce::facts::parse_probe(text);
+    let _ = quiesce::hooks::facts::parse_probe(text);
     let _ = Inventory::parse(Path::new("sample.yml"), text);
-    let _ = quiesce::thaw_verdict::outcomes(text);
+    let _ = quiesce::backup::thaw_verdict::outcomes(text);
 }
 
 #[test]
@@ -84,8 +85,8 @@ fn edited_run_directory(bytes: &[u8]) {
         std::fs::write(run.join(name), bytes).unwrap();
     }
     std::fs::write(runs.path().join("stun-history.json"), bytes).unwrap();
-    let _ = quiesce::run_report::build(&run);
-    let _ = quiesce::stun_history::StunHistory::load(runs.path());
+    let _ = quiesce::review::run_report::build(&run);
+    let _ = quiesce::backup::stun_history::StunHistory::load(runs.path());
 }
 
 #[test]
@@ -135,8 +136,8 @@ fn the_journal_reader_takes_real_world_bytes_as_damage() {
         let bytes = std::fs::read(&file).unwrap();
         let path = dir.path().join("journal.jsonl");
         std::fs::write(&path, bytes.repeat((SCALE / bytes.len().max(1)).max(1))).unwrap();
-        let text = quiesce::journal::Journal::read_text(&path).unwrap();
+        let text = quiesce::backup::journal::Journal::read_text(&path).unwrap();
         assert!(text.entries.is_empty(), "{}", file.display());
-        let _ = quiesce::journal::left_frozen(&text.entries);
+        let _ = quiesce::backup::journal::left_frozen(&text.entries);
     }
 }

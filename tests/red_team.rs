@@ -7,7 +7,7 @@
 mod common;
 
 use common::*;
-use quiesce::journal::{Entry, left_frozen};
+use quiesce::backup::journal::{Entry, left_frozen};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
@@ -252,10 +252,10 @@ fn d2_a_hook_swapped_between_check_and_run_never_runs() {
         .unwrap()
         .hosts
         .remove(0);
-    let sha = quiesce::hook::sha256_hex(
-        quiesce::hook::render(quiesce::hook::HookKind::PreFreeze, &host).as_bytes(),
+    let sha = quiesce::hooks::sha256_hex(
+        quiesce::hooks::render(quiesce::hooks::HookKind::PreFreeze, &host).as_bytes(),
     );
-    let script = quiesce::hook::checked_run_script();
+    let script = quiesce::hooks::checked_run_script();
     std::fs::write(lab.path("checked_run.sh"), &script).unwrap();
     let (_, counts) = lab.sh("x", &format!("ran=0 refused=0 unchecked=0; for i in $(seq 1 150); do sh {} owner test /usr/sbin/pre-freeze-script {sha} status > /dev/null 2>&1; case $? in 0) ran=$((ran+1)) ;; 97) refused=$((refused+1)) ;; 98) unchecked=$((unchecked+1)) ;; *) echo \"other $?\" >&2 ;; esac; done; echo $ran $refused $unchecked", lab.path("checked_run.sh").display()));
     lab.sh("x", "kill $(cat /run/swapper.pid); cd /usr/sbin && mv -f .good pre-freeze-script; rm -f .evil .t1 .t2");

@@ -2,7 +2,7 @@
 //! when the test ends, pass or fail, and a way to run the real binary.
 #![allow(dead_code)]
 
-use quiesce::journal::{Entry, left_frozen};
+use quiesce::backup::journal::{Entry, left_frozen};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -99,7 +99,7 @@ impl Lab {
     }
 
     /// The journal of the lab's only (or latest) backup run.
-    pub fn journal(&self) -> (String, Vec<quiesce::journal::Entry>) {
+    pub fn journal(&self) -> (String, Vec<quiesce::backup::journal::Entry>) {
         let mut runs: Vec<_> = std::fs::read_dir(self.path("runs"))
             .expect("a runs directory")
             .filter_map(|e| e.ok())
@@ -108,9 +108,10 @@ impl Lab {
             .collect();
         runs.sort();
         let run = runs.pop().expect("a run");
-        let entries =
-            quiesce::journal::Journal::read(&self.path("runs").join(&run).join("journal.jsonl"))
-                .expect("journal");
+        let entries = quiesce::backup::journal::Journal::read(
+            &self.path("runs").join(&run).join("journal.jsonl"),
+        )
+        .expect("journal");
         (run, entries)
     }
 
@@ -359,7 +360,7 @@ pub fn wait_for_entry(lab: &Lab, pred: impl Fn(&Entry) -> bool) {
             .flatten()
             .map(|e| e.path().join("journal.jsonl"));
         if journals
-            .filter_map(|j| quiesce::journal::Journal::read(&j).ok())
+            .filter_map(|j| quiesce::backup::journal::Journal::read(&j).ok())
             .any(|entries| entries.iter().any(&pred))
         {
             return;

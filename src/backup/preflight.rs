@@ -1,0 +1,329 @@
+//! Read-only facts a backup needs from each host before and during a run:
+//! the hooks' checksums, the instances and whether they are suspended, and
+//! the mirror role of the host (read at run time: roles change on failover).
+
+pub use crate::backup::role::Role;
+use crate::hooks::{self, HookKind};
+use crate::inventory::Host;
+use crate::output::error::HostError;
+use crate::output::event::EventSender;
+use crate::remote::runner;
+use crate::remote::ssh::{Connection, SshOptions};
+use futures::StreamExt;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Args: HOOK_DIR PLATFORM PRE_SHAS POST_SHAS. Checks both hooks as every
+/// run of a hook does (place, owner, mode, content) and runs a checked copy
+/// of the freeze hook's `status` only when both pass.
+pub fn preflight_script() -> String {
+    hooks::with_check_library(include_str!("../remote/scripts/preflight.sh"))
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Instance {
+    pub name: String,
+    pub running: bool,
+    /// `suspended`, `running`, `down` or `unknown`, from the hook's status.
+    pub state: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Why a hook is not exactly what quiesce deployed, one per failing hook.
+    pub hook_problems: Vec<String>,
+    /// How many hooks were checked (2 when the probe ran through).
+    pub hooks_checked: usize,
+    pub instances: Vec<Instance>,
+    /// Entries of the hook's state file: a freeze recorded and not thawed.
+    pub recorded: Vec<String>,
+    /// (instance, member type, member status) from qlist or a session.
+    pub roles: Vec<(String, String, String)>,
+}
+
+impl HostFacts {
+    pub fn parse(text: &str) -> HostFacts {
+        let mut facts = HostFacts::default();
+        let mut states: Vec<(String, String)> = Vec::new();
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields.as_slice() {
+                ["hook", _, "ok"] => facts.hooks_checked += 1,
+                ["hook", name, _status, why] => {
+                    facts.hooks_checked += 1;
+                    facts.hook_problems.push(format!("{name}: {why}"));
+                }
+                ["status", rest] => match rest.split_once(' ') {
+                    Some(("recorded", entry)) => facts.recorded.push(entry.to_string()),
+                    Some((name, state)) => states.push((name.to_string(), state.to_string())),
+                    None => {}
+                },
+                ["qlist", name, status, member_type, member_status] => {
+                    if name.is_empty() {
+                        continue;
+                    }
+                    facts.instances.push(Instance {
+                        name: name.to_string(),
+                        running: status.starts_with("running"),
+                        state: String::new(),
+                    });
+                    if !member_type.is_empty() {
+                        facts.roles.push((
+                            name.to_string(),
+                            member_type.to_string(),
+                            member_status.to_string(),
+                        ));
+                    }
+                }
+                ["role", name, member_type, member_status] => facts.roles.push((
+                    name.to_string(),
+                    member_type.to_string(),
+                    member_status.to_string(),
+                )),
+                _ => {}
+            }
+        }
+        for instance in &mut facts.instances {
+            instance.state = states
+                .iter()
+                .find(|(n, _)| *n == instance.name)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| {
+                    if instance.running {
+                        "unknown".into()
+                    } else {
+                        "down".into()
+                    }
+                });
+        }
+        facts
+    }
+
+    /// The host's role: that of its first instance in a mirror.
+    pub fn role(&self) -> Role {
+        self.roles
+            .iter()
+            .map(|(_, t, s)| Role::from_fields(t, s))
+            .find(|r| *r != Role::NotMember)
+            .unwrap_or(Role::NotMember)
+    }
+
+    pub fn suspended(&self) -> Vec<&str> {
+        self.instances
+            .iter()
+            .filter(|i| i.state == "suspended")
+            .map(|i| i.name.as_str())
+            .collect()
+    }
+}
+
+/// The facts of every selected host, read in parallel.
+pub struct Preflight {
+    pub facts: HashMap<String, Result<HostFacts, HostError>>,
+    pub connections: HashMap<String, Arc<Connection>>,
+}
+
+pub fn expected_shas(host: &Host) -> (String, String) {
+    (
+        hooks::sha256_hex(hooks::render(HookKind::PreFreeze, host).as_bytes()),
+        hooks::sha256_hex(hooks::render(HookKind::PostThaw, host).as_bytes()),
+    )
+}
+
+pub async fn read_facts(connection: &Connection, host: &Host) -> Result<HostFacts, HostError> {
+    let (pre, post) = expected_shas(host);
+    let out = connection
+        .run_script(
+            "preflight",
+            &preflight_script(),
+            &[&host.hook_dir, host.platform.as_str(), &pre, &post],
+            None,
+        )
+        .await?;
+    if !out.success() {
+        return Err(HostError::StepFailed {
+            target: host.target(),
+            step: "preflight".into(),
+            detail: out.describe(),
+        });
+    }
+    Ok(HostFacts::parse(&out.stdout_text()))
+}
+
+pub async fn preflight(
+    hosts: &[&Host],
+    ssh: &SshOptions,
+    forks: usize,
+    events: &EventSender,
+) -> Preflight {
+    type Probed = (String, Result<(HostFacts, Connection), HostError>);
+    let results: Vec<Probed> = futures::stream::iter(hosts.iter().map(|host| async move {
+        let result = async {
+            let connection = runner::connect(host, ssh, events).await?;
+            let facts = read_facts(&connection, host).await?;
+            Ok((facts, connection))
+        }
+        .await;
+        (host.name.clone(), result)
+    }))
+    .buffer_unordered(forks.max(1))
+    .collect()
+    .await;
+    let mut preflight = Preflight {
+        facts: HashMap::new(),
+        connections: HashMap::new(),
+    };
+    for (name, result) in results {
+        match result {
+            Ok((facts, connection)) => {
+                preflight.facts.insert(name.clone(), Ok(facts));
+                preflight.connections.insert(name, Arc::new(connection));
+            }
+            Err(e) => {
+                preflight.facts.insert(name, Err(e));
+            }
+        }
+    }
+    preflight
+}
+
+/// Problems that stop the whole run before anything is frozen, and hosts to
+/// leave out (with why). Roles for the plan come back too.
+pub struct Checked {
+    pub blockers: Vec<String>,
+    pub left_out: Vec<(String, String, bool)>,
+    pub roles: HashMap<String, Role>,
+}
+
+pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
+    let mut checked = Checked {
+        blockers: Vec::new(),
+        left_out: Vec::new(),
+        roles: HashMap::new(),
+    };
+    for host in hosts {
+        match preflight.facts.get(&host.name) {
+            Some(Ok(facts)) => {
+                checked.roles.insert(host.name.clone(), facts.role());
+                if facts.hooks_checked < 2 || !facts.hook_problems.is_empty() {
+                    let why = if facts.hook_problems.is_empty() {
+                        "the hooks could not be checked".to_string()
+                    } else {
+                        facts.hook_problems.join("; ")
+                    };
+                    checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them ({why}); run `quiesce audit`, then `quiesce deploy`", host.target()), false));
+                    continue;
+                }
+                let suspended = facts.suspended();
+                if !suspended.is_empty() || !facts.recorded.is_empty() {
+                    checked.blockers.push(format!(
+                        "{}: {}",
+                        host.target(),
+                        freeze_in_place(host, &suspended, &facts.recorded)
+                    ));
+                }
+            }
+            Some(Err(e)) => {
+                checked.roles.insert(
+                    host.name.clone(),
+                    Role::Unsettled {
+                        detail: "unreachable at preflight".into(),
+                    },
+                );
+                checked
+                    .left_out
+                    .push((host.name.clone(), e.to_string(), e.is_unreachable()));
+            }
+            None => {}
+        }
+    }
+    checked
+}
+
+/// Why a host with a freeze in place blocks the run, naming who holds the
+/// freeze and the fix that fits: never "thaw it" for a run that may be alive.
+fn freeze_in_place(host: &Host, suspended: &[&str], recorded: &[String]) -> String {
+    let mut holders: Vec<&str> = recorded
+        .iter()
+        .filter_map(|r| r.split_once(" by ").map(|(_, who)| who))
+        .collect();
+    holders.dedup();
+    let mut what: Vec<String> = suspended
+        .iter()
+        .map(|s| format!("instance {s} is already frozen"))
+        .collect();
+    let entries: Vec<&str> = recorded
+        .iter()
+        .map(|r| r.split(" by ").next().unwrap_or(r))
+        .collect();
+    let hint = match holders.as_slice() {
+        [] => "someone froze it outside the quiesce hooks (ExternalFreeze by hand, another tool): find out who, and let them thaw it; then run again".to_string(),
+        ["vmware"] => format!(
+            "VMware Tools (or a backup product calling the hooks) froze it: let that snapshot finish; if it is gone, thaw it on the VM with `QUIESCE_OWNER=vmware {}/post-thaw-script freezeFail`, then run again",
+            host.hook_dir.trim_end_matches('/')
+        ),
+        many => format!(
+            "quiesce run {} froze it: if that run is still going, let it finish; if it is over, thaw with `quiesce recover {}`, then run again",
+            many.join(", "),
+            many[0]
+        ),
+    };
+    if !recorded.is_empty() {
+        what.push(format!(
+            "the hook records a freeze by {} that was never thawed ({})",
+            if holders.is_empty() {
+                "an unknown owner".to_string()
+            } else {
+                holders.join(", ")
+            },
+            entries.join(", ")
+        ));
+    }
+    format!("{}\n  hint: {hint}", what.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hooks_states_and_roles() {
+        let text = "hook\tpre-freeze-script\tok\nhook\tpost-thaw-script\t97\tchanged\nstatus\tIRIS suspended\nstatus\tIRIS2 running\nstatus\trecorded frozen:IRIS\nqlist\tIRIS\trunning, since x\tFailover\tBackup\nqlist\tIRIS2\trunning, since x\t\t\nqlist\tOLD\tdown, last used x\t\t\n";
+        let facts = HostFacts::parse(text);
+        assert_eq!(facts.hooks_checked, 2);
+        assert_eq!(facts.hook_problems, ["post-thaw-script: changed"]);
+        assert_eq!(facts.suspended(), ["IRIS"]);
+        assert_eq!(facts.recorded, ["frozen:IRIS"]);
+        assert_eq!(facts.role(), Role::Backup);
+        assert_eq!(
+            facts.instances[2],
+            Instance {
+                name: "OLD".into(),
+                running: false,
+                state: "down".into()
+            }
+        );
+        let cache = HostFacts::parse("role\tCACHE\tDisaster Recovery\tConnected\n");
+        assert_eq!(
+            cache.role(),
+            Role::Async {
+                member_type: "Disaster Recovery".into()
+            }
+        );
+        assert_eq!(Role::from_fields("Failover", "In Trouble").rank(), 3);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics(text in "\\PC{0,300}") {
+            let facts = HostFacts::parse(&text);
+            let _ = facts.role();
+        }
+
+        #[test]
+        fn parser_never_panics_on_tabbed_lines(kind in "(hook|status|qlist|role)", fields in proptest::collection::vec("[A-Za-z ,:-]{0,10}", 0..6)) {
+            let _ = HostFacts::parse(&format!("{kind}\t{}", fields.join("\t"))).role();
+        }
+    }
+}

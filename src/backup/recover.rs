@@ -1,0 +1,195 @@
+//! `quiesce recover RUN`: from a run's journal, finds every host whose freeze
+//! may still hold (any entry about it and no thaw, or a torn line naming it)
+//! and thaws what that run froze there, with a checked copy of the deployed
+//! hook and the run's owner token: another run's freeze is never touched.
+
+use crate::backup::journal::{Entry, HostAccess, Journal, left_frozen, now_ms};
+use crate::backup::thaw_verdict::outcomes;
+use crate::hooks::{self, HookKind};
+use crate::inventory::Inventory;
+use crate::output::error::Error;
+use crate::output::exit_code;
+use crate::remote::runner;
+use crate::remote::ssh::SshOptions;
+use std::io::Write;
+use std::path::Path;
+
+pub async fn recover(
+    runs_dir: &Path,
+    run: &str,
+    inventory: &Path,
+    ssh: &SshOptions,
+    quiet: bool,
+) -> Result<u8, Error> {
+    let path = crate::cli::report::run_dir(runs_dir, run).join("journal.jsonl");
+    let text = Journal::read_text(&path).map_err(|source| Error::File {
+        path: path.clone(),
+        action: "read the journal",
+        source,
+    })?;
+    let Some(Entry::RunStarted { hosts, run_id, .. }) = text
+        .entries
+        .iter()
+        .find(|e| matches!(e, Entry::RunStarted { .. }))
+    else {
+        return Err(Error::Usage {
+            message: format!(
+                "{} has no run-started entry{}",
+                path.display(),
+                if text.damaged_lines > 0 {
+                    format!(" ({} damaged lines)", text.damaged_lines)
+                } else {
+                    String::new()
+                }
+            ),
+            hint: "pass the journal of a `quiesce backup` run".into(),
+        });
+    };
+    let mut out = std::io::stdout().lock();
+    let mut say = |line: String| {
+        // A closed stdout must not stop a recovery half-way.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    if text.damaged_lines > 0 {
+        say(format!(
+            "note: {} line(s) of {} are damaged (a torn write?); every host they name is checked",
+            text.damaged_lines,
+            path.display()
+        ));
+    }
+    let mut pending = left_frozen(&text.entries);
+    for host in &text.uncertain_hosts {
+        if hosts.iter().any(|h| &h.name == host) && !pending.contains(host) {
+            pending.push(host.clone());
+        }
+    }
+    if pending.is_empty() {
+        say(format!(
+            "run {run_id}: nothing was left frozen; nothing to do"
+        ));
+        return Ok(exit_code::SUCCESS);
+    }
+    let journal = Journal::open(&path).map_err(|source| Error::File {
+        path: path.clone(),
+        action: "append to the journal",
+        source,
+    })?;
+    // The inventory, when it loads, names what the current quiesce deploys.
+    let current = Inventory::load(inventory).ok();
+    let (events, consumer) = runner::event_stream(quiet);
+    let mut still_frozen = Vec::new();
+    for name in &pending {
+        let Some(access) = hosts.iter().find(|h| &h.name == name) else {
+            continue;
+        };
+        let host = access.to_host();
+        let path = HookKind::PostThaw.path(&host);
+        let shas = accepted_shas(access, current.as_ref());
+        let result = match runner::connect(&host, ssh, &events).await {
+            Ok(connection) => {
+                let out = connection
+                    .run_script(
+                        "recover",
+                        &hooks::checked_run_script(),
+                        &[
+                            run_id,
+                            "quiesce recover",
+                            &path,
+                            &shas.join(","),
+                            "freezeFail",
+                        ],
+                        None,
+                    )
+                    .await;
+                connection.close().await;
+                out.map_err(|e| e.to_string())
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        match result {
+            Ok(out) if matches!(out.code(), Some(0) | Some(4)) => {
+                let detail = recovered_detail(&out.stdout_text());
+                let _ = journal.append(&Entry::Recovered {
+                    host: name.clone(),
+                    at: now_ms(),
+                    detail: detail.clone(),
+                });
+                say(format!("{name}: {detail}"));
+            }
+            Ok(out) if out.code() == Some(hooks::MISMATCH) => {
+                say(format!(
+                    "{name}: STILL FROZEN: {path} is not what quiesce deploys ({}), so it was not run; redeploy it with `quiesce -i INVENTORY deploy --limit {name}`, then run `quiesce recover {run_id}` again",
+                    out.stderr_line()
+                ));
+                still_frozen.push(name.clone());
+            }
+            Ok(out) => {
+                say(format!("{name}: STILL FROZEN: {}", out.describe()));
+                still_frozen.push(name.clone());
+            }
+            Err(e) => {
+                say(format!(
+                    "{name}: STILL FROZEN: {}",
+                    e.lines().next().unwrap_or("")
+                ));
+                still_frozen.push(name.clone());
+            }
+        }
+    }
+    drop(events);
+    let _ = consumer.await;
+    if still_frozen.is_empty() {
+        say(format!("run {run_id}: recovered {} hosts", pending.len()));
+        Ok(exit_code::SUCCESS)
+    } else {
+        say(format!(
+            "run {run_id}: {} hosts could not be thawed ({}); fix what is said above and run `quiesce recover {run_id}` again, or on the VM: env QUIESCE_OWNER={run_id} HOOK_DIR/post-thaw-script freezeFail",
+            still_frozen.len(),
+            still_frozen.join(", ")
+        ));
+        Ok(exit_code::LEFT_FROZEN)
+    }
+}
+
+/// The post-thaw-script checksums `recover` accepts: the one journaled at
+/// the run, what the current quiesce renders from the journaled settings,
+/// and from the current inventory (after an upgrade and a redeploy).
+fn accepted_shas(access: &HostAccess, current: Option<&Inventory>) -> Vec<String> {
+    let mut shas = vec![access.post_sha.clone()];
+    let mut hosts = vec![access.to_host()];
+    if let Some(host) = current.and_then(|i| i.host(&access.name)) {
+        hosts.push(host.clone());
+    }
+    for host in hosts {
+        let sha = hooks::sha256_hex(hooks::render(HookKind::PostThaw, &host).as_bytes());
+        if !shas.contains(&sha) {
+            shas.push(sha);
+        }
+    }
+    shas
+}
+
+/// What the VM said it did, in words.
+fn recovered_detail(stdout: &str) -> String {
+    let seen = outcomes(stdout);
+    if seen.is_empty() {
+        return "nothing of this run was frozen there (never frozen, or thawed by someone else)"
+            .into();
+    }
+    if seen.iter().all(|o| o.earlier) {
+        return "already thawed (its armed thaw ran when the controller went away)".into();
+    }
+    let ended: Vec<&str> = seen
+        .iter()
+        .filter(|o| o.kind == "ended-elsewhere")
+        .map(|o| o.instance.as_str())
+        .collect();
+    if !ended.is_empty() {
+        return format!(
+            "someone else had ended the freeze of {}; the rest is thawed (freezeFail: no backup recorded)",
+            ended.join(", ")
+        );
+    }
+    "thawed (freezeFail: no backup recorded)".into()
+}

@@ -1,0 +1,173 @@
+//! The command line: global options and subcommands (clap derive).
+
+use crate::hooks::report::Format;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "quiesce",
+    version,
+    about = "Safe VM-snapshot backups of InterSystems Caché/IRIS fleets: deploy and audit the freeze/thaw hooks over SSH, run mirror-safe freeze → snapshot → thaw backups that always thaw, and report their freeze windows",
+    after_help = "Exit codes: 0 success, 1 findings (non-compliant, changes pending with --check, a stun near the QoS timeout), 2 bad input, 3 a host unreachable, 4 a step failed (or a snapshot INVALID), 5 something LEFT FROZEN (act now: the report says how), 130 interrupted (after thawing)."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct Global {
+    /// The inventory file (YAML).
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "QUIESCE_INVENTORY",
+        default_value = "inventory.yml",
+        value_name = "FILE"
+    )]
+    pub inventory: PathBuf,
+    /// Only these hosts: names, groups, mirrors or globs, separated by `,` or `:`; `!` leaves out.
+    #[arg(short, long, global = true, value_name = "PATTERN")]
+    pub limit: Option<String>,
+    /// How many hosts to work on at once.
+    #[arg(short, long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub forks: u16,
+    /// The known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
+    #[arg(long, global = true, value_name = "FILE")]
+    pub known_hosts: Option<PathBuf>,
+    /// Record the host key of a host seen for the first time, like OpenSSH's
+    /// StrictHostKeyChecking=accept-new; name hosts (`--accept-new=vm1,vm2`) to limit it.
+    /// A changed key is refused all the same.
+    #[arg(long, global = true, value_name = "HOSTS", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
+    pub accept_new: Option<String>,
+    /// How long to wait for a host to answer and log in.
+    #[arg(long, global = true, default_value = "10s", value_name = "DURATION")]
+    pub connect_timeout: String,
+    /// How long one remote command may run.
+    #[arg(long, global = true, default_value = "60s", value_name = "DURATION")]
+    pub command_timeout: String,
+    /// Do not use ssh-agent, only key files.
+    #[arg(long, global = true)]
+    pub no_agent: bool,
+    /// Where backup runs keep their journals and results.
+    #[arg(long, global = true, default_value = "runs", value_name = "DIR")]
+    pub runs_dir: PathBuf,
+    /// No progress output on stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print the selected hosts with every setting resolved.
+    Hosts {
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Install or update the freeze/thaw hooks (root:root, 0700, atomic).
+    Deploy {
+        /// Change nothing; report what would change (exit 1 if anything would).
+        #[arg(long)]
+        check: bool,
+        /// Show the difference between each hook on the host and what quiesce deploys.
+        #[arg(long)]
+        diff: bool,
+        /// Replace a symlink or other non-regular file found at a hook path.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Check every hook: present, regular file, root:root, 0700, unchanged, safe directory.
+    Audit {
+        /// Redeploy what is not compliant.
+        #[arg(long)]
+        fix: bool,
+        /// With --fix: also replace symlinks and other non-regular files.
+        #[arg(long, requires = "fix")]
+        force: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Read every host's role and print the backup plan (waves, order, why); change nothing.
+    Plan {
+        /// The playbook (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        playbook: PathBuf,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Coordinated freeze → snapshot → thaw across the fleet, mirror-safe, always thawing.
+    Backup {
+        /// The playbook (YAML).
+        #[arg(short, long, value_name = "FILE")]
+        playbook: PathBuf,
+        /// Snapshot a primary even when its last stun exceeded half its mirror's QoS timeout.
+        #[arg(long)]
+        force: bool,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Thaw what a crashed or killed backup run left frozen, from its journal.
+    Recover {
+        /// The run id (a directory under --runs-dir) or a journal path.
+        run: String,
+    },
+    /// Fetch snapshot.log and every INST-pre_post.log from the hosts into a run directory.
+    Logs {
+        /// A backup run (its hosts and window); without it, the inventory's hosts (with --limit).
+        run: Option<String>,
+        /// Without RUN: logs written since then (`2h`, or `2026-11-24T03:00:00Z`).
+        #[arg(long, default_value = "24h", value_name = "WHEN")]
+        since: String,
+        /// At most this many bytes from the end of each file.
+        #[arg(long, default_value_t = crate::review::logs::DEFAULT_MAX_BYTES, value_name = "BYTES")]
+        max_bytes: u64,
+    },
+    /// Render a run's freeze-window report again (from runs/RUN).
+    Report {
+        /// The run id (a directory under --runs-dir).
+        run: String,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
+        /// Write to this file instead of standard output.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Stuns per VM from vmware.log files, against the mirror's QoS timeout.
+    Stun {
+        /// vmware.log files (each in its VM's directory, as on the datastore).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// The QoS timeout to compare with [default: the VM's mirror's, from the inventory, else 8s].
+        #[arg(long, value_name = "DURATION")]
+        qos: Option<String>,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Print the hook scripts quiesce deploys to one host.
+    Render {
+        /// The host (as named in the inventory).
+        host: String,
+        /// Only this hook.
+        #[arg(long, value_parser = ["pre-freeze-script", "post-thaw-script"])]
+        hook: Option<String>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HostsFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Html,
+}

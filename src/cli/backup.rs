@@ -1,0 +1,175 @@
+//! `plan` (read-only: preflight and plan) and `backup` (preflight, plan,
+//! execute, results, then the logs and the report of the run).
+
+use super::{logs, print, runtime, ssh_options};
+use crate::backup::executor;
+use crate::backup::journal::Journal;
+use crate::backup::plan;
+use crate::cli::args::{Global, HostsFormat};
+use crate::inventory::playbook::Playbook;
+use crate::inventory::{Host, Inventory, limit};
+use crate::output::error::Error;
+use crate::output::event::Event;
+use crate::output::exit_code;
+use crate::remote::runner;
+use crate::review::backup_report::Report as BackupReport;
+
+/// `plan` (read-only) and `backup`: preflight, plan, then execute.
+pub fn backup(
+    global: &Global,
+    inventory: &Inventory,
+    limited: Vec<Host>,
+    playbook_path: &std::path::Path,
+    force: bool,
+    format: HostsFormat,
+    plan_only: bool,
+) -> Result<u8, Error> {
+    let playbook = Playbook::load(playbook_path, inventory)?;
+    let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
+    let hosts: Vec<&Host> = in_playbook
+        .into_iter()
+        .filter(|h| limited.iter().any(|l| l.name == h.name))
+        .collect();
+    if hosts.is_empty() {
+        return Err(Error::Usage {
+            message: "the playbook's hosts and --limit have no host in common".into(),
+            hint: "check `hosts:` in the playbook and --limit".into(),
+        });
+    }
+    let ssh = ssh_options(global)?;
+    let forks = global.forks as usize;
+    // The QoS guard's history, read before anything is contacted: one that
+    // cannot be read stops the run rather than turning the guard off.
+    let history = crate::backup::stun_history::StunHistory::load(&global.runs_dir)
+        .map_err(crate::backup::stun_history::refusal)?;
+    runtime()?.block_on(async {
+        // Stop signals are caught from the start: one that comes during
+        // preflight stops the run before anything is frozen, never kills it.
+        let mut stop_signals = runner::StopSignals::new();
+        let (events, consumer) = runner::event_stream(global.quiet);
+        events.send(Event::RunStarted { command: if plan_only { "plan" } else { "backup" }, hosts: hosts.len() });
+        // One backup per host on this controller, from before preflight on.
+        let names: Vec<&str> = hosts.iter().map(|h| h.name.as_str()).collect();
+        let _locks = if plan_only { None } else {
+            match crate::backup::host_lock::HostLocks::acquire(&global.runs_dir, &names) {
+                Ok(locks) => Some(locks),
+                Err(refusal) => {
+                    drop(events);
+                    let _ = consumer.await;
+                    eprintln!("error: refusing to start: {refusal}\n  hint: wait for that run to finish (or, if it is gone, `quiesce recover` it); nothing was frozen by this run");
+                    return Ok(exit_code::FAILED);
+                }
+            }
+        };
+        let preflight = crate::backup::preflight::preflight(&hosts, &ssh, forks, &events).await;
+        let checked = crate::backup::preflight::check(&hosts, &preflight);
+        let left_out: Vec<&str> = checked.left_out.iter().map(|(h, ..)| h.as_str()).collect();
+        let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., u)| *u).map(|(h, ..)| h.clone()).collect();
+        let plannable: Vec<&Host> = hosts.iter().copied().filter(|h| !left_out.contains(&h.name.as_str())).collect();
+        let mut plan = plan::plan(inventory, &playbook, &plannable, &checked.roles).map_err(|message| Error::Usage { message, hint: "fix the playbook's consistency groups or --limit".into() })?;
+        for (host, reason, _) in &checked.left_out {
+            plan.skipped.push(plan::Skipped { host: host.clone(), reason: reason.lines().next().unwrap_or("").to_string() });
+        }
+        if !checked.blockers.is_empty() {
+            drop(events);
+            let _ = consumer.await;
+            for blocker in &checked.blockers {
+                eprintln!("error: {blocker}");
+            }
+            eprintln!("error: refusing to start: {} host(s) already have a freeze in place (nothing was frozen by this run)", checked.blockers.len());
+            return Ok(exit_code::FAILED);
+        }
+        if plan_only {
+            drop(events);
+            let _ = consumer.await;
+            match format {
+                HostsFormat::Table => print(&plan.render(&playbook)),
+                HostsFormat::Json => print(&(serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n")),
+            }
+            return Ok(if !unreachable.is_empty() { exit_code::UNREACHABLE } else { exit_code::SUCCESS });
+        }
+        let (run_id, journal) = create_run(&global.runs_dir)?;
+        let run_dir = global.runs_dir.join(&run_id);
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let signal_events = events.clone();
+        let signals = tokio::spawn(async move {
+            stop_signals.next().await;
+            let _ = stop_tx.send(true);
+            signal_events.send(Event::Note { host: String::new(), text: "stopping: no new freezes, snapshots cancelled, thawing everything frozen".into() });
+            loop {
+                stop_signals.next().await;
+                signal_events.send(Event::Note { host: String::new(), text: "still thawing: quiesce stops when everything frozen is thawed".into() });
+            }
+        });
+        let options = executor::Options { force, forks, runs_dir: global.runs_dir.clone(), history };
+        let journal_path = journal.path().display().to_string();
+        let mut results = executor::execute(inventory, &playbook, &plan, preflight, &ssh, &options, run_id.clone(), journal, stop_rx.clone(), events.clone()).await;
+        signals.abort();
+        let interrupted = *stop_rx.borrow();
+        let order: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| &j.hosts).map(String::as_str).collect();
+        results.sort_by_key(|r| order.iter().position(|h| *h == r.host));
+        events.send(Event::RunFinished { elapsed: std::time::Duration::ZERO, interrupted });
+        drop(events);
+        let _ = consumer.await;
+        let report = BackupReport { run_id: &run_id, playbook: &playbook.name, journal: journal_path, results: &results, skipped: &plan.skipped, unreachable: &unreachable, interrupted };
+        // The results are on disk before anything is rendered for people.
+        let json = report.json();
+        if let Err(e) = std::fs::write(run_dir.join("results.json"), &json) {
+            eprintln!("warning: cannot write {}: {e}", run_dir.join("results.json").display());
+        }
+        print(&match format {
+            HostsFormat::Table => report.table(),
+            HostsFormat::Json => json,
+        });
+        // Collect the logs of every host the run touched, and write the freeze-window report.
+        let touched: Vec<Host> = results.iter().filter(|r| r.freeze_started.is_some()).filter_map(|r| inventory.host(&r.host).cloned()).collect();
+        if !touched.is_empty() {
+            let since = results.iter().filter_map(|r| r.freeze_started).min().unwrap_or(0).saturating_sub(60_000);
+            let (events, consumer) = runner::event_stream(true);
+            let collected = logs::after_backup(&run_dir, &touched, since, &ssh, forks, &events).await;
+            drop(events);
+            let _ = consumer.await;
+            let missing: Vec<&str> = collected.iter().filter(|c| c.error.is_some()).map(|c| c.host.as_str()).collect();
+            let note = if missing.is_empty() { String::new() } else { format!(" (logs not collected from {}: `quiesce logs {run_id}` retries)", missing.join(", ")) };
+            print(&format!("report: {}{note}\n", run_dir.join("report.html").display()));
+        }
+        Ok(report.exit_code())
+    })
+}
+
+/// A new run id and its run directory with an empty journal; the directory
+/// is created exclusively, so two runs never share one.
+pub fn create_run(runs_dir: &std::path::Path) -> Result<(String, Journal), Error> {
+    let mut last = None;
+    for _ in 0..16 {
+        let run_id = new_run_id();
+        let run_dir = runs_dir.join(&run_id);
+        match Journal::create(&run_dir) {
+            Ok(journal) => return Ok((run_id, journal)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((run_dir, e)),
+            Err(source) => {
+                return Err(Error::File {
+                    path: run_dir,
+                    action: "create the run directory",
+                    source,
+                });
+            }
+        }
+    }
+    let (path, source) = last.expect("at least one attempt");
+    Err(Error::File {
+        path,
+        action: "create a new run directory",
+        source,
+    })
+}
+
+/// `20261124T031500Z-4f2a`: sortable, unique enough for one controller.
+pub fn new_run_id() -> String {
+    let now = jiff::Timestamp::now();
+    format!(
+        "{}-{:04x}",
+        now.strftime("%Y%m%dT%H%M%SZ"),
+        (now.subsec_nanosecond() as u32 ^ std::process::id()) & 0xffff
+    )
+}

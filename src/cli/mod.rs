@@ -1,0 +1,236 @@
+//! The subcommands: each loads what it needs, runs, prints its report and
+//! returns the exit code.
+
+pub mod args;
+mod backup;
+mod hooks;
+mod hosts;
+mod logs;
+pub mod report;
+mod stun;
+
+use crate::cli::args::{Cli, Command, Global, HostsFormat};
+use crate::hooks::HookKind;
+use crate::hooks::reconcile::{Mode, Settings};
+use crate::inventory::{Host, Inventory, duration, limit};
+use crate::output::error::Error;
+use crate::output::exit_code;
+use crate::remote::known_hosts::{AcceptNew, HostKeyPolicy};
+use crate::remote::ssh::SshOptions;
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub fn execute(cli: Cli) -> Result<u8, Error> {
+    match &cli.command {
+        Command::Recover { run } => {
+            let ssh = ssh_options(&cli.global)?;
+            return runtime()?.block_on(crate::backup::recover::recover(
+                &cli.global.runs_dir,
+                run,
+                &cli.global.inventory,
+                &ssh,
+                cli.global.quiet,
+            ));
+        }
+        Command::Report {
+            run,
+            format,
+            output,
+        } => {
+            let report =
+                crate::review::run_report::build(&report::run_dir(&cli.global.runs_dir, run))?;
+            let text = report::render_report(&report, *format);
+            match output {
+                Some(path) => std::fs::write(path, text).map_err(|source| Error::File {
+                    path: path.clone(),
+                    action: "write",
+                    source,
+                })?,
+                None => print(&text),
+            }
+            return Ok(exit_code::SUCCESS);
+        }
+        Command::Stun { files, qos, format } => {
+            return stun::stun(
+                &cli.global,
+                files,
+                qos.as_deref(),
+                *format == HostsFormat::Json,
+            );
+        }
+        Command::Logs {
+            run: Some(run),
+            max_bytes,
+            ..
+        } => {
+            let dir = report::run_dir(&cli.global.runs_dir, run);
+            let (hosts, since) = logs::run_hosts(&dir)?;
+            // The one --limit (with `!`), over the run's own hosts.
+            let run_inventory = Inventory {
+                path: dir.join("journal.jsonl"),
+                hosts,
+                groups: Default::default(),
+                mirrors: Default::default(),
+            };
+            let hosts: Vec<Host> = limit::select(&run_inventory, cli.global.limit.as_deref())?
+                .into_iter()
+                .cloned()
+                .collect();
+            return logs::collect_logs(&cli.global, &hosts, since, *max_bytes, &dir);
+        }
+        _ => {}
+    }
+    let inventory = Inventory::load(&cli.global.inventory)?;
+    let hosts: Vec<Host> = limit::select(&inventory, cli.global.limit.as_deref())?
+        .into_iter()
+        .cloned()
+        .collect();
+    match cli.command {
+        Command::Hosts { format } => {
+            print(&hosts::hosts_report(&hosts, format));
+            Ok(exit_code::SUCCESS)
+        }
+        Command::Render { host, hook } => {
+            let Some(host) = inventory.host(&host) else {
+                return Err(Error::Usage {
+                    message: format!("no host `{host}` in {}", inventory.path.display()),
+                    hint: "`quiesce hosts` lists the inventory's hosts".into(),
+                });
+            };
+            for kind in HookKind::ALL {
+                if hook.as_deref().is_none_or(|h| h == kind.file_name()) {
+                    print(&crate::hooks::render(kind, host));
+                }
+            }
+            Ok(exit_code::SUCCESS)
+        }
+        Command::Deploy {
+            check,
+            diff,
+            force,
+            format,
+        } => {
+            let mode = if check { Mode::Check } else { Mode::Apply };
+            hooks::reconcile_hosts(
+                "deploy",
+                &cli.global,
+                hosts,
+                Settings {
+                    mode,
+                    force,
+                    diff,
+                    audit_labels: false,
+                },
+                format,
+            )
+        }
+        Command::Plan { playbook, format } => backup::backup(
+            &cli.global,
+            &inventory,
+            hosts,
+            &playbook,
+            false,
+            format,
+            true,
+        ),
+        Command::Backup {
+            playbook,
+            force,
+            format,
+        } => backup::backup(
+            &cli.global,
+            &inventory,
+            hosts,
+            &playbook,
+            force,
+            format,
+            false,
+        ),
+        Command::Logs {
+            run: None,
+            since,
+            max_bytes,
+        } => {
+            let since = logs::since(&since)?;
+            let dir = cli
+                .global
+                .runs_dir
+                .join(format!("logs-{}", backup::new_run_id()));
+            logs::collect_logs(&cli.global, &hosts, since, max_bytes, &dir)
+        }
+        Command::Recover { .. }
+        | Command::Report { .. }
+        | Command::Stun { .. }
+        | Command::Logs { .. } => unreachable!("handled above"),
+        Command::Audit { fix, force, format } => {
+            let mode = if fix { Mode::Apply } else { Mode::Audit };
+            hooks::reconcile_hosts(
+                "audit",
+                &cli.global,
+                hosts,
+                Settings {
+                    mode,
+                    force,
+                    diff: false,
+                    audit_labels: true,
+                },
+                format,
+            )
+        }
+    }
+}
+
+pub(crate) fn print(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes());
+    let _ = out.flush();
+}
+
+pub(crate) fn ssh_options(global: &Global) -> Result<SshOptions, Error> {
+    let timeout = |flag: &str, text: &str| {
+        duration::parse(text).map_err(|why| Error::Usage {
+            message: format!("{flag} {text:?}: {why}"),
+            hint: "write a duration such as 10s, 500ms or 2m".into(),
+        })
+    };
+    let known_hosts = match &global.known_hosts {
+        Some(path) => path.clone(),
+        None => match std::env::var_os("HOME") {
+            Some(home) => PathBuf::from(home).join(".ssh/known_hosts"),
+            None => {
+                return Err(Error::Usage {
+                    message: "HOME is not set, so there is no default known_hosts".into(),
+                    hint: "pass --known-hosts FILE".into(),
+                });
+            }
+        },
+    };
+    let accept_new = match global.accept_new.as_deref() {
+        None => AcceptNew::Never,
+        Some("*") => AcceptNew::AnyHost,
+        Some(list) => AcceptNew::Hosts(
+            list.split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        ),
+    };
+    Ok(SshOptions {
+        connect_timeout: timeout("--connect-timeout", &global.connect_timeout)?,
+        command_timeout: timeout("--command-timeout", &global.command_timeout)?,
+        policy: Arc::new(HostKeyPolicy::new(known_hosts, accept_new)),
+        use_agent: !global.no_agent,
+    })
+}
+
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::File {
+            path: PathBuf::from("(tokio runtime)"),
+            action: "start",
+            source,
+        })
+}

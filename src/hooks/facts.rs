@@ -1,0 +1,434 @@
+//! Read-only probes of a host's hooks ("facts") and what they say against
+//! what quiesce would deploy ("findings"). Deploy and audit both start here.
+
+use crate::hooks::{self, HookKind};
+use crate::inventory::Host;
+use serde::Serialize;
+use std::collections::HashMap;
+
+/// Prints one line per path: `missing PATH`, or
+/// `entry PATH TYPE OWNER GROUP MODE SIZE SHA256|- LINK-TARGET|-` (tab-separated).
+/// Never follows a symlink: `stat` without -L, and a checksum only of regular files.
+pub const PROBE_SCRIPT: &str = r#"for p in "$@"; do
+	if [ ! -e "$p" ] && [ ! -L "$p" ]; then printf 'missing\t%s\n' "$p"; continue; fi
+	info=$(stat -c '%F	%U	%G	%a	%s' -- "$p") || { printf 'error\t%s\tstat failed\n' "$p"; continue; }
+	sum=- target=-
+	if [ -f "$p" ] && [ ! -L "$p" ]; then sum=$(sha256sum < "$p" | cut -d' ' -f1); fi
+	if [ -L "$p" ]; then target=$(readlink -- "$p"); target=$(printf '%s' "$target" | tr '\t\n' '  '); fi
+	printf 'entry\t%s\t%s\t%s\t%s\n' "$p" "$info" "$sum" "$target"
+done"#;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileKind {
+    Regular,
+    Directory,
+    Symlink,
+    Other(String),
+}
+
+impl FileKind {
+    fn from_stat(text: &str) -> FileKind {
+        match text {
+            "regular file" | "regular empty file" => FileKind::Regular,
+            "directory" => FileKind::Directory,
+            "symbolic link" => FileKind::Symlink,
+            other => FileKind::Other(other.to_string()),
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            FileKind::Regular => "a regular file".into(),
+            FileKind::Directory => "a directory".into(),
+            FileKind::Symlink => "a symbolic link".into(),
+            FileKind::Other(kind) => format!("a {kind}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathFacts {
+    Missing,
+    Present {
+        kind: FileKind,
+        owner: String,
+        group: String,
+        mode: u32,
+        size: u64,
+        sha256: Option<String>,
+        link_target: Option<String>,
+    },
+    Unreadable(String),
+}
+
+/// Parses the probe's output. Lines it does not understand are ignored;
+/// paths it did not report stay absent from the map.
+pub fn parse_probe(text: &str) -> HashMap<String, PathFacts> {
+    let mut facts = HashMap::new();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        match fields.as_slice() {
+            ["missing", path] => {
+                facts.insert(path.to_string(), PathFacts::Missing);
+            }
+            ["error", path, why] => {
+                facts.insert(path.to_string(), PathFacts::Unreadable(why.to_string()));
+            }
+            ["entry", path, kind, owner, group, mode, size, sum, target] => {
+                let (Ok(mode), Ok(size)) = (u32::from_str_radix(mode, 8), size.parse::<u64>())
+                else {
+                    continue;
+                };
+                let sha256 =
+                    (*sum != "-" && sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()))
+                        .then(|| sum.to_string());
+                let kind = FileKind::from_stat(kind);
+                let link_target = (kind == FileKind::Symlink).then(|| target.to_string());
+                facts.insert(
+                    path.to_string(),
+                    PathFacts::Present {
+                        kind,
+                        owner: owner.to_string(),
+                        group: group.to_string(),
+                        mode,
+                        size,
+                        sha256,
+                        link_target,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+    facts
+}
+
+/// One way a hook or its directory differs from what quiesce deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "code", rename_all = "kebab-case")]
+pub enum Finding {
+    Missing,
+    NotRegular {
+        kind: FileKind,
+        link_target: Option<String>,
+    },
+    Owner {
+        actual: String,
+    },
+    Group {
+        actual: String,
+    },
+    Mode {
+        actual: String,
+    },
+    Content {
+        actual_sha256: String,
+        expected_sha256: String,
+    },
+    DirMissing {
+        dir: String,
+    },
+    DirNotDirectory {
+        dir: String,
+        kind: FileKind,
+    },
+    DirOwner {
+        dir: String,
+        actual: String,
+    },
+    DirGroup {
+        dir: String,
+        actual: String,
+    },
+    DirWritable {
+        dir: String,
+        mode: String,
+    },
+    Unprobed {
+        detail: String,
+    },
+}
+
+impl Finding {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Finding::Missing => "missing",
+            Finding::NotRegular { .. } => "not-regular",
+            Finding::Owner { .. } => "owner",
+            Finding::Group { .. } => "group",
+            Finding::Mode { .. } => "mode",
+            Finding::Content { .. } => "content",
+            Finding::DirMissing { .. } => "dir-missing",
+            Finding::DirNotDirectory { .. } => "dir-not-directory",
+            Finding::DirOwner { .. } => "dir-owner",
+            Finding::DirGroup { .. } => "dir-group",
+            Finding::DirWritable { .. } => "dir-writable",
+            Finding::Unprobed { .. } => "unprobed",
+        }
+    }
+
+    pub fn message(&self) -> String {
+        match self {
+            Finding::Missing => "missing".into(),
+            Finding::NotRegular {
+                kind,
+                link_target: Some(t),
+            } => format!("is {} to {t}, not a regular file", kind.describe()),
+            Finding::NotRegular { kind, .. } => {
+                format!("is {}, not a regular file", kind.describe())
+            }
+            Finding::Owner { actual } => format!("owner is {actual}, expected root"),
+            Finding::Group { actual } => format!("group is {actual}, expected root"),
+            Finding::Mode { actual } => format!("mode is {actual}, expected 0700"),
+            Finding::Content {
+                actual_sha256,
+                expected_sha256,
+            } => format!(
+                "content differs from what quiesce deploys (sha256 {}…, expected {}…): drift or tampering",
+                &actual_sha256[..12.min(actual_sha256.len())],
+                &expected_sha256[..12.min(expected_sha256.len())]
+            ),
+            Finding::DirMissing { dir } => format!("hook directory {dir} is missing"),
+            Finding::DirNotDirectory { dir, kind } => {
+                format!("hook directory {dir} is {}", kind.describe())
+            }
+            Finding::DirOwner { dir, actual } => {
+                format!("hook directory {dir} is owned by {actual}, expected root")
+            }
+            Finding::DirGroup { dir, actual } => {
+                format!("hook directory {dir} has group {actual}, expected root")
+            }
+            Finding::DirWritable { dir, mode } => {
+                format!("hook directory {dir} has mode {mode}: writable by group or others")
+            }
+            Finding::Unprobed { detail } => format!("could not be checked: {detail}"),
+        }
+    }
+
+    /// Findings about the directory rather than the hook file itself.
+    pub fn is_about_dir(&self) -> bool {
+        matches!(
+            self,
+            Finding::DirMissing { .. }
+                | Finding::DirNotDirectory { .. }
+                | Finding::DirOwner { .. }
+                | Finding::DirGroup { .. }
+                | Finding::DirWritable { .. }
+        )
+    }
+}
+
+pub fn mode_text(mode: u32) -> String {
+    format!("{mode:04o}")
+}
+
+/// What is wrong with the hook directory.
+pub fn inspect_dir(dir: &str, facts: Option<&PathFacts>) -> Vec<Finding> {
+    let dir = dir.to_string();
+    match facts {
+        None => vec![Finding::Unprobed {
+            detail: format!("no answer about {dir}"),
+        }],
+        Some(PathFacts::Unreadable(why)) => vec![Finding::Unprobed {
+            detail: format!("{dir}: {why}"),
+        }],
+        Some(PathFacts::Missing) => vec![Finding::DirMissing { dir }],
+        Some(PathFacts::Present {
+            kind,
+            owner,
+            group,
+            mode,
+            ..
+        }) => {
+            if *kind != FileKind::Directory {
+                return vec![Finding::DirNotDirectory {
+                    dir,
+                    kind: kind.clone(),
+                }];
+            }
+            let mut findings = Vec::new();
+            if owner != "root" {
+                findings.push(Finding::DirOwner {
+                    dir: dir.clone(),
+                    actual: owner.clone(),
+                });
+            }
+            if group != "root" {
+                findings.push(Finding::DirGroup {
+                    dir: dir.clone(),
+                    actual: group.clone(),
+                });
+            }
+            if mode & 0o022 != 0 {
+                findings.push(Finding::DirWritable {
+                    dir,
+                    mode: mode_text(*mode),
+                });
+            }
+            findings
+        }
+    }
+}
+
+/// What is wrong with one hook file, given the sha256 of what deploy writes.
+pub fn inspect_hook(facts: Option<&PathFacts>, expected_sha256: &str) -> Vec<Finding> {
+    match facts {
+        None => vec![Finding::Unprobed {
+            detail: "no answer from the probe".into(),
+        }],
+        Some(PathFacts::Unreadable(why)) => vec![Finding::Unprobed {
+            detail: why.clone(),
+        }],
+        Some(PathFacts::Missing) => vec![Finding::Missing],
+        Some(PathFacts::Present {
+            kind,
+            owner,
+            group,
+            mode,
+            sha256,
+            link_target,
+            ..
+        }) => {
+            if *kind != FileKind::Regular {
+                return vec![Finding::NotRegular {
+                    kind: kind.clone(),
+                    link_target: link_target.clone(),
+                }];
+            }
+            let mut findings = Vec::new();
+            if owner != "root" {
+                findings.push(Finding::Owner {
+                    actual: owner.clone(),
+                });
+            }
+            if group != "root" {
+                findings.push(Finding::Group {
+                    actual: group.clone(),
+                });
+            }
+            if *mode != 0o700 {
+                findings.push(Finding::Mode {
+                    actual: mode_text(*mode),
+                });
+            }
+            match sha256 {
+                Some(actual) if actual == expected_sha256 => {}
+                Some(actual) => findings.push(Finding::Content {
+                    actual_sha256: actual.clone(),
+                    expected_sha256: expected_sha256.to_string(),
+                }),
+                None => findings.push(Finding::Unprobed {
+                    detail: "no checksum".into(),
+                }),
+            }
+            findings
+        }
+    }
+}
+
+/// The facts of one host: its hook directory and both hooks.
+pub struct HostFacts {
+    pub dir: Vec<Finding>,
+    pub hooks: Vec<(HookKind, String, Vec<Finding>, Option<PathFacts>)>,
+}
+
+impl HostFacts {
+    pub fn probe_args(host: &Host) -> Vec<String> {
+        let mut args = vec![host.hook_dir.clone()];
+        args.extend(HookKind::ALL.iter().map(|k| k.path(host)));
+        args
+    }
+
+    pub fn from_probe(host: &Host, output: &str) -> HostFacts {
+        let facts = parse_probe(output);
+        let dir = inspect_dir(&host.hook_dir, facts.get(&host.hook_dir));
+        let hooks = HookKind::ALL
+            .iter()
+            .map(|&kind| {
+                let path = kind.path(host);
+                let expected = hooks::sha256_hex(hooks::render(kind, host).as_bytes());
+                let found = facts.get(&path);
+                (
+                    kind,
+                    path.clone(),
+                    inspect_hook(found, &expected),
+                    found.cloned(),
+                )
+            })
+            .collect();
+        HostFacts { dir, hooks }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn parses_each_kind_of_line() {
+        let out = format!(
+            "entry\t/usr/sbin\tdirectory\troot\troot\t755\t4096\t-\t-\nentry\t/usr/sbin/pre-freeze-script\tregular file\troot\troot\t700\t12\t{SHA}\t-\nentry\t/usr/sbin/post-thaw-script\tsymbolic link\troot\troot\t777\t9\t-\t/tmp/evil\nmissing\t/x\nnoise\n"
+        );
+        let facts = parse_probe(&out);
+        assert_eq!(inspect_dir("/usr/sbin", facts.get("/usr/sbin")), vec![]);
+        assert_eq!(
+            inspect_hook(facts.get("/usr/sbin/pre-freeze-script"), SHA),
+            vec![]
+        );
+        assert_eq!(
+            inspect_hook(facts.get("/usr/sbin/post-thaw-script"), SHA)[0].message(),
+            "is a symbolic link to /tmp/evil, not a regular file"
+        );
+        assert_eq!(inspect_hook(facts.get("/x"), SHA), vec![Finding::Missing]);
+    }
+
+    #[test]
+    fn names_every_difference() {
+        let facts = PathFacts::Present {
+            kind: FileKind::Regular,
+            owner: "nobody".into(),
+            group: "staff".into(),
+            mode: 0o755,
+            size: 1,
+            sha256: Some("f".repeat(64)),
+            link_target: None,
+        };
+        let codes: Vec<&str> = inspect_hook(Some(&facts), SHA)
+            .iter()
+            .map(Finding::code)
+            .collect();
+        assert_eq!(codes, ["owner", "group", "mode", "content"]);
+        let dir = PathFacts::Present {
+            kind: FileKind::Directory,
+            owner: "root".into(),
+            group: "root".into(),
+            mode: 0o777,
+            size: 1,
+            sha256: None,
+            link_target: None,
+        };
+        assert_eq!(
+            inspect_dir("/usr/sbin", Some(&dir))[0].message(),
+            "hook directory /usr/sbin has mode 0777: writable by group or others"
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn probe_parser_never_panics(text in "\\PC{0,300}") {
+            let _ = parse_probe(&text);
+        }
+
+        #[test]
+        fn probe_parser_never_panics_on_tabbed_lines(fields in proptest::collection::vec("[a-z0-9/ -]{0,12}", 0..12)) {
+            let line = format!("entry\t{}", fields.join("\t"));
+            for facts in parse_probe(&line).values() {
+                let _ = inspect_hook(Some(facts), SHA);
+                let _ = inspect_dir("/d", Some(facts));
+            }
+        }
+    }
+}

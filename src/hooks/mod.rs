@@ -1,0 +1,202 @@
+//! The freeze/thaw hook scripts quiesce deploys: rendered per host from a
+//! header of validated, quoted settings and one shared POSIX sh body.
+
+pub mod facts;
+pub mod reconcile;
+pub mod report;
+
+use crate::inventory::Host;
+use crate::remote::shell::quote;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+const BODY: &str = include_str!("body.sh");
+
+/// The two hooks VMware Tools runs in the guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum HookKind {
+    #[serde(rename = "pre-freeze-script")]
+    PreFreeze,
+    #[serde(rename = "post-thaw-script")]
+    PostThaw,
+}
+
+impl HookKind {
+    pub const ALL: [HookKind; 2] = [HookKind::PreFreeze, HookKind::PostThaw];
+
+    pub fn file_name(self) -> &'static str {
+        match self {
+            HookKind::PreFreeze => "pre-freeze-script",
+            HookKind::PostThaw => "post-thaw-script",
+        }
+    }
+
+    fn default_action(self) -> &'static str {
+        match self {
+            HookKind::PreFreeze => "freeze",
+            HookKind::PostThaw => "thaw",
+        }
+    }
+
+    pub fn path(self, host: &Host) -> String {
+        format!(
+            "{}/{}",
+            host.hook_dir.trim_end_matches('/'),
+            self.file_name()
+        )
+    }
+}
+
+/// The exact bytes deploy writes for `kind` on `host`.
+pub fn render(kind: HookKind, host: &Host) -> String {
+    let header = format!(
+        "#!/bin/sh\n\
+         # {name}: installed by quiesce {version} for host {host}.\n\
+         # Do not edit: `quiesce audit` reports any change, `quiesce deploy` restores it.\n\
+         set -u\n\
+         QUIESCE_DEFAULT_ACTION={action}\n\
+         QUIESCE_PLATFORM={platform}\n\
+         QUIESCE_INSTANCES={instances}\n\
+         QUIESCE_HOOK_DIR={hook_dir}\n\
+         QUIESCE_LOG_DIR={log_dir}\n\
+         QUIESCE_FREEZE_TIMEOUT={timeout}\n",
+        name = kind.file_name(),
+        version = env!("CARGO_PKG_VERSION"),
+        host = host.name,
+        action = quote(kind.default_action()),
+        platform = quote(host.platform.as_str()),
+        instances = quote(&host.instances.join(" ")),
+        hook_dir = quote(&host.hook_dir),
+        log_dir = quote(&host.log_dir),
+        timeout = quote(&host.freeze_timeout.as_secs().to_string()),
+    );
+    header + BODY
+}
+
+/// The exit status of the checked scripts below when the hook on the host
+/// is not exactly what quiesce deployed (content, owner, mode, place): it
+/// was not run.
+pub const MISMATCH: u32 = 97;
+/// The exit status when the hook could not be checked (a failed fork, a full
+/// disk): it was not run, and a retry may succeed.
+pub const UNCHECKABLE: u32 = 98;
+
+/// The shell library every checked run starts with (`checked_copy`).
+pub const CHECK_LIBRARY: &str = include_str!("../remote/scripts/hook_check.sh");
+
+/// Args: OWNER REASON PATH SHA[,SHA...] ARGS... Runs a checked private copy
+/// of the hook at PATH with ARGS as OWNER; exits 97 or 98 without running it.
+pub fn checked_run_script() -> String {
+    with_check_library(include_str!("../remote/scripts/checked_run.sh"))
+}
+
+/// `script` preceded by `set -u` and the check library it calls.
+pub fn with_check_library(script: &str) -> String {
+    format!("set -u\n{CHECK_LIBRARY}{script}")
+}
+
+/// Args: OWNER TIMEOUT DEADLINE PRE_PATH PRE_SHAS POST_PATH POST_SHAS. The
+/// freeze and, in the same session, the armed thaw with its dead-man's
+/// switch: see `scripts/freeze_session.sh`.
+pub fn freeze_session_script() -> String {
+    with_check_library(include_str!("../remote/scripts/freeze_session.sh"))
+}
+
+pub fn sha256_hex(content: &[u8]) -> String {
+    Sha256::digest(content)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::Inventory;
+    use std::path::Path;
+
+    fn host(settings: &str) -> Host {
+        let text = format!("hosts:\n  db1: {{ address: 10.0.0.1, {settings} }}\n");
+        Inventory::parse(Path::new("i.yml"), &text)
+            .unwrap()
+            .hosts
+            .remove(0)
+    }
+
+    #[test]
+    fn header_carries_the_host_settings() {
+        let h = host("platform: cache, instances: [CACHE, TEST], freeze_timeout: 5m");
+        let script = render(HookKind::PreFreeze, &h);
+        assert!(script.starts_with("#!/bin/sh\n"));
+        assert!(script.contains("QUIESCE_PLATFORM='cache'\n"));
+        assert!(script.contains("QUIESCE_INSTANCES='CACHE TEST'\n"));
+        assert!(script.contains("QUIESCE_FREEZE_TIMEOUT='300'\n"));
+        assert!(render(HookKind::PostThaw, &h).contains("QUIESCE_DEFAULT_ACTION='thaw'\n"));
+    }
+
+    #[test]
+    fn rendering_is_deterministic() {
+        let h = host("platform: iris");
+        assert_eq!(
+            sha256_hex(render(HookKind::PreFreeze, &h).as_bytes()),
+            sha256_hex(render(HookKind::PreFreeze, &h).as_bytes())
+        );
+    }
+
+    #[test]
+    fn remote_scripts_are_shellcheck_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, script) in [
+            ("checked_run.sh", checked_run_script()),
+            ("freeze_session.sh", freeze_session_script()),
+            ("preflight.sh", crate::backup::preflight::preflight_script()),
+            (
+                "dir_fix.sh",
+                crate::hooks::reconcile::DIR_FIX_SCRIPT.to_string(),
+            ),
+        ] {
+            let file = dir.path().join(name);
+            std::fs::write(&file, script).unwrap();
+            let out = std::process::Command::new("shellcheck")
+                .args(["-s", "sh"])
+                .arg(&file)
+                .output()
+                .expect("shellcheck is installed (tests/lab/install-deps.sh)");
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+
+    #[test]
+    fn rendered_hooks_are_shellcheck_clean() {
+        assert!(
+            std::process::Command::new("shellcheck")
+                .arg("--version")
+                .output()
+                .is_ok(),
+            "shellcheck is not installed (tests/lab/install-deps.sh installs it)"
+        );
+        for platform in ["iris", "cache"] {
+            let h = host(&format!("platform: {platform}, instances: [A1]"));
+            for kind in HookKind::ALL {
+                let dir = tempfile::tempdir().unwrap();
+                let file = dir.path().join(kind.file_name());
+                std::fs::write(&file, render(kind, &h)).unwrap();
+                let out = std::process::Command::new("shellcheck")
+                    .arg("-s")
+                    .arg("sh")
+                    .arg(&file)
+                    .output()
+                    .unwrap();
+                assert!(
+                    out.status.success(),
+                    "{}",
+                    String::from_utf8_lossy(&out.stdout)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,578 @@
+//! The YAML inventory: reading, validating (every error with file:line:column)
+//! and resolving each host's settings (host > groups > defaults).
+
+pub mod duration;
+pub mod limit;
+pub mod playbook;
+pub mod source_map;
+
+use crate::inventory::source_map::{Pos, SourceMap};
+use crate::output::error::Error;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_PORT: u16 = 22;
+pub const DEFAULT_USER: &str = "root";
+pub const DEFAULT_HOOK_DIR: &str = "/usr/sbin";
+pub const DEFAULT_LOG_DIR: &str = "/var/log";
+pub const DEFAULT_FREEZE_TIMEOUT: Duration = Duration::from_secs(600);
+/// ExternalFreezeTimeOut values above this are clamped by Caché/IRIS.
+pub const MAX_FREEZE_TIMEOUT: Duration = Duration::from_secs(1200);
+pub const DEFAULT_QOS_TIMEOUT: Duration = Duration::from_secs(8);
+
+const DOCS_HINT: &str = "see docs/inventory.md for every key and its type";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    Iris,
+    Cache,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Iris => "iris",
+            Platform::Cache => "cache",
+        }
+    }
+}
+
+/// A whole number of seconds or a duration text (`8s`, `500ms`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum DurationText {
+    Seconds(u64),
+    Text(String),
+}
+
+impl DurationText {
+    fn value(&self) -> Result<Duration, String> {
+        match self {
+            DurationText::Seconds(s) => Ok(Duration::from_secs(*s)),
+            DurationText::Text(t) => duration::parse(t),
+        }
+    }
+}
+
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSettings {
+    address: Option<String>,
+    vm: Option<String>,
+    port: Option<i64>,
+    user: Option<String>,
+    identity_file: Option<String>,
+    r#become: Option<bool>,
+    platform: Option<Platform>,
+    instances: Option<Vec<String>>,
+    hook_dir: Option<String>,
+    log_dir: Option<String>,
+    freeze_timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawGroup {
+    #[serde(default)]
+    hosts: Vec<String>,
+    vars: Option<RawSettings>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMirror {
+    members: Vec<String>,
+    qos_timeout: Option<DurationText>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    defaults: Option<RawSettings>,
+    #[serde(default)]
+    hosts: IndexMap<String, Option<RawSettings>>,
+    #[serde(default)]
+    groups: IndexMap<String, RawGroup>,
+    #[serde(default)]
+    mirrors: IndexMap<String, RawMirror>,
+}
+
+/// One VM with every setting resolved.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    pub r#become: bool,
+    pub platform: Platform,
+    pub vm: String,
+    pub instances: Vec<String>,
+    pub hook_dir: String,
+    pub log_dir: String,
+    #[serde(serialize_with = "serialize_secs")]
+    pub freeze_timeout: Duration,
+    pub groups: Vec<String>,
+    pub mirror: Option<String>,
+}
+
+impl Host {
+    /// `name (address:port)`, how a host is named in every message.
+    pub fn target(&self) -> String {
+        format!("{} ({}:{})", self.name, self.address, self.port)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Mirror {
+    pub name: String,
+    pub members: Vec<String>,
+    #[serde(serialize_with = "serialize_secs")]
+    pub qos_timeout: Duration,
+}
+
+fn serialize_secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+#[derive(Debug, Clone)]
+pub struct Inventory {
+    pub path: PathBuf,
+    pub hosts: Vec<Host>,
+    pub groups: IndexMap<String, Vec<String>>,
+    pub mirrors: IndexMap<String, Mirror>,
+}
+
+impl Inventory {
+    pub fn load(path: &Path) -> Result<Inventory, Error> {
+        let text = crate::inventory::source_map::read_input(path, "inventory")?;
+        Inventory::parse(path, &text)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Inventory, Error> {
+        if text.trim().is_empty() {
+            return Err(Error::input(
+                path,
+                Pos { line: 1, column: 1 },
+                "the inventory is empty",
+                "add a `hosts:` section; see inventory/example.yml",
+            ));
+        }
+        let (map, raw): (SourceMap, RawInventory) = crate::inventory::source_map::load_yaml(
+            path,
+            text,
+            "each host, group, mirror and setting may appear only once; merge the two entries",
+            DOCS_HINT,
+        )?;
+        Resolver {
+            path,
+            map: &map,
+            base: path.parent().unwrap_or(Path::new(".")),
+        }
+        .resolve(raw)
+    }
+
+    pub fn host(&self, name: &str) -> Option<&Host> {
+        self.hosts.iter().find(|h| h.name == name)
+    }
+}
+
+struct Resolver<'a> {
+    path: &'a Path,
+    map: &'a SourceMap,
+    base: &'a Path,
+}
+
+impl Resolver<'_> {
+    fn err(&self, at: &[&str], message: String, hint: &str) -> Error {
+        Error::input(self.path, self.map.value(at), message, hint)
+    }
+
+    fn key_err(&self, at: &[&str], message: String, hint: &str) -> Error {
+        Error::input(self.path, self.map.key(at), message, hint)
+    }
+
+    fn resolve(&self, raw: RawInventory) -> Result<Inventory, Error> {
+        if raw.hosts.is_empty() {
+            return Err(self.err(
+                &["hosts"],
+                "the inventory has no hosts".into(),
+                "add a `hosts:` section; see inventory/example.yml",
+            ));
+        }
+        let defaults = raw.defaults.unwrap_or_default();
+        self.check_settings(&defaults, &["defaults"], false)?;
+
+        for (name, _) in &raw.hosts {
+            if !is_plain_name(name, true) {
+                return Err(self.key_err(
+                    &["hosts", name],
+                    format!("host name `{name}` is not a plain name"),
+                    "use letters, digits, `.`, `_` and `-`, starting with a letter or digit",
+                ));
+            }
+        }
+        let mut host_groups: IndexMap<&str, Vec<&str>> = IndexMap::new();
+        for (group, body) in &raw.groups {
+            if !is_plain_name(group, true) {
+                return Err(self.key_err(
+                    &["groups", group],
+                    format!("group name `{group}` is not a plain name"),
+                    "use letters, digits, `.`, `_` and `-`",
+                ));
+            }
+            if raw.hosts.contains_key(group) {
+                return Err(self.key_err(
+                    &["groups", group],
+                    format!("group `{group}` has the name of a host"),
+                    "rename the group: --limit could not tell them apart",
+                ));
+            }
+            for (i, member) in body.hosts.iter().enumerate() {
+                if !raw.hosts.contains_key(member) {
+                    return Err(self.err(
+                        &["groups", group, "hosts", &i.to_string()],
+                        format!("group `{group}` names unknown host `{member}`"),
+                        &known_hint("hosts", raw.hosts.keys()),
+                    ));
+                }
+                host_groups.entry(member.as_str()).or_default().push(group);
+            }
+            if let Some(vars) = &body.vars {
+                self.check_settings(vars, &["groups", group, "vars"], false)?;
+            }
+        }
+
+        let mut mirrors = IndexMap::new();
+        let mut mirror_of: IndexMap<&str, &str> = IndexMap::new();
+        for (name, body) in &raw.mirrors {
+            if !is_plain_name(name, true) {
+                return Err(self.key_err(
+                    &["mirrors", name],
+                    format!("mirror name `{name}` is not a plain name"),
+                    "use letters, digits, `.`, `_` and `-`",
+                ));
+            }
+            if body.members.is_empty() {
+                return Err(self.err(
+                    &["mirrors", name, "members"],
+                    format!("mirror `{name}` has no members"),
+                    "list its failover and async members' host names",
+                ));
+            }
+            for (i, member) in body.members.iter().enumerate() {
+                let at = ["mirrors", name.as_str(), "members", &i.to_string()];
+                if !raw.hosts.contains_key(member) {
+                    return Err(self.err(
+                        &at,
+                        format!("mirror `{name}` names unknown host `{member}`"),
+                        &known_hint("hosts", raw.hosts.keys()),
+                    ));
+                }
+                if let Some(other) = mirror_of.insert(member, name) {
+                    let message = if other == name {
+                        format!("host `{member}` is listed twice in mirror `{name}`")
+                    } else {
+                        format!("host `{member}` is already a member of mirror `{other}`")
+                    };
+                    return Err(self.err(&at, message, "a VM belongs to at most one mirror"));
+                }
+            }
+            let qos_timeout = match &body.qos_timeout {
+                None => DEFAULT_QOS_TIMEOUT,
+                Some(text) => {
+                    let d = self.duration(text, &["mirrors", name, "qos_timeout"])?;
+                    if d.is_zero() {
+                        return Err(self.err(
+                            &["mirrors", name, "qos_timeout"],
+                            "qos_timeout must be more than zero".into(),
+                            "the mirror's QoS timeout, e.g. 8s (the IRIS default)",
+                        ));
+                    }
+                    d
+                }
+            };
+            mirrors.insert(
+                name.clone(),
+                Mirror {
+                    name: name.clone(),
+                    members: body.members.clone(),
+                    qos_timeout,
+                },
+            );
+        }
+
+        let mut hosts = Vec::with_capacity(raw.hosts.len());
+        for (name, body) in &raw.hosts {
+            let own = body.clone().unwrap_or_default();
+            self.check_settings(&own, &["hosts", name], true)?;
+            let groups: Vec<&str> = host_groups.get(name.as_str()).cloned().unwrap_or_default();
+            // Later layers win: defaults, then groups in file order, then the host.
+            let mut layers: Vec<&RawSettings> = vec![&defaults];
+            for g in &groups {
+                if let Some(vars) = &raw.groups[*g].vars {
+                    layers.push(vars);
+                }
+            }
+            layers.push(&own);
+            let pick =
+                |f: &dyn Fn(&RawSettings) -> Option<String>| layers.iter().rev().find_map(|l| f(l));
+            let address = own.address.clone().ok_or_else(|| {
+                self.key_err(
+                    &["hosts", name],
+                    format!("host `{name}` has no address"),
+                    "add `address: IP-OR-DNS-NAME` to the host",
+                )
+            })?;
+            // Every layer's freeze_timeout was validated by check_settings.
+            let freeze_timeout = layers
+                .iter()
+                .rev()
+                .find_map(|l| l.freeze_timeout.as_ref().and_then(|t| t.value().ok()))
+                .unwrap_or(DEFAULT_FREEZE_TIMEOUT);
+            hosts.push(Host {
+                name: name.clone(),
+                address,
+                port: layers
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.port)
+                    .map(|p| p as u16)
+                    .unwrap_or(DEFAULT_PORT),
+                user: pick(&|l| l.user.clone()).unwrap_or_else(|| DEFAULT_USER.into()),
+                identity_file: pick(&|l| l.identity_file.clone()).map(|p| self.expand_path(&p)),
+                r#become: layers
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.r#become)
+                    .unwrap_or(false),
+                platform: layers
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.platform)
+                    .unwrap_or(Platform::Iris),
+                vm: own.vm.clone().unwrap_or_else(|| name.clone()),
+                instances: layers
+                    .iter()
+                    .rev()
+                    .find_map(|l| l.instances.clone())
+                    .unwrap_or_default(),
+                hook_dir: pick(&|l| l.hook_dir.clone()).unwrap_or_else(|| DEFAULT_HOOK_DIR.into()),
+                log_dir: pick(&|l| l.log_dir.clone()).unwrap_or_else(|| DEFAULT_LOG_DIR.into()),
+                freeze_timeout,
+                groups: groups.iter().map(|g| g.to_string()).collect(),
+                mirror: mirror_of.get(name.as_str()).map(|m| m.to_string()),
+            });
+        }
+        Ok(Inventory {
+            path: self.path.to_path_buf(),
+            hosts,
+            groups: raw
+                .groups
+                .iter()
+                .map(|(g, b)| (g.clone(), b.hosts.clone()))
+                .collect(),
+            mirrors,
+        })
+    }
+
+    fn check_settings(&self, s: &RawSettings, at: &[&str], is_host: bool) -> Result<(), Error> {
+        fn here<'p>(at: &[&'p str], key: &'p str) -> Vec<&'p str> {
+            let mut p = at.to_vec();
+            p.push(key);
+            p
+        }
+        let here = |key: &'static str| here(at, key);
+        let place = at.join(".");
+        if !is_host {
+            for (key, set) in [("address", s.address.is_some()), ("vm", s.vm.is_some())] {
+                if set {
+                    return Err(self.key_err(
+                        &here(key),
+                        format!("`{key}` belongs to a host, not to {place}"),
+                        "move it under the host it describes",
+                    ));
+                }
+            }
+        }
+        if let Some(address) = &s.address
+            && !is_address(address)
+        {
+            return Err(self.err(
+                &here("address"),
+                format!("address `{address}` is not an IP address or DNS name"),
+                "write e.g. 10.1.0.11, fe80::1 or db-a1.example.com",
+            ));
+        }
+        if let Some(vm) = &s.vm
+            && (vm.is_empty() || vm.chars().any(char::is_control))
+        {
+            return Err(self.err(
+                &here("vm"),
+                "vm must be a non-empty name without control characters".into(),
+                "the VM's name in the hypervisor",
+            ));
+        }
+        if let Some(port) = s.port
+            && !(1..=65535).contains(&port)
+        {
+            return Err(self.err(
+                &here("port"),
+                format!("port {port} is out of range"),
+                "an SSH port is a number from 1 to 65535",
+            ));
+        }
+        if let Some(user) = &s.user
+            && !is_user_name(user)
+        {
+            return Err(self.err(
+                &here("user"),
+                format!("user `{user}` is not a valid login name"),
+                "use lower-case letters, digits, `_`, `.` and `-`, starting with a letter or `_`",
+            ));
+        }
+        for (i, inst) in s.instances.iter().flatten().enumerate() {
+            if !is_plain_name(inst, false) {
+                let mut p = here("instances");
+                let index = i.to_string();
+                p.push(&index);
+                return Err(self.err(&p, format!("instance name `{inst}` is not a plain identifier"), "instance names are letters, digits, `_` and `-`, starting with a letter (as `iris qlist` shows them)"));
+            }
+        }
+        for (key, value) in [("hook_dir", &s.hook_dir), ("log_dir", &s.log_dir)] {
+            if let Some(dir) = value
+                && !is_safe_dir(dir)
+            {
+                return Err(self.err(
+                    &here(key),
+                    format!("{key} `{dir}` is not a plain absolute directory"),
+                    "use an absolute path of letters, digits, `/`, `.`, `_` and `-`, without `..`",
+                ));
+            }
+        }
+        if let Some(text) = &s.freeze_timeout {
+            let at = here("freeze_timeout");
+            let d = self.duration(text, &at)?;
+            if d < Duration::from_secs(1) || d > MAX_FREEZE_TIMEOUT {
+                return Err(self.err(&at, format!("freeze_timeout {} is out of range", duration::format(d)), "ExternalFreezeTimeOut must be from 1s to 20m (Caché/IRIS clamps larger values to 1200 s)"));
+            }
+        }
+        Ok(())
+    }
+
+    fn duration(&self, text: &DurationText, at: &[&str]) -> Result<Duration, Error> {
+        text.value().map_err(|why| {
+            self.err(
+                at,
+                format!("{}: {why}", at.last().unwrap_or(&"")),
+                "write a duration such as 8s, 500ms, 10m or 1h30m",
+            )
+        })
+    }
+
+    fn expand_path(&self, p: &str) -> PathBuf {
+        if let Some(rest) = p.strip_prefix("~/")
+            && let Some(home) = std::env::var_os("HOME")
+        {
+            return PathBuf::from(home).join(rest);
+        }
+        let path = PathBuf::from(p);
+        if path.is_absolute() {
+            path
+        } else {
+            self.base.join(path)
+        }
+    }
+}
+
+fn known_hint<'a>(what: &str, names: impl Iterator<Item = &'a String>) -> String {
+    let names: Vec<&str> = names.map(String::as_str).collect();
+    format!("known {what}: {}", names.join(", "))
+}
+
+/// Host, group, mirror and instance names: safe in paths, shells and logs.
+pub fn is_plain_name(name: &str, allow_dot: bool) -> bool {
+    let mut chars = name.chars();
+    let first_ok = match chars.next() {
+        Some(c) if allow_dot => c.is_ascii_alphanumeric(),
+        Some(c) => c.is_ascii_alphabetic(),
+        None => false,
+    };
+    first_ok
+        && name.len() <= 64
+        && chars
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (allow_dot && c == '.'))
+}
+
+fn is_user_name(user: &str) -> bool {
+    let mut chars = user.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase() || c == '_')
+        && user.len() <= 32
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '.' | '-'))
+}
+
+fn is_address(address: &str) -> bool {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    address.len() <= 253
+        && address.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn is_safe_dir(dir: &str) -> bool {
+    dir.starts_with('/')
+        && dir.len() <= 200
+        && dir
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-'))
+        && !dir.split('/').any(|part| part == "..")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_resolve_host_over_groups_over_defaults() {
+        let text = "defaults: { user: ops, platform: iris, freeze_timeout: 2m }\nhosts:\n  a: { address: 10.0.0.1, user: root }\n  b: { address: b.example.com }\ngroups:\n  g1: { hosts: [a, b], vars: { platform: cache, log_dir: /logs } }\n  g2: { hosts: [b], vars: { log_dir: /other } }\n";
+        let inv = Inventory::parse(Path::new("i.yml"), text).unwrap();
+        let (a, b) = (&inv.hosts[0], &inv.hosts[1]);
+        assert_eq!(
+            (a.user.as_str(), a.platform, a.log_dir.as_str()),
+            ("root", Platform::Cache, "/logs")
+        );
+        assert_eq!(
+            (b.user.as_str(), b.log_dir.as_str(), b.freeze_timeout),
+            ("ops", "/other", Duration::from_secs(120))
+        );
+        assert_eq!(b.groups, ["g1", "g2"]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(text in "\\PC{0,300}") {
+            let _ = Inventory::parse(Path::new("i.yml"), &text);
+        }
+
+        #[test]
+        fn never_panics_on_inventory_shaped_text(
+            name in "[a-z0-9.$ -]{0,8}",
+            value in "[a-z0-9:.$/ \\[\\]{}-]{0,16}",
+            key in "(address|port|user|instances|freeze_timeout|hook_dir|vm|become|members|hosts)",
+        ) {
+            let text = format!("hosts:\n  {name}: {{ {key}: {value} }}\ngroups:\n  g: {{ hosts: [{name}] }}\nmirrors:\n  m: {{ {key}: {value} }}\n");
+            let _ = Inventory::parse(Path::new("i.yml"), &text);
+        }
+    }
+}

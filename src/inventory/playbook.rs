@@ -1,0 +1,442 @@
+//! Backup playbooks (YAML): which hosts, whether mirror primaries are
+//! included, consistency groups, the snapshot step and its timeouts.
+//! Validated like the inventory, every error with file:line:column.
+
+use crate::inventory::duration;
+use crate::inventory::source_map::SourceMap;
+use crate::inventory::{Inventory, MAX_FREEZE_TIMEOUT};
+use crate::output::error::Error;
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Placeholders a snapshot command may use; each value is shell-quoted.
+pub const PLACEHOLDERS: [&str; 5] = ["host", "vm", "address", "run_id", "run_dir"];
+const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
+const DEFAULT_FREEZE_MARGIN: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunOn {
+    Controller,
+    Vm,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshot {
+    command: String,
+    #[serde(default = "default_run_on")]
+    on: RunOn,
+    timeout: Option<String>,
+    #[serde(default)]
+    retries: u32,
+}
+
+fn default_run_on() -> RunOn {
+    RunOn::Controller
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlaybook {
+    name: Option<String>,
+    hosts: Option<String>,
+    #[serde(default)]
+    include_primaries: bool,
+    #[serde(default)]
+    consistency_groups: IndexMap<String, Vec<String>>,
+    snapshot: RawSnapshot,
+    freeze_margin: Option<String>,
+    qos_warn_fraction: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotStep {
+    pub command: String,
+    pub on: RunOn,
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
+    pub retries: u32,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Playbook {
+    pub path: PathBuf,
+    pub name: String,
+    pub hosts: Option<String>,
+    pub include_primaries: bool,
+    pub consistency_groups: IndexMap<String, Vec<String>>,
+    pub snapshot: SnapshotStep,
+    #[serde(serialize_with = "secs")]
+    pub freeze_margin: Duration,
+    /// Warn when a VM's stun reaches this fraction of its mirror's QoS timeout.
+    pub qos_warn_fraction: f64,
+}
+
+fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}
+
+impl Playbook {
+    /// ExternalFreezeTimeOut for this run: every snapshot attempt plus the margin.
+    pub fn freeze_timeout(&self) -> Duration {
+        // Saturating: absurd timeouts or retries must reach the 20-minute
+        // check below as "too long", never overflow or wrap past it.
+        self.snapshot
+            .timeout
+            .checked_mul(self.snapshot.retries.saturating_add(1))
+            .and_then(|d| d.checked_add(self.freeze_margin))
+            .unwrap_or(Duration::MAX)
+    }
+
+    pub fn load(path: &Path, inventory: &Inventory) -> Result<Playbook, Error> {
+        let text = crate::inventory::source_map::read_input(path, "playbook")?;
+        Playbook::parse(path, &text, inventory)
+    }
+
+    pub fn parse(path: &Path, text: &str, inventory: &Inventory) -> Result<Playbook, Error> {
+        let (map, raw): (SourceMap, RawPlaybook) = crate::inventory::source_map::load_yaml(
+            path,
+            text,
+            "each key may appear only once; merge the two entries",
+            "see docs/playbook.md for every key and its type",
+        )?;
+        let err = |at: &[&str], message: String, hint: &str| {
+            Error::input(path, map.value(at), message, hint)
+        };
+        let parse_duration =
+            |text: &Option<String>, at: &[&str], default: Duration| -> Result<Duration, Error> {
+                match text {
+                    None => Ok(default),
+                    Some(t) => duration::parse(t).map_err(|why| {
+                        err(
+                            at,
+                            format!("{}: {why}", at.last().unwrap_or(&"")),
+                            "write a duration such as 30s, 2m or 1h",
+                        )
+                    }),
+                }
+            };
+        if raw.snapshot.command.trim().is_empty() {
+            return Err(err(
+                &["snapshot", "command"],
+                "the snapshot command is empty".into(),
+                "give the command that takes the snapshot, e.g. a hypervisor CLI call with {vm}",
+            ));
+        }
+        check_placeholders(&raw.snapshot.command).map_err(|why| {
+            err(
+                &["snapshot", "command"],
+                why,
+                &format!(
+                    "placeholders are {}",
+                    PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                ),
+            )
+        })?;
+        let timeout = parse_duration(
+            &raw.snapshot.timeout,
+            &["snapshot", "timeout"],
+            DEFAULT_SNAPSHOT_TIMEOUT,
+        )?;
+        if timeout.is_zero() {
+            return Err(err(
+                &["snapshot", "timeout"],
+                "snapshot.timeout must be more than zero".into(),
+                "how long one snapshot may take, e.g. 2m",
+            ));
+        }
+        let freeze_margin = parse_duration(
+            &raw.freeze_margin,
+            &["freeze_margin"],
+            DEFAULT_FREEZE_MARGIN,
+        )?;
+        if freeze_margin < Duration::from_secs(5) {
+            return Err(err(
+                &["freeze_margin"],
+                format!(
+                    "freeze_margin {} is too short",
+                    duration::format(freeze_margin)
+                ),
+                "quiesce needs at least 5s after a failed snapshot to thaw before the freeze times out",
+            ));
+        }
+        let qos_warn_fraction = raw.qos_warn_fraction.unwrap_or(0.5);
+        if !(qos_warn_fraction > 0.0 && qos_warn_fraction <= 1.0) {
+            return Err(err(
+                &["qos_warn_fraction"],
+                format!("qos_warn_fraction {qos_warn_fraction} is out of range"),
+                "a fraction of the QoS timeout, more than 0 and at most 1",
+            ));
+        }
+        let playbook = Playbook {
+            path: path.to_path_buf(),
+            name: raw.name.unwrap_or_else(|| {
+                path.file_stem()
+                    .map(|s| s.to_string_lossy().into_owned())
+                    .unwrap_or_default()
+            }),
+            hosts: raw.hosts,
+            include_primaries: raw.include_primaries,
+            consistency_groups: raw.consistency_groups,
+            snapshot: SnapshotStep {
+                command: raw.snapshot.command,
+                on: raw.snapshot.on,
+                timeout,
+                retries: raw.snapshot.retries,
+            },
+            freeze_margin,
+            qos_warn_fraction,
+        };
+        if playbook.freeze_timeout() > MAX_FREEZE_TIMEOUT {
+            return Err(err(
+                &["snapshot", "timeout"],
+                format!(
+                    "snapshot.timeout × (retries + 1) + freeze_margin is {}, over the 20m ExternalFreezeTimeOut limit",
+                    duration::format(playbook.freeze_timeout())
+                ),
+                "shorten the snapshot timeout, the retries or the margin: Caché/IRIS caps a freeze at 1200 s",
+            ));
+        }
+        let mut seen: IndexMap<&str, &str> = IndexMap::new();
+        for (group, members) in &playbook.consistency_groups {
+            if members.is_empty() {
+                return Err(err(
+                    &["consistency_groups", group],
+                    format!("consistency group `{group}` has no hosts"),
+                    "list the hosts that must be captured at one point in time",
+                ));
+            }
+            let mut mirrors = Vec::new();
+            for (i, member) in members.iter().enumerate() {
+                let index = i.to_string();
+                let at = ["consistency_groups", group.as_str(), index.as_str()];
+                let Some(host) = inventory.host(member) else {
+                    let known: Vec<&str> =
+                        inventory.hosts.iter().map(|h| h.name.as_str()).collect();
+                    return Err(err(
+                        &at,
+                        format!("consistency group `{group}` names unknown host `{member}`"),
+                        &format!("known hosts: {}", known.join(", ")),
+                    ));
+                };
+                if let Some(other) = seen.insert(member, group) {
+                    return Err(err(
+                        &at,
+                        format!("host `{member}` is already in consistency group `{other}`"),
+                        "a host belongs to at most one consistency group",
+                    ));
+                }
+                if let Some(m) = &host.mirror
+                    && !mirrors.contains(m)
+                {
+                    mirrors.push(m.clone());
+                }
+            }
+            if mirrors.len() > 1 {
+                return Err(err(
+                    &["consistency_groups", group],
+                    format!(
+                        "consistency group `{group}` spans mirrors {}",
+                        mirrors.join(" and ")
+                    ),
+                    "a group may hold members of one mirror at most, so that mirror's order can be kept",
+                ));
+            }
+        }
+        Ok(playbook)
+    }
+}
+
+/// Checks the command's placeholders: each `{…}` must be a known one, and
+/// none may stand inside quotes. A bare placeholder becomes a double-quoted
+/// variable reference (see `render_command`), which no value can break out
+/// of; inside quotes it would change meaning, so it is refused.
+fn check_placeholders(command: &str) -> Result<(), String> {
+    #[derive(PartialEq)]
+    enum Quote {
+        None,
+        Single,
+        Double,
+    }
+    let mut quote = Quote::None;
+    let mut chars = command.char_indices();
+    while let Some((at, c)) = chars.next() {
+        match (&quote, c) {
+            (Quote::None | Quote::Double, '\\') => {
+                chars.next();
+            }
+            (Quote::None, '\'') => quote = Quote::Single,
+            (Quote::Single, '\'') => quote = Quote::None,
+            (Quote::None, '"') => quote = Quote::Double,
+            (Quote::Double, '"') => quote = Quote::None,
+            (_, '{') => {
+                let after = &command[at + 1..];
+                let Some(end) = after.find('}') else {
+                    return Err("an opening `{` has no closing `}`".into());
+                };
+                let name = &after[..end];
+                if !PLACEHOLDERS.contains(&name) {
+                    return Err(format!(
+                        "unknown placeholder `{{{name}}}` in the snapshot command"
+                    ));
+                }
+                if quote != Quote::None {
+                    return Err(format!(
+                        "placeholder `{{{name}}}` stands inside quotes (at character {}); write it bare: quiesce passes its value as \"${}\", which no value can break out of",
+                        command[..at].chars().count() + 1,
+                        placeholder_var(name)
+                    ));
+                }
+                for _ in 0..=end {
+                    chars.next();
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The environment variable a placeholder's value is passed in.
+pub fn placeholder_var(name: &str) -> String {
+    format!("QUIESCE_{}", name.to_ascii_uppercase())
+}
+
+/// The command with each `{placeholder}` replaced by a double-quoted
+/// reference to its variable (`"$QUIESCE_VM"`), and those variables with
+/// their values: run the command with them in its environment. The values
+/// never become shell text, so no value and no placement can inject.
+pub fn render_command(template: &str, values: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}').map(|end| (end, &after[..end])) {
+            Some((end, name)) => {
+                if values.iter().any(|(k, _)| *k == name) {
+                    out.push_str(&format!("\"${}\"", placeholder_var(name)));
+                } else {
+                    out.push_str(&rest[start..start + end + 2]);
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    let env = values
+        .iter()
+        .map(|(k, v)| (placeholder_var(k), v.to_string()))
+        .collect();
+    (out, env)
+}
+
+/// Shell lines that set and export `env`, for a command run through a
+/// remote shell (values single-quoted).
+pub fn env_prelude(env: &[(String, String)]) -> String {
+    env.iter()
+        .map(|(k, v)| format!("{k}={}; export {k}\n", crate::remote::shell::quote(v)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_timeouts_and_retries_are_refused_not_overflowed() {
+        let inventory = crate::inventory::Inventory::parse(
+            Path::new("i.yml"),
+            "hosts:\n  db1: { address: 10.0.0.1 }\n",
+        )
+        .unwrap();
+        for snapshot in [
+            "{ command: snap, timeout: 18446744073709551615s }",
+            "{ command: snap, timeout: 20s, retries: 4294967295 }",
+            "{ command: snap, timeout: 5124095576030431h }",
+        ] {
+            let text = format!("name: x\nsnapshot: {snapshot}\n");
+            let error = Playbook::parse(Path::new("p.yml"), &text, &inventory)
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
+            assert!(
+                error.contains("over the 20m ExternalFreezeTimeOut limit")
+                    || error.contains("is too large"),
+                "{snapshot}: {error}"
+            );
+        }
+    }
+
+    #[test]
+    fn commands_are_rendered_with_quoted_values() {
+        let (out, env) = render_command(
+            "snap {vm} --tag x-{run_id}",
+            &[("vm", "PROD DB'1$(touch /tmp/x)"), ("run_id", "r1")],
+        );
+        assert_eq!(out, "snap \"$QUIESCE_VM\" --tag x-\"$QUIESCE_RUN_ID\"");
+        assert_eq!(
+            env,
+            [
+                (
+                    "QUIESCE_VM".to_string(),
+                    "PROD DB'1$(touch /tmp/x)".to_string()
+                ),
+                ("QUIESCE_RUN_ID".to_string(), "r1".to_string())
+            ]
+        );
+        // Through a real shell, the value arrives intact and runs nothing.
+        let shell = std::process::Command::new("/bin/sh")
+            .arg("-c")
+            .arg(format!(
+                "{}printf %s {}",
+                env_prelude(&env),
+                "\"$QUIESCE_VM\""
+            ))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&shell.stdout),
+            "PROD DB'1$(touch /tmp/x)"
+        );
+        assert!(check_placeholders("x {vm} {host}").is_ok());
+        assert!(check_placeholders("x {nope}").is_err());
+        assert!(check_placeholders("x {vm").is_err());
+        assert!(
+            check_placeholders("x '{vm}'")
+                .unwrap_err()
+                .contains("stands inside quotes (at character 4)")
+        );
+        assert!(
+            check_placeholders("x -vm \"{vm}\"")
+                .unwrap_err()
+                .contains("write it bare")
+        );
+        assert!(check_placeholders("x \\\"{vm} 'a\"b' {host}").is_ok());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn rendering_never_panics(template in "\\PC{0,60}", value in "\\PC{0,20}") {
+            let _ = check_placeholders(&template);
+            let _ = render_command(&template, &[("vm", &value)]);
+        }
+
+        #[test]
+        fn no_value_runs_anything_wherever_it_is_placed(value in "\\PC{0,40}", before in "[a-z =,.:-]{0,6}", after in "[a-z =,.:-]{0,6}") {
+            let template = format!("printf '%s\\n' {before}{{vm}}{after} > /dev/null; printf %s {{vm}}");
+            if check_placeholders(&template).is_ok() {
+                let (command, env) = render_command(&template, &[("vm", &value)]);
+                let out = std::process::Command::new("/bin/sh").arg("-c").arg(&command).envs(env).output().unwrap();
+                proptest::prop_assert_eq!(String::from_utf8_lossy(&out.stdout), value.as_str());
+            }
+        }
+    }
+}

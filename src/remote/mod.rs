@@ -1,0 +1,8 @@
+//! Reaching the VMs: SSH connections and host-key trust, quoting for the
+//! remote shell, the fan-out over hosts, and the remote scripts (`scripts/`)
+//! every step runs on a VM.
+
+pub mod known_hosts;
+pub mod runner;
+pub mod shell;
+pub mod ssh;

@@ -1,0 +1,554 @@
+//! One SSH connection per host (russh): connect with a timeout, check the host
+//! key, log in (agent or key files), and run commands as typed outcomes.
+
+use crate::inventory::Host;
+use crate::output::error::HostError;
+use crate::remote::known_hosts::{HostKeyPolicy, Verdict};
+use crate::remote::shell;
+use russh::ChannelMsg;
+use russh::client;
+use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Connection settings shared by every host of a run.
+#[derive(Debug, Clone)]
+pub struct SshOptions {
+    pub connect_timeout: Duration,
+    pub command_timeout: Duration,
+    pub policy: Arc<HostKeyPolicy>,
+    pub use_agent: bool,
+}
+
+/// How a remote command ended when the connection held.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(u32),
+    Signal(String),
+    /// The channel closed without a status (e.g. sshd killed the session).
+    Unknown,
+}
+
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub status: ExitStatus,
+    pub stdout: Vec<u8>,
+    pub stderr: Vec<u8>,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.status == ExitStatus::Code(0)
+    }
+
+    pub fn code(&self) -> Option<u32> {
+        match self.status {
+            ExitStatus::Code(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn stdout_text(&self) -> String {
+        String::from_utf8_lossy(&self.stdout).into_owned()
+    }
+
+    /// Every non-empty stderr line, joined with `; ` (at most 400 characters).
+    pub fn stderr_line(&self) -> String {
+        let text = String::from_utf8_lossy(&self.stderr);
+        let joined = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect::<Vec<_>>()
+            .join("; ");
+        match joined.char_indices().nth(400) {
+            Some((cut, _)) => format!("{}…", &joined[..cut]),
+            None => joined,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        let status = match &self.status {
+            ExitStatus::Code(c) => format!("exit status {c}"),
+            ExitStatus::Signal(s) => format!("killed by signal {s}"),
+            ExitStatus::Unknown => "no exit status".to_string(),
+        };
+        match self.stderr_line() {
+            line if line.is_empty() => status,
+            line => format!("{status}: {line}"),
+        }
+    }
+}
+
+struct Client {
+    policy: Arc<HostKeyPolicy>,
+    name: String,
+    address: String,
+    port: u16,
+    verdict: Arc<Mutex<Option<Verdict>>>,
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        offered: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        // A host certificate is checked by its key: quiesce trusts no CA.
+        let key = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        };
+        let verdict = self
+            .policy
+            .check(&self.name, &self.address, self.port, &key);
+        let accepted = verdict.accepted();
+        *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
+        Ok(accepted)
+    }
+}
+
+pub struct Connection {
+    handle: client::Handle<Client>,
+    pub target: String,
+    pub user: String,
+    r#become: bool,
+    command_timeout: Duration,
+    pub host_key: Verdict,
+}
+
+impl Connection {
+    pub async fn open(host: &Host, options: &SshOptions) -> Result<Connection, HostError> {
+        let target = host.target();
+        let verdict = Arc::new(Mutex::new(None));
+        let attempt = Self::connect_and_login(host, options, verdict.clone());
+        let outcome = tokio::time::timeout(options.connect_timeout, attempt).await;
+        let verdict = verdict.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let refused = |verdict: Option<Verdict>, fallback: HostError| match verdict {
+            Some(Verdict::Unknown { fingerprint }) => HostError::UnknownHostKey {
+                target: target.clone(),
+                fingerprint,
+                known_hosts: options.policy.known_hosts.clone(),
+                host: host.name.clone(),
+            },
+            Some(Verdict::Changed { fingerprint, line }) => HostError::ChangedHostKey {
+                target: target.clone(),
+                fingerprint,
+                known_hosts: options.policy.known_hosts.clone(),
+                line,
+            },
+            Some(Verdict::Unreadable { reason }) => HostError::KnownHostsUnreadable {
+                target: target.clone(),
+                known_hosts: options.policy.known_hosts.clone(),
+                reason,
+            },
+            _ => fallback,
+        };
+        match outcome {
+            Err(_) => Err(refused(
+                verdict,
+                HostError::ConnectTimeout {
+                    target: target.clone(),
+                    after: options.connect_timeout,
+                },
+            )),
+            Ok(Err(e)) => Err(refused(verdict, e)),
+            Ok(Ok(handle)) => Ok(Connection {
+                handle,
+                target: target.clone(),
+                user: host.user.clone(),
+                r#become: host.r#become && host.user != "root",
+                command_timeout: options.command_timeout,
+                host_key: verdict.unwrap_or(Verdict::Known),
+            }),
+        }
+    }
+
+    async fn connect_and_login(
+        host: &Host,
+        options: &SshOptions,
+        verdict: Arc<Mutex<Option<Verdict>>>,
+    ) -> Result<client::Handle<Client>, HostError> {
+        let target = host.target();
+        let config = Arc::new(client::Config {
+            keepalive_interval: Some(Duration::from_secs(5)),
+            keepalive_max: 3,
+            nodelay: true,
+            ..Default::default()
+        });
+        let handler = Client {
+            policy: options.policy.clone(),
+            name: host.name.clone(),
+            address: host.address.clone(),
+            port: host.port,
+            verdict,
+        };
+        let mut handle = client::connect(config, (host.address.as_str(), host.port), handler)
+            .await
+            .map_err(|e| HostError::Connect {
+                target: target.clone(),
+                reason: e.to_string(),
+            })?;
+        let mut tried = Vec::new();
+        // RSA keys sign with the best SHA-2 the server accepts (never SHA-1 when it offers better).
+        let hash = handle
+            .best_supported_rsa_hash()
+            .await
+            .ok()
+            .flatten()
+            .flatten();
+        for key_file in candidate_keys(host) {
+            match russh::keys::load_secret_key(&key_file, None) {
+                Ok(key) => {
+                    let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
+                    match handle.authenticate_publickey(&host.user, key).await {
+                        Ok(r) if r.success() => return Ok(handle),
+                        Ok(_) => tried.push(format!("key {}", key_file.display())),
+                        Err(e) => {
+                            return Err(HostError::Connect {
+                                target,
+                                reason: e.to_string(),
+                            });
+                        }
+                    }
+                }
+                Err(e) if host.identity_file.as_ref() == Some(&key_file) => {
+                    tried.push(format!("key {} ({e})", key_file.display()))
+                }
+                Err(_) => {}
+            }
+        }
+        if options.use_agent
+            && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
+        {
+            let identities = agent.request_identities().await.unwrap_or_default();
+            for identity in identities {
+                let public = identity.public_key().into_owned();
+                match handle
+                    .authenticate_publickey_with(&host.user, public, hash, &mut agent)
+                    .await
+                {
+                    Ok(r) if r.success() => return Ok(handle),
+                    _ => tried.push("an ssh-agent key".to_string()),
+                }
+            }
+        }
+        if tried.is_empty() {
+            tried.push("no key: none found and no ssh-agent".into());
+        }
+        Err(HostError::Auth {
+            target,
+            user: host.user.clone(),
+            tried: tried.join(", "),
+        })
+    }
+
+    /// Runs `script` with `args` under /bin/sh, through `sudo -n` when the
+    /// host's user is not root and `become` is set.
+    pub async fn run_script(
+        &self,
+        step: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, HostError> {
+        self.run_script_timeout(step, script, args, stdin, self.command_timeout)
+            .await
+    }
+
+    pub async fn run_script_timeout(
+        &self,
+        step: &str,
+        script: &str,
+        args: &[&str],
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, HostError> {
+        let line = shell::sh_command(script, args);
+        let line = if self.r#become {
+            format!("sudo -n -- {line}")
+        } else {
+            line
+        };
+        let output = self.exec(step, &line, stdin, timeout).await?;
+        if self.r#become && output.code() == Some(1) {
+            let err = String::from_utf8_lossy(&output.stderr);
+            if err.contains("a password is required") || err.contains("a terminal is required") {
+                return Err(HostError::SudoNeedsPassword {
+                    target: self.target.clone(),
+                    user: self.user.clone(),
+                });
+            }
+        }
+        Ok(output)
+    }
+
+    /// Runs one command line; a timeout or a lost connection is an error, any
+    /// exit status is an `Output`.
+    pub async fn exec(
+        &self,
+        step: &str,
+        command: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<Output, HostError> {
+        let run = async {
+            let armed = self.start(step, command).await?;
+            armed.finish(stdin.unwrap_or_default()).await
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(HostError::CommandTimeout {
+                target: self.target.clone(),
+                step: step.to_string(),
+                after: timeout,
+            }),
+        }
+    }
+
+    /// Starts `script` now (through sudo when needed) and leaves it waiting
+    /// for its input: see `Armed`.
+    pub async fn arm_script(
+        &self,
+        step: &str,
+        script: &str,
+        args: &[&str],
+    ) -> Result<Armed, HostError> {
+        let line = shell::sh_command(script, args);
+        let line = if self.r#become {
+            format!("sudo -n -- {line}")
+        } else {
+            line
+        };
+        self.start(step, &line).await
+    }
+
+    async fn start(&self, step: &str, command: &str) -> Result<Armed, HostError> {
+        let lost = HostError::ConnectionLost {
+            target: self.target.clone(),
+            step: step.to_string(),
+        };
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|_| lost.clone())?;
+        channel
+            .exec(true, command)
+            .await
+            .map_err(|_| lost.clone())?;
+        Ok(Armed::new(channel, lost))
+    }
+
+    pub async fn close(self) {
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "", "en")
+            .await;
+    }
+}
+
+/// A remote command already running and waiting for its standard input; it
+/// ends when `finish` sends the input and end-of-file. Dropping it closes
+/// the channel, which the command sees as end-of-file too. What it prints
+/// before that can be read as it comes (`read_line`).
+pub struct Armed {
+    channel: russh::Channel<client::Msg>,
+    lost: HostError,
+    stdout: Vec<u8>,
+    /// How much of `stdout` `read_line` has handed out.
+    read: usize,
+    stderr: Vec<u8>,
+    /// How much of `stderr` had arrived when `read_line` last returned.
+    stderr_read: usize,
+    status: ExitStatus,
+    closed: bool,
+    ended: bool,
+}
+
+impl Armed {
+    fn new(channel: russh::Channel<client::Msg>, lost: HostError) -> Armed {
+        Armed {
+            channel,
+            lost,
+            stdout: Vec::new(),
+            read: 0,
+            stderr: Vec::new(),
+            stderr_read: 0,
+            status: ExitStatus::Unknown,
+            closed: false,
+            ended: false,
+        }
+    }
+
+    /// Takes one message from the channel; false once it has ended.
+    async fn pump(&mut self) -> bool {
+        if self.ended {
+            return false;
+        }
+        match self.channel.wait().await {
+            None => {
+                self.ended = true;
+                false
+            }
+            Some(msg) => {
+                match msg {
+                    ChannelMsg::Data { data } => push_capped(&mut self.stdout, &data),
+                    ChannelMsg::ExtendedData { data, ext: 1 } => {
+                        push_capped(&mut self.stderr, &data)
+                    }
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        self.status = ExitStatus::Code(exit_status)
+                    }
+                    ChannelMsg::ExitSignal { signal_name, .. } => {
+                        self.status = ExitStatus::Signal(format!("{signal_name:?}"))
+                    }
+                    ChannelMsg::Close => self.closed = true,
+                    _ => {}
+                }
+                true
+            }
+        }
+    }
+
+    /// The next complete stdout line that starts with `prefix` (earlier
+    /// lines are kept in the output); None when the command ended first.
+    pub async fn read_line(&mut self, prefix: &str) -> Option<String> {
+        loop {
+            while let Some(end) = self.stdout[self.read..].iter().position(|b| *b == b'\n') {
+                let line =
+                    String::from_utf8_lossy(&self.stdout[self.read..self.read + end]).into_owned();
+                self.read += end + 1;
+                if line.starts_with(prefix) {
+                    self.stderr_read = self.stderr.len();
+                    return Some(line);
+                }
+            }
+            if !self.pump().await {
+                return None;
+            }
+        }
+    }
+
+    /// Waits for the command to end by itself, sending no input and no
+    /// end-of-file (the command may take closed input as a signal).
+    pub async fn wait_end(&mut self) -> Result<Output, HostError> {
+        while self.pump().await {}
+        if !self.closed && self.status == ExitStatus::Unknown {
+            return Err(self.lost.clone());
+        }
+        Ok(self.output())
+    }
+
+    /// Sends end-of-file and closes the channel, without waiting.
+    pub async fn close(&self) {
+        let _ = self.channel.eof().await;
+        let _ = self.channel.close().await;
+    }
+
+    /// What the command printed so far, and how it ended if it has.
+    pub fn output(&self) -> Output {
+        Output {
+            status: self.status.clone(),
+            stdout: self.stdout.clone(),
+            stderr: self.stderr.clone(),
+        }
+    }
+
+    /// Sends `input`, then end-of-file, and collects the output and status:
+    /// what came after the last line `read_line` returned.
+    pub async fn finish(self, input: &[u8]) -> Result<Output, HostError> {
+        let mut stdout = Vec::new();
+        let mut output = self.finish_into(input, &mut stdout).await?;
+        output.stdout = stdout;
+        Ok(output)
+    }
+
+    /// Like `finish`, but standard output goes to `sink` as it arrives
+    /// (the returned `Output` has an empty stdout).
+    pub async fn finish_into<W: tokio::io::AsyncWrite + Unpin>(
+        mut self,
+        input: &[u8],
+        sink: &mut W,
+    ) -> Result<Output, HostError> {
+        use tokio::io::AsyncWriteExt;
+        let write_error = |e: std::io::Error| HostError::StepFailed {
+            target: String::new(),
+            step: "write locally".into(),
+            detail: e.to_string(),
+        };
+        if !self.ended {
+            if !input.is_empty() {
+                self.channel
+                    .data(input)
+                    .await
+                    .map_err(|_| self.lost.clone())?;
+            }
+            self.channel.eof().await.map_err(|_| self.lost.clone())?;
+        }
+        self.stdout.drain(..self.read);
+        self.stderr.drain(..self.stderr_read);
+        loop {
+            if !self.stdout.is_empty() {
+                sink.write_all(&self.stdout).await.map_err(write_error)?;
+                self.stdout.clear();
+            }
+            if !self.pump().await {
+                break;
+            }
+        }
+        sink.flush().await.map_err(write_error)?;
+        if !self.closed && self.status == ExitStatus::Unknown {
+            return Err(self.lost);
+        }
+        Ok(Output {
+            status: self.status,
+            stdout: Vec::new(),
+            stderr: self.stderr,
+        })
+    }
+}
+
+/// The most of a command's stdout or stderr kept in memory (a command that
+/// streams its output to a file through `finish_into` is not bound by it).
+pub const MAX_CAPTURE: usize = 16 << 20;
+
+/// Appends what still fits under `MAX_CAPTURE`; a host that prints without
+/// end cannot exhaust the controller's memory.
+fn push_capped(buffer: &mut Vec<u8>, data: &[u8]) {
+    let room = MAX_CAPTURE.saturating_sub(buffer.len());
+    buffer.extend_from_slice(&data[..data.len().min(room)]);
+}
+
+/// The key files to try: the inventory's, else OpenSSH's default names.
+fn candidate_keys(host: &Host) -> Vec<PathBuf> {
+    if let Some(file) = &host.identity_file {
+        return vec![file.clone()];
+    }
+    let Some(home) = std::env::var_os("HOME") else {
+        return Vec::new();
+    };
+    let ssh = PathBuf::from(home).join(".ssh");
+    ["id_ed25519", "id_ecdsa", "id_rsa"]
+        .iter()
+        .map(|n| ssh.join(n))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn captured_output_stops_at_its_cap() {
+        let mut buffer = vec![0u8; MAX_CAPTURE - 3];
+        push_capped(&mut buffer, b"abcdef");
+        assert_eq!(buffer.len(), MAX_CAPTURE);
+        assert_eq!(&buffer[MAX_CAPTURE - 3..], b"abc");
+        push_capped(&mut buffer, b"more");
+        assert_eq!(buffer.len(), MAX_CAPTURE);
+    }
+}

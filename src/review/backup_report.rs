@@ -1,0 +1,197 @@
+//! What a backup run prints: a table per host (frozen at, thawed at, freeze
+//! window, snapshot time, stun, result) or JSON, and the run's exit code.
+
+use crate::backup::host_run::{HostRun, Outcome};
+use crate::backup::plan::Skipped;
+use crate::output::exit_code;
+use serde::{Deserialize, Serialize};
+use std::fmt::Write;
+
+pub fn clock(ms: Option<u64>) -> String {
+    ms.and_then(|ms| jiff::Timestamp::from_millisecond(ms as i64).ok())
+        .map(|t| t.strftime("%H:%M:%S%.3f").to_string())
+        .unwrap_or_else(|| "-".into())
+}
+
+pub fn seconds(ms: Option<u64>) -> String {
+    ms.map(|ms| format!("{:.3}s", ms as f64 / 1000.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+pub struct Report<'a> {
+    pub run_id: &'a str,
+    pub playbook: &'a str,
+    pub journal: String,
+    pub results: &'a [HostRun],
+    pub skipped: &'a [Skipped],
+    pub unreachable: &'a [String],
+    pub interrupted: bool,
+}
+
+impl Report<'_> {
+    pub fn exit_code(&self) -> u8 {
+        let any = |o: Outcome| self.results.iter().any(|r| r.outcome == o);
+        if any(Outcome::LeftFrozen) {
+            exit_code::LEFT_FROZEN
+        } else if self.interrupted {
+            exit_code::INTERRUPTED
+        } else if any(Outcome::Failed)
+            || any(Outcome::Invalid)
+            || self.results.iter().any(|r| !r.findings.is_empty())
+            || self.results.iter().any(|r| r.outcome == Outcome::Skipped)
+            || self
+                .skipped
+                .iter()
+                .any(|s| !is_by_choice(s) && !self.unreachable.contains(&s.host))
+        {
+            exit_code::FAILED
+        } else if !self.unreachable.is_empty() {
+            exit_code::UNREACHABLE
+        } else {
+            exit_code::SUCCESS
+        }
+    }
+
+    pub fn table(&self) -> String {
+        let rows: Vec<Vec<String>> = self
+            .results
+            .iter()
+            .map(|r| {
+                vec![
+                    r.host.clone(),
+                    r.lane.clone(),
+                    r.role
+                        .describe()
+                        .replace(" failover member", "")
+                        .replace("async member: ", "async ")
+                        .replace("not a mirror member", "-"),
+                    if r.instances.is_empty() {
+                        "-".into()
+                    } else {
+                        r.instances.join(",")
+                    },
+                    clock(r.frozen_at),
+                    clock(r.thawed_at),
+                    seconds(r.freeze_window_ms()),
+                    seconds(r.snapshot_ms()),
+                    r.stun_us
+                        .map(|us| format!("{:.3}s", us as f64 / 1e6))
+                        .unwrap_or_else(|| "-".into()),
+                    format!(
+                        "{}{}",
+                        r.outcome.label(),
+                        if r.outcome == Outcome::Valid {
+                            String::new()
+                        } else {
+                            format!(": {}", r.detail)
+                        }
+                    ),
+                ]
+            })
+            .collect();
+        let header = [
+            "HOST",
+            "LANE",
+            "ROLE",
+            "INSTANCES",
+            "FROZEN AT",
+            "THAWED AT",
+            "WINDOW",
+            "SNAPSHOT",
+            "STUN",
+            "RESULT",
+        ];
+        let mut out = crate::output::table::render(&header, &rows);
+        for s in self.skipped {
+            let _ = writeln!(
+                out,
+                "{}  skipped: {}",
+                s.host,
+                s.reason.lines().next().unwrap_or("")
+            );
+        }
+        for r in self.results {
+            for finding in &r.findings {
+                let _ = writeln!(out, "{}  {finding}", r.host);
+            }
+        }
+        for r in self
+            .results
+            .iter()
+            .filter(|r| r.outcome == Outcome::LeftFrozen)
+        {
+            let _ = writeln!(
+                out,
+                "\n!! {} IS STILL FROZEN{}.\n   Thaw it now: {}",
+                r.host,
+                r.pauses_at
+                    .map(|p| format!(
+                        ": its instances pause all user activity at {} UTC",
+                        clock(Some(p))
+                    ))
+                    .unwrap_or_default(),
+                r.manual_thaw.as_deref().unwrap_or("")
+            );
+        }
+        let count = |o: Outcome| self.results.iter().filter(|r| r.outcome == o).count();
+        let mut parts = vec![format!("{} valid", count(Outcome::Valid))];
+        for (o, n) in [
+            (Outcome::Invalid, "INVALID"),
+            (Outcome::Failed, "failed"),
+            (Outcome::LeftFrozen, "LEFT FROZEN"),
+            (Outcome::Skipped, "not run"),
+        ] {
+            if count(o) > 0 {
+                parts.push(format!("{} {n}", count(o)));
+            }
+        }
+        if !self.skipped.is_empty() {
+            parts.push(format!("{} skipped", self.skipped.len()));
+        }
+        let _ = writeln!(
+            out,
+            "\nbackup {} (run {}): {} hosts: {}{}; times are UTC\njournal: {}",
+            self.playbook,
+            self.run_id,
+            self.results.len() + self.skipped.len(),
+            parts.join(", "),
+            if self.interrupted {
+                " (INTERRUPTED)"
+            } else {
+                ""
+            },
+            self.journal
+        );
+        out
+    }
+
+    pub fn json(&self) -> String {
+        let json = Results {
+            run_id: self.run_id.to_string(),
+            playbook: self.playbook.to_string(),
+            journal: self.journal.clone(),
+            interrupted: self.interrupted,
+            exit_code: self.exit_code(),
+            hosts: self.results.to_vec(),
+            skipped: self.skipped.to_vec(),
+        };
+        serde_json::to_string_pretty(&json).unwrap_or_default() + "\n"
+    }
+}
+
+/// A backup's results as `--format json` prints them and `runs/<run>/results.json` keeps them.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Results {
+    pub run_id: String,
+    pub playbook: String,
+    pub journal: String,
+    pub interrupted: bool,
+    pub exit_code: u8,
+    pub hosts: Vec<HostRun>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Skipped because the playbook said so (primaries left out), not because of a problem.
+fn is_by_choice(s: &Skipped) -> bool {
+    s.reason.contains("does not include primaries")
+}

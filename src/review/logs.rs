@@ -1,0 +1,316 @@
+//! `quiesce logs` and a backup's automatic collection: fetch `snapshot.log`
+//! and every `INST-pre_post.log` (rotated ones too when they were written in
+//! the window) from each host into `runs/<run>/hosts/<host>/`, streamed to
+//! disk, at most the last `max_bytes` of each file.
+
+use crate::inventory::Host;
+use crate::output::error::HostError;
+use crate::output::event::{Event, EventSender};
+use crate::remote::runner;
+use crate::remote::ssh::{ExitStatus, SshOptions};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Args: LOG_DIR SINCE (epoch seconds). One line per file written since:
+/// NAME SIZE MTIME (tab-separated).
+const LIST_SCRIPT: &str = r#"set -u
+dir=$1 since=$2
+for f in "$dir"/snapshot.log "$dir"/snapshot.log.* "$dir"/*-pre_post.log "$dir"/*-pre_post.log.*; do
+	[ -f "$f" ] && [ ! -L "$f" ] || continue
+	m=$(stat -c %Y -- "$f") || continue
+	[ "$m" -ge "$since" ] || continue
+	printf '%s\t%s\t%s\n' "$(basename -- "$f")" "$(stat -c %s -- "$f")" "$m"
+done"#;
+
+/// Args: PATH MAX_BYTES. The last MAX_BYTES of the file, decompressed if gzip'd.
+const FETCH_SCRIPT: &str = r#"case $1 in
+*.gz) gzip -dc -- "$1" | tail -c "$2" ;;
+*) tail -c "$2" -- "$1" ;;
+esac"#;
+
+pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fetched {
+    pub name: String,
+    pub bytes: u64,
+    /// Only the end of the file was fetched.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Collected {
+    pub host: String,
+    pub files: Vec<Fetched>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+fn safe_file_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && name.len() <= 200
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+async fn collect_host(
+    host: &Host,
+    ssh: &SshOptions,
+    since_secs: u64,
+    max_bytes: u64,
+    dest: &Path,
+    events: &EventSender,
+) -> Result<Vec<Fetched>, HostError> {
+    let connection = runner::connect(host, ssh, events).await?;
+    events.send(Event::StepStarted {
+        host: host.name.clone(),
+        step: "list logs",
+    });
+    let listing = connection
+        .run_script(
+            "list logs",
+            LIST_SCRIPT,
+            &[&host.log_dir, &since_secs.to_string()],
+            None,
+        )
+        .await?;
+    let dir = dest.join("hosts").join(&host.name);
+    let local = |what: &str, e: std::io::Error| HostError::StepFailed {
+        target: host.target(),
+        step: "collect logs".into(),
+        detail: format!("{what}: {e}"),
+    };
+    tokio::fs::create_dir_all(&dir)
+        .await
+        .map_err(|e| local(&dir.display().to_string(), e))?;
+    let mut fetched = Vec::new();
+    for line in listing.stdout_text().lines() {
+        let mut fields = line.split('\t');
+        let (Some(name), Some(size)) = (
+            fields.next(),
+            fields.next().and_then(|s| s.parse::<u64>().ok()),
+        ) else {
+            continue;
+        };
+        if !safe_file_name(name) {
+            events.send(Event::Note {
+                host: host.name.clone(),
+                text: format!("skipping log file with an unexpected name: {name:?}"),
+            });
+            continue;
+        }
+        let local_name = name.strip_suffix(".gz").unwrap_or(name);
+        let path = dir.join(local_name);
+        let mut file = tokio::fs::File::create(&path)
+            .await
+            .map_err(|e| local(&path.display().to_string(), e))?;
+        let remote = format!("{}/{name}", host.log_dir.trim_end_matches('/'));
+        let armed = connection
+            .arm_script(
+                "fetch log",
+                FETCH_SCRIPT,
+                &[&remote, &max_bytes.to_string()],
+            )
+            .await?;
+        let out = armed.finish_into(&[], &mut file).await?;
+        if out.status != ExitStatus::Code(0) {
+            return Err(HostError::StepFailed {
+                target: host.target(),
+                step: format!("fetch {remote}"),
+                detail: out.describe(),
+            });
+        }
+        let bytes = tokio::fs::metadata(&path)
+            .await
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let truncated = name.ends_with(".gz") && bytes >= max_bytes || size > max_bytes;
+        fetched.push(Fetched {
+            name: local_name.to_string(),
+            bytes,
+            truncated,
+        });
+    }
+    events.send(Event::StepFinished {
+        host: host.name.clone(),
+        step: "list logs",
+        ok: true,
+    });
+    connection.close().await;
+    Ok(fetched)
+}
+
+/// Collects from every host, `forks` at a time; an unreachable host is
+/// reported and the others finish. Writes `dest/logs.json`.
+pub async fn collect(
+    hosts: &[Host],
+    ssh: &SshOptions,
+    forks: usize,
+    since_secs: u64,
+    max_bytes: u64,
+    dest: &Path,
+    events: &EventSender,
+) -> Vec<Collected> {
+    let mut collected: Vec<Collected> =
+        futures::stream::iter(hosts.iter().map(|host| async move {
+            // A fetch never hangs the command: a stunned host gives up.
+            let limit = ssh.connect_timeout + ssh.command_timeout * 3;
+            let result = match tokio::time::timeout(
+                limit,
+                collect_host(host, ssh, since_secs, max_bytes, dest, events),
+            )
+            .await
+            {
+                Ok(result) => result,
+                Err(_) => Err(HostError::CommandTimeout {
+                    target: host.target(),
+                    step: "log collection".into(),
+                    after: limit,
+                }),
+            };
+            let error = result
+                .as_ref()
+                .err()
+                .map(|e| e.to_string().lines().next().unwrap_or_default().to_string());
+            if let Err(e) = &result {
+                events.send(Event::Note {
+                    host: host.name.clone(),
+                    text: format!(
+                        "logs not collected: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ),
+                });
+            }
+            Collected {
+                host: host.name.clone(),
+                files: result.unwrap_or_default(),
+                error,
+            }
+        }))
+        .buffer_unordered(forks.max(1))
+        .collect()
+        .await;
+    collected.sort_by_key(|c| hosts.iter().position(|h| h.name == c.host));
+    let record = merge_record(&dest.join("logs.json"), &collected);
+    if let Ok(text) = serde_json::to_string_pretty(&record) {
+        let _ = write_atomically(&dest.join("logs.json"), text.as_bytes());
+    }
+    collected
+}
+
+/// `logs.json` after this collection: hosts not collected now keep their
+/// record, and a host that failed now keeps an earlier successful one (the
+/// evidence already on disk is never replaced by an error).
+fn merge_record(path: &Path, now: &[Collected]) -> Vec<Collected> {
+    let mut record: Vec<Collected> = std::fs::read_to_string(path)
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    for c in now {
+        match record.iter_mut().find(|r| r.host == c.host) {
+            Some(old) if c.error.is_some() && old.error.is_none() => {}
+            Some(old) => *old = c.clone(),
+            None => record.push(c.clone()),
+        }
+    }
+    record
+}
+
+/// Writes through a unique temporary file and a rename: readers never see
+/// half a file, and two writers never tear each other's.
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "tmp.{}.{}",
+        std::process::id(),
+        crate::backup::journal::now_ms()
+    ));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}
+
+/// A truncated file starts mid-line: the parsers read from its first full line.
+pub fn read_collected(path: &PathBuf, truncated: bool) -> String {
+    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+    match (truncated, text.find('\n')) {
+        (true, Some(i)) => text[i + 1..].to_string(),
+        _ => text,
+    }
+}
+
+pub fn render(collected: &[Collected], dest: &Path) -> String {
+    let mut out = String::new();
+    for c in collected {
+        match &c.error {
+            Some(e) => out.push_str(&format!("{}: NOT COLLECTED: {e}\n", c.host)),
+            None if c.files.is_empty() => {
+                out.push_str(&format!("{}: no log files in the window\n", c.host))
+            }
+            None => {
+                let files: Vec<String> = c
+                    .files
+                    .iter()
+                    .map(|f| {
+                        format!(
+                            "{} ({} bytes{})",
+                            f.name,
+                            f.bytes,
+                            if f.truncated { ", last part only" } else { "" }
+                        )
+                    })
+                    .collect();
+                out.push_str(&format!("{}: {}\n", c.host, files.join(", ")));
+            }
+        }
+    }
+    out.push_str(&format!("logs in {}\n", dest.join("hosts").display()));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_error_never_replaces_evidence_already_collected() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("logs.json");
+        let ok = |host: &str| Collected {
+            host: host.into(),
+            files: vec![Fetched {
+                name: "snapshot.log".into(),
+                bytes: 10,
+                truncated: false,
+            }],
+            error: None,
+        };
+        let failed = |host: &str| Collected {
+            host: host.into(),
+            files: vec![],
+            error: Some("unreachable".into()),
+        };
+        std::fs::write(
+            &path,
+            serde_json::to_string(&vec![ok("a"), ok("b")]).unwrap(),
+        )
+        .unwrap();
+        let merged = merge_record(&path, &[failed("a"), failed("c")]);
+        let hosts: Vec<(&str, bool)> = merged
+            .iter()
+            .map(|c| (c.host.as_str(), c.error.is_none()))
+            .collect();
+        assert_eq!(hosts, [("a", true), ("b", true), ("c", false)]);
+        let merged = merge_record(&path, &[ok("c")]);
+        assert!(merged.iter().all(|c| c.error.is_none()));
+    }
+
+    #[test]
+    fn only_plain_file_names_are_fetched() {
+        assert!(safe_file_name("IRIS-pre_post.log.1.gz"));
+        assert!(!safe_file_name("../etc/passwd"));
+        assert!(!safe_file_name("a b"));
+        assert!(!safe_file_name(".hidden"));
+    }
+}

@@ -1,0 +1,12 @@
+//! Looking back at what happened: collecting the VMs' logs, reading them
+//! (hook logs, instance LogFiles, vmware.log stuns, their times), and the
+//! run reports built from a run's results, journal and logs.
+
+pub mod backup_report;
+pub mod hook_logs;
+pub mod html;
+pub mod log_time;
+pub mod logs;
+pub mod run_report;
+pub mod stun_report;
+pub mod vmware_log;

@@ -14,8 +14,8 @@ use crate::inventory::playbook::{Playbook, render_command};
 use crate::inventory::{Host, Inventory};
 use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender};
-use crate::remote::runner;
-use crate::remote::ssh::{Armed, Connection, Output, SshOptions};
+use crate::remote::ssh::SshOptions;
+use crate::remote::transport::{Connector, Output, Session, Transport};
 use futures::future::BoxFuture;
 use futures::stream::FuturesUnordered;
 use futures::{FutureExt, StreamExt};
@@ -36,7 +36,7 @@ const MAX_THAWS_IN_FLIGHT: usize = 3;
 /// How a freeze attempt on one host ended.
 enum FreezeStart {
     /// Frozen; the session holds the armed thaw (and the VM's dead-man's switch).
-    Frozen(Armed),
+    Frozen(Box<dyn Session>),
     /// Another owner's freeze (another run, VMware Tools) holds the VM: this
     /// run froze nothing there and sends no thaw.
     Held { holder: String, detail: String },
@@ -45,8 +45,17 @@ enum FreezeStart {
     /// The freeze ran and failed, or its result is unknown: a thaw follows.
     Failed {
         detail: String,
-        session: Option<Armed>,
+        session: Option<Box<dyn Session>>,
     },
+}
+
+/// A host whose freeze was attempted: it gets a thaw, whatever happens.
+struct Attempt {
+    host: String,
+    /// When its instances would pause (ms since the epoch).
+    pauses_at: u64,
+    /// The freeze session holding its armed thaw, if it got that far.
+    session: Option<Box<dyn Session>>,
 }
 
 #[derive(Debug, Clone)]
@@ -62,11 +71,12 @@ struct Run<'a> {
     playbook: &'a Playbook,
     inventory: &'a Inventory,
     ssh: &'a SshOptions,
+    connector: &'a dyn Connector,
     options: &'a Options,
     run_id: String,
     run_dir: PathBuf,
     journal: Journal,
-    connections: tokio::sync::Mutex<HashMap<String, Arc<Connection>>>,
+    connections: tokio::sync::Mutex<HashMap<String, Arc<dyn Transport>>>,
     results: Mutex<HashMap<String, HostRun>>,
     stop: watch::Receiver<bool>,
     events: EventSender,
@@ -84,6 +94,7 @@ pub async fn execute(
     plan: &Plan,
     preflight: Preflight,
     ssh: &SshOptions,
+    connector: &dyn Connector,
     options: &Options,
     run_id: String,
     journal: Journal,
@@ -124,6 +135,7 @@ pub async fn execute(
         playbook,
         inventory,
         ssh,
+        connector,
         options,
         run_id: run_id.clone(),
         run_dir,
@@ -180,9 +192,7 @@ pub async fn execute(
         );
     }
     for connection in run.connections.into_inner().into_values() {
-        if let Ok(connection) = Arc::try_unwrap(connection) {
-            connection.close().await;
-        }
+        connection.close().await;
     }
     results
 }
@@ -234,11 +244,14 @@ impl Run<'_> {
 
     /// The host's connection, opened when there is none. The map is not
     /// locked while connecting: one unreachable host never stalls the others.
-    async fn connection(&self, name: &str) -> Result<Arc<Connection>, HostError> {
+    async fn connection(&self, name: &str) -> Result<Arc<dyn Transport>, HostError> {
         if let Some(c) = self.connections.lock().await.get(name) {
             return Ok(c.clone());
         }
-        let connection = Arc::new(runner::connect(self.host(name), self.ssh, &self.events).await?);
+        let connection = self
+            .connector
+            .connect(self.host(name), &self.events)
+            .await?;
         Ok(self
             .connections
             .lock()
@@ -268,7 +281,7 @@ impl Run<'_> {
         let mut full = vec![self.run_id.as_str(), reason, path.as_str(), sha.as_str()];
         full.extend_from_slice(args);
         connection
-            .run_script_timeout("thaw", &hooks::checked_run_script(), &full, None, timeout)
+            .run("thaw", &hooks::checked_run_script(), &full, None, timeout)
             .await
     }
 
@@ -311,8 +324,7 @@ impl Run<'_> {
         let script = hooks::freeze_session_script();
         let wait = self.ssh.command_timeout.min(freeze_timeout);
         let mut session =
-            match tokio::time::timeout(wait, connection.arm_script("freeze", &script, &args)).await
-            {
+            match tokio::time::timeout(wait, connection.arm("freeze", &script, &args)).await {
                 Ok(Ok(session)) => session,
                 Ok(Err(e)) => {
                     return FreezeStart::Failed {
@@ -434,8 +446,7 @@ impl Run<'_> {
     /// Returns whether every snapshot of the job is valid.
     async fn job(&self, lane: &Lane, job: &Job) -> bool {
         let freeze_timeout = self.playbook.freeze_timeout();
-        // (host, pauses_at, the session holding its armed thaw)
-        let mut attempted: Vec<(String, u64, Option<Armed>)> = Vec::new();
+        let mut attempted: Vec<Attempt> = Vec::new();
         let mut failure: Option<String> = None;
         for (name, planned) in job.hosts.iter().zip(&job.roles) {
             if *self.stop.borrow() {
@@ -493,7 +504,11 @@ impl Run<'_> {
                         at,
                     });
                     self.update(name, |r| r.frozen_at = Some(at));
-                    attempted.push((name.clone(), pauses_at, Some(session)));
+                    attempted.push(Attempt {
+                        host: name.clone(),
+                        pauses_at,
+                        session: Some(session),
+                    });
                 }
                 FreezeStart::Held { holder, detail } => {
                     self.not_frozen(name, &detail, Outcome::Skipped);
@@ -521,7 +536,11 @@ impl Run<'_> {
                         r.outcome = Outcome::Failed;
                         r.detail = detail.clone();
                     });
-                    attempted.push((name.clone(), pauses_at, session));
+                    attempted.push(Attempt {
+                        host: name.clone(),
+                        pauses_at,
+                        session,
+                    });
                     failure = Some(format!("{name}: {detail}"));
                     break;
                 }
@@ -530,8 +549,10 @@ impl Run<'_> {
 
         let mut snapshots_ok = false;
         if failure.is_none() {
-            let pauses: Vec<(String, u64)> =
-                attempted.iter().map(|(n, p, _)| (n.clone(), *p)).collect();
+            let pauses: Vec<(String, u64)> = attempted
+                .iter()
+                .map(|a| (a.host.clone(), a.pauses_at))
+                .collect();
             snapshots_ok = self.snapshots(lane, job, &pauses).await;
             if !snapshots_ok {
                 failure = Some("a snapshot of this job failed".into());
@@ -541,8 +562,10 @@ impl Run<'_> {
         // Thaw: newest freeze first; `thaw` records the backup, `freezeFail` does not.
         let action = if snapshots_ok { "thaw" } else { "freezeFail" };
         let mut all_valid = snapshots_ok;
-        for (name, pauses_at, session) in attempted.into_iter().rev() {
-            let valid = self.thaw(&name, action, pauses_at, session).await;
+        for attempt in attempted.into_iter().rev() {
+            let valid = self
+                .thaw(&attempt.host, action, attempt.pauses_at, attempt.session)
+                .await;
             all_valid &= valid;
         }
         if let Some(why) = &failure {
@@ -668,7 +691,7 @@ impl Run<'_> {
             let host = self.host(member);
             let facts = async {
                 let connection = self.connection(member).await?;
-                read_facts(&connection, host).await
+                read_facts(&*connection, host).await
             }
             .await
             .map_err(|e| format!("mirror {mirror}: cannot re-read the role of {member} before freezing {name} ({}); stopped this mirror before freezing it (nothing of it is left frozen)", first_line(&e)))?;
@@ -725,7 +748,7 @@ impl Run<'_> {
             let step = &self.playbook.snapshot;
             let run_dir = self.run_dir.display().to_string();
             let (command, env) = render_command(&step.command, &[("host", &host.name), ("vm", &host.vm), ("address", &host.address), ("run_id", &self.run_id), ("run_dir", &run_dir)]);
-            let connection = if step.on == crate::inventory::playbook::RunOn::Vm { self.connection(name).await.ok() } else { None };
+            let transport = if step.on == crate::inventory::playbook::RunOn::Vm { self.connection(name).await.ok() } else { Some(self.connector.local()) };
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -738,7 +761,7 @@ impl Run<'_> {
                 let result = if timeout.is_zero() {
                     snapshot::SnapshotResult { ok: false, detail: "no time left before the freeze timeout".into(), stun_us: None }
                 } else {
-                    snapshot::run(step, &command, &env, connection.as_deref(), timeout, self.stop.clone()).await
+                    snapshot::run(step, &command, &env, transport.as_deref(), timeout, self.stop.clone()).await
                 };
                 let finished = now_ms();
                 self.events.send(Event::StepFinished { host: name.clone(), step: "snapshot", ok: result.ok });
@@ -776,7 +799,13 @@ impl Run<'_> {
     /// over a new connection (this run's owner token makes that safe) while
     /// the first stays in flight. Retries until the freeze would pause the
     /// instance. Returns whether the snapshot is valid.
-    async fn thaw(&self, name: &str, action: &str, pauses_at: u64, session: Option<Armed>) -> bool {
+    async fn thaw(
+        &self,
+        name: &str,
+        action: &str,
+        pauses_at: u64,
+        session: Option<Box<dyn Session>>,
+    ) -> bool {
         let started = now_ms();
         self.record(&Entry::ThawStarted {
             host: name.to_string(),
@@ -796,7 +825,7 @@ impl Run<'_> {
             attempt += 1;
             resend = false;
             let word = format!("{action}\n");
-            in_flight.push(async move { session.finish(word.as_bytes()).await }.boxed());
+            in_flight.push(session.finish(word.into_bytes()));
         }
         loop {
             if resend || in_flight.is_empty() {

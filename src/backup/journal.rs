@@ -9,12 +9,21 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch: the wall clock read once, then
+/// advanced by the monotonic clock, so a wall-clock step during a run (NTP)
+/// cannot move a freeze's deadline; under tokio's paused test clock, the
+/// executor's deadlines follow that clock.
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    static ANCHOR: std::sync::OnceLock<(u64, std::time::Instant)> = std::sync::OnceLock::new();
+    let (wall, at) = *ANCHOR.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0);
+        (wall, std::time::Instant::now())
+    });
+    let now = tokio::time::Instant::now().into_std();
+    wall + now.saturating_duration_since(at).as_millis() as u64
 }
 
 /// Everything `recover` needs to reach a host without the inventory.

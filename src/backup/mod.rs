@@ -2,6 +2,7 @@
 //! and jobs in mirror-safe order) → executor (freeze, snapshot, thaw, with
 //! the write-ahead journal) → recover (finishing a run a crash left behind).
 
+pub mod backup_event;
 pub mod executor;
 pub mod host_lock;
 pub mod host_run;

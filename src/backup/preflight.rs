@@ -7,8 +7,7 @@ use crate::hooks::{self, HookKind};
 use crate::inventory::Host;
 use crate::output::error::HostError;
 use crate::output::event::EventSender;
-use crate::remote::runner;
-use crate::remote::ssh::{Connection, SshOptions};
+use crate::remote::transport::{Connector, Transport};
 use futures::StreamExt;
 use serde::Serialize;
 use std::collections::HashMap;
@@ -121,7 +120,7 @@ impl HostFacts {
 /// The facts of every selected host, read in parallel.
 pub struct Preflight {
     pub facts: HashMap<String, Result<HostFacts, HostError>>,
-    pub connections: HashMap<String, Arc<Connection>>,
+    pub connections: HashMap<String, Arc<dyn Transport>>,
 }
 
 pub fn expected_shas(host: &Host) -> (String, String) {
@@ -131,7 +130,7 @@ pub fn expected_shas(host: &Host) -> (String, String) {
     )
 }
 
-pub async fn read_facts(connection: &Connection, host: &Host) -> Result<HostFacts, HostError> {
+pub async fn read_facts(connection: &dyn Transport, host: &Host) -> Result<HostFacts, HostError> {
     let (pre, post) = expected_shas(host);
     let out = connection
         .run_script(
@@ -153,15 +152,15 @@ pub async fn read_facts(connection: &Connection, host: &Host) -> Result<HostFact
 
 pub async fn preflight(
     hosts: &[&Host],
-    ssh: &SshOptions,
+    connector: &dyn Connector,
     forks: usize,
     events: &EventSender,
 ) -> Preflight {
-    type Probed = (String, Result<(HostFacts, Connection), HostError>);
+    type Probed = (String, Result<(HostFacts, Arc<dyn Transport>), HostError>);
     let results: Vec<Probed> = futures::stream::iter(hosts.iter().map(|host| async move {
         let result = async {
-            let connection = runner::connect(host, ssh, events).await?;
-            let facts = read_facts(&connection, host).await?;
+            let connection = connector.connect(host, events).await?;
+            let facts = read_facts(&*connection, host).await?;
             Ok((facts, connection))
         }
         .await;
@@ -178,7 +177,7 @@ pub async fn preflight(
         match result {
             Ok((facts, connection)) => {
                 preflight.facts.insert(name.clone(), Ok(facts));
-                preflight.connections.insert(name, Arc::new(connection));
+                preflight.connections.insert(name, connection);
             }
             Err(e) => {
                 preflight.facts.insert(name, Err(e));

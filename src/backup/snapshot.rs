@@ -3,8 +3,7 @@
 //! timeout; a stun it reports (`vm stopped for N us`) is measured.
 
 use crate::inventory::playbook::{RunOn, SnapshotStep};
-use crate::remote::ssh::{Connection, ExitStatus};
-use std::process::Stdio;
+use crate::remote::transport::{ExitStatus, Output, Transport};
 
 /// Runs a snapshot command so that it dies with the run: see the script.
 const GUARD: &str = include_str!("../remote/scripts/snapshot_guard.sh");
@@ -38,153 +37,87 @@ fn max_stun(text: &str) -> Option<u64> {
     text.lines().filter_map(stun_in_line).max()
 }
 
-/// Runs the step's (already rendered) command once, within `timeout`;
-/// stops it when `stop` turns true.
+/// Runs the step's (already rendered) command once, within `timeout`, on
+/// `transport` (the VM's, or the controller's own); stops it when `stop`
+/// turns true. None: the VM could not be reached.
 pub async fn run(
     step: &SnapshotStep,
     command: &str,
     env: &[(String, String)],
-    connection: Option<&Connection>,
-    timeout: Duration,
-    stop: watch::Receiver<bool>,
-) -> SnapshotResult {
-    if *stop.borrow() {
-        return SnapshotResult {
-            ok: false,
-            detail: "interrupted before the snapshot".into(),
-            stun_us: None,
-        };
-    }
-    match (step.on, connection) {
-        (RunOn::Vm, Some(connection)) => {
-            let command = crate::inventory::playbook::env_prelude(env) + command;
-            on_vm(connection, &command, timeout, stop).await
-        }
-        _ => on_controller(command, env, timeout, stop).await,
-    }
-}
-
-/// The guard's arguments: its own time limit (a little over the run's) and the command.
-fn guard_args(command: &str, timeout: Duration) -> [String; 2] {
-    [(timeout.as_secs() + 2).to_string(), command.to_string()]
-}
-
-async fn on_vm(
-    connection: &Connection,
-    command: &str,
+    transport: Option<&dyn Transport>,
     timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> SnapshotResult {
-    let [secs, command] = guard_args(command, timeout);
-    let mut armed = match connection
-        .arm_script("snapshot", GUARD, &[&secs, &command])
-        .await
-    {
-        Ok(armed) => armed,
-        Err(e) => {
-            return SnapshotResult {
-                ok: false,
-                detail: e.to_string().lines().next().unwrap_or_default().to_string(),
-                stun_us: None,
-            };
-        }
-    };
     let failed = |detail: String| SnapshotResult {
         ok: false,
         detail,
         stun_us: None,
     };
+    if *stop.borrow() {
+        return failed("interrupted before the snapshot".into());
+    }
+    let Some(transport) = transport else {
+        return failed("cannot reach the VM for the snapshot".into());
+    };
+    let command = crate::inventory::playbook::env_prelude(env) + command;
+    // The guard's own time limit is a little over the run's.
+    let secs = (timeout.as_secs() + 2).to_string();
+    let mut session = match transport.arm("snapshot", GUARD, &[&secs, &command]).await {
+        Ok(session) => session,
+        Err(e) => {
+            let detail = e.to_string().lines().next().unwrap_or_default().to_string();
+            return failed(match step.on {
+                RunOn::Controller => format!("cannot start the snapshot command: {detail}"),
+                RunOn::Vm => detail,
+            });
+        }
+    };
     let result = tokio::select! {
-        out = armed.wait_end() => match out {
-            Ok(out) if out.status == ExitStatus::Code(0) => return SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us: max_stun(&out.stdout_text()) },
-            Ok(out) => return SnapshotResult { ok: false, detail: format!("snapshot command failed: {}", out.describe()), stun_us: max_stun(&out.stdout_text()) },
+        out = session.wait_end() => match out {
+            Ok(out) => return judge(step.on, &out),
             Err(e) => return failed(e.to_string().lines().next().unwrap_or_default().to_string()),
         },
         _ = tokio::time::sleep(timeout) => failed(format!("snapshot command timed out after {}", crate::inventory::duration::format(timeout))),
         _ = stop.wait_for(|s| *s) => failed("interrupted during the snapshot".into()),
     };
-    // End of input: the guard on the VM kills the command's whole process group.
-    armed.close().await;
+    // End of input: the guard kills the command's whole process group
+    // (SIGTERM, then SIGKILL), on the VM and on the controller alike.
+    session.close().await;
     result
 }
 
-async fn on_controller(
-    command: &str,
-    env: &[(String, String)],
-    timeout: Duration,
-    mut stop: watch::Receiver<bool>,
-) -> SnapshotResult {
-    let [secs, command] = guard_args(command, timeout);
-    let child = tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(GUARD)
-        .args(["sh", &secs, &command])
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            return SnapshotResult {
-                ok: false,
-                detail: format!("cannot start the snapshot command: {e}"),
-                stun_us: None,
+/// A finished snapshot command: taken or failed, and the longest stun it reported.
+fn judge(on: RunOn, out: &Output) -> SnapshotResult {
+    let stun_us = max_stun(&out.stdout_text());
+    if out.status == ExitStatus::Code(0) {
+        return SnapshotResult {
+            ok: true,
+            detail: "snapshot taken".into(),
+            stun_us,
+        };
+    }
+    let detail = match on {
+        RunOn::Vm => format!("snapshot command failed: {}", out.describe()),
+        // Worded as the controller's own process status.
+        RunOn::Controller => {
+            let status = match &out.status {
+                ExitStatus::Code(c) => format!("exit status: {c}"),
+                ExitStatus::Signal(s) => format!("signal: {s}"),
+                ExitStatus::Unknown => "no exit status".into(),
             };
-        }
-    };
-    // Held until the command ends: when this process dies (even by SIGKILL),
-    // the pipe closes and the guard ends the command's process group.
-    let lifeline = child.stdin.take();
-    let group = child.id();
-    let output = child.wait_with_output();
-    tokio::pin!(output);
-    let stopped = tokio::select! {
-        output = &mut output => {
-            return match output {
-                Ok(out) => {
-                    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-                    let stun_us = max_stun(&stdout);
-                    if out.status.success() {
-                        SnapshotResult { ok: true, detail: "snapshot taken".into(), stun_us }
-                    } else {
-                        let stderr = String::from_utf8_lossy(&out.stderr);
-                        let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("").trim().to_string();
-                        SnapshotResult { ok: false, detail: format!("snapshot command failed ({}){}", out.status, if last.is_empty() { String::new() } else { format!(": {last}") }), stun_us }
-                    }
-                }
-                Err(e) => SnapshotResult { ok: false, detail: format!("snapshot command: {e}"), stun_us: None },
-            };
-        }
-        _ = tokio::time::sleep(timeout) => format!("snapshot command timed out after {}", crate::inventory::duration::format(timeout)),
-        _ = stop.wait_for(|s| *s) => "interrupted during the snapshot".to_string(),
-    };
-    // SIGTERM first (a hypervisor CLI may clean up), SIGKILL after a grace period.
-    drop(lifeline);
-    let signal_group = |signal| {
-        if let Some(pid) = group {
-            // SAFETY: killpg only sends a signal to the process group we started.
-            unsafe {
-                libc::killpg(pid as libc::pid_t, signal);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            match stderr.lines().rev().find(|l| !l.trim().is_empty()) {
+                Some(last) => format!("snapshot command failed ({status}): {}", last.trim()),
+                None => format!("snapshot command failed ({status})"),
             }
         }
     };
-    signal_group(libc::SIGTERM);
-    if tokio::time::timeout(KILL_GRACE, &mut output).await.is_err() {
-        signal_group(libc::SIGKILL);
-    }
     SnapshotResult {
         ok: false,
-        detail: stopped,
-        stun_us: None,
+        detail,
+        stun_us,
     }
 }
-
-/// How long a stopped snapshot command has between SIGTERM and SIGKILL.
-const KILL_GRACE: Duration = Duration::from_secs(2);
 
 #[cfg(test)]
 mod tests {

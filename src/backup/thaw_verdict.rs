@@ -3,7 +3,7 @@
 //! status) into a typed verdict, so no decision is taken on message text.
 
 use crate::hooks;
-use crate::remote::ssh::Output;
+use crate::remote::transport::Output;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ThawVerdict {
@@ -116,7 +116,7 @@ pub fn judge(out: &Output, action: &str) -> ThawVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::remote::ssh::ExitStatus;
+    use crate::remote::transport::ExitStatus;
 
     fn out(code: u32, stdout: &str, stderr: &str) -> Output {
         Output {

@@ -37,6 +37,9 @@ pub fn backup(
         });
     }
     let ssh = ssh_options(global)?;
+    let connector = runner::SshConnector {
+        options: ssh.clone(),
+    };
     let forks = global.forks as usize;
     // The QoS guard's history, read before anything is contacted: one that
     // cannot be read stops the run rather than turning the guard off.
@@ -61,7 +64,7 @@ pub fn backup(
                 }
             }
         };
-        let preflight = crate::backup::preflight::preflight(&hosts, &ssh, forks, &events).await;
+        let preflight = crate::backup::preflight::preflight(&hosts, &connector, forks, &events).await;
         let checked = crate::backup::preflight::check(&hosts, &preflight);
         let left_out: Vec<&str> = checked.left_out.iter().map(|(h, ..)| h.as_str()).collect();
         let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., u)| *u).map(|(h, ..)| h.clone()).collect();
@@ -103,7 +106,7 @@ pub fn backup(
         });
         let options = executor::Options { force, forks, runs_dir: global.runs_dir.clone(), history };
         let journal_path = journal.path().display().to_string();
-        let mut results = executor::execute(inventory, &playbook, &plan, preflight, &ssh, &options, run_id.clone(), journal, stop_rx.clone(), events.clone()).await;
+        let mut results = executor::execute(inventory, &playbook, &plan, preflight, &ssh, &connector, &options, run_id.clone(), journal, stop_rx.clone(), events.clone()).await;
         signals.abort();
         let interrupted = *stop_rx.borrow();
         let order: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| &j.hosts).map(String::as_str).collect();

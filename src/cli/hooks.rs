@@ -16,14 +16,16 @@ pub fn reconcile_hosts(
     settings: Settings,
     format: Format,
 ) -> Result<u8, Error> {
-    let ssh = ssh_options(global)?;
+    let connector = runner::SshConnector {
+        options: ssh_options(global)?,
+    };
     let order: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
     let (events, interrupted) = runtime()?.block_on(runner::run_hosts(
         command,
         hosts,
         global.forks as usize,
         global.quiet,
-        |host, events| reconcile::host(host, &ssh, settings, events),
+        |host, events| reconcile::host(host, &connector, settings, events),
     ));
     let records = report::records(&events, &order);
     print(&report::render(format, command, &records, interrupted));

@@ -7,8 +7,7 @@ use crate::hooks::{self, HookKind};
 use crate::inventory::Host;
 use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender, HookRecord, Status};
-use crate::remote::runner;
-use crate::remote::ssh::{Connection, SshOptions};
+use crate::remote::transport::{Connector, Transport};
 
 /// Writes one hook: temporary file in the same directory, checksum checked,
 /// root:root 0700, flushed, then renamed over the old one. A symlink or other
@@ -58,8 +57,8 @@ pub struct Settings {
 }
 
 /// Connects to `host`, reconciles it and emits a record per hook.
-pub async fn host(host: Host, ssh: &SshOptions, settings: Settings, events: EventSender) {
-    let connection = match runner::connect(&host, ssh, &events).await {
+pub async fn host(host: Host, connector: &dyn Connector, settings: Settings, events: EventSender) {
+    let connection = match connector.connect(&host, &events).await {
         Ok(c) => c,
         Err(error) => {
             emit_all(&host, &events, Status::Unreachable, &error);
@@ -70,7 +69,7 @@ pub async fn host(host: Host, ssh: &SshOptions, settings: Settings, events: Even
             return;
         }
     };
-    let result = on_connection(&connection, &host, settings, &events).await;
+    let result = on_connection(&*connection, &host, settings, &events).await;
     if let Err(error) = &result {
         emit_all(&host, &events, Status::Failed, error);
     }
@@ -105,7 +104,7 @@ fn emit_all(host: &Host, events: &EventSender, status: Status, error: &HostError
 }
 
 async fn probe(
-    connection: &Connection,
+    connection: &dyn Transport,
     host: &Host,
     events: &EventSender,
     step: &'static str,
@@ -136,7 +135,7 @@ async fn probe(
 }
 
 async fn on_connection(
-    connection: &Connection,
+    connection: &dyn Transport,
     host: &Host,
     settings: Settings,
     events: &EventSender,
@@ -262,7 +261,7 @@ async fn on_connection(
 }
 
 async fn write(
-    connection: &Connection,
+    connection: &dyn Transport,
     host: &Host,
     kind: HookKind,
     content: &str,
@@ -294,7 +293,7 @@ async fn write(
 
 /// Probes again after writing: every written hook must now be exactly right.
 async fn verify(
-    connection: &Connection,
+    connection: &dyn Transport,
     host: &Host,
     events: &EventSender,
     records: &mut [HookRecord],
@@ -318,7 +317,7 @@ async fn verify(
 }
 
 async fn diff_against(
-    connection: &Connection,
+    connection: &dyn Transport,
     host: &Host,
     path: &str,
     found: &Option<PathFacts>,

@@ -2,7 +2,10 @@
 //! remote shell, the fan-out over hosts, and the remote scripts (`scripts/`)
 //! every step runs on a VM.
 
+pub mod fake;
 pub mod known_hosts;
+pub mod local;
 pub mod runner;
 pub mod shell;
 pub mod ssh;
+pub mod transport;

@@ -6,9 +6,13 @@ use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender};
 use crate::output::progress::Progress;
 use crate::remote::known_hosts::Verdict;
+use crate::remote::local::Local;
 use crate::remote::ssh::{Connection, SshOptions};
-use futures::StreamExt;
+use crate::remote::transport::{Connector, Transport};
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Opens the host's one connection, announcing it on the event stream.
@@ -27,6 +31,31 @@ pub async fn connect(
         learned_key,
     });
     Ok(connection)
+}
+
+/// Reaches hosts over SSH; the controller's own commands run locally.
+pub struct SshConnector {
+    pub options: SshOptions,
+}
+
+impl Connector for SshConnector {
+    fn connect<'a>(
+        &'a self,
+        host: &'a Host,
+        events: &'a EventSender,
+    ) -> BoxFuture<'a, Result<Arc<dyn Transport>, HostError>> {
+        async move {
+            let connection = connect(host, &self.options, events).await?;
+            Ok(Arc::new(connection) as Arc<dyn Transport>)
+        }
+        .boxed()
+    }
+
+    fn local(&self) -> Arc<dyn Transport> {
+        Arc::new(Local {
+            command_timeout: self.options.command_timeout,
+        })
+    }
 }
 
 /// The signals that ask a run to stop: Ctrl-C (SIGINT), SIGTERM, SIGHUP (the

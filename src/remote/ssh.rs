@@ -5,6 +5,9 @@ use crate::inventory::Host;
 use crate::output::error::HostError;
 use crate::remote::known_hosts::{HostKeyPolicy, Verdict};
 use crate::remote::shell;
+use crate::remote::transport::{ExitStatus, Output, Session, Transport};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use russh::ChannelMsg;
 use russh::client;
 use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
@@ -19,66 +22,6 @@ pub struct SshOptions {
     pub command_timeout: Duration,
     pub policy: Arc<HostKeyPolicy>,
     pub use_agent: bool,
-}
-
-/// How a remote command ended when the connection held.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(u32),
-    Signal(String),
-    /// The channel closed without a status (e.g. sshd killed the session).
-    Unknown,
-}
-
-#[derive(Debug, Clone)]
-pub struct Output {
-    pub status: ExitStatus,
-    pub stdout: Vec<u8>,
-    pub stderr: Vec<u8>,
-}
-
-impl Output {
-    pub fn success(&self) -> bool {
-        self.status == ExitStatus::Code(0)
-    }
-
-    pub fn code(&self) -> Option<u32> {
-        match self.status {
-            ExitStatus::Code(c) => Some(c),
-            _ => None,
-        }
-    }
-
-    pub fn stdout_text(&self) -> String {
-        String::from_utf8_lossy(&self.stdout).into_owned()
-    }
-
-    /// Every non-empty stderr line, joined with `; ` (at most 400 characters).
-    pub fn stderr_line(&self) -> String {
-        let text = String::from_utf8_lossy(&self.stderr);
-        let joined = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .collect::<Vec<_>>()
-            .join("; ");
-        match joined.char_indices().nth(400) {
-            Some((cut, _)) => format!("{}…", &joined[..cut]),
-            None => joined,
-        }
-    }
-
-    pub fn describe(&self) -> String {
-        let status = match &self.status {
-            ExitStatus::Code(c) => format!("exit status {c}"),
-            ExitStatus::Signal(s) => format!("killed by signal {s}"),
-            ExitStatus::Unknown => "no exit status".to_string(),
-        };
-        match self.stderr_line() {
-            line if line.is_empty() => status,
-            line => format!("{status}: {line}"),
-        }
-    }
 }
 
 struct Client {
@@ -508,6 +451,69 @@ impl Armed {
             stdout: Vec::new(),
             stderr: self.stderr,
         })
+    }
+}
+
+impl Transport for Connection {
+    fn run<'a>(
+        &'a self,
+        step: &'a str,
+        script: &'a str,
+        args: &'a [&'a str],
+        stdin: Option<&'a [u8]>,
+        timeout: Duration,
+    ) -> BoxFuture<'a, Result<Output, HostError>> {
+        self.run_script_timeout(step, script, args, stdin, timeout)
+            .boxed()
+    }
+
+    fn arm<'a>(
+        &'a self,
+        step: &'a str,
+        script: &'a str,
+        args: &'a [&'a str],
+    ) -> BoxFuture<'a, Result<Box<dyn Session>, HostError>> {
+        async move {
+            let armed = self.arm_script(step, script, args).await?;
+            Ok(Box::new(armed) as Box<dyn Session>)
+        }
+        .boxed()
+    }
+
+    fn command_timeout(&self) -> Duration {
+        self.command_timeout
+    }
+
+    fn close(&self) -> BoxFuture<'_, ()> {
+        async move {
+            let _ = self
+                .handle
+                .disconnect(russh::Disconnect::ByApplication, "", "en")
+                .await;
+        }
+        .boxed()
+    }
+}
+
+impl Session for Armed {
+    fn read_line<'a>(&'a mut self, prefix: &'a str) -> BoxFuture<'a, Option<String>> {
+        Armed::read_line(self, prefix).boxed()
+    }
+
+    fn wait_end(&mut self) -> BoxFuture<'_, Result<Output, HostError>> {
+        Armed::wait_end(self).boxed()
+    }
+
+    fn close(&mut self) -> BoxFuture<'_, ()> {
+        Armed::close(self).boxed()
+    }
+
+    fn output(&self) -> Output {
+        Armed::output(self)
+    }
+
+    fn finish(self: Box<Self>, input: Vec<u8>) -> BoxFuture<'static, Result<Output, HostError>> {
+        async move { Armed::finish(*self, &input).await }.boxed()
     }
 }
 

@@ -2,6 +2,7 @@
 //! parallel, jobs inside a lane one at a time; every host whose freeze was
 //! attempted goes through a thaw that no failure, timeout or signal skips.
 
+use crate::backup::backup_event::{BackupEvent, NotFrozenBecause, ThawAction};
 use crate::backup::host_run::{HostRun, Outcome};
 use crate::backup::journal::{Entry, HostAccess, Journal, now_ms};
 use crate::backup::plan::{Job, Lane, LaneKind, Plan};
@@ -216,6 +217,25 @@ impl Run<'_> {
                 false
             }
         }
+    }
+
+    /// One step of the run: journaled (write-ahead), folded into the host's
+    /// result, shown. False when its journal entry could not be written; a
+    /// freeze-started event that is not on disk changes nothing else.
+    fn emit(&self, event: BackupEvent) -> bool {
+        let journaled = match event.journal_entry() {
+            Some(entry) => self.record(&entry),
+            None => true,
+        };
+        if !journaled && matches!(event, BackupEvent::FreezeStarted { .. }) {
+            return false;
+        }
+        let host = event.host().to_string();
+        self.update(&host, |r| r.apply(&event));
+        for shown in event.progress(&self.host(&host).target()) {
+            self.events.send(shown);
+        }
+        journaled
     }
 
     fn note(&self, host: &str, text: String) {
@@ -433,8 +453,11 @@ impl Run<'_> {
             if !self.job(lane, job).await {
                 for later in &lane.jobs[index + 1..] {
                     for host in &later.hosts {
-                        self.update(host, |r| r.detail = "not run: an earlier job of this lane failed; nothing of it was frozen".into());
-                        self.finished(host);
+                        self.emit(BackupEvent::HostFinished {
+                            host: host.clone(),
+                            outcome: Outcome::Skipped,
+                            detail: "not run: an earlier job of this lane failed; nothing of it was frozen".into(),
+                        });
                     }
                 }
                 return;
@@ -448,16 +471,16 @@ impl Run<'_> {
         let freeze_timeout = self.playbook.freeze_timeout();
         let mut attempted: Vec<Attempt> = Vec::new();
         let mut failure: Option<String> = None;
+        // A host the mirror check refused (with why), or another owner's freeze holds.
+        let mut refused: Option<(String, String)> = None;
+        let mut held: Option<String> = None;
         for (name, planned) in job.hosts.iter().zip(&job.roles) {
             if *self.stop.borrow() {
                 failure = Some("interrupted before this host was frozen".into());
                 break;
             }
             if let Err(why) = self.safe_to_freeze(lane, name, planned).await {
-                self.update(name, |r| {
-                    r.outcome = Outcome::Failed;
-                    r.detail = why.clone();
-                });
+                refused = Some((name.clone(), why.clone()));
                 failure = Some(why);
                 break;
             }
@@ -470,7 +493,7 @@ impl Run<'_> {
             let pauses_at = started + freeze_timeout.as_millis() as u64;
             // Write-ahead: no freeze starts unless its entry is on disk.
             if self.journal_broken.load(Ordering::SeqCst)
-                || !self.record(&Entry::FreezeStarted {
+                || !self.emit(BackupEvent::FreezeStarted {
                     host: name.clone(),
                     at: started,
                     pauses_at,
@@ -482,28 +505,12 @@ impl Run<'_> {
                 ));
                 break;
             }
-            self.update(name, |r| {
-                r.freeze_started = Some(started);
-                r.pauses_at = Some(pauses_at);
-            });
-            self.events.send(Event::StepStarted {
-                host: name.clone(),
-                step: "freeze",
-            });
-            let result = self.start_freeze(name).await;
-            self.events.send(Event::StepFinished {
-                host: name.clone(),
-                step: "freeze",
-                ok: matches!(result, FreezeStart::Frozen(_)),
-            });
-            match result {
+            match self.start_freeze(name).await {
                 FreezeStart::Frozen(session) => {
-                    let at = now_ms();
-                    self.record(&Entry::Frozen {
+                    self.emit(BackupEvent::Frozen {
                         host: name.clone(),
-                        at,
+                        at: now_ms(),
                     });
-                    self.update(name, |r| r.frozen_at = Some(at));
                     attempted.push(Attempt {
                         host: name.clone(),
                         pauses_at,
@@ -511,30 +518,37 @@ impl Run<'_> {
                     });
                 }
                 FreezeStart::Held { holder, detail } => {
-                    self.not_frozen(name, &detail, Outcome::Skipped);
+                    self.emit(BackupEvent::NotFrozen {
+                        host: name.clone(),
+                        at: now_ms(),
+                        detail,
+                        because: NotFrozenBecause::Held,
+                    });
+                    held = Some(name.clone());
                     failure = Some(format!("{name} is held by a freeze of {holder}"));
                     break;
                 }
                 FreezeStart::NotRun(error) => {
                     let detail = first_line(&error);
-                    self.record(&Entry::FreezeFailed {
+                    self.emit(BackupEvent::FreezeFailed {
                         host: name.clone(),
                         at: now_ms(),
                         detail: detail.clone(),
                     });
-                    self.not_frozen(name, &detail, Outcome::Failed);
+                    self.emit(BackupEvent::NotFrozen {
+                        host: name.clone(),
+                        at: now_ms(),
+                        detail: detail.clone(),
+                        because: NotFrozenBecause::NotRun,
+                    });
                     failure = Some(format!("{name}: {detail}"));
                     break;
                 }
                 FreezeStart::Failed { detail, session } => {
-                    self.record(&Entry::FreezeFailed {
+                    self.emit(BackupEvent::FreezeFailed {
                         host: name.clone(),
                         at: now_ms(),
                         detail: detail.clone(),
-                    });
-                    self.update(name, |r| {
-                        r.outcome = Outcome::Failed;
-                        r.detail = detail.clone();
                     });
                     attempted.push(Attempt {
                         host: name.clone(),
@@ -560,7 +574,11 @@ impl Run<'_> {
         }
 
         // Thaw: newest freeze first; `thaw` records the backup, `freezeFail` does not.
-        let action = if snapshots_ok { "thaw" } else { "freezeFail" };
+        let action = if snapshots_ok {
+            ThawAction::Thaw
+        } else {
+            ThawAction::FreezeFail
+        };
         let mut all_valid = snapshots_ok;
         for attempt in attempted.into_iter().rev() {
             let valid = self
@@ -568,40 +586,47 @@ impl Run<'_> {
                 .await;
             all_valid &= valid;
         }
-        if let Some(why) = &failure {
-            for name in &job.hosts {
-                self.update(name, |r| match r.outcome {
-                    Outcome::LeftFrozen | Outcome::Failed => {}
-                    Outcome::Skipped if r.detail != "not run" => {}
-                    _ if r.freeze_started.is_some() => {
-                        r.outcome = Outcome::Failed;
-                        r.detail = format!("thawed without a backup: {why}");
-                    }
-                    _ => r.detail = format!("not frozen: {why}"),
-                });
-            }
-        }
         for name in &job.hosts {
-            self.finished(name);
+            let (outcome, detail) = self.settled(name, failure.as_deref(), &refused, &held);
+            self.emit(BackupEvent::HostFinished {
+                host: name.clone(),
+                outcome,
+                detail,
+            });
         }
         all_valid && failure.is_none()
     }
 
-    /// Journals and reports a host this run did not freeze (its hook was not
-    /// run, or another owner's freeze holds it): it gets no thaw.
-    fn not_frozen(&self, name: &str, detail: &str, outcome: Outcome) {
-        self.record(&Entry::NotFrozen {
-            host: name.to_string(),
-            at: now_ms(),
-            detail: detail.to_string(),
-        });
-        self.update(name, |r| {
-            r.outcome = outcome;
-            r.detail = detail.to_string();
-            if outcome == Outcome::Skipped {
-                r.freeze_started = None;
+    /// A job's host's outcome once everything of the job is thawed: when the
+    /// job failed, a host thawed without its backup failed too, and one never
+    /// frozen says why.
+    fn settled(
+        &self,
+        name: &str,
+        failure: Option<&str>,
+        refused: &Option<(String, String)>,
+        held: &Option<String>,
+    ) -> (Outcome, String) {
+        let results = self.results.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(r) = results.get(name) else {
+            return (Outcome::Skipped, "not run".into());
+        };
+        let Some(why) = failure else {
+            return (r.outcome, r.detail.clone());
+        };
+        if let Some((host, refusal)) = refused
+            && host == name
+        {
+            return (Outcome::Failed, refusal.clone());
+        }
+        match r.outcome {
+            Outcome::LeftFrozen | Outcome::Failed => (r.outcome, r.detail.clone()),
+            _ if held.as_deref() == Some(name) => (r.outcome, r.detail.clone()),
+            _ if r.freeze_started.is_some() => {
+                (Outcome::Failed, format!("thawed without a backup: {why}"))
             }
-        });
+            outcome => (outcome, format!("not frozen: {why}")),
+        }
     }
 
     /// Reports a host that could not be thawed, with the fix that works for
@@ -635,37 +660,12 @@ impl Run<'_> {
                 host.hook_dir.trim_end_matches('/')
             )
         };
-        self.events.send(Event::StepFinished {
+        self.emit(BackupEvent::LeftFrozen {
             host: name.to_string(),
-            step: "thaw",
-            ok: false,
-        });
-        self.update(name, |r| {
-            r.outcome = Outcome::LeftFrozen;
-            r.detail = format!("COULD NOT THAW after {attempts} attempts: {detail}");
-            r.manual_thaw = Some(manual);
-        });
-    }
-
-    /// Tells the progress display that `name` is done, with its failure if any.
-    fn finished(&self, name: &str) {
-        let outcome = self
-            .results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(name)
-            .map(|r| (r.outcome, r.detail.clone()));
-        let error = match outcome {
-            Some((Outcome::Valid, _)) | None => None,
-            Some((outcome, detail)) => Some(HostError::StepFailed {
-                target: self.host(name).target(),
-                step: "backup".into(),
-                detail: format!("{}: {detail}", outcome.label()),
-            }),
-        };
-        self.events.send(Event::HostFinished {
-            host: name.to_string(),
-            error,
+            at: now_ms(),
+            attempts,
+            detail: detail.to_string(),
+            fix: manual,
         });
     }
 
@@ -754,40 +754,26 @@ impl Run<'_> {
                 attempt += 1;
                 let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
                 let timeout = step.timeout.min(left);
-                let started = now_ms();
-                self.record(&Entry::SnapshotStarted { host: name.clone(), at: started });
-                self.update(name, |r| r.snapshot_started = Some(started));
-                self.events.send(Event::StepStarted { host: name.clone(), step: "snapshot" });
+                self.emit(BackupEvent::SnapshotStarted { host: name.clone(), at: now_ms() });
                 let result = if timeout.is_zero() {
                     snapshot::SnapshotResult { ok: false, detail: "no time left before the freeze timeout".into(), stun_us: None }
                 } else {
                     snapshot::run(step, &command, &env, transport.as_deref(), timeout, self.stop.clone()).await
                 };
-                let finished = now_ms();
-                self.events.send(Event::StepFinished { host: name.clone(), step: "snapshot", ok: result.ok });
-                self.record(&Entry::SnapshotFinished { host: name.clone(), at: finished, ok: result.ok, detail: result.detail.clone(), stun_us: result.stun_us });
-                self.update(name, |r| {
-                    r.snapshot_finished = Some(finished);
-                    r.stun_us = result.stun_us.or(r.stun_us);
-                    if !result.ok {
-                        r.outcome = Outcome::Failed;
-                        r.detail = result.detail.clone();
-                    }
-                });
+                let last = result.ok || attempt > step.retries || *self.stop.borrow() || timeout.is_zero();
+                self.emit(BackupEvent::SnapshotFinished { host: name.clone(), at: now_ms(), ok: result.ok, detail: result.detail.clone(), stun_us: result.stun_us, attempt, retrying: !last });
                 if let (Some(stun), LaneKind::Mirror { mirror, qos_timeout }) = (result.stun_us, &lane.kind) {
                     let limit = qos_timeout.as_micros() as f64 * self.playbook.qos_warn_fraction;
                     if stun as u128 >= qos_timeout.as_micros() {
                         let finding = format!("STUN OVER QOS: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}: the mirror may have failed over", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::inventory::duration::format(*qos_timeout));
-                        self.update(name, |r| r.findings.push(finding.clone()));
-                        self.note(name, finding);
+                        self.emit(BackupEvent::Finding { host: name.clone(), text: finding });
                     } else if stun as f64 >= limit {
-                        self.note(name, format!("warning: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::inventory::duration::format(*qos_timeout)));
+                        self.emit(BackupEvent::Warning { host: name.clone(), text: format!("warning: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::inventory::duration::format(*qos_timeout)) });
                     }
                 }
-                if result.ok || attempt > step.retries || *self.stop.borrow() || timeout.is_zero() {
+                if last {
                     return result.ok;
                 }
-                self.note(name, format!("snapshot attempt {attempt} failed ({}); retrying", result.detail));
             }
         }))
         .await;
@@ -802,20 +788,14 @@ impl Run<'_> {
     async fn thaw(
         &self,
         name: &str,
-        action: &str,
+        action: ThawAction,
         pauses_at: u64,
         session: Option<Box<dyn Session>>,
     ) -> bool {
-        let started = now_ms();
-        self.record(&Entry::ThawStarted {
+        self.emit(BackupEvent::ThawStarted {
             host: name.to_string(),
-            at: started,
-            action: action.into(),
-        });
-        self.update(name, |r| r.thaw_started = Some(started));
-        self.events.send(Event::StepStarted {
-            host: name.to_string(),
-            step: "thaw",
+            at: now_ms(),
+            action,
         });
         let mut in_flight: FuturesUnordered<BoxFuture<'_, Result<Output, HostError>>> =
             FuturesUnordered::new();
@@ -824,7 +804,7 @@ impl Run<'_> {
         if let Some(session) = session {
             attempt += 1;
             resend = false;
-            let word = format!("{action}\n");
+            let word = format!("{}\n", action.word());
             in_flight.push(session.finish(word.into_bytes()));
         }
         loop {
@@ -844,17 +824,19 @@ impl Run<'_> {
             let at = now_ms();
             let mut answered = true;
             let detail = match answer {
-                Ok(Some(Ok(out))) => match thaw_verdict::judge(&out, action) {
+                Ok(Some(Ok(out))) => match thaw_verdict::judge(&out, action.word()) {
                     ThawVerdict::Thawed { valid, detail } => {
                         return self.thawed(name, action, pauses_at, at, valid, detail);
                     }
                     ThawVerdict::HookMismatch { why } => {
                         // Retrying cannot help: a person has to redeploy the hook.
                         let detail = first_line(&self.hook_changed(name, HookKind::PostThaw, why));
-                        self.record(&Entry::ThawFailed {
+                        self.emit(BackupEvent::ThawFailed {
                             host: name.to_string(),
                             at,
+                            attempt,
                             detail: detail.clone(),
+                            retrying: false,
                         });
                         self.left_frozen(name, attempt, &detail, true);
                         return false;
@@ -878,19 +860,19 @@ impl Run<'_> {
                     })
                 }
             };
-            self.record(&Entry::ThawFailed {
+            let give_up =
+                now_ms() + THAW_RETRY_INTERVAL.as_millis() as u64 >= pauses_at && attempt >= 3;
+            self.emit(BackupEvent::ThawFailed {
                 host: name.to_string(),
                 at,
+                attempt,
                 detail: detail.clone(),
+                retrying: !give_up,
             });
-            if now_ms() + THAW_RETRY_INTERVAL.as_millis() as u64 >= pauses_at && attempt >= 3 {
+            if give_up {
                 self.left_frozen(name, attempt, &detail, false);
                 return false;
             }
-            self.note(
-                name,
-                format!("thaw attempt {attempt} failed: {detail}; retrying"),
-            );
             resend = in_flight.len() < MAX_THAWS_IN_FLIGHT;
             if answered {
                 tokio::time::sleep(THAW_RETRY_INTERVAL).await;
@@ -902,12 +884,18 @@ impl Run<'_> {
     async fn fresh_thaw(
         &self,
         name: &str,
-        action: &str,
+        action: ThawAction,
         attempt: u32,
     ) -> Result<Output, HostError> {
         let reason = format!("retry {attempt} of the controller's thaw");
-        self.run_hook(name, HookKind::PostThaw, &reason, &[action], UNBOUNDED)
-            .await
+        self.run_hook(
+            name,
+            HookKind::PostThaw,
+            &reason,
+            &[action.word()],
+            UNBOUNDED,
+        )
+        .await
     }
 
     /// Records a finished thaw. A freeze that outlived its timeout paused
@@ -915,7 +903,7 @@ impl Run<'_> {
     fn thawed(
         &self,
         name: &str,
-        action: &str,
+        action: ThawAction,
         pauses_at: u64,
         at: u64,
         valid: bool,
@@ -932,26 +920,12 @@ impl Run<'_> {
         } else {
             (valid, detail)
         };
-        self.record(&Entry::Thawed {
+        self.emit(BackupEvent::Thawed {
             host: name.to_string(),
             at,
+            action,
             valid,
-        });
-        self.events.send(Event::StepFinished {
-            host: name.to_string(),
-            step: "thaw",
-            ok: true,
-        });
-        self.update(name, |r| {
-            r.thawed_at = Some(at);
-            if action == "thaw" {
-                r.outcome = if valid {
-                    Outcome::Valid
-                } else {
-                    Outcome::Invalid
-                };
-                r.detail = detail;
-            }
+            detail,
         });
         valid
     }

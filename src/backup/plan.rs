@@ -51,6 +51,20 @@ pub struct Lane {
 pub struct Skipped {
     pub host: String,
     pub reason: String,
+    #[serde(skip)]
+    pub why: SkipKind,
+}
+
+/// Why a host is left out of a run: the exit code depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SkipKind {
+    /// The playbook says so (primaries not included): no failure.
+    ByChoice,
+    /// Something is wrong with the host or the inventory.
+    #[default]
+    Problem,
+    /// Preflight could not reach the host.
+    Unreachable,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -155,6 +169,7 @@ pub fn plan(
                 skipped.extend(job.hosts.iter().map(|h| Skipped {
                     host: h.clone(),
                     reason: reason.clone(),
+                    why: SkipKind::Problem,
                 }));
             }
             continue;
@@ -174,6 +189,7 @@ pub fn plan(
                 skipped.extend(job.hosts.iter().map(|h| Skipped {
                     host: h.clone(),
                     reason: reason.clone(),
+                    why: SkipKind::ByChoice,
                 }));
             } else {
                 kept.push(job);
@@ -224,6 +240,7 @@ pub fn plan(
             skipped.push(Skipped {
                 host: host.name.clone(),
                 reason,
+                why: SkipKind::Problem,
             });
             continue;
         }

@@ -10,9 +10,8 @@ use crate::inventory::playbook::Playbook;
 use crate::inventory::{Host, Inventory, limit};
 use crate::output::error::Error;
 use crate::output::event::Event;
-use crate::output::exit_code;
 use crate::remote::runner;
-use crate::review::backup_report::Report as BackupReport;
+use crate::review::backup_report::{self, Ending, Report as BackupReport};
 
 /// `plan` (read-only) and `backup`: preflight, plan, then execute.
 pub fn backup(
@@ -60,7 +59,7 @@ pub fn backup(
                     drop(events);
                     let _ = consumer.await;
                     eprintln!("error: refusing to start: {refusal}\n  hint: wait for that run to finish (or, if it is gone, `quiesce recover` it); nothing was frozen by this run");
-                    return Ok(exit_code::FAILED);
+                    return Ok(backup_report::exit_code(Ending::Refused));
                 }
             }
         };
@@ -70,8 +69,9 @@ pub fn backup(
         let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., u)| *u).map(|(h, ..)| h.clone()).collect();
         let plannable: Vec<&Host> = hosts.iter().copied().filter(|h| !left_out.contains(&h.name.as_str())).collect();
         let mut plan = plan::plan(inventory, &playbook, &plannable, &checked.roles).map_err(|message| Error::Usage { message, hint: "fix the playbook's consistency groups or --limit".into() })?;
-        for (host, reason, _) in &checked.left_out {
-            plan.skipped.push(plan::Skipped { host: host.clone(), reason: reason.lines().next().unwrap_or("").to_string() });
+        for (host, reason, unreachable) in &checked.left_out {
+            let why = if *unreachable { plan::SkipKind::Unreachable } else { plan::SkipKind::Problem };
+            plan.skipped.push(plan::Skipped { host: host.clone(), reason: reason.lines().next().unwrap_or("").to_string(), why });
         }
         if !checked.blockers.is_empty() {
             drop(events);
@@ -80,7 +80,7 @@ pub fn backup(
                 eprintln!("error: {blocker}");
             }
             eprintln!("error: refusing to start: {} host(s) already have a freeze in place (nothing was frozen by this run)", checked.blockers.len());
-            return Ok(exit_code::FAILED);
+            return Ok(backup_report::exit_code(Ending::Refused));
         }
         if plan_only {
             drop(events);
@@ -89,7 +89,7 @@ pub fn backup(
                 HostsFormat::Table => print(&plan.render(&playbook)),
                 HostsFormat::Json => print(&(serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n")),
             }
-            return Ok(if !unreachable.is_empty() { exit_code::UNREACHABLE } else { exit_code::SUCCESS });
+            return Ok(backup_report::exit_code(Ending::Planned { unreachable: !unreachable.is_empty() }));
         }
         let (run_id, journal) = create_run(&global.runs_dir)?;
         let run_dir = global.runs_dir.join(&run_id);
@@ -136,7 +136,7 @@ pub fn backup(
             let note = if missing.is_empty() { String::new() } else { format!(" (logs not collected from {}: `quiesce logs {run_id}` retries)", missing.join(", ")) };
             print(&format!("report: {}{note}\n", run_dir.join("report.html").display()));
         }
-        Ok(report.exit_code())
+        Ok(backup_report::exit_code(Ending::Ran(&report)))
     })
 }
 

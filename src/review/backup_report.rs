@@ -2,7 +2,7 @@
 //! window, snapshot time, stun, result) or JSON, and the run's exit code.
 
 use crate::backup::host_run::{HostRun, Outcome};
-use crate::backup::plan::Skipped;
+use crate::backup::plan::{SkipKind, Skipped};
 use crate::output::exit_code;
 use serde::{Deserialize, Serialize};
 use std::fmt::Write;
@@ -28,30 +28,51 @@ pub struct Report<'a> {
     pub interrupted: bool,
 }
 
-impl Report<'_> {
-    pub fn exit_code(&self) -> u8 {
-        let any = |o: Outcome| self.results.iter().any(|r| r.outcome == o);
-        if any(Outcome::LeftFrozen) {
-            exit_code::LEFT_FROZEN
-        } else if self.interrupted {
-            exit_code::INTERRUPTED
-        } else if any(Outcome::Failed)
-            || any(Outcome::Invalid)
-            || self.results.iter().any(|r| !r.findings.is_empty())
-            || self.results.iter().any(|r| r.outcome == Outcome::Skipped)
-            || self
-                .skipped
-                .iter()
-                .any(|s| !is_by_choice(s) && !self.unreachable.contains(&s.host))
-        {
-            exit_code::FAILED
-        } else if !self.unreachable.is_empty() {
-            exit_code::UNREACHABLE
-        } else {
-            exit_code::SUCCESS
-        }
-    }
+/// How a `plan` or `backup` ended.
+pub enum Ending<'a> {
+    /// Refused before anything was frozen: another run holds a host, or a
+    /// freeze is already in place.
+    Refused,
+    /// `plan`: nothing was run.
+    Planned { unreachable: bool },
+    /// A run, with every host's outcome.
+    Ran(&'a Report<'a>),
+}
 
+/// The one place a backup's exit code is decided, from the run's outcomes
+/// (the codes are documented in `output/exit_code.rs` and the README).
+pub fn exit_code(ending: Ending) -> u8 {
+    let report = match ending {
+        Ending::Refused => return exit_code::FAILED,
+        Ending::Planned { unreachable: true } => return exit_code::UNREACHABLE,
+        Ending::Planned { unreachable: false } => return exit_code::SUCCESS,
+        Ending::Ran(report) => report,
+    };
+    let any = |o: Outcome| report.results.iter().any(|r| r.outcome == o);
+    if any(Outcome::LeftFrozen) {
+        exit_code::LEFT_FROZEN
+    } else if report.interrupted {
+        exit_code::INTERRUPTED
+    } else if any(Outcome::Failed)
+        || any(Outcome::Invalid)
+        || any(Outcome::Skipped)
+        || report.results.iter().any(|r| !r.findings.is_empty())
+        || report.skipped.iter().any(|s| s.why == SkipKind::Problem)
+    {
+        exit_code::FAILED
+    } else if report
+        .skipped
+        .iter()
+        .any(|s| s.why == SkipKind::Unreachable)
+        || !report.unreachable.is_empty()
+    {
+        exit_code::UNREACHABLE
+    } else {
+        exit_code::SUCCESS
+    }
+}
+
+impl Report<'_> {
     pub fn table(&self) -> String {
         let rows: Vec<Vec<String>> = self
             .results
@@ -171,7 +192,7 @@ impl Report<'_> {
             playbook: self.playbook.to_string(),
             journal: self.journal.clone(),
             interrupted: self.interrupted,
-            exit_code: self.exit_code(),
+            exit_code: exit_code(Ending::Ran(self)),
             hosts: self.results.to_vec(),
             skipped: self.skipped.to_vec(),
         };
@@ -189,9 +210,4 @@ pub struct Results {
     pub exit_code: u8,
     pub hosts: Vec<HostRun>,
     pub skipped: Vec<Skipped>,
-}
-
-/// Skipped because the playbook said so (primaries left out), not because of a problem.
-fn is_by_choice(s: &Skipped) -> bool {
-    s.reason.contains("does not include primaries")
 }

@@ -135,27 +135,78 @@ mod tests {
     }
 
     #[test]
-    fn rendering_is_deterministic() {
+    fn the_recorded_sha256_is_what_sha256sum_says_of_the_deployed_bytes() {
         let h = host("platform: iris");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("pre-freeze-script");
+        std::fs::write(&file, render(HookKind::PreFreeze, &h)).unwrap();
+        let out = std::process::Command::new("sha256sum")
+            .arg(&file)
+            .output()
+            .expect("sha256sum (coreutils) runs");
+        let theirs = String::from_utf8_lossy(&out.stdout);
         assert_eq!(
-            sha256_hex(render(HookKind::PreFreeze, &h).as_bytes()),
-            sha256_hex(render(HookKind::PreFreeze, &h).as_bytes())
+            theirs.split_whitespace().next(),
+            Some(sha256_hex(render(HookKind::PreFreeze, &h).as_bytes()).as_str())
+        );
+    }
+
+    #[test]
+    fn hosts_with_the_same_settings_differ_only_in_the_comment_naming_them() {
+        let a = host("platform: iris, instances: [A1]");
+        let mut b = host("platform: iris, instances: [A1]");
+        b.name = "db2".into();
+        b.address = "10.0.0.2".into();
+        // Only the comment naming the host differs.
+        let (one, other) = (
+            render(HookKind::PreFreeze, &a),
+            render(HookKind::PreFreeze, &b),
+        );
+        let differing: Vec<(&str, &str)> = one
+            .lines()
+            .zip(other.lines())
+            .filter(|(x, y)| x != y)
+            .collect();
+        let named = |h: &str| {
+            format!(
+                "# pre-freeze-script: installed by quiesce {} for host {h}.",
+                env!("CARGO_PKG_VERSION")
+            )
+        };
+        assert_eq!(differing, [(named("db1").as_str(), named("db2").as_str())]);
+        let c = host("platform: iris, instances: [A2]");
+        assert_ne!(
+            render(HookKind::PreFreeze, &a),
+            render(HookKind::PreFreeze, &c)
         );
     }
 
     #[test]
     fn remote_scripts_are_shellcheck_clean() {
         let dir = tempfile::tempdir().unwrap();
-        for (name, script) in [
-            ("checked_run.sh", checked_run_script()),
-            ("freeze_session.sh", freeze_session_script()),
-            ("preflight.sh", crate::backup::preflight::preflight_script()),
+        // Every script file on its own, and those that run with the check
+        // library as they are sent.
+        let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/remote/scripts");
+        let mut alone: Vec<(String, String)> = std::fs::read_dir(&scripts)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sh"))
+            .map(|p| {
+                let name = format!("alone-{}", p.file_name().unwrap().to_string_lossy());
+                (name, std::fs::read_to_string(&p).unwrap())
+            })
+            .collect();
+        alone.sort();
+        assert!(alone.len() >= 11, "{alone:?}");
+        for (name, script) in alone.into_iter().chain([
+            ("checked_run.sh".to_string(), checked_run_script()),
+            ("freeze_session.sh".to_string(), freeze_session_script()),
             (
-                "dir_fix.sh",
-                crate::hooks::reconcile::DIR_FIX_SCRIPT.to_string(),
+                "preflight.sh".to_string(),
+                crate::backup::preflight::preflight_script(),
             ),
-        ] {
-            let file = dir.path().join(name);
+        ]) {
+            let file = dir.path().join(&name);
             std::fs::write(&file, script).unwrap();
             let out = std::process::Command::new("shellcheck")
                 .args(["-s", "sh"])

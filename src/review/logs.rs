@@ -15,20 +15,10 @@ use std::path::{Path, PathBuf};
 
 /// Args: LOG_DIR SINCE (epoch seconds). One line per file written since:
 /// NAME SIZE MTIME (tab-separated).
-const LIST_SCRIPT: &str = r#"set -u
-dir=$1 since=$2
-for f in "$dir"/snapshot.log "$dir"/snapshot.log.* "$dir"/*-pre_post.log "$dir"/*-pre_post.log.*; do
-	[ -f "$f" ] && [ ! -L "$f" ] || continue
-	m=$(stat -c %Y -- "$f") || continue
-	[ "$m" -ge "$since" ] || continue
-	printf '%s\t%s\t%s\n' "$(basename -- "$f")" "$(stat -c %s -- "$f")" "$m"
-done"#;
+const LIST_SCRIPT: &str = include_str!("../remote/scripts/list_logs.sh");
 
 /// Args: PATH MAX_BYTES. The last MAX_BYTES of the file, decompressed if gzip'd.
-const FETCH_SCRIPT: &str = r#"case $1 in
-*.gz) gzip -dc -- "$1" | tail -c "$2" ;;
-*) tail -c "$2" -- "$1" ;;
-esac"#;
+const FETCH_SCRIPT: &str = include_str!("../remote/scripts/fetch_log.sh");
 
 pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
 

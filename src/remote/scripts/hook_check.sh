@@ -7,9 +7,8 @@
 # Returns 0; 97 when the hook is not what quiesce deployed (never run it);
 # 98 when it could not be checked (fork, disk: a retry may succeed). WHY says
 # which check and what was found.
-WORK=''
-COPY=''
-WHY=''
+# shellcheck disable=SC2034 # COPY and WHY are read by the scripts this library is prepended to
+WORK='' COPY='' WHY=''
 
 checked_copy() { # PATH SHA[,SHA...]
 	COPY='' WHY=''

@@ -140,11 +140,11 @@ fn hosts_shows_resolved_settings() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "HOST   ADDRESS       USER           PLATFORM  VM          INSTANCES  HOOK_DIR   LOG_DIR   FREEZE_TIMEOUT  MIRROR
-db-a1  10.1.0.11:22  root           iris      PROD-DB-A1  (running)  /usr/sbin  /var/log  10m             PRODMIR
-db-a2  10.1.0.12:22  root           iris      PROD-DB-A2  (running)  /usr/sbin  /var/log  10m             PRODMIR
-db-dr  10.2.0.11:22  root           iris      DR-DB-1     (running)  /usr/sbin  /var/log  5m              PRODMIR
-app1   10.1.0.21:22  backup (sudo)  cache     app1        CACHE      /usr/sbin  /var/log  10m             -
+        "HOST   ADDRESS       USER           PLATFORM  VM          INSTANCES  HOOK_DIR   LOG_DIR   VMWARE_FREEZE_TIMEOUT  MIRROR
+db-a1  10.1.0.11:22  root           iris      PROD-DB-A1  (running)  /usr/sbin  /var/log  10m                    PRODMIR
+db-a2  10.1.0.12:22  root           iris      PROD-DB-A2  (running)  /usr/sbin  /var/log  10m                    PRODMIR
+db-dr  10.2.0.11:22  root           iris      DR-DB-1     (running)  /usr/sbin  /var/log  5m                     PRODMIR
+app1   10.1.0.21:22  backup (sudo)  cache     app1        CACHE      /usr/sbin  /var/log  10m                    -
 "
     );
 }

@@ -1,4 +1,7 @@
 //! `hosts`: the inventory's hosts as resolved (host > groups > defaults).
+//! VMWARE_FREEZE_TIMEOUT is the inventory's `freeze_timeout`, deployed in the
+//! hooks for freezes VMware Tools (or a backup product) starts; a quiesce
+//! backup's freezes last the playbook's timeout instead (`plan` shows it).
 
 use crate::cli::args::HostsFormat;
 use crate::inventory::{Host, duration};
@@ -41,7 +44,7 @@ pub fn hosts_report(hosts: &[Host], format: HostsFormat) -> String {
                 "INSTANCES",
                 "HOOK_DIR",
                 "LOG_DIR",
-                "FREEZE_TIMEOUT",
+                "VMWARE_FREEZE_TIMEOUT",
                 "MIRROR",
             ];
             crate::output::table::render(&header, &rows)

@@ -7,7 +7,7 @@
 //! sites script: `ssh host pre-freeze-script`, the snapshot, `ssh host
 //! post-thaw-script`, each ssh a new OpenSSH connection.
 
-#[path = "../tests/common/mod.rs"]
+#[path = "../tests/suite/common/mod.rs"]
 mod common;
 
 use common::Lab;

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod preflight;
 pub mod recover;
 pub mod role;
+pub mod run_dir;
 pub mod snapshot;
 pub mod stun_history;
 pub mod thaw_verdict;

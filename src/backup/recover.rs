@@ -21,7 +21,7 @@ pub async fn recover(
     ssh: &SshOptions,
     quiet: bool,
 ) -> Result<u8, Error> {
-    let path = crate::cli::report::run_dir(runs_dir, run).join("journal.jsonl");
+    let path = crate::backup::run_dir::resolve(runs_dir, run)?.join("journal.jsonl");
     let text = Journal::read_text(&path).map_err(|source| Error::File {
         path: path.clone(),
         action: "read the journal",

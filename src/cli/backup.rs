@@ -3,8 +3,8 @@
 
 use super::{logs, print, runtime, ssh_options};
 use crate::backup::executor;
-use crate::backup::journal::Journal;
 use crate::backup::plan;
+use crate::backup::run_dir;
 use crate::cli::args::{Global, HostsFormat};
 use crate::inventory::playbook::Playbook;
 use crate::inventory::{Host, Inventory, limit};
@@ -25,14 +25,24 @@ pub fn backup(
 ) -> Result<u8, Error> {
     let playbook = Playbook::load(playbook_path, inventory)?;
     let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
+    let named: Vec<&str> = in_playbook.iter().map(|h| h.name.as_str()).collect();
     let hosts: Vec<&Host> = in_playbook
         .into_iter()
         .filter(|h| limited.iter().any(|l| l.name == h.name))
         .collect();
     if hosts.is_empty() {
         return Err(Error::Usage {
-            message: "the playbook's hosts and --limit have no host in common".into(),
-            hint: "check `hosts:` in the playbook and --limit".into(),
+            message: format!(
+                "the playbook {} selects {} (hosts: {}), and --limit {} leaves none of them",
+                playbook_path.display(),
+                match named.len() {
+                    0..=5 => named.join(", "),
+                    n => format!("{} and {} more", named[..5].join(", "), n - 5),
+                },
+                playbook.hosts.as_deref().unwrap_or("all"),
+                global.limit.as_deref().unwrap_or("(none)")
+            ),
+            hint: "widen --limit or the playbook's `hosts:`".into(),
         });
     }
     let ssh = ssh_options(global)?;
@@ -91,7 +101,7 @@ pub fn backup(
             }
             return Ok(backup_report::exit_code(Ending::Planned { unreachable: !unreachable.is_empty() }));
         }
-        let (run_id, journal) = create_run(&global.runs_dir)?;
+        let (run_id, journal) = run_dir::create(&global.runs_dir)?;
         let run_dir = global.runs_dir.join(&run_id);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let signal_events = events.clone();
@@ -138,41 +148,4 @@ pub fn backup(
         }
         Ok(backup_report::exit_code(Ending::Ran(&report)))
     })
-}
-
-/// A new run id and its run directory with an empty journal; the directory
-/// is created exclusively, so two runs never share one.
-pub fn create_run(runs_dir: &std::path::Path) -> Result<(String, Journal), Error> {
-    let mut last = None;
-    for _ in 0..16 {
-        let run_id = new_run_id();
-        let run_dir = runs_dir.join(&run_id);
-        match Journal::create(&run_dir) {
-            Ok(journal) => return Ok((run_id, journal)),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((run_dir, e)),
-            Err(source) => {
-                return Err(Error::File {
-                    path: run_dir,
-                    action: "create the run directory",
-                    source,
-                });
-            }
-        }
-    }
-    let (path, source) = last.expect("at least one attempt");
-    Err(Error::File {
-        path,
-        action: "create a new run directory",
-        source,
-    })
-}
-
-/// `20261124T031500Z-4f2a`: sortable, unique enough for one controller.
-pub fn new_run_id() -> String {
-    let now = jiff::Timestamp::now();
-    format!(
-        "{}-{:04x}",
-        now.strftime("%Y%m%dT%H%M%SZ"),
-        (now.subsec_nanosecond() as u32 ^ std::process::id()) & 0xffff
-    )
 }

@@ -38,8 +38,10 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             format,
             output,
         } => {
-            let report =
-                crate::review::run_report::build(&report::run_dir(&cli.global.runs_dir, run))?;
+            let report = crate::review::run_report::build(&crate::backup::run_dir::resolve(
+                &cli.global.runs_dir,
+                run,
+            )?)?;
             let text = report::render_report(&report, *format);
             match output {
                 Some(path) => std::fs::write(path, text).map_err(|source| Error::File {
@@ -64,7 +66,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             max_bytes,
             ..
         } => {
-            let dir = report::run_dir(&cli.global.runs_dir, run);
+            let dir = crate::backup::run_dir::resolve(&cli.global.runs_dir, run)?;
             let (hosts, since) = logs::run_hosts(&dir)?;
             // The one --limit (with `!`), over the run's own hosts.
             let run_inventory = Inventory {
@@ -156,7 +158,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             let dir = cli
                 .global
                 .runs_dir
-                .join(format!("logs-{}", backup::new_run_id()));
+                .join(format!("logs-{}", crate::backup::run_dir::new_run_id()));
             logs::collect_logs(&cli.global, &hosts, since, max_bytes, &dir)
         }
         Command::Recover { .. }
@@ -189,10 +191,15 @@ pub(crate) fn print(text: &str) {
 
 pub(crate) fn ssh_options(global: &Global) -> Result<SshOptions, Error> {
     let timeout = |flag: &str, text: &str| {
-        duration::parse(text).map_err(|why| Error::Usage {
+        let usage = |why: String| Error::Usage {
             message: format!("{flag} {text:?}: {why}"),
             hint: "write a duration such as 10s, 500ms or 2m".into(),
-        })
+        };
+        match duration::parse(text) {
+            Ok(d) if d.is_zero() => Err(usage("a time limit must be more than zero".into())),
+            Ok(d) => Ok(d),
+            Err(why) => Err(usage(why)),
+        }
     };
     let known_hosts = match &global.known_hosts {
         Some(path) => path.clone(),

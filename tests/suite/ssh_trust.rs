@@ -1,9 +1,7 @@
 //! SSH against the lab: host keys (unknown, accept-new by name, changed),
 //! sudo for non-root users, and unreachable VMs not stalling the others.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use std::process::Command;
 
 fn fingerprint(lab: &Lab, vm: &str) -> String {
@@ -230,7 +228,7 @@ fn ecdsa_rsa_and_agent_keys_log_in() {
         "--known-hosts",
         known_hosts.to_str().unwrap(),
     ];
-    let run = common::quiesce_with_env(
+    let run = crate::common::quiesce_with_env(
         &[&base[..], &["deploy"]].concat(),
         &[("SSH_AUTH_SOCK", socket), ("HOME", home.to_str().unwrap())],
     );
@@ -243,7 +241,7 @@ fn ecdsa_rsa_and_agent_keys_log_in() {
     );
 
     // Without the agent, vm3 has no key to offer and says so.
-    let run = common::quiesce_with_env(
+    let run = crate::common::quiesce_with_env(
         &[&base[..], &["--limit", "vm3", "audit"]].concat(),
         &[("HOME", home.to_str().unwrap())],
     );

@@ -2,9 +2,7 @@
 //! the simulated instances' own logs, and every fault ending with nothing
 //! frozen and a complete journal.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use quiesce::backup::journal::{Entry, left_frozen};
 use std::time::{Duration, Instant};
 

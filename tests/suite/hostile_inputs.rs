@@ -1,9 +1,7 @@
 //! Hostile inputs against the real binary and the lab: values that try to
 //! run code through the snapshot command's placeholders.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn a_vm_name_cannot_inject_into_the_snapshot_command() {

@@ -1,9 +1,7 @@
 //! Bad inventories: each is rejected before any host is contacted, with
 //! file:line:column, what is wrong and a hint, and exit code 2.
 
-mod common;
-
-use common::quiesce;
+use crate::common::quiesce;
 
 fn check(name: &str, text: &str, expected: &str) {
     let dir = tempfile::tempdir().unwrap();

@@ -2,9 +2,7 @@
 //! freeze, thaw, rollback on partial failure, freezeFail, an instance already
 //! frozen, an instance down, a thaw that fails once, an invalid snapshot.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 
 const FREEZE: &str = "/usr/sbin/pre-freeze-script";
 const THAW: &str = "/usr/sbin/post-thaw-script";

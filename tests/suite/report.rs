@@ -2,9 +2,7 @@
 //! the right numbers end to end; the HTML page is rendered by real headless
 //! Chromium and checked from what the browser built; `quiesce stun` flags VMs.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use std::process::Command;
 
 fn backed_up(net: u8, specs: &[&str]) -> (Lab, String) {

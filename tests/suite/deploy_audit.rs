@@ -1,9 +1,7 @@
 //! Deploy and audit against a lab of real sshd VMs: compliance, one kind of
 //! tampering per VM named precisely, and deploy / --fix restoring it.
 
-mod common;
-
-use common::Lab;
+use crate::common::Lab;
 use quiesce::hooks::{self, HookKind};
 use quiesce::inventory::Inventory;
 

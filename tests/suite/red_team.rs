@@ -4,9 +4,7 @@
 //! printed. Numbers in the test names refer to the defects of the
 //! field-proof safety issue they prove closed.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use quiesce::backup::journal::{Entry, left_frozen};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};

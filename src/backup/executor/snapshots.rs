@@ -1,0 +1,128 @@
+//! Between freeze and thaw: the mirror check right before each freeze (every
+//! member still has its planned role, the primary's last stun was short) and
+//! the job's snapshots, given up early enough to thaw before any pause.
+
+use super::*;
+
+impl Run<'_> {
+    /// Mirror safety right before a freeze: every member of the mirror in
+    /// this run must still have its planned role (a primary "In Trouble", a
+    /// failover in progress stop it), and a primary's last stun must have
+    /// stayed under half the QoS timeout.
+    pub(super) async fn safe_to_freeze(
+        &self,
+        lane: &Lane,
+        name: &str,
+        planned: &Role,
+    ) -> Result<(), String> {
+        let LaneKind::Mirror {
+            mirror,
+            qos_timeout,
+        } = &lane.kind
+        else {
+            return Ok(());
+        };
+        let members: Vec<(&String, &Role)> = lane
+            .jobs
+            .iter()
+            .flat_map(|j| j.hosts.iter().zip(&j.roles))
+            .filter(|(h, _)| self.host(h).mirror.as_deref() == Some(mirror.as_str()))
+            .collect();
+        let reread = futures::future::join_all(members.iter().map(|(member, was)| async move {
+            let host = self.host(member);
+            let facts = async {
+                let connection = self.connection(member).await?;
+                read_facts(&*connection, host).await
+            }
+            .await
+            .map_err(|e| format!("mirror {mirror}: cannot re-read the role of {member} before freezing {name} ({}); stopped this mirror before freezing it (nothing of it is left frozen)", first_line(&e)))?;
+            let now = facts.role();
+            if now != **was {
+                return Err(format!(
+                    "mirror {mirror} changed since planning: {member} is now {}, was {}; stopped this mirror before freezing it (nothing of it is left frozen); run again to plan with the new roles",
+                    now.describe(),
+                    was.describe()
+                ));
+            }
+            Ok(())
+        }))
+        .await;
+        // The member about to be frozen is reported first.
+        let mut errors: Vec<(bool, String)> = members
+            .iter()
+            .zip(reread)
+            .filter_map(|((m, _), r)| r.err().map(|e| (*m != name, e)))
+            .collect();
+        errors.sort();
+        if let Some((_, why)) = errors.into_iter().next() {
+            return Err(why);
+        }
+        let host = self.host(name);
+        if *planned == Role::Primary
+            && let Some(last) = self.history.last(&host.vm)
+        {
+            let half = qos_timeout.as_micros() as u64 / 2;
+            if last > half && !self.options.force {
+                return Err(format!(
+                    "refused to snapshot primary {name}: its last stun was {:.3}s, over half the mirror's QoS timeout ({}); a longer stun would fail the mirror over (use --force to take it anyway)",
+                    last as f64 / 1e6,
+                    crate::inventory::duration::format(*qos_timeout)
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn snapshots(
+        &self,
+        lane: &Lane,
+        job: &Job,
+        attempted: &[(String, u64)],
+    ) -> bool {
+        // Give up on snapshots early enough to thaw before any freeze pauses
+        // its instance, and before the VMs' own dead-man's switches fire
+        // (half the margin before the pause): three quarters are kept.
+        let keep_for_thaw = self.playbook.freeze_margin.as_millis() as u64 * 3 / 4;
+        let deadline = attempted
+            .iter()
+            .map(|(_, p)| *p)
+            .min()
+            .unwrap_or(u64::MAX)
+            .saturating_sub(keep_for_thaw);
+        let results = futures::future::join_all(job.hosts.iter().map(|name| async move {
+            let host = self.host(name);
+            let step = &self.playbook.snapshot;
+            let run_dir = self.run_dir.display().to_string();
+            let (command, env) = render_command(&step.command, &[("host", &host.name), ("vm", &host.vm), ("address", &host.address), ("run_id", &self.run_id), ("run_dir", &run_dir)]);
+            let transport = if step.on == crate::inventory::playbook::RunOn::Vm { self.connection(name).await.ok() } else { Some(self.connector.local()) };
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                let left = Duration::from_millis(deadline.saturating_sub(now_ms()));
+                let timeout = step.timeout.min(left);
+                self.emit(BackupEvent::SnapshotStarted { host: name.clone(), at: now_ms() });
+                let result = if timeout.is_zero() {
+                    snapshot::SnapshotResult { ok: false, detail: "no time left before the freeze timeout".into(), stun_us: None }
+                } else {
+                    snapshot::run(step, &command, &env, transport.as_deref(), timeout, self.stop.clone()).await
+                };
+                let last = result.ok || attempt > step.retries || *self.stop.borrow() || timeout.is_zero();
+                self.emit(BackupEvent::SnapshotFinished { host: name.clone(), at: now_ms(), ok: result.ok, detail: result.detail.clone(), stun_us: result.stun_us, attempt, retrying: !last });
+                if let (Some(stun), LaneKind::Mirror { mirror, qos_timeout }) = (result.stun_us, &lane.kind) {
+                    let limit = qos_timeout.as_micros() as f64 * self.playbook.qos_warn_fraction;
+                    if stun as u128 >= qos_timeout.as_micros() {
+                        let finding = format!("STUN OVER QOS: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}: the mirror may have failed over", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::inventory::duration::format(*qos_timeout));
+                        self.emit(BackupEvent::Finding { host: name.clone(), text: finding });
+                    } else if stun as f64 >= limit {
+                        self.emit(BackupEvent::Warning { host: name.clone(), text: format!("warning: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::inventory::duration::format(*qos_timeout)) });
+                    }
+                }
+                if last {
+                    return result.ok;
+                }
+            }
+        }))
+        .await;
+        results.into_iter().all(|ok| ok)
+    }
+}

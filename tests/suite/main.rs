@@ -1,0 +1,19 @@
+//! The one integration-test binary: it runs the real `quiesce` binary
+//! against real sshd VMs on loopback (the lab, `tests/lab/lab.sh`), against
+//! a scripted fleet (`executor_table`), and against outside input
+//! (`../shared/samples/real-world`). Output is compared exactly, or as a
+//! snapshot with the times of the run masked (`snapshots/`).
+
+mod common;
+
+mod backup;
+mod deploy_audit;
+mod exact_output;
+mod executor_table;
+mod hooks;
+mod hostile_inputs;
+mod inventory_errors;
+mod parsers_at_scale;
+mod red_team;
+mod report;
+mod ssh_trust;

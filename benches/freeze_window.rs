@@ -7,6 +7,8 @@
 //! sites script: `ssh host pre-freeze-script`, the snapshot, `ssh host
 //! post-thaw-script`, each ssh a new OpenSSH connection.
 
+// The bench uses part of the test support.
+#[allow(dead_code)]
 #[path = "../tests/suite/common/mod.rs"]
 mod common;
 

@@ -29,9 +29,7 @@ impl HostLocks {
                 .truncate(false)
                 .open(&path)
                 .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-            // SAFETY: flock on a file descriptor this function owns.
-            let locked =
-                unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0;
+            let locked = lock_file(&file, false);
             if !locked {
                 let mut holder = String::new();
                 let _ = file.read_to_string(&mut holder);
@@ -53,6 +51,21 @@ impl HostLocks {
         }
         Ok(HostLocks { _files: files })
     }
+}
+
+/// An exclusive flock(2) on `file`, released when it closes; `wait` blocks
+/// until it is free, otherwise a lock held elsewhere returns false at once.
+pub fn lock_file(file: &std::fs::File, wait: bool) -> bool {
+    let operation = if wait {
+        libc::LOCK_EX
+    } else {
+        libc::LOCK_EX | libc::LOCK_NB
+    };
+    // SAFETY: flock only reads the descriptor, which `file` keeps open for
+    // the length of the call.
+    #[allow(unsafe_code)]
+    let status = unsafe { libc::flock(file.as_raw_fd(), operation) };
+    status == 0
 }
 
 #[cfg(test)]

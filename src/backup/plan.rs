@@ -30,13 +30,53 @@ fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_f64(d.as_secs_f64())
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Hosts frozen together, in order (the thaw runs in reverse).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Job {
-    /// Freeze order; the thaw runs in reverse.
-    pub hosts: Vec<String>,
-    pub roles: Vec<Role>,
+    pub members: Vec<Member>,
     /// Set when the job is a consistency group.
     pub group: Option<String>,
+}
+
+/// A host of a job, with the mirror role it had at planning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub host: String,
+    pub role: Role,
+}
+
+impl Job {
+    fn of(hosts: &[String], role_of: impl Fn(&str) -> Role, group: Option<String>) -> Job {
+        Job {
+            members: hosts
+                .iter()
+                .map(|h| Member {
+                    host: h.clone(),
+                    role: role_of(h),
+                })
+                .collect(),
+            group,
+        }
+    }
+
+    /// The hosts in freeze order.
+    pub fn hosts(&self) -> impl Iterator<Item = &str> {
+        self.members.iter().map(|m| m.host.as_str())
+    }
+}
+
+/// `plan --format json` keeps its shape: `hosts`, `roles`, `group`.
+impl Serialize for Job {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let hosts: Vec<&str> = self.hosts().collect();
+        let roles: Vec<&Role> = self.members.iter().map(|m| &m.role).collect();
+        let mut job = serializer.serialize_struct("Job", 3)?;
+        job.serialize_field("hosts", &hosts)?;
+        job.serialize_field("roles", &roles)?;
+        job.serialize_field("group", &self.group)?;
+        job.end()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -122,24 +162,15 @@ pub fn plan(
                 .iter()
                 .find(|(_, hs)| hs.contains(member))
             {
-                Some((group, group_hosts)) => Job {
-                    hosts: group_hosts.clone(),
-                    roles: group_hosts.iter().map(|h| role_of(h)).collect(),
-                    group: Some(group.clone()),
-                },
-                None => Job {
-                    hosts: vec![(*member).clone()],
-                    roles: vec![role_of(member)],
-                    group: None,
-                },
+                Some((group, group_hosts)) => Job::of(group_hosts, role_of, Some(group.clone())),
+                None => Job::of(&[(*member).clone()], role_of, None),
             };
-            placed.extend(job.hosts.iter().cloned());
+            placed.extend(job.hosts().map(str::to_string));
             let rank = job
-                .hosts
+                .members
                 .iter()
-                .zip(&job.roles)
-                .filter(|(h, _)| mirror.members.contains(h))
-                .map(|(_, r)| r.rank())
+                .filter(|m| mirror.members.contains(&m.host))
+                .map(|m| m.role.rank())
                 .max()
                 .unwrap_or(0);
             jobs.push((rank, index, job));
@@ -166,8 +197,8 @@ pub fn plan(
         };
         if let Some(reason) = reason {
             for (_, _, job) in jobs {
-                skipped.extend(job.hosts.iter().map(|h| Skipped {
-                    host: h.clone(),
+                skipped.extend(job.hosts().map(|h| Skipped {
+                    host: h.to_string(),
                     reason: reason.clone(),
                     why: SkipKind::Problem,
                 }));
@@ -177,7 +208,7 @@ pub fn plan(
         jobs.sort_by_key(|(rank, index, _)| (*rank, *index));
         let mut kept = Vec::new();
         for (_, _, job) in jobs {
-            if !playbook.include_primaries && job.roles.contains(&Role::Primary) {
+            if !playbook.include_primaries && job.members.iter().any(|m| m.role == Role::Primary) {
                 let reason = match &job.group {
                     Some(g) => format!(
                         "consistency group {g} holds the primary of mirror {name}, and the playbook does not include primaries"
@@ -186,8 +217,8 @@ pub fn plan(
                         "primary of mirror {name}; the playbook does not include primaries (include_primaries: true)"
                     ),
                 };
-                skipped.extend(job.hosts.iter().map(|h| Skipped {
-                    host: h.clone(),
+                skipped.extend(job.hosts().map(|h| Skipped {
+                    host: h.to_string(),
                     reason: reason.clone(),
                     why: SkipKind::ByChoice,
                 }));
@@ -217,11 +248,7 @@ pub fn plan(
             kind: LaneKind::Group {
                 group: group.clone(),
             },
-            jobs: vec![Job {
-                hosts: members.clone(),
-                roles: members.iter().map(|h| role_of(h)).collect(),
-                group: Some(group.clone()),
-            }],
+            jobs: vec![Job::of(members, role_of, Some(group.clone()))],
         });
     }
 
@@ -248,8 +275,10 @@ pub fn plan(
             name: host.name.clone(),
             kind: LaneKind::Standalone,
             jobs: vec![Job {
-                hosts: vec![host.name.clone()],
-                roles: vec![role],
+                members: vec![Member {
+                    host: host.name.clone(),
+                    role,
+                }],
                 group: None,
             }],
         });
@@ -262,7 +291,7 @@ impl Plan {
         self.lanes
             .iter()
             .flat_map(|l| &l.jobs)
-            .map(|j| j.hosts.len())
+            .map(|j| j.members.len())
             .sum()
     }
 
@@ -297,14 +326,13 @@ impl Plan {
             let _ = writeln!(out, "\n{title}");
             for (i, job) in lane.jobs.iter().enumerate() {
                 let members: Vec<String> = job
-                    .hosts
+                    .members
                     .iter()
-                    .zip(&job.roles)
-                    .map(|(h, r)| {
-                        if *r == Role::NotMember {
-                            h.clone()
+                    .map(|Member { host, role }| {
+                        if *role == Role::NotMember {
+                            host.clone()
                         } else {
-                            format!("{h} ({})", r.describe())
+                            format!("{host} ({})", role.describe())
                         }
                     })
                     .collect();
@@ -365,7 +393,7 @@ mod tests {
                     l.name,
                     l.jobs
                         .iter()
-                        .map(|j| j.hosts.join("+"))
+                        .map(|j| j.hosts().collect::<Vec<_>>().join("+"))
                         .collect::<Vec<_>>()
                         .join(" > ")
                 )

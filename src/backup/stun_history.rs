@@ -7,7 +7,6 @@
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 const KEPT_PER_VM: usize = 50;
@@ -110,8 +109,7 @@ impl StunHistory {
             .write(true)
             .open(&lock_path)
             .map_err(|e| format!("cannot open {}: {e}", lock_path.display()))?;
-        // SAFETY: flock on a file descriptor this function owns; released when it closes.
-        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        if !crate::backup::host_lock::lock_file(&lock, true) {
             return Err(format!("cannot lock {}", lock_path.display()));
         }
         let mut stuns = StunHistory::load(runs_dir)?.stuns;

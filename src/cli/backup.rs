@@ -119,7 +119,7 @@ pub fn backup(
         let mut results = executor::execute(inventory, &playbook, &plan, preflight, &ssh, &connector, &options, run_id.clone(), journal, stop_rx.clone(), events.clone()).await;
         signals.abort();
         let interrupted = *stop_rx.borrow();
-        let order: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| &j.hosts).map(String::as_str).collect();
+        let order: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| j.members.iter().map(|m| &m.host)).map(String::as_str).collect();
         results.sort_by_key(|r| order.iter().position(|h| *h == r.host));
         events.send(Event::RunFinished { elapsed: std::time::Duration::ZERO, interrupted });
         drop(events);

@@ -69,12 +69,12 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             let dir = crate::backup::run_dir::resolve(&cli.global.runs_dir, run)?;
             let (hosts, since) = logs::run_hosts(&dir)?;
             // The one --limit (with `!`), over the run's own hosts.
-            let run_inventory = Inventory {
-                path: dir.join("journal.jsonl"),
+            let run_inventory = Inventory::new(
+                dir.join("journal.jsonl"),
                 hosts,
-                groups: Default::default(),
-                mirrors: Default::default(),
-            };
+                Default::default(),
+                Default::default(),
+            );
             let hosts: Vec<Host> = limit::select(&run_inventory, cli.global.limit.as_deref())?
                 .into_iter()
                 .cloned()

@@ -4,12 +4,7 @@
 use saphyr_parser::{Event, Parser};
 use std::collections::HashMap;
 
-/// A 1-based line and column in a source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Pos {
-    pub line: usize,
-    pub column: usize,
-}
+pub use crate::output::error::Pos;
 
 /// A document's positions, by path (`["hosts", "db-a1", "port"]`; sequence
 /// items by their index as text).

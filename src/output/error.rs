@@ -1,11 +1,17 @@
 //! Every error quiesce reports, and the one place where their messages are
 //! worded: what went wrong, where (host, or file:line:column), what to do.
 
-use crate::inventory::source_map::Pos;
 use crate::output::exit_code;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// A 1-based line and column in a source file: the "where" of an input error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub line: usize,
+    pub column: usize,
+}
 
 /// An error that stops a whole command.
 #[derive(Debug)]

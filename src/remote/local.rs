@@ -164,6 +164,7 @@ impl LocalSession {
     fn signal_group(&self, signal: libc::c_int) {
         if let Some(pid) = self.group {
             // SAFETY: killpg only sends a signal to the process group this session started.
+            #[allow(unsafe_code)]
             unsafe {
                 libc::killpg(pid as libc::pid_t, signal);
             }

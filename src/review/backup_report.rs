@@ -41,7 +41,7 @@ pub enum Ending<'a> {
 
 /// The one place a backup's exit code is decided, from the run's outcomes
 /// (the codes are documented in `output/exit_code.rs` and the README).
-pub fn exit_code(ending: Ending) -> u8 {
+pub fn exit_code(ending: Ending<'_>) -> u8 {
     let report = match ending {
         Ending::Refused => return exit_code::FAILED,
         Ending::Planned { unreachable: true } => return exit_code::UNREACHABLE,

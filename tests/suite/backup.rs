@@ -256,7 +256,7 @@ fn interrupted_during_the_snapshot(net: u8, signal: i32) {
         &lab,
         |e| matches!(e, Entry::SnapshotStarted { host, .. } if host == "y"),
     );
-    unsafe { libc::kill(child.id() as i32, signal) };
+    crate::common::signal(&child, signal);
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(

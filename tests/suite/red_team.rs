@@ -13,10 +13,6 @@ fn spawn(lab: &Lab, extra: &[&str]) -> Child {
     spawn_backup_with(lab, extra)
 }
 
-fn signal(child: &Child, signal: i32) {
-    unsafe { libc::kill(child.id() as i32, signal) };
-}
-
 fn finish(child: Child) -> Run {
     let out = child.wait_with_output().unwrap();
     Run {

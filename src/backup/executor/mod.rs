@@ -91,7 +91,7 @@ pub async fn execute(
     let mut results = HashMap::new();
     for lane in &plan.lanes {
         for job in &lane.jobs {
-            for (name, role) in job.hosts.iter().zip(&job.roles) {
+            for (name, role) in job.members.iter().map(|m| (&m.host, &m.role)) {
                 if let Some(host) = inventory.host(name) {
                     let mut result = HostRun::new(host, lane, role.clone());
                     if let Some(Ok(facts)) = preflight.facts.get(name) {
@@ -112,7 +112,7 @@ pub async fn execute(
         .lanes
         .iter()
         .flat_map(|l| &l.jobs)
-        .flat_map(|j| &j.hosts)
+        .flat_map(|j| j.members.iter().map(|m| &m.host))
         .filter_map(|h| inventory.host(h))
         .map(|h| HostAccess::new(h, expected_shas(h).1))
         .collect();
@@ -302,9 +302,9 @@ impl Run<'_> {
         for (index, job) in lane.jobs.iter().enumerate() {
             if !self.job(lane, job).await {
                 for later in &lane.jobs[index + 1..] {
-                    for host in &later.hosts {
+                    for host in later.hosts() {
                         self.emit(BackupEvent::HostFinished {
-                            host: host.clone(),
+                            host: host.to_string(),
                             outcome: Outcome::Skipped,
                             detail: "not run: an earlier job of this lane failed; nothing of it was frozen".into(),
                         });
@@ -324,7 +324,7 @@ impl Run<'_> {
         // A host the mirror check refused (with why), or another owner's freeze holds.
         let mut refused: Option<(String, String)> = None;
         let mut held: Option<String> = None;
-        for (name, planned) in job.hosts.iter().zip(&job.roles) {
+        for (name, planned) in job.members.iter().map(|m| (&m.host, &m.role)) {
             if *self.stop.borrow() {
                 failure = Some("interrupted before this host was frozen".into());
                 break;
@@ -436,7 +436,7 @@ impl Run<'_> {
                 .await;
             all_valid &= valid;
         }
-        for name in &job.hosts {
+        for name in job.members.iter().map(|m| &m.host) {
             let (outcome, detail) = self.settled(name, failure.as_deref(), &refused, &held);
             self.emit(BackupEvent::HostFinished {
                 host: name.clone(),

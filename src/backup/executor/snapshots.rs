@@ -25,7 +25,7 @@ impl Run<'_> {
         let members: Vec<(&String, &Role)> = lane
             .jobs
             .iter()
-            .flat_map(|j| j.hosts.iter().zip(&j.roles))
+            .flat_map(|j| j.members.iter().map(|m| (&m.host, &m.role)))
             .filter(|(h, _)| self.host(h).mirror.as_deref() == Some(mirror.as_str()))
             .collect();
         let reread = futures::future::join_all(members.iter().map(|(member, was)| async move {
@@ -89,7 +89,7 @@ impl Run<'_> {
             .min()
             .unwrap_or(u64::MAX)
             .saturating_sub(keep_for_thaw);
-        let results = futures::future::join_all(job.hosts.iter().map(|name| async move {
+        let results = futures::future::join_all(job.members.iter().map(|m| &m.host).map(|name| async move {
             let host = self.host(name);
             let step = &self.playbook.snapshot;
             let run_dir = self.run_dir.display().to_string();

@@ -1,6 +1,5 @@
 //! Test support: a lab of simulated VMs (tests/lab/lab.sh) that is stopped
 //! when the test ends, pass or fail, and a way to run the real binary.
-#![allow(dead_code)]
 
 use quiesce::backup::journal::{Entry, left_frozen};
 use std::path::{Path, PathBuf};
@@ -50,13 +49,6 @@ impl Lab {
 
     pub fn known_hosts(&self) -> PathBuf {
         self.path("known_hosts")
-    }
-
-    /// Writes an inventory next to the lab's, from the lab's own.
-    pub fn write_inventory(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).unwrap();
-        path
     }
 
     /// Runs lab.sh with a subcommand that takes the lab dir first.
@@ -368,4 +360,14 @@ pub fn wait_for_entry(lab: &Lab, pred: impl Fn(&Entry) -> bool) {
         std::thread::sleep(Duration::from_millis(50));
     }
     panic!("the journal never showed the expected entry");
+}
+
+/// Sends `signal` to a child process (a backup run), as a person or
+/// systemd would.
+pub fn signal(child: &std::process::Child, signal: i32) {
+    // SAFETY: kill(2) only sends a signal to a process this test started.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, signal)
+    };
 }

@@ -307,7 +307,7 @@ impl Plan {
         let _ = writeln!(
             out,
             "freeze timeout given to ExternalFreeze: {}",
-            crate::inventory::duration::format(playbook.freeze_timeout())
+            crate::output::duration::format(playbook.freeze_timeout())
         );
         for lane in &self.lanes {
             let title = match &lane.kind {
@@ -316,7 +316,7 @@ impl Plan {
                     qos_timeout,
                 } => format!(
                     "mirror {mirror} (QoS timeout {}): async members first, then the backup, the primary last",
-                    crate::inventory::duration::format(*qos_timeout)
+                    crate::output::duration::format(*qos_timeout)
                 ),
                 LaneKind::Group { group } => format!(
                     "consistency group {group}: frozen together, snapshotted, thawed in reverse"

@@ -59,7 +59,7 @@ pub async fn run(
     let Some(transport) = transport else {
         return failed("cannot reach the VM for the snapshot".into());
     };
-    let command = crate::inventory::playbook::env_prelude(env) + command;
+    let command = crate::remote::shell::env_prelude(env) + command;
     // The guard's own time limit is a little over the run's.
     let secs = (timeout.as_secs() + 2).to_string();
     let mut session = match transport.arm("snapshot", GUARD, &[&secs, &command]).await {
@@ -77,7 +77,7 @@ pub async fn run(
             Ok(out) => return judge(step.on, &out),
             Err(e) => return failed(e.to_string().lines().next().unwrap_or_default().to_string()),
         },
-        _ = tokio::time::sleep(timeout) => failed(format!("snapshot command timed out after {}", crate::inventory::duration::format(timeout))),
+        _ = tokio::time::sleep(timeout) => failed(format!("snapshot command timed out after {}", crate::output::duration::format(timeout))),
         _ = stop.wait_for(|s| *s) => failed("interrupted during the snapshot".into()),
     };
     // End of input: the guard kills the command's whole process group

@@ -4,7 +4,8 @@
 //! backup's freezes last the playbook's timeout instead (`plan` shows it).
 
 use crate::cli::args::HostsFormat;
-use crate::inventory::{Host, duration};
+use crate::inventory::Host;
+use crate::output::duration;
 
 pub fn hosts_report(hosts: &[Host], format: HostsFormat) -> String {
     match format {

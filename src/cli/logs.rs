@@ -116,7 +116,7 @@ pub fn write_report(run_dir: &Path) {
 }
 
 pub fn since(text: &str) -> Result<u64, Error> {
-    if let Ok(d) = crate::inventory::duration::parse(text) {
+    if let Ok(d) = crate::output::duration::parse(text) {
         return Ok(now_ms().saturating_sub(d.as_millis() as u64));
     }
     text.parse::<jiff::Timestamp>()

@@ -17,7 +17,7 @@ pub fn stun(
 ) -> Result<u8, Error> {
     let qos = qos
         .map(|q| {
-            crate::inventory::duration::parse(q).map_err(|why| Error::Usage {
+            crate::output::duration::parse(q).map_err(|why| Error::Usage {
                 message: format!("--qos {q:?}: {why}"),
                 hint: "the mirror's QoS timeout, e.g. 8s".into(),
             })

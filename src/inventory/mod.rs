@@ -1,12 +1,12 @@
 //! The YAML inventory: reading, validating (every error with file:line:column)
 //! and resolving each host's settings (host > groups > defaults).
 
-pub mod duration;
 pub mod limit;
 pub mod playbook;
 pub mod source_map;
 
 use crate::inventory::source_map::{Pos, SourceMap};
+use crate::output::duration;
 use crate::output::error::Error;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};

@@ -2,9 +2,9 @@
 //! included, consistency groups, the snapshot step and its timeouts.
 //! Validated like the inventory, every error with file:line:column.
 
-use crate::inventory::duration;
 use crate::inventory::source_map::SourceMap;
 use crate::inventory::{Inventory, MAX_FREEZE_TIMEOUT};
+use crate::output::duration;
 use crate::output::error::Error;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -338,14 +338,6 @@ pub fn render_command(template: &str, values: &[(&str, &str)]) -> (String, Vec<(
     (out, env)
 }
 
-/// Shell lines that set and export `env`, for a command run through a
-/// remote shell (values single-quoted).
-pub fn env_prelude(env: &[(String, String)]) -> String {
-    env.iter()
-        .map(|(k, v)| format!("{k}={}; export {k}\n", crate::remote::shell::quote(v)))
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -397,7 +389,7 @@ mod tests {
             .arg("-c")
             .arg(format!(
                 "{}printf %s {}",
-                env_prelude(&env),
+                crate::remote::shell::env_prelude(&env),
                 "\"$QUIESCE_VM\""
             ))
             .output()

@@ -210,7 +210,7 @@ impl fmt::Display for HostError {
             HostError::ConnectTimeout { target, after } => write!(
                 f,
                 "{target}: no SSH answer within {}\n  hint: the VM may be down, stunned or firewalled; raise --connect-timeout for slow links",
-                crate::inventory::duration::format(*after)
+                crate::output::duration::format(*after)
             ),
             HostError::UnknownHostKey {
                 target,
@@ -261,7 +261,7 @@ impl fmt::Display for HostError {
             } => write!(
                 f,
                 "{target}: {step} did not finish within {}\n  hint: the VM may be stunned or overloaded; raise --command-timeout if it is just slow",
-                crate::inventory::duration::format(*after)
+                crate::output::duration::format(*after)
             ),
             HostError::ConnectionLost { target, step } => write!(
                 f,

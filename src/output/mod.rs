@@ -2,6 +2,7 @@
 //! its messages are worded), exit codes, the typed event stream, the
 //! progress display and plain tables.
 
+pub mod duration;
 pub mod error;
 pub mod event;
 pub mod exit_code;

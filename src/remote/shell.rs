@@ -26,6 +26,14 @@ pub fn sh_command(script: &str, args: &[&str]) -> String {
     line
 }
 
+/// Shell lines that set and export `env`, for a command run through a
+/// remote shell (values single-quoted).
+pub fn env_prelude(env: &[(String, String)]) -> String {
+    env.iter()
+        .map(|(k, v)| format!("{k}={}; export {k}\n", quote(v)))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -62,7 +62,7 @@ impl Run<'_> {
                     return FreezeStart::Failed {
                         detail: format!(
                             "freeze did not start within {}",
-                            crate::inventory::duration::format(wait)
+                            crate::output::duration::format(wait)
                         ),
                         session: None,
                     };
@@ -74,7 +74,7 @@ impl Run<'_> {
                 return FreezeStart::Failed {
                     detail: format!(
                         "freeze did not finish within {}",
-                        crate::inventory::duration::format(wait)
+                        crate::output::duration::format(wait)
                     ),
                     session: Some(session),
                 };

@@ -66,7 +66,7 @@ impl Run<'_> {
                 return Err(format!(
                     "refused to snapshot primary {name}: its last stun was {:.3}s, over half the mirror's QoS timeout ({}); a longer stun would fail the mirror over (use --force to take it anyway)",
                     last as f64 / 1e6,
-                    crate::inventory::duration::format(*qos_timeout)
+                    crate::output::duration::format(*qos_timeout)
                 ));
             }
         }
@@ -111,10 +111,10 @@ impl Run<'_> {
                 if let (Some(stun), LaneKind::Mirror { mirror, qos_timeout }) = (result.stun_us, &lane.kind) {
                     let limit = qos_timeout.as_micros() as f64 * self.playbook.qos_warn_fraction;
                     if stun as u128 >= qos_timeout.as_micros() {
-                        let finding = format!("STUN OVER QOS: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}: the mirror may have failed over", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::inventory::duration::format(*qos_timeout));
+                        let finding = format!("STUN OVER QOS: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}: the mirror may have failed over", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::output::duration::format(*qos_timeout));
                         self.emit(BackupEvent::Finding { host: name.clone(), text: finding });
                     } else if stun as f64 >= limit {
-                        self.emit(BackupEvent::Warning { host: name.clone(), text: format!("warning: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::inventory::duration::format(*qos_timeout)) });
+                        self.emit(BackupEvent::Warning { host: name.clone(), text: format!("warning: stunned {:.3}s, {:.0}% of mirror {mirror}'s QoS timeout {}", stun as f64 / 1e6, stun as f64 * 100.0 / qos_timeout.as_micros() as f64, crate::output::duration::format(*qos_timeout)) });
                     }
                 }
                 if last {

@@ -24,8 +24,10 @@ pub fn preflight_script() -> String {
 pub struct Instance {
     pub name: String,
     pub running: bool,
-    /// `suspended`, `running`, `down` or `unknown`, from the hook's status.
+    /// `suspended`, `running`, `hung`, `down` or `unknown`, from the hook's status.
     pub state: String,
+    /// qlist field 9: `ok`, `warn` or `hung` (empty on versions without it).
+    pub health: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -58,7 +60,14 @@ impl HostFacts {
                     Some((name, state)) => states.push((name.to_string(), state.to_string())),
                     None => {}
                 },
-                ["qlist", name, status, member_type, member_status] => {
+                [
+                    "qlist",
+                    name,
+                    status,
+                    member_type,
+                    member_status,
+                    health @ ..,
+                ] => {
                     if name.is_empty() {
                         continue;
                     }
@@ -66,6 +75,10 @@ impl HostFacts {
                         name: name.to_string(),
                         running: status.starts_with("running"),
                         state: String::new(),
+                        health: health
+                            .first()
+                            .map(|h| h.trim().to_string())
+                            .unwrap_or_default(),
                     });
                     if !member_type.is_empty() {
                         facts.roles.push((
@@ -106,6 +119,17 @@ impl HostFacts {
             .map(|(_, t, s)| Role::from_fields(t, s))
             .find(|r| *r != Role::NotMember)
             .unwrap_or(Role::NotMember)
+    }
+
+    /// Running instances in the host's scope (its `instances`, else every
+    /// running one) that qlist reports hung: the hook would refuse to freeze them.
+    pub fn hung(&self, scope: &[String]) -> Vec<&str> {
+        self.instances
+            .iter()
+            .filter(|i| i.running && (i.health == "hung" || i.state == "hung"))
+            .filter(|i| scope.is_empty() || scope.contains(&i.name))
+            .map(|i| i.name.as_str())
+            .collect()
     }
 
     pub fn suspended(&self) -> Vec<&str> {
@@ -214,6 +238,11 @@ pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
                     checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them ({why}); run `quiesce audit`, then `quiesce deploy`", host.target()), false));
                     continue;
                 }
+                let hung = facts.hung(&host.instances);
+                if !hung.is_empty() {
+                    checked.left_out.push((host.name.clone(), format!("{}: instance {} is hung (qlist state hung); quiesce never freezes a hung instance: look at its messages.log, then run again", host.target(), hung.join(", ")), false));
+                    continue;
+                }
                 let suspended = facts.suspended();
                 if !suspended.is_empty() || !facts.recorded.is_empty() {
                     checked.blockers.push(format!(
@@ -300,7 +329,8 @@ mod tests {
             Instance {
                 name: "OLD".into(),
                 running: false,
-                state: "down".into()
+                state: "down".into(),
+                health: String::new(),
             }
         );
         let cache = HostFacts::parse("role\tCACHE\tDisaster Recovery\tConnected\n");

@@ -1,7 +1,12 @@
 # ---- everything below is the same on every host ----
-# Actions (VMware Tools passes the first three):
-#   freeze [TIMEOUT]  freeze every instance in scope; on any failure thaw what
-#                     this run froze (VMware runs no thaw after a failed freeze)
+# Actions (VMware Tools passes the first three, each maybe followed by the
+# backup request's script argument, which is logged and otherwise ignored):
+#   freeze            freeze every instance in scope; on any failure thaw what
+#                     this run froze (VMware runs no thaw after a failed freeze).
+#                     The freeze timeout is QUIESCE_FREEZE_SECONDS (set by
+#                     quiesce for its runs, never by VMware), else the
+#                     deployed QUIESCE_FREEZE_TIMEOUT. A hung instance (qlist
+#                     state `hung`) is never frozen; `warn` is logged and frozen.
 #   thaw              thaw what the last freeze froze, then record the backup
 #                     (ExternalSetHistory) where the snapshot is valid
 #   freezeFail        thaw what the last freeze froze; the snapshot failed, so
@@ -72,12 +77,19 @@ qlist() {
 	if [ "$QUIESCE_PLATFORM" = cache ]; then ccontrol qlist; else iris qlist; fi
 }
 
-# Running instances, one per line, from the stable ^-separated qlist.
+# Running instances, one per line, from the stable ^-separated qlist: field 4
+# is `running, since ...` or `down, last used ...`, field 9 the instance's
+# state (ok, warn, hung; absent on old versions). A hung one is printed `?NAME`.
 running_instances() {
-	qlist | while IFS='^' read -r name _dir _version status _rest; do
+	qlist | while IFS='^' read -r name _dir _version status _cpf _p1 _p2 _p3 state _rest; do
 		case $status in
 		running*)
-			if plain_name "$name"; then printf '%s\n' "$name"; else err "ignoring instance with an unexpected name: $name"; fi ;;
+			if ! plain_name "$name"; then err "ignoring instance with an unexpected name: $name"; continue; fi
+			case $state in
+			hung) printf '?%s\n' "$name" ;;
+			warn) log "$name reports state warn (qlist): freezing it anyway; see its messages.log"; printf '%s\n' "$name" ;;
+			*) printf '%s\n' "$name" ;;
+			esac ;;
 		esac
 	done
 }
@@ -92,6 +104,8 @@ scope() {
 	for want in $QUIESCE_INSTANCES; do
 		if printf '%s\n' "$running" | grep -qx -- "$want"; then
 			printf '%s\n' "$want"
+		elif printf '%s\n' "$running" | grep -qx -- "?$want"; then
+			printf '?%s\n' "$want"
 		else
 			err "configured instance $want is not running"
 			printf '!%s\n' "$want"
@@ -233,7 +247,10 @@ do_freeze() { # TIMEOUT
 	trap 'err "freeze interrupted: thawing what was frozen"; thaw_recorded freezeFail; rm -rf "$LOCK_DIR"; exit 1' INT TERM
 	failed=0
 	for inst in $(scope); do
-		case $inst in '!'*) failed=1; break ;; esac
+		case $inst in
+		'!'*) failed=1; break ;;
+		'?'*) err "${inst#?} is hung (qlist state hung): not freezing it; a hung instance must be looked at first (see its messages.log)"; failed=1; break ;;
+		esac
 		log "Attempting to freeze $inst"
 		is_suspended "$inst"
 		case $? in
@@ -283,7 +300,10 @@ do_thaw() { # MODE
 
 do_status() {
 	for inst in $(scope); do
-		case $inst in '!'*) printf '%s down\n' "${inst#!}"; continue ;; esac
+		case $inst in
+		'!'*) printf '%s down\n' "${inst#!}"; continue ;;
+		'?'*) printf '%s hung\n' "${inst#?}"; continue ;;
+		esac
 		is_suspended "$inst"
 		case $? in 0) s=suspended ;; 1) s=running ;; *) s=unknown ;; esac
 		printf '%s %s\n' "$inst" "$s"
@@ -293,10 +313,12 @@ do_status() {
 }
 
 action=${1:-$QUIESCE_DEFAULT_ACTION}
+# VMware's script argument (open-vm-tools: SCRIPT ACTION [scriptArg]) is not ours to read.
+if [ $# -gt 1 ]; then log "$action called with the script argument: $(printf '%s' "$2" | tr -c '[:alnum:] ._:/=-' '?' | cut -c1-200)"; fi
 case $action in
 freeze)
-	timeout=${2:-${QUIESCE_FREEZE_SECONDS:-$QUIESCE_FREEZE_TIMEOUT}}
-	case $timeout in '' | *[!0-9]*) err "freeze timeout must be whole seconds, not: $timeout"; exit 2 ;; esac
+	timeout=${QUIESCE_FREEZE_SECONDS:-$QUIESCE_FREEZE_TIMEOUT}
+	case $timeout in '' | *[!0-9]*) err "QUIESCE_FREEZE_SECONDS must be whole seconds, not: $timeout"; exit 2 ;; esac
 	[ "$timeout" -gt 1200 ] && timeout=1200
 	[ "$timeout" -lt 1 ] && timeout=1
 	do_freeze "$timeout" ;;

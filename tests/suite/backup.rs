@@ -177,7 +177,7 @@ fn a_vm_stunned_past_the_command_timeout_is_thawed_when_it_comes_back() {
     // The snapshot succeeds, then the VM hangs for 6 s (longer than the command timeout).
     set_snapshot_command(
         &lab,
-        "LAB snapshot DIR {host} && LAB stun DIR {host} && (sleep 6; LAB unstun DIR {host}) >/dev/null 2>&1 &",
+        "LAB snapshot DIR {host} && LAB stun DIR {host} && ( (sleep 6; LAB unstun DIR {host}) >/dev/null 2>&1 & )",
     );
     let run = backup(
         &lab,

@@ -292,24 +292,47 @@ fn a_write_daemon_that_resumed_makes_the_snapshot_invalid() {
 fn the_freeze_timeout_is_passed_and_capped() {
     let lab = deployed(48, &["vm1"]);
     assert_eq!(
-        lab.sh("vm1", &format!("{FREEZE} freeze 90 && {THAW} freezeFail"))
-            .0,
+        lab.sh(
+            "vm1",
+            &format!("QUIESCE_FREEZE_SECONDS=90 {FREEZE} freeze && {THAW} freezeFail")
+        )
+        .0,
         0
     );
     assert_eq!(
-        lab.sh("vm1", &format!("{FREEZE} freeze 5000 && {THAW} freezeFail"))
-            .0,
+        lab.sh(
+            "vm1",
+            &format!("QUIESCE_FREEZE_SECONDS=5000 {FREEZE} freeze && {THAW} freezeFail")
+        )
+        .0,
         0
     );
+    // VMware's script argument (open-vm-tools: SCRIPT ACTION [scriptArg]) is
+    // never a timeout: the deployed one (10m) applies, and every action takes it.
+    let (code, out) = lab.sh(
+        "vm1",
+        &format!("{FREEZE} freeze backup-job-42 && {THAW} thaw backup-job-42"),
+    );
+    assert_eq!(code, 0, "{out}");
     let timeouts: Vec<String> = lab
         .events("vm1")
         .lines()
         .filter(|l| l.contains(" frozen "))
         .map(|l| l.split(' ').nth(3).unwrap().to_string())
         .collect();
-    assert_eq!(timeouts, ["timeout=90", "timeout=1200"]);
-    let (code, out) = lab.sh("vm1", &format!("{FREEZE} freeze 'x;id'"));
+    assert_eq!(timeouts, ["timeout=90", "timeout=1200", "timeout=600"]);
+    let (_, log) = lab.sh("vm1", "cat /var/log/snapshot.log");
+    assert!(
+        log.contains("freeze called with the script argument: backup-job-42")
+            && log.contains("thaw called with the script argument: backup-job-42"),
+        "{log}"
+    );
+    let (code, out) = lab.sh(
+        "vm1",
+        &format!("QUIESCE_FREEZE_SECONDS='x;id' {FREEZE} freeze"),
+    );
     assert_eq!(code, 2, "{out}");
+    assert_eq!(lab.is_frozen("vm1", "IRIS"), false);
 }
 
 #[test]
@@ -348,4 +371,37 @@ fn the_simulator_pauses_an_instance_whose_freeze_outlives_its_timeout() {
         3,
         "thawing a running instance fails"
     );
+}
+
+#[test]
+fn a_hung_instance_is_never_frozen_and_a_warning_one_is_logged_and_frozen() {
+    let lab = deployed(170, &["vm1=iris:A1,A2"]);
+    lab.lab("set", &["vm1", "A2", "health=hung"]);
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} freeze"));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("A2 is hung (qlist state hung): not freezing it"),
+        "{out}"
+    );
+    // A1 came first and was frozen: the failed freeze thawed it.
+    assert!(!lab.is_frozen("vm1", "A1") && !lab.is_frozen("vm1", "A2"));
+    assert!(
+        events(&lab, "vm1").iter().any(|e| e == "A1 thawed"),
+        "{:?}",
+        events(&lab, "vm1")
+    );
+    let (_, status) = lab.sh("vm1", &format!("{FREEZE} status"));
+    assert_eq!(status, "A1 running\nA2 hung\n");
+
+    lab.lab("set", &["vm1", "A2", "health=warn"]);
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} freeze"));
+    assert_eq!(code, 0, "{out}");
+    assert!(lab.is_frozen("vm1", "A1") && lab.is_frozen("vm1", "A2"));
+    let (_, log) = lab.sh("vm1", "cat /var/log/snapshot.log");
+    assert!(
+        log.contains("A2 reports state warn (qlist): freezing it anyway"),
+        "{log}"
+    );
+    assert_eq!(lab.sh("vm1", &format!("{THAW} thaw")).0, 0);
+    lab.assert_truly_thawed("vm1");
 }

@@ -14,6 +14,7 @@ mod hooks;
 mod hostile_inputs;
 mod inventory_errors;
 mod parsers_at_scale;
+mod real_world;
 mod red_team;
 mod report;
 mod ssh_trust;

@@ -611,7 +611,7 @@ fn d10_a_thaw_after_the_freeze_timeout_is_an_outage_not_valid() {
     short_playbook(&lab, "2s", "5s");
     set_snapshot_command(
         &lab,
-        "LAB snapshot DIR {host} && LAB stun DIR {host} && (sleep 9; LAB unstun DIR {host}) >/dev/null 2>&1 &",
+        "LAB snapshot DIR {host} && LAB stun DIR {host} && ( (sleep 9; LAB unstun DIR {host}) >/dev/null 2>&1 & )",
     );
     let run = backup(
         &lab,

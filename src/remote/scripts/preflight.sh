@@ -20,9 +20,9 @@ if [ "$ok" = 1 ]; then
 	/bin/sh "$pre_copy" status 2>/dev/null | sed 's/^/status\t/'
 fi
 if [ "$platform" = iris ]; then
-	iris qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t%s\t%s\n", $1, $4, $11, $12 }'
+	iris qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t%s\t%s\t%s\n", $1, $4, $11, $12, $9 }'
 else
-	list=$(ccontrol qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t\t\n", $1, $4 }')
+	list=$(ccontrol qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t\t\t%s\n", $1, $4, $9 }')
 	printf '%s\n' "$list"
 	printf '%s\n' "$list" | while IFS='	' read -r _ name state _; do
 		case $name in '' | [!A-Za-z]* | *[!A-Za-z0-9_-]*) continue ;; esac

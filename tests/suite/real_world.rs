@@ -1,0 +1,180 @@
+//! Outside input read right, not only without panicking: files nobody here
+//! wrote (`../shared/samples/real-world/`, sources in its SOURCES.md) give
+//! exactly what their sources say.
+
+use quiesce::backup::preflight::{HostFacts, preflight_script};
+use quiesce::hooks::{HookKind, render};
+use quiesce::inventory::Inventory;
+use std::path::{Path, PathBuf};
+
+fn real_world(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/samples/real-world")
+        .join(path)
+}
+
+/// A directory with `iris` and `ccontrol` that print `line` for `qlist`, and
+/// `iris session` / `csession` that say "not suspended" (exit 3).
+fn fake_instance_tools(line: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let qlist = dir.path().join("qlist.txt");
+    std::fs::write(&qlist, format!("{line}\n")).unwrap();
+    let tool = format!(
+        "#!/bin/sh\ncase $1 in qlist) cat '{}' ;; *) exit 3 ;; esac\n",
+        qlist.display()
+    );
+    for name in ["iris", "ccontrol"] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, &tool).unwrap();
+        std::process::Command::new("chmod")
+            .args(["0755", path.to_str().unwrap()])
+            .status()
+            .unwrap();
+    }
+    let csession = dir.path().join("csession");
+    std::fs::write(&csession, "#!/bin/sh\nexit 3\n").unwrap();
+    std::process::Command::new("chmod")
+        .args(["0755", csession.to_str().unwrap()])
+        .status()
+        .unwrap();
+    dir
+}
+
+/// What preflight reads of one qlist line on a host of `platform`.
+fn preflight_reads(line: &str, platform: &str) -> HostFacts {
+    let tools = fake_instance_tools(line);
+    let hooks = tempfile::tempdir().unwrap();
+    let path = format!(
+        "{}:{}",
+        tools.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let out = std::process::Command::new("/bin/sh")
+        .arg("-c")
+        .arg(preflight_script())
+        .arg("sh")
+        .args([hooks.path().to_str().unwrap(), platform, "0", "0"])
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    HostFacts::parse(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// What the deployed hook's `status` says of one qlist line, and its exit status.
+fn hook_status(line: &str, platform: &str) -> (i32, String) {
+    let tools = fake_instance_tools(line);
+    let logs = tempfile::tempdir().unwrap();
+    let text = format!(
+        "hosts:\n  db: {{ address: 10.0.0.1, platform: {platform}, log_dir: {} }}\n",
+        logs.path().display()
+    );
+    let inventory = Inventory::parse(Path::new("i.yml"), &text).unwrap();
+    let hook = render(HookKind::PreFreeze, &inventory.hosts[0]);
+    let standard = "PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin";
+    assert!(hook.contains(standard));
+    let hook = hook.replace(
+        standard,
+        &format!(
+            "PATH={}:/usr/sbin:/usr/bin:/sbin:/bin",
+            tools.path().display()
+        ),
+    );
+    let file = tools.path().join("pre-freeze-script");
+    std::fs::write(&file, hook).unwrap();
+    let out = std::process::Command::new("/bin/sh")
+        .arg(&file)
+        .arg("status")
+        .output()
+        .unwrap();
+    let status: String = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("recorded "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    (out.status.code().unwrap_or(-1), status)
+}
+
+#[test]
+fn every_real_qlist_line_is_classified_by_the_hooks_and_by_preflight() {
+    let text = std::fs::read_to_string(real_world("iris/qlist-lines.tsv"))
+        .expect("CI keeps shared/ beside the checkout");
+    let mut lines: Vec<(String, String)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .map(|l| {
+            let (label, line) = l.split_once('\t').unwrap();
+            (label.to_string(), line.to_string())
+        })
+        .collect();
+    // Our own line in the same format: the state field says `hung`.
+    lines.push((
+        "hung (ours)".into(),
+        "HUNG^/usr/irissys/^2024.1.0.262.0^running, since Mon Nov 23 10:00:00 2026^iris.cpf^1972^52773^62972^hung^IRIS^^^/usr/irissys/mgr/".into(),
+    ));
+    // label → (name, running, health, mirror type, mirror status, hook status)
+    let expected = |label: &str,
+                    line: &str|
+     -> (
+        &'static str,
+        bool,
+        &'static str,
+        &'static str,
+        &'static str,
+        &'static str,
+    ) {
+        match label {
+            "cacheqlist" | "durableqlist" | "ensembleqlist" | "irisqlist" => {
+                ("INSTTEST", true, "ok", "", "", "INSTTEST running\n")
+            }
+            "legacyqlist" => ("INSTTEST", false, "", "", "", ""),
+            "mirrorqlist" => (
+                "INSTTEST",
+                true,
+                "ok",
+                "Failover",
+                "Primary",
+                "INSTTEST running\n",
+            ),
+            "warnqlist" => ("INSTTEST", true, "warn", "", "", "INSTTEST running\n"),
+            "comment" if line.contains("^down") => ("DOCKER", false, "", "", "", ""),
+            "comment" => ("DOCKER", true, "ok", "", "", "DOCKER running\n"),
+            "hung (ours)" => ("HUNG", true, "hung", "", "", "HUNG hung\n"),
+            other => panic!("a qlist sample this test does not know: {other}"),
+        }
+    };
+    let mut failures = Vec::new();
+    for (label, line) in &lines {
+        let (name, running, health, member_type, member_status, status) = expected(label, line);
+        for platform in ["iris", "cache"] {
+            let facts = preflight_reads(line, platform);
+            let got = facts
+                .instances
+                .iter()
+                .map(|i| (i.name.as_str(), i.running, i.health.as_str()))
+                .collect::<Vec<_>>();
+            if got != [(name, running, health)] {
+                failures.push(format!("preflight {platform} {label}: {got:?}"));
+            }
+            if platform == "iris" {
+                let roles: Vec<(&str, &str)> = facts
+                    .roles
+                    .iter()
+                    .map(|(_, t, s)| (t.as_str(), s.as_str()))
+                    .collect();
+                let want: Vec<(&str, &str)> = if member_type.is_empty() {
+                    Vec::new()
+                } else {
+                    vec![(member_type, member_status)]
+                };
+                if roles != want {
+                    failures.push(format!("preflight roles {label}: {roles:?}"));
+                }
+            }
+            let (code, said) = hook_status(line, platform);
+            if (code, said.as_str()) != (0, status) {
+                failures.push(format!("hook {platform} {label}: exit {code}: {said:?}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -332,7 +332,7 @@ fn the_freeze_timeout_is_passed_and_capped() {
         &format!("QUIESCE_FREEZE_SECONDS='x;id' {FREEZE} freeze"),
     );
     assert_eq!(code, 2, "{out}");
-    assert_eq!(lab.is_frozen("vm1", "IRIS"), false);
+    assert!(!lab.is_frozen("vm1", "IRIS"));
 }
 
 #[test]

@@ -20,16 +20,15 @@ pub struct Cli {
 
 #[derive(Debug, Args)]
 pub struct Global {
-    /// The inventory file (YAML).
+    /// The inventory file (YAML) [default: inventory.yml].
     #[arg(
         short,
         long,
         global = true,
         env = "QUIESCE_INVENTORY",
-        default_value = "inventory.yml",
         value_name = "FILE"
     )]
-    pub inventory: PathBuf,
+    pub inventory: Option<PathBuf>,
     /// Only these hosts: names, groups, mirrors or globs, separated by `,` or `:`; `!` leaves out.
     #[arg(short, long, global = true, value_name = "PATTERN")]
     pub limit: Option<String>,
@@ -59,6 +58,15 @@ pub struct Global {
     /// No progress output on stderr.
     #[arg(short, long, global = true)]
     pub quiet: bool,
+}
+
+impl Global {
+    /// The inventory named with -i (or QUIESCE_INVENTORY), else `inventory.yml`.
+    pub fn inventory(&self) -> PathBuf {
+        self.inventory
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("inventory.yml"))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -148,6 +156,10 @@ pub enum Command {
         qos: Option<String>,
         #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
         format: HostsFormat,
+        /// Also add these stuns to the stun history (RUNS_DIR/stun-history.json) that the
+        /// backup's QoS guard reads; without it, `stun` only reads.
+        #[arg(long)]
+        record: bool,
     },
     /// Print the hook scripts quiesce deploys to one host.
     Render {

@@ -29,7 +29,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             return runtime()?.block_on(crate::backup::recover::recover(
                 &cli.global.runs_dir,
                 run,
-                &cli.global.inventory,
+                &cli.global.inventory(),
                 &ssh,
                 cli.global.quiet,
             ));
@@ -54,12 +54,18 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             }
             return Ok(exit_code::SUCCESS);
         }
-        Command::Stun { files, qos, format } => {
+        Command::Stun {
+            files,
+            qos,
+            format,
+            record,
+        } => {
             return stun::stun(
                 &cli.global,
                 files,
                 qos.as_deref(),
                 *format == HostsFormat::Json,
+                *record,
             );
         }
         Command::Logs {
@@ -84,7 +90,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
         }
         _ => {}
     }
-    let inventory = Inventory::load(&cli.global.inventory)?;
+    let inventory = Inventory::load(&cli.global.inventory())?;
     let hosts: Vec<Host> = limit::select(&inventory, cli.global.limit.as_deref())?
         .into_iter()
         .cloned()

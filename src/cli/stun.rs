@@ -6,14 +6,16 @@ use crate::inventory::Inventory;
 use crate::output::error::Error;
 use crate::output::exit_code;
 use crate::review::stun_report::{self, Flag};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// `quiesce stun`: analyse, record into the stun history, print, exit code.
+/// `quiesce stun`: analyse, print, exit code; with `record`, add the stuns
+/// to the stun history.
 pub fn stun(
     global: &Global,
     files: &[PathBuf],
     qos: Option<&str>,
     json: bool,
+    record: bool,
 ) -> Result<u8, Error> {
     let qos = qos
         .map(|q| {
@@ -23,20 +25,30 @@ pub fn stun(
             })
         })
         .transpose()?;
-    // The inventory is optional here: only for the mirrors' QoS timeouts.
-    let inventory = Inventory::load(&global.inventory).ok();
+    // The inventory only gives the mirrors' QoS timeouts, but one that is
+    // named (-i, QUIESCE_INVENTORY) or lies here must be read right: a
+    // misspelt qos_timeout must not turn into the 8 s default.
+    let inventory = match &global.inventory {
+        Some(path) => Some(Inventory::load(path)?),
+        None if Path::new("inventory.yml").exists() => {
+            Some(Inventory::load(Path::new("inventory.yml"))?)
+        }
+        None => None,
+    };
     let vms = stun_report::analyse(files, qos, inventory.as_ref())?;
-    let measured: Vec<(String, Measured)> = vms
-        .iter()
-        .flat_map(|v| {
-            v.timed.iter().map(|(at, us)| {
-                let at = at.unwrap_or(0);
-                (v.vm.clone(), Measured { at, us: *us })
+    if record {
+        let measured: Vec<(String, Measured)> = vms
+            .iter()
+            .flat_map(|v| {
+                v.stuns.iter().map(|s| {
+                    let at = s.at.unwrap_or(0);
+                    (v.vm.clone(), Measured { at, us: s.us })
+                })
             })
-        })
-        .collect();
-    StunHistory::record(&global.runs_dir, &measured)
-        .map_err(crate::backup::stun_history::refusal)?;
+            .collect();
+        StunHistory::record(&global.runs_dir, &measured)
+            .map_err(crate::backup::stun_history::refusal)?;
+    }
     let text = if json {
         serde_json::to_string_pretty(&vms).unwrap_or_default() + "\n"
     } else {

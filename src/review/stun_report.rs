@@ -4,7 +4,7 @@
 
 use crate::inventory::{DEFAULT_QOS_TIMEOUT, Inventory};
 use crate::output::error::Error;
-use crate::review::vmware_log;
+use crate::review::vmware_log::{self, Snapshot, SnapshotEnd, Stun};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -33,12 +33,10 @@ pub struct VmStuns {
     pub qos_source: String,
     pub headroom_ms: Option<i64>,
     pub flag: Flag,
-    /// Every stun, oldest first, in microseconds.
-    #[serde(skip)]
-    pub stuns: Vec<u64>,
-    /// Every stun with its time when the log gave one, oldest first.
-    #[serde(skip)]
-    pub timed: Vec<(Option<u64>, u64)>,
+    /// Every stun (time when the log gave one, µs, cause), oldest first.
+    pub stuns: Vec<Stun>,
+    /// Every snapshot the logs show (name, quiesced or not, how it ended).
+    pub snapshots: Vec<Snapshot>,
 }
 
 /// The VM a vmware.log belongs to: the directory it sits in (beside the .vmx).
@@ -54,8 +52,8 @@ pub fn analyse(
     qos: Option<Duration>,
     inventory: Option<&Inventory>,
 ) -> Result<Vec<VmStuns>, Error> {
-    // VM → (its files, its stuns as (time, µs)).
-    type Found = (Vec<PathBuf>, Vec<(Option<u64>, u64)>);
+    // VM → (its files, its stuns, its snapshots).
+    type Found = (Vec<PathBuf>, Vec<Stun>, Vec<Snapshot>);
     let mut by_vm: BTreeMap<String, Found> = BTreeMap::new();
     for file in files {
         let bytes = std::fs::read(file).map_err(|source| Error::File {
@@ -66,14 +64,15 @@ pub fn analyse(
         let log = vmware_log::parse(&String::from_utf8_lossy(&bytes));
         let entry = by_vm.entry(vm_of(file)).or_default();
         entry.0.push(file.clone());
-        entry.1.extend(log.stuns.iter().map(|s| (s.at, s.micros)));
+        entry.1.extend(log.stuns);
+        entry.2.extend(log.snapshots);
     }
     Ok(by_vm
         .into_iter()
-        .map(|(vm, (files, mut stuns))| {
-            stuns.sort_by_key(|(at, _)| *at);
-            let timed = stuns.clone();
-            let stuns: Vec<u64> = stuns.into_iter().map(|(_, us)| us).collect();
+        .map(|(vm, (files, mut stuns, mut snapshots))| {
+            // Stable: stuns without a time keep their order in the file.
+            stuns.sort_by_key(|s| s.at);
+            snapshots.sort_by_key(|s| s.at);
             let mirror = inventory.and_then(|inv| {
                 let host = inv.hosts.iter().find(|h| h.vm == vm || h.name == vm)?;
                 inv.mirrors.get(host.mirror.as_ref()?)
@@ -83,7 +82,7 @@ pub fn analyse(
                 (None, Some(m)) => (m.qos_timeout, format!("mirror {}", m.name)),
                 (None, None) => (DEFAULT_QOS_TIMEOUT, "default".to_string()),
             };
-            let mut sorted = stuns.clone();
+            let mut sorted: Vec<u64> = stuns.iter().map(|s| s.us).collect();
             sorted.sort_unstable();
             let max_us = sorted.last().copied();
             let p95_us = sorted
@@ -107,7 +106,7 @@ pub fn analyse(
                 headroom_ms: max_us.map(|m| qos_timeout.as_millis() as i64 - (m / 1000) as i64),
                 flag,
                 stuns,
-                timed,
+                snapshots,
             }
         })
         .collect())
@@ -145,7 +144,63 @@ pub fn table(vms: &[VmStuns]) -> String {
             flag
         );
     }
+    for v in vms
+        .iter()
+        .filter(|v| !v.stuns.is_empty() || !v.snapshots.is_empty())
+    {
+        let _ = writeln!(
+            out,
+            "\n{}: {} stun{}, {} snapshot{}",
+            v.vm,
+            v.stuns.len(),
+            if v.stuns.len() == 1 { "" } else { "s" },
+            v.snapshots.len(),
+            if v.snapshots.len() == 1 { "" } else { "s" }
+        );
+        // Stuns and snapshots in time order (those without a time in file order, first).
+        let mut lines: Vec<(Option<u64>, String)> = v
+            .stuns
+            .iter()
+            .map(|stun| {
+                let cause = match &stun.snapshot {
+                    Some(name) => format!("{} '{name}'", stun.cause.label()),
+                    None => stun.cause.label().to_string(),
+                };
+                (stun.at, format!("stun {}  {cause}", s(Some(stun.us))))
+            })
+            .chain(v.snapshots.iter().map(|snap| {
+                let mut what = vec![match snap.quiesced {
+                    Some(true) => "quiesced",
+                    Some(false) => "not quiesced",
+                    None => "quiesced: not logged",
+                }];
+                if snap.memory == Some(true) {
+                    what.push("with memory");
+                }
+                what.push(match snap.end {
+                    SnapshotEnd::Done => "done",
+                    SnapshotEnd::QuiesceTimedOut => "QUIESCE TIMED OUT",
+                    SnapshotEnd::Unknown => "end not logged",
+                });
+                (
+                    snap.at,
+                    format!("snapshot '{}'  {}", snap.name, what.join(", ")),
+                )
+            }))
+            .collect();
+        lines.sort_by_key(|(at, _)| *at);
+        for (at, line) in lines {
+            let _ = writeln!(out, "  {:<24}  {line}", when(at));
+        }
+    }
     out
+}
+
+/// A log time as UTC, or `-` where the log gave none.
+fn when(at: Option<u64>) -> String {
+    at.and_then(|ms| jiff::Timestamp::from_millisecond(ms as i64).ok())
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| "-".into())
 }
 
 #[cfg(test)]

@@ -107,6 +107,17 @@ fn every_usage_error_says_what_where_and_what_to_do() {
         "name: x\nhosts: db1\nsnapshot: { command: snap }\n",
     )
     .unwrap();
+    std::fs::write(
+        path("misspelt.yml"),
+        "hosts:\n  db1: { address: 10.0.0.1 }\nmirrors:\n  M: { members: [db1], qos_timout: 4s }\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("db1")).unwrap();
+    std::fs::write(
+        path("db1/vmware.log"),
+        "2023-01-01T00:00:01.000Z In(05) vcpu-0 - Checkpoint_Unstun: vm stopped for 2500000 us\n",
+    )
+    .unwrap();
     let inventory = path("inventory.yml");
     let cases: Vec<Vec<String>> = [
         vec!["-i", "missing.yml", "hosts"],
@@ -141,6 +152,8 @@ fn every_usage_error_says_what_where_and_what_to_do() {
         ],
         vec!["stun", &path("no-vmware.log")],
         vec!["stun", "--qos", "fast", &path("inventory.yml")],
+        vec!["-i", &path("misspelt.yml"), "stun", &path("db1/vmware.log")],
+        vec!["-i", &path("nothing.yml"), "stun", &path("db1/vmware.log")],
         vec!["frobnicate"],
     ]
     .iter()

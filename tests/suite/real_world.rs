@@ -178,3 +178,110 @@ fn every_real_qlist_line_is_classified_by_the_hooks_and_by_preflight() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn every_real_vmware_log_yields_the_stuns_and_snapshots_its_source_lists() {
+    use quiesce::review::vmware_log::{Cause, SnapshotEnd, parse};
+    // (directory, stuns in µs with their cause, snapshots as (name, quiesced, memory, end))
+    type Expected = (
+        &'static str,
+        Vec<(u64, Cause)>,
+        Vec<(&'static str, Option<bool>, Option<bool>, SnapshotEnd)>,
+    );
+    let other = Cause::Other;
+    let table: Vec<Expected> = vec![
+        (
+            "VIRTEN-ESX60-SNAP",
+            vec![(188405, Cause::SnapshotCreate)],
+            vec![("Backup", Some(true), Some(false), SnapshotEnd::Unknown)],
+        ),
+        (
+            "BCM-KB417644-VSAN8",
+            vec![(385332, other), (408370, other)],
+            vec![("__G#_BACk##__", None, None, SnapshotEnd::Done)],
+        ),
+        (
+            "BCM-KB417644-ASPUBLISHED",
+            vec![(385332, other), (408370, other)],
+            vec![("__G#_BACk##__", None, None, SnapshotEnd::Done)],
+        ),
+        ("BCM-KB432796-HOTADD", vec![(18500, other)], vec![]),
+        ("BCM-KB311905-USB", vec![(11223, other)], vec![]),
+        (
+            "FLYNN-3952-VEEAM",
+            vec![],
+            vec![(
+                "VEEAM BACKUP TEMPORARY SNAPSHOT",
+                Some(true),
+                Some(false),
+                SnapshotEnd::QuiesceTimedOut,
+            )],
+        ),
+        (
+            "ESXI8-VIMCMD-OPID",
+            vec![],
+            vec![(
+                "snapshot_exfill",
+                Some(false),
+                Some(true),
+                SnapshotEnd::Done,
+            )],
+        ),
+        ("BLOG-2012-CONSOLIDATE", vec![(3658889, other)], vec![]),
+        (
+            "KB2039754-ASPUBLISHED",
+            vec![(3711025, other), (574655, other), (2191061, other)],
+            vec![],
+        ),
+        ("WS17-SUSPEND-FULL", vec![], vec![]),
+        ("PLAYER15-OFFSET-FULL", vec![], vec![]),
+    ];
+    let listed: Vec<String> = std::fs::read_dir(real_world("vmware"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    for dir in &listed {
+        assert!(
+            table.iter().any(|(d, ..)| d == dir),
+            "a vmware.log sample this test does not know: {dir}"
+        );
+    }
+    let mut failures = Vec::new();
+    for (dir, stuns, snapshots) in table {
+        let bytes = std::fs::read(real_world(&format!("vmware/{dir}/vmware.log"))).unwrap();
+        let log = parse(&String::from_utf8_lossy(&bytes));
+        let got_stuns: Vec<(u64, Cause)> = log.stuns.iter().map(|s| (s.us, s.cause)).collect();
+        let got_snapshots: Vec<(&str, Option<bool>, Option<bool>, SnapshotEnd)> = log
+            .snapshots
+            .iter()
+            .map(|s| (s.name.as_str(), s.quiesced, s.memory, s.end))
+            .collect();
+        if got_stuns != stuns || got_snapshots != snapshots {
+            failures.push(format!("{dir}: {got_stuns:?} {got_snapshots:?}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn stun_times_keep_their_utc_offsets_and_twins_are_one_stun() {
+    use quiesce::review::vmware_log::parse;
+    // The Checkpoint_Unstun/CPT pairs of the vSAN 8 KB, 29 ms apart, are one
+    // stun each, at the Checkpoint_Unstun line's time.
+    let bytes = std::fs::read(real_world("vmware/BCM-KB417644-VSAN8/vmware.log")).unwrap();
+    let log = parse(&String::from_utf8_lossy(&bytes));
+    let at: Vec<Option<u64>> = log.stuns.iter().map(|s| s.at).collect();
+    let expect = |t: &str| Some(t.parse::<jiff::Timestamp>().unwrap().as_millisecond() as u64);
+    assert_eq!(
+        at,
+        [
+            expect("2025-10-28T13:33:06.256Z"),
+            expect("2025-10-29T13:27:47.591Z")
+        ]
+    );
+    // Workstation/Player write local time with its offset (`-07:00|`).
+    let log = parse(
+        "2019-07-28T14:41:16.915-07:00| vcpu-0| I125: Checkpoint_Unstun: vm stopped for 9 us\n",
+    );
+    assert_eq!(log.stuns[0].at, expect("2019-07-28T21:41:16.915Z"));
+}

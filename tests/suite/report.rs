@@ -269,13 +269,26 @@ fn stun_flags_vms_near_or_over_the_qos_timeout() {
                 .to_string()
         })
         .collect();
+    // A pure analysis by default: nothing is written.
     let mut args = vec!["stun"];
     args.extend(logs.iter().map(String::as_str));
+    let history_file = lab.path("runs/stun-history.json");
+    let before = std::fs::read(&history_file).ok();
+    let run = lab.run(&args);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        std::fs::read(&history_file).ok(),
+        before,
+        "stun alone wrote the history"
+    );
+    // --record adds the stuns to the history (the backup's QoS guard reads it).
+    args.push("--record");
     let run = lab.run(&args);
     assert_eq!(
         run.code, 1,
         "b is within half of its mirror's QoS timeout: {run:?}"
     );
+    assert_eq!(lab.run(&args).code, 1, "recorded twice");
     let line = |vm: &str| {
         run.stdout
             .lines()

@@ -26,7 +26,9 @@
 # call of the same owner can tell what an earlier one whose answer was lost did.
 set -f # instance names are split on white space, never globbed
 PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin
-export PATH
+# Whatever the VM's locale: what the hook reads and writes stays parseable.
+LC_ALL=C
+export PATH LC_ALL
 umask 077
 # The caller (a controller over SSH) may vanish at any time: a broken pipe or
 # a hang-up must never stop a freeze's rollback or a thaw half-way.
@@ -40,7 +42,10 @@ LOCK_DIR="$STATE_DIR/lock"
 OWNER=${QUIESCE_OWNER:-vmware}
 case $OWNER in '' | *[!A-Za-z0-9_.-]*) printf 'bad QUIESCE_OWNER: %s\n' "$OWNER" >&2; exit 2 ;; esac
 
-log() { printf '%s: %s\n' "$(date)" "$*" >> "$SNAPLOG" 2>/dev/null || :; }
+# `date`'s familiar form in every locale, with the UTC offset beside the zone
+# (Wed Nov 25 11:26:51 EST -0500 2026): the report converts the instances'
+# zone-less LogFile times with the offset of the line before ExternalFreeze.
+log() { printf '%s: %s\n' "$(LC_ALL=C date '+%a %b %e %H:%M:%S %Z %z %Y')" "$*" >> "$SNAPLOG" 2>/dev/null || :; }
 err() {
 	log "$*"
 	printf '%s\n' "$*" >&2 2>/dev/null || :

@@ -16,9 +16,12 @@ pub fn quote(word: &str) -> String {
     quoted
 }
 
-/// `sh -c SCRIPT sh ARGS...` as one command line, every part quoted.
+/// `sh -c SCRIPT sh ARGS...` as one command line, every part quoted. The
+/// script runs in the C locale: what it parses (`stat`, `date`, tool
+/// messages) reads the same on a VM whose sessions speak German.
 pub fn sh_command(script: &str, args: &[&str]) -> String {
-    let mut line = format!("/bin/sh -c {} sh", quote(script));
+    let script = format!("LC_ALL=C; export LC_ALL\n{script}");
+    let mut line = format!("/bin/sh -c {} sh", quote(&script));
     for arg in args {
         line.push(' ');
         line.push_str(&quote(arg));

@@ -3,7 +3,7 @@
 //! `INST-pre_post.log` (Backup.General's LogFile, with its wrapped lines).
 //! Unknown lines are skipped; no input makes them panic.
 
-use crate::review::log_time::{split_cache_line, split_date_line};
+use crate::review::log_time::{split_cache_line, split_dated};
 use serde::Serialize;
 
 /// One step of one instance, as snapshot.log tells it.
@@ -12,6 +12,9 @@ pub struct HookEvent {
     pub at: u64,
     pub instance: Option<String>,
     pub kind: HookEventKind,
+    /// The VM's UTC offset in minutes, when the line states it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset_minutes: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -32,7 +35,7 @@ pub enum HookEventKind {
 pub fn parse_snapshot_log(text: &str) -> Vec<HookEvent> {
     text.lines()
         .filter_map(|line| {
-            let (at, message) = split_date_line(line)?;
+            let (at, offset_minutes, message) = split_dated(line)?;
             let word_before =
                 |suffix: &str| message.strip_suffix(suffix).map(|i| i.trim().to_string());
             let after = |prefix: &str| message.strip_prefix(prefix).map(|i| i.trim().to_string());
@@ -63,7 +66,12 @@ pub fn parse_snapshot_log(text: &str) -> Vec<HookEvent> {
                 return None;
             };
             let instance = instance.filter(|i| !i.is_empty() && !i.contains(' '));
-            Some(HookEvent { at, instance, kind })
+            Some(HookEvent {
+                at,
+                instance,
+                kind,
+                offset_minutes,
+            })
         })
         .collect()
 }
@@ -82,6 +90,18 @@ pub struct InstanceCycle {
 }
 
 impl InstanceCycle {
+    /// The cycle's times, read as UTC from the zone-less LogFile, corrected
+    /// by the VM's offset east of UTC (its local time minus the offset).
+    pub fn shifted(mut self, offset_minutes: i64) -> InstanceCycle {
+        let shift =
+            |t: Option<u64>| t.and_then(|t| u64::try_from(t as i64 - offset_minutes * 60_000).ok());
+        self.freeze_requested = shift(self.freeze_requested);
+        self.suspended = shift(self.suspended);
+        self.resume_requested = shift(self.resume_requested);
+        self.resumed = shift(self.resumed);
+        self
+    }
+
     /// From suspended to resumed: what the database felt.
     pub fn window_ms(&self) -> Option<u64> {
         self.resumed?.checked_sub(self.suspended?)

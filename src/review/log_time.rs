@@ -1,6 +1,9 @@
 //! Timestamps as the logs write them: `date`'s `Wed Jan  4 16:30:35 EST 2017`
-//! and Caché/IRIS's `08/11/2021 05:49:43`. Returned as milliseconds since the
-//! epoch, reading a zone abbreviation when it is a known one, else as UTC.
+//! (the hooks since 0.2 add the offset: `Wed Jan  4 16:30:35 EST -0500 2017`)
+//! and Caché/IRIS's zone-less local `08/11/2021 05:49:43`. Returned as
+//! milliseconds since the epoch: a numeric offset wins, else a known zone
+//! abbreviation, else UTC; a LogFile time is shifted by the offset its
+//! caller knows (the hook's line before ExternalFreeze).
 
 use jiff::civil::DateTime;
 
@@ -51,6 +54,12 @@ const DATE_PREFIX_MAX: usize = 80;
 /// `Wed Jan  4 16:30:35 EST 2017: message` → (ms, message). The zone may be
 /// missing (`Wed Jan 4 16:30:35 2017: …`).
 pub fn split_date_line(line: &str) -> Option<(u64, &str)> {
+    split_dated(line).map(|(ms, _, message)| (ms, message))
+}
+
+/// Like `split_date_line`, with the UTC offset in minutes the line states
+/// (numeric, or a known abbreviation), if it states one.
+pub fn split_dated(line: &str) -> Option<(u64, Option<i64>, &str)> {
     // The date ends at the first ": " after a four-digit year, within the
     // first DATE_PREFIX_MAX bytes: a date is short, and looking further made
     // long lines (a 480 KB stderr line) quadratic.
@@ -68,9 +77,9 @@ pub fn split_date_line(line: &str) -> Option<(u64, &str)> {
             && tokens
                 .last()
                 .is_some_and(|y| y.len() == 4 && y.bytes().all(|b| b.is_ascii_digit()))
-            && let Some(ms) = parse_date_tokens(&tokens)
+            && let Some((ms, offset)) = parse_date_tokens(&tokens)
         {
-            return Some((ms, &line[end + 2..]));
+            return Some((ms, offset, &line[end + 2..]));
         }
         search = end + 2;
         if search >= head_window.len() {
@@ -80,10 +89,13 @@ pub fn split_date_line(line: &str) -> Option<(u64, &str)> {
     None
 }
 
-fn parse_date_tokens(tokens: &[&str]) -> Option<u64> {
-    let (month, day, time, zone, year) = match tokens {
-        [_, month, day, time, zone, year] => (month, day, time, Some(*zone), year),
-        [_, month, day, time, year] => (month, day, time, None, year),
+fn parse_date_tokens(tokens: &[&str]) -> Option<(u64, Option<i64>)> {
+    let (month, day, time, zones, year) = match tokens {
+        [_, month, day, time, zone, numeric, year] => {
+            (month, day, time, vec![*numeric, *zone], year)
+        }
+        [_, month, day, time, zone, year] => (month, day, time, vec![*zone], year),
+        [_, month, day, time, year] => (month, day, time, Vec::new(), year),
         _ => return None,
     };
     let month = MONTHS.iter().position(|m| m == month)? as i8 + 1;
@@ -91,10 +103,30 @@ fn parse_date_tokens(tokens: &[&str]) -> Option<u64> {
     let year: i16 = year.parse().ok()?;
     let (h, m, s) = hms(time)?;
     let dt = DateTime::new(year, month, day, h, m, s, 0).ok()?;
-    to_ms(dt, zone.and_then(zone_offset).unwrap_or(0) * 60)
+    // The numeric offset first: abbreviations are ambiguous (CST) or unknown.
+    let offset = zones
+        .iter()
+        .find_map(|z| numeric_offset(z).or_else(|| zone_offset(z).map(|h| h * 60)));
+    Some((to_ms(dt, offset.unwrap_or(0))?, offset))
 }
 
-/// `08/11/2021 05:49:43: message` (Caché/IRIS, local time read as UTC) → (ms, message).
+/// `-0500` / `+0530` → minutes east of UTC.
+fn numeric_offset(text: &str) -> Option<i64> {
+    let (sign, digits) = match text.as_bytes().first()? {
+        b'+' => (1, &text[1..]),
+        b'-' => (-1, &text[1..]),
+        _ => return None,
+    };
+    if digits.len() != 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let hours: i64 = digits[..2].parse().ok()?;
+    let minutes: i64 = digits[2..].parse().ok()?;
+    (hours <= 14 && minutes < 60).then_some(sign * (hours * 60 + minutes))
+}
+
+/// `08/11/2021 05:49:43: message` (Caché/IRIS, zone-less local time, read
+/// as UTC: shift it by the VM's offset) → (ms, message).
 pub fn split_cache_line(line: &str) -> Option<(u64, &str)> {
     let date = line.get(..10)?;
     let time = line.get(11..19)?;
@@ -146,6 +178,13 @@ mod tests {
         let (d, _) = split_cache_line("08/11/2021 05:49:54: x").unwrap();
         assert_eq!(d - c, 11_000);
         assert!(split_date_line("Journal file switched to:").is_none());
+        // The hooks' own form: zone and offset; the offset wins.
+        let (e, offset, msg) =
+            split_dated("Wed Jan  4 16:30:35 EST -0500 2017: Attempting to freeze X").unwrap();
+        assert_eq!((e, offset, msg), (a, Some(-300), "Attempting to freeze X"));
+        let (f, offset, _) = split_dated("Wed Jan  4 22:00:35 IST +0530 2017: x").unwrap();
+        // 22:00:35 +0530 is 16:30:35 UTC, five hours before 16:30:35 EST.
+        assert_eq!((f + 5 * 3_600_000, offset), (a, Some(330)));
         assert!(split_cache_line("offset 262272 of /iris/journal1/20210811.003").is_none());
     }
 

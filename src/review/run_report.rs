@@ -86,19 +86,30 @@ fn instance_report(
             .or(host.thaw_started)
             .unwrap_or(u64::MAX - SLACK_MS),
     );
-    let name = format!("{instance}-pre_post.log");
-    let text = read_collected(&dir.join(&name), truncated(&name));
-    let cycle: InstanceCycle = parse_instance_log(&text)
-        .into_iter()
-        .rev()
-        .find(|c| within(c.freeze_requested, start, end))
-        .unwrap_or_default();
     let snapshot_log = read_collected(&dir.join("snapshot.log"), truncated("snapshot.log"));
-    let marked_invalid = parse_snapshot_log(&snapshot_log).iter().any(|e| {
+    let events = parse_snapshot_log(&snapshot_log);
+    let marked_invalid = events.iter().any(|e| {
         e.kind == HookEventKind::Invalid
             && e.instance.as_deref() == Some(instance)
             && within(Some(e.at), start, end)
     });
+    // The instance's LogFile has local times without a zone: the hook's line
+    // right before its ExternalFreeze states the VM's offset (the old hooks
+    // and the article's scripts a zone abbreviation; none: read as UTC).
+    let offset = events
+        .iter()
+        .filter(|e| e.instance.as_deref() == Some(instance))
+        .filter(|e| within(Some(e.at), start, end))
+        .find_map(|e| e.offset_minutes)
+        .unwrap_or(0);
+    let name = format!("{instance}-pre_post.log");
+    let text = read_collected(&dir.join(&name), truncated(&name));
+    let cycle: InstanceCycle = parse_instance_log(&text)
+        .into_iter()
+        .map(|c| c.shifted(offset))
+        .rev()
+        .find(|c| within(c.freeze_requested, start, end))
+        .unwrap_or_default();
     InstanceReport {
         instance: instance.to_string(),
         freeze_requested: cycle.freeze_requested,

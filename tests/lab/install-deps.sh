@@ -13,11 +13,19 @@ command -v nsenter >/dev/null && command -v unshare >/dev/null && command -v flo
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v python3 >/dev/null || missing+=(python3)   # the soak reads results.json
 command -v chromium >/dev/null || missing+=(chromium)   # the HTML report test renders the page
+[ -e /usr/share/zoneinfo/America/New_York ] || missing+=(tzdata)   # a lab VM in another time zone
+command -v locale-gen >/dev/null || missing+=(locales)   # ... and another locale
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The time-zone test's VM speaks German (`date` in de_DE.UTF-8).
+if ! locale -a 2>/dev/null | grep -qix 'de_DE.utf8'; then
+	sed -i 's/^# *\(de_DE.UTF-8 UTF-8\)/\1/' /etc/locale.gen
+	grep -qx 'de_DE.UTF-8 UTF-8' /etc/locale.gen || echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen
+	locale-gen >/dev/null
 fi
 # A distribution sshd on port 22 of every address would take the lab's port.
 if [ -x /etc/init.d/ssh ] && ss -ltn 2>/dev/null | grep -q '0.0.0.0:22 '; then

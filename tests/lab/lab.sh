@@ -26,6 +26,8 @@
 #   lab.sh kill-sshd DIR VM              the VM's sshd listener dies (host unreachable)
 #   lab.sh kill-vm DIR VM                every process of the VM dies (sessions too)
 #   lab.sh restart-sshd DIR VM           start the VM's sshd again: same keys, state, /run
+#   lab.sh zone DIR VM ZONE [LANG]       the VM's /etc/localtime (e.g. America/New_York) and its
+#                                        sessions' LANG (e.g. de_DE.UTF-8); its sshd restarts
 #   lab.sh signal DIR VM SIG PATTERN     send SIG to the VM's processes whose command line
 #                                        contains PATTERN (only this VM's, by its cgroup)
 #   lab.sh events DIR VM                 the simulator's event log of the VM
@@ -75,6 +77,7 @@ MaxSessions 64
 LogLevel VERBOSE
 Subsystem sftp internal-sftp
 CONF
+	if [ -s "$d/lang" ]; then echo "SetEnv LANG=$(cat "$d/lang")" >> "$d/sshd_config"; fi
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	unshare --mount --uts --propagation private env NAME="$name" ADDR="$addr" D="$d" CG="$cg" SIM="$here/irissim" \
 		PLATFORM="$platform" INSTANCES="$instances" SUDOMODE="$sudomode" LAB_USER="$LAB_USER" RESTART="$restart" sh -euc '
@@ -301,6 +304,15 @@ kill-sshd) kill -KILL "$(vm_pid "$1" "$2")"; rm -f "$(vm_dir "$1" "$2")/sshd.pid
 kill-vm) stop_vm "$1" "$2" ;;
 restart-sshd)
 	dir=$(cd "$1" && pwd) vm=$2 d=$(vm_dir "$1" "$2")
+	stop_vm "$dir" "$vm"
+	mapfile -t spec < "$d/spec"
+	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
+	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
+zone)
+	dir=$(cd "$1" && pwd) vm=$2 d=$(vm_dir "$1" "$2")
+	[ -e "/usr/share/zoneinfo/$3" ] || die "no time zone $3 (tests/lab/install-deps.sh installs tzdata)"
+	in_vm "$dir" "$vm" ln -sfn "/usr/share/zoneinfo/$3" /etc/localtime
+	printf '%s\n' "${4:-}" > "$d/lang"
 	stop_vm "$dir" "$vm"
 	mapfile -t spec < "$d/spec"
 	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart

@@ -330,3 +330,63 @@ fn stun_flags_vms_near_or_over_the_qos_timeout() {
         "{run:?}"
     );
 }
+
+#[test]
+fn a_vm_in_new_york_speaking_german_reports_its_times_in_utc() {
+    let lab = Lab::start(171, &["ny"]);
+    lab.lab("zone", &["ny", "America/New_York", "de_DE.UTF-8"]);
+    // The VM's sessions really are German and in New York.
+    let german = std::process::Command::new("date")
+        .arg("-d@0")
+        .env("LANG", "de_DE.UTF-8")
+        .env("TZ", "America/New_York")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&german.stdout).contains("Dez"),
+        "the de_DE.UTF-8 locale is generated (install-deps.sh): {german:?}"
+    );
+    let (_, zone) = lab.sh("ny", "date +%Z");
+    assert!(matches!(zone.trim(), "EST" | "EDT"), "{zone}");
+    let run = lab.quiesce(&["deploy", "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.run(&["backup", "-p", &playbook, "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (run_id, _) = lab.journal();
+    let run_dir = lab.path(&format!("runs/{run_id}"));
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let host = &results["hosts"][0];
+    let ms = |v: &serde_json::Value| v.as_u64().unwrap();
+    let (freeze_started, frozen_at) = (ms(&host["freeze_started"]), ms(&host["frozen_at"]));
+    let (thaw_started, thawed_at) = (ms(&host["thaw_started"]), ms(&host["thawed_at"]));
+    let instance = &report["hosts"][0]["instances"][0];
+    // The instance's LogFile has whole seconds of New York time without a
+    // zone: converted with the offset the hook logged, they fall within a
+    // second of the controller's own UTC clock.
+    let requested = ms(&instance["freeze_requested"]);
+    let resumed = ms(&instance["resumed"]);
+    assert!(
+        requested + 1000 >= freeze_started && requested <= frozen_at + 1000,
+        "freeze requested {requested}, controller {freeze_started}..{frozen_at}: {instance}"
+    );
+    assert!(
+        resumed + 1000 >= thaw_started && resumed <= thawed_at + 1000,
+        "resumed {resumed}, controller {thaw_started}..{thawed_at}: {instance}"
+    );
+    // The hook's own log stays English and states the offset.
+    let log = std::fs::read_to_string(run_dir.join("hosts/ny/snapshot.log")).unwrap();
+    let line = log
+        .lines()
+        .find(|l| l.ends_with("Attempting to freeze IRIS"))
+        .unwrap();
+    assert!(
+        line.contains(" EST -0500 ") || line.contains(" EDT -0400 "),
+        "{line}"
+    );
+}

@@ -3,6 +3,7 @@
 //! every step runs on a VM.
 
 pub mod fake;
+pub mod framing;
 pub mod known_hosts;
 pub mod local;
 pub mod runner;

@@ -20,7 +20,12 @@ pub fn quote(word: &str) -> String {
 /// script runs in the C locale: what it parses (`stat`, `date`, tool
 /// messages) reads the same on a VM whose sessions speak German.
 pub fn sh_command(script: &str, args: &[&str]) -> String {
-    let script = format!("LC_ALL=C; export LC_ALL\n{script}");
+    // The first line on both streams marks where the script's output starts
+    // (see framing.rs): what the login shell's rc files print comes before.
+    let begin = crate::remote::framing::BEGIN;
+    let script = format!(
+        "LC_ALL=C; export LC_ALL\nprintf '%s\\n' {begin}; printf '%s\\n' {begin} >&2\n{script}"
+    );
     let mut line = format!("/bin/sh -c {} sh", quote(&script));
     for arg in args {
         line.push(' ');

@@ -3,6 +3,7 @@
 
 use crate::inventory::Host;
 use crate::output::error::HostError;
+use crate::remote::framing::Framing;
 use crate::remote::known_hosts::{HostKeyPolicy, Verdict};
 use crate::remote::shell;
 use crate::remote::transport::{ExitStatus, Output, Session, Transport};
@@ -309,6 +310,9 @@ pub struct Armed {
     status: ExitStatus,
     closed: bool,
     ended: bool,
+    /// What the login shell printed before the script is dropped.
+    stdout_framing: Framing,
+    stderr_framing: Framing,
 }
 
 impl Armed {
@@ -323,6 +327,8 @@ impl Armed {
             status: ExitStatus::Unknown,
             closed: false,
             ended: false,
+            stdout_framing: Framing::default(),
+            stderr_framing: Framing::default(),
         }
     }
 
@@ -334,13 +340,19 @@ impl Armed {
         match self.channel.wait().await {
             None => {
                 self.ended = true;
+                self.stdout_framing.end(&mut self.stdout, push_capped);
+                self.stderr_framing.end(&mut self.stderr, push_capped);
                 false
             }
             Some(msg) => {
                 match msg {
-                    ChannelMsg::Data { data } => push_capped(&mut self.stdout, &data),
+                    ChannelMsg::Data { data } => {
+                        self.stdout_framing
+                            .feed(&data, &mut self.stdout, push_capped)
+                    }
                     ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        push_capped(&mut self.stderr, &data)
+                        self.stderr_framing
+                            .feed(&data, &mut self.stderr, push_capped)
                     }
                     ChannelMsg::ExitStatus { exit_status } => {
                         self.status = ExitStatus::Code(exit_status)
@@ -442,6 +454,8 @@ impl Armed {
                 break;
             }
         }
+        // What the end released (a script that never began: the shell's words).
+        sink.write_all(&self.stdout).await.map_err(write_error)?;
         sink.flush().await.map_err(write_error)?;
         if !self.closed && self.status == ExitStatus::Unknown {
             return Err(self.lost);

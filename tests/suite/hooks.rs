@@ -405,3 +405,55 @@ fn a_hung_instance_is_never_frozen_and_a_warning_one_is_logged_and_frozen() {
     assert_eq!(lab.sh("vm1", &format!("{THAW} thaw")).0, 0);
     lab.assert_truly_thawed("vm1");
 }
+
+#[test]
+fn a_vm_whose_shell_prints_banners_and_dawdles_confuses_no_step() {
+    let lab = Lab::start(172, &["vm1"]);
+    // A real root .bashrc: banners on stdout and stderr, and a slow second.
+    lab.lab(
+        "exec",
+        &[
+            "vm1",
+            "sh",
+            "-c",
+            "printf '%s\\n' 'echo \"Welcome to vm1 (quiesce-outcome IRIS valid)\"' 'echo \"quiesce-freeze 0\"' 'echo \"motd on stderr\" >&2' 'sleep 1' > /root/.bashrc",
+        ],
+    );
+    // The fault is real: OpenSSH's own client sees the banner.
+    let address = std::fs::read_to_string(lab.path("vms/vm1/address")).unwrap();
+    let ssh = std::process::Command::new("ssh")
+        .args(["-i", lab.path("id_ed25519").to_str().unwrap()])
+        .args([
+            "-o",
+            &format!("UserKnownHostsFile={}", lab.known_hosts().display()),
+        ])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg(format!("root@{}", address.trim()))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&ssh.stdout).contains("Welcome to vm1"),
+        "{ssh:?}"
+    );
+    let run = lab.quiesce(&["deploy"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        !run.stdout.contains("Welcome") && !run.stderr.contains("motd"),
+        "{run:?}"
+    );
+    let run = lab.quiesce(&["audit"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("2 compliant"), "{run:?}");
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 hosts: 1 valid"), "{run:?}");
+    lab.assert_truly_thawed("vm1");
+    // The collected logs are the VM's files, byte for byte (no banner in them).
+    let (run_id, _) = lab.journal();
+    let fetched =
+        std::fs::read(lab.path(&format!("runs/{run_id}/hosts/vm1/snapshot.log"))).unwrap();
+    let on_vm = std::fs::read(lab.path("vms/vm1/log/snapshot.log")).unwrap();
+    assert_eq!(fetched, on_vm);
+}

@@ -49,6 +49,13 @@ pub struct HostAccess {
     pub instances: Vec<String>,
     #[serde(default)]
     pub freeze_timeout_secs: Option<u64>,
+    /// How the instance commands run (so that `recover` reaches them too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iris_container: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_engine: Option<crate::inventory::ContainerEngine>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iris_user: Option<String>,
 }
 
 fn default_log_dir() -> String {
@@ -71,6 +78,9 @@ impl HostAccess {
             platform: Some(host.platform),
             instances: host.instances.clone(),
             freeze_timeout_secs: Some(host.freeze_timeout.as_secs()),
+            iris_container: host.iris_container.clone(),
+            container_engine: host.container_engine,
+            iris_user: host.iris_user.clone(),
         }
     }
 
@@ -94,6 +104,9 @@ impl HostAccess {
                 .unwrap_or(crate::inventory::DEFAULT_FREEZE_TIMEOUT),
             groups: Vec::new(),
             mirror: None,
+            iris_container: self.iris_container.clone(),
+            container_engine: self.container_engine,
+            iris_user: self.iris_user.clone(),
         }
     }
 }

@@ -70,16 +70,50 @@ plain_name() {
 	return 0
 }
 
-session() { # INSTANCE OBJECTSCRIPT
-	if [ "$QUIESCE_PLATFORM" = cache ]; then
-		csession "$1" -U %SYS "$2" < /dev/null
+# An instance command (iris, ccontrol, csession) as the inventory says to
+# run it: in the instance's container (`ENGINE exec`), as its owner.
+tool() { # COMMAND ARGS...
+	if [ -n "$QUIESCE_CONTAINER" ]; then
+		if [ -n "$QUIESCE_IRIS_USER" ]; then
+			"$QUIESCE_ENGINE" exec --user "$QUIESCE_IRIS_USER" "$QUIESCE_CONTAINER" "$@"
+		else
+			"$QUIESCE_ENGINE" exec "$QUIESCE_CONTAINER" "$@"
+		fi
+	elif [ -n "$QUIESCE_IRIS_USER" ]; then
+		if command -v runuser > /dev/null 2>&1; then
+			runuser -u "$QUIESCE_IRIS_USER" -- "$@"
+		else
+			sudo -n -u "$QUIESCE_IRIS_USER" -- "$@"
+		fi
 	else
-		iris session "$1" -U %SYS "$2" < /dev/null
+		"$@"
 	fi
 }
 
+# Runs OBJECTSCRIPT in INSTANCE's %SYS; returns its exit status (5 and 3
+# carry meaning). What the session prints is kept in the instance's log, and
+# a refused login is named with its fix.
+session() { # INSTANCE OBJECTSCRIPT
+	# Names of their own: callers keep their `rc` across this call.
+	if [ "$QUIESCE_PLATFORM" = cache ]; then
+		session_said=$(tool csession "$1" -U %SYS "$2" < /dev/null 2>&1)
+	else
+		session_said=$(tool iris session "$1" -U %SYS "$2" < /dev/null 2>&1)
+	fi
+	session_rc=$?
+	if [ -n "$session_said" ]; then
+		printf '%s\n' "$session_said" >> "$(inst_log "$1")" 2>/dev/null || :
+		case $session_said in
+		*"Access Denied"* | *"Username:"* | *"Access denied"*)
+			err "$1: the session was refused (Access Denied): enable OS authentication for root, or set iris_user (the instance owner) in the inventory"
+			return 98 ;;
+		esac
+	fi
+	return "$session_rc"
+}
+
 qlist() {
-	if [ "$QUIESCE_PLATFORM" = cache ]; then ccontrol qlist; else iris qlist; fi
+	if [ "$QUIESCE_PLATFORM" = cache ]; then tool ccontrol qlist; else tool iris qlist; fi
 }
 
 # Running instances, one per line, from the stable ^-separated qlist: field 4
@@ -303,6 +337,21 @@ do_thaw() { # MODE
 	exit "$rc"
 }
 
+# What preflight reads: each instance from qlist (name, status, mirror type
+# and status, state), and for Caché the mirror role from a session.
+do_facts() {
+	qlist 2>/dev/null | awk -F'^' '$1 != "" { printf "qlist\t%s\t%s\t%s\t%s\t%s\n", $1, $4, $11, $12, $9 }'
+	[ "$QUIESCE_PLATFORM" = cache ] || exit 0
+	running_instances | while read -r name; do
+		case $name in '?'*) continue ;; esac
+		# shellcheck disable=SC2016 # ObjectScript, not shell
+		printf 'W "quiesce-type=",$SYSTEM.Mirror.GetMemberType(),!\nW "quiesce-status=",$SYSTEM.Mirror.GetMemberStatus(),!\nhalt\n' |
+			tool csession "$name" -U %SYS 2>/dev/null | tr -d '\r' |
+			awk -v n="$name" '/quiesce-type=/ { sub(/.*quiesce-type=/, ""); t = $0 } /quiesce-status=/ { sub(/.*quiesce-status=/, ""); s = $0 } END { printf "role\t%s\t%s\t%s\n", n, t, s }'
+	done
+	exit 0
+}
+
 do_status() {
 	for inst in $(scope); do
 		case $inst in
@@ -329,5 +378,6 @@ freeze)
 	do_freeze "$timeout" ;;
 thaw | freezeFail) do_thaw "$action" ;;
 status) do_status ;;
-*) err "unknown action: $action (expected freeze, thaw, freezeFail or status)"; exit 2 ;;
+facts) do_facts ;;
+*) err "unknown action: $action (expected freeze, thaw, freezeFail, status or facts)"; exit 2 ;;
 esac

@@ -59,7 +59,10 @@ pub fn render(kind: HookKind, host: &Host) -> String {
          QUIESCE_INSTANCES={instances}\n\
          QUIESCE_HOOK_DIR={hook_dir}\n\
          QUIESCE_LOG_DIR={log_dir}\n\
-         QUIESCE_FREEZE_TIMEOUT={timeout}\n",
+         QUIESCE_FREEZE_TIMEOUT={timeout}\n\
+         QUIESCE_CONTAINER={container}\n\
+         QUIESCE_ENGINE={engine}\n\
+         QUIESCE_IRIS_USER={iris_user}\n",
         name = kind.file_name(),
         version = env!("CARGO_PKG_VERSION"),
         host = host.name,
@@ -69,6 +72,9 @@ pub fn render(kind: HookKind, host: &Host) -> String {
         hook_dir = quote(&host.hook_dir),
         log_dir = quote(&host.log_dir),
         timeout = quote(&host.freeze_timeout.as_secs().to_string()),
+        container = quote(host.iris_container.as_deref().unwrap_or("")),
+        engine = quote(host.container_engine.unwrap_or_default().as_str()),
+        iris_user = quote(host.iris_user.as_deref().unwrap_or("")),
     );
     header + BODY
 }

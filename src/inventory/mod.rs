@@ -31,6 +31,24 @@ pub enum Platform {
     Cache,
 }
 
+/// What runs `iris_container` (`ENGINE exec CONTAINER ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerEngine {
+    #[default]
+    Docker,
+    Podman,
+}
+
+impl ContainerEngine {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerEngine::Docker => "docker",
+            ContainerEngine::Podman => "podman",
+        }
+    }
+}
+
 impl Platform {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -71,6 +89,9 @@ struct RawSettings {
     hook_dir: Option<String>,
     log_dir: Option<String>,
     freeze_timeout: Option<DurationText>,
+    iris_container: Option<String>,
+    container_engine: Option<ContainerEngine>,
+    iris_user: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,6 +139,16 @@ pub struct Host {
     pub freeze_timeout: Duration,
     pub groups: Vec<String>,
     pub mirror: Option<String>,
+    /// The instance runs in this container: every `iris`/`ccontrol`/session
+    /// command goes through `ENGINE exec CONTAINER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iris_container: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_engine: Option<ContainerEngine>,
+    /// Run the instance commands as this user (its owner, when root may not
+    /// log in with OS authentication).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub iris_user: Option<String>,
 }
 
 impl Host {
@@ -389,6 +420,9 @@ impl Resolver<'_> {
                 freeze_timeout,
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 mirror: mirror_of.get(name.as_str()).map(|m| m.to_string()),
+                iris_container: pick(&|l| l.iris_container.clone()),
+                container_engine: layers.iter().rev().find_map(|l| l.container_engine),
+                iris_user: pick(&|l| l.iris_user.clone()),
             });
         }
         Ok(Inventory::new(
@@ -455,6 +489,24 @@ impl Resolver<'_> {
                 &here("user"),
                 format!("user `{user}` is not a valid login name"),
                 "use lower-case letters, digits, `_`, `.` and `-`, starting with a letter or `_`",
+            ));
+        }
+        if let Some(user) = &s.iris_user
+            && !is_user_name(user)
+        {
+            return Err(self.err(
+                &here("iris_user"),
+                format!("iris_user `{user}` is not a valid login name"),
+                "the instance owner's login name (e.g. irisowner): lower-case letters, digits, `_`, `.` and `-`",
+            ));
+        }
+        if let Some(name) = &s.iris_container
+            && !is_container_name(name)
+        {
+            return Err(self.err(
+                &here("iris_container"),
+                format!("iris_container `{name}` is not a container name"),
+                "a container name or id: letters, digits, `_`, `.` and `-`, starting with a letter or digit",
             ));
         }
         for (i, inst) in s.instances.iter().flatten().enumerate() {
@@ -528,6 +580,14 @@ pub fn is_plain_name(name: &str, allow_dot: bool) -> bool {
         && name.len() <= 64
         && chars
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (allow_dot && c == '.'))
+}
+
+/// Docker's and Podman's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+fn is_container_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && name.len() <= 128
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
 }
 
 fn is_user_name(user: &str) -> bool {

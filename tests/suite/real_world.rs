@@ -2,7 +2,7 @@
 //! wrote (`../shared/samples/real-world/`, sources in its SOURCES.md) give
 //! exactly what their sources say.
 
-use quiesce::backup::preflight::{HostFacts, preflight_script};
+use quiesce::backup::preflight::HostFacts;
 use quiesce::hooks::{HookKind, render};
 use quiesce::inventory::Inventory;
 use std::path::{Path, PathBuf};
@@ -40,28 +40,20 @@ fn fake_instance_tools(line: &str) -> tempfile::TempDir {
     dir
 }
 
-/// What preflight reads of one qlist line on a host of `platform`.
+/// What preflight reads of one qlist line on a host of `platform`: the
+/// deployed hook's `facts`, parsed as preflight parses them.
 fn preflight_reads(line: &str, platform: &str) -> HostFacts {
-    let tools = fake_instance_tools(line);
-    let hooks = tempfile::tempdir().unwrap();
-    let path = format!(
-        "{}:{}",
-        tools.path().display(),
-        std::env::var("PATH").unwrap()
-    );
-    let out = std::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(preflight_script())
-        .arg("sh")
-        .args([hooks.path().to_str().unwrap(), platform, "0", "0"])
-        .env("PATH", path)
-        .output()
-        .unwrap();
-    HostFacts::parse(&String::from_utf8_lossy(&out.stdout))
+    let (_, facts) = hook_says(line, platform, "facts");
+    HostFacts::parse(&facts)
 }
 
 /// What the deployed hook's `status` says of one qlist line, and its exit status.
 fn hook_status(line: &str, platform: &str) -> (i32, String) {
+    hook_says(line, platform, "status")
+}
+
+/// The deployed hook's ACTION run against one qlist line: exit status, stdout.
+fn hook_says(line: &str, platform: &str, action: &str) -> (i32, String) {
     let tools = fake_instance_tools(line);
     let logs = tempfile::tempdir().unwrap();
     let text = format!(
@@ -83,7 +75,7 @@ fn hook_status(line: &str, platform: &str) -> (i32, String) {
     std::fs::write(&file, hook).unwrap();
     let out = std::process::Command::new("/bin/sh")
         .arg(&file)
-        .arg("status")
+        .arg(action)
         .output()
         .unwrap();
     let status: String = String::from_utf8_lossy(&out.stdout)

@@ -330,6 +330,13 @@ impl Run<'_> {
                 break;
             }
             if let Err(why) = self.safe_to_freeze(lane, name, planned).await {
+                // Journaled: why this host was not frozen.
+                self.emit(BackupEvent::NotFrozen {
+                    host: name.clone(),
+                    at: now_ms(),
+                    detail: why.clone(),
+                    because: NotFrozenBecause::NotRun,
+                });
                 refused = Some((name.clone(), why.clone()));
                 failure = Some(why);
                 break;

@@ -1,4 +1,8 @@
-dir=$1 platform=$2
+# Args: HOOK_DIR PLATFORM PRE_SHAS POST_SHAS. Checks both hooks (never runs a
+# changed one), then asks the checked hook what preflight needs: each
+# instance's state (`status`) and its qlist fields and mirror role (`facts`),
+# through the hook so that its container and owner settings apply.
+dir=$1
 trap 'rm -rf "$WORK"' EXIT
 check() { # HOOK SHAS
 	if checked_copy "$dir/$1" "$2"; then
@@ -18,18 +22,6 @@ else
 fi
 if [ "$ok" = 1 ]; then
 	/bin/sh "$pre_copy" status 2>/dev/null | sed 's/^/status\t/'
-fi
-if [ "$platform" = iris ]; then
-	iris qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t%s\t%s\t%s\n", $1, $4, $11, $12, $9 }'
-else
-	list=$(ccontrol qlist 2>/dev/null | awk -F'^' '{ printf "qlist\t%s\t%s\t\t\t%s\n", $1, $4, $9 }')
-	printf '%s\n' "$list"
-	printf '%s\n' "$list" | while IFS='	' read -r _ name state _; do
-		case $name in '' | [!A-Za-z]* | *[!A-Za-z0-9_-]*) continue ;; esac
-		case $state in running*) ;; *) continue ;; esac
-		# shellcheck disable=SC2016 # ObjectScript, not shell
-		printf 'W "quiesce-type=",$SYSTEM.Mirror.GetMemberType(),!\nW "quiesce-status=",$SYSTEM.Mirror.GetMemberStatus(),!\nhalt\n' |
-			csession "$name" -U %SYS 2>/dev/null | tr -d '\r' |
-			awk -v n="$name" '/quiesce-type=/ { sub(/.*quiesce-type=/, ""); t = $0 } /quiesce-status=/ { sub(/.*quiesce-status=/, ""); s = $0 } END { printf "role\t%s\t%s\t%s\n", n, t, s }'
-	done
+	# The instances as the hook reaches them (its container, its owner).
+	/bin/sh "$pre_copy" facts 2>/dev/null
 fi

@@ -174,7 +174,7 @@ acquire_lock() { # WAIT_SECONDS
 }
 
 is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
-	session "$1" '##Class(Backup.General).IsWDSuspendedExt()' > /dev/null 2>&1
+	session "$1" '##Class(Backup.General).IsWDSuspendedExt()'
 	case $? in 5) return 0 ;; 3) return 1 ;; *) return 2 ;; esac
 }
 
@@ -213,7 +213,7 @@ $others"
 			fi
 		fi
 		log "Attempting to thaw $inst"
-		session "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log "$inst")\")" > /dev/null 2>&1
+		session "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log "$inst")\")"
 		rc=$?
 		if [ "$rc" != 5 ]; then
 			# A thaw that failed because the freeze already ended is no failure.
@@ -234,7 +234,7 @@ $others"
 				invalid=1 kind=invalid-paused
 			fi
 			if [ "$kind" = valid ]; then
-				session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")" > /dev/null 2>&1
+				session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")"
 				[ $? = 5 ] || err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history"
 			fi
 			outcome "$inst" "$kind"
@@ -297,7 +297,7 @@ do_freeze() { # TIMEOUT
 		2) err "$inst: cannot query its state (IsWDSuspendedExt); not freezing"; failed=1; break ;;
 		esac
 		echo "pending:$inst:$OWNER:$(date +%s):$timeout" >> "$STATE_FILE"
-		session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)" > /dev/null 2>&1
+		session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)"
 		rc=$?
 		# 5: frozen. 3: certainly not frozen. Anything else: unknown, so the
 		# entry stays pending and a thaw checks IsWDSuspendedExt first.

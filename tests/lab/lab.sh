@@ -28,6 +28,9 @@
 #   lab.sh restart-sshd DIR VM           start the VM's sshd again: same keys, state, /run
 #   lab.sh zone DIR VM ZONE [LANG]       the VM's /etc/localtime (e.g. America/New_York) and its
 #                                        sessions' LANG (e.g. de_DE.UTF-8); its sshd restarts
+#   lab.sh containerize DIR VM NAME      the VM's instances run in container NAME: iris, ccontrol
+#                                        and csession exist only through `docker|podman exec NAME`
+#   lab.sh owner DIR VM INST USER        only USER (created if missing) may open sessions of INST
 #   lab.sh signal DIR VM SIG PATTERN     send SIG to the VM's processes whose command line
 #                                        contains PATTERN (only this VM's, by its cgroup)
 #   lab.sh events DIR VM                 the simulator's event log of the VM
@@ -317,6 +320,49 @@ zone)
 	mapfile -t spec < "$d/spec"
 	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
 	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
+containerize)
+	in_vm "$1" "$2" sh -euc '
+		dir=/etc/lab-containers/$1
+		mkdir -p "$dir/bin"
+		for tool in iris ccontrol csession; do mv -f "/usr/sbin/$tool" "$dir/bin/$tool"; done
+		cat > /usr/sbin/docker <<"ENGINE"
+#!/bin/sh
+# The lab'"'"'s container engine: `docker exec [--user U] NAME CMD...` runs CMD
+# with the tools of container NAME (and as U), like the real one does.
+[ "${1:-}" = exec ] || { echo "lab container engine: only exec" >&2; exit 125; }
+shift
+user=""
+while [ $# -gt 0 ]; do
+	case $1 in
+	--user | -u) user=$2; shift 2 ;;
+	-i | -t | -it) shift ;;
+	*) break ;;
+	esac
+done
+name=$1
+shift
+[ -d "/etc/lab-containers/$name" ] || { echo "Error: No such container: $name" >&2; exit 1; }
+PATH=/etc/lab-containers/$name/bin:$PATH
+export PATH
+printf "%s exec %s %s %s\n" "$(date +%s)" "$name" "${user:-root}" "$*" >> /var/log/lab-container.log
+if [ -n "$user" ]; then exec runuser -u "$user" -- env PATH="$PATH" "$@"; fi
+exec "$@"
+ENGINE
+		chmod 0755 /usr/sbin/docker
+		ln -f /usr/sbin/docker /usr/sbin/podman
+	' sh "$3" ;;
+owner)
+	dir=$1 vm=$2 inst=$3 user=$4
+	# The user exists in the VM only (its own /etc).
+	in_vm "$dir" "$vm" sh -euc '
+		id "$2" >/dev/null 2>&1 || useradd --system --no-create-home --home-dir / --shell /bin/sh "$2"
+		printf "owner=%s\n" "$2" >> "/etc/irissim/$1/conf"
+		chown -R "$2" "/etc/irissim/$1"
+		mkdir -p /var/log/irissim
+		touch /var/log/irissim/events.log "/var/log/$1-pre_post.log"
+		chmod 0666 /var/log/irissim/events.log
+		chown "$2" "/var/log/$1-pre_post.log"
+	' sh "$inst" "$user" ;;
 events) cat "$(vm_dir "$1" "$2")/log/irissim/events.log" 2>/dev/null || true ;;
 signal)
 	while read -r pid; do

@@ -457,3 +457,62 @@ fn a_vm_whose_shell_prints_banners_and_dawdles_confuses_no_step() {
     let on_vm = std::fs::read(lab.path("vms/vm1/log/snapshot.log")).unwrap();
     assert_eq!(fetched, on_vm);
 }
+
+#[test]
+fn an_instance_in_a_container_that_only_its_owner_may_enter() {
+    let lab = Lab::start(173, &["vm1"]);
+    lab.lab("containerize", &["vm1", "iris1"]);
+    lab.lab("owner", &["vm1", "IRIS", "irisowner"]);
+    let set = |settings: &str| {
+        let text = std::fs::read_to_string(lab.inventory()).unwrap();
+        let line = text.lines().find(|l| l.starts_with("  vm1: {")).unwrap();
+        let new = format!(
+            "  vm1: {{ address: {}, platform: iris{settings} }}",
+            lab.net.clone() + ".11"
+        );
+        std::fs::write(lab.inventory(), text.replace(line, &new)).unwrap();
+    };
+    // The tools exist only in the container: as deployed before, nothing works.
+    let (code, _) = lab.sh("vm1", "command -v iris");
+    assert_ne!(code, 0, "iris is not on the VM itself");
+
+    // In the container, as root: the instance refuses root, and says how to fix it.
+    set(", iris_container: iris1");
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} freeze"));
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("IRIS: the session was refused (Access Denied): enable OS authentication for root, or set iris_user (the instance owner) in the inventory"),
+        "{out}"
+    );
+    assert!(!lab.is_frozen("vm1", "IRIS"));
+    // The session's own words are kept in the instance's log.
+    let (_, log) = lab.sh("vm1", "cat /var/log/IRIS-pre_post.log");
+    assert!(log.contains("Access Denied"), "{log}");
+
+    // In the container, as its owner: a whole backup, through `docker exec --user`.
+    set(", iris_container: iris1, iris_user: irisowner");
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 hosts: 1 valid"), "{run:?}");
+    lab.assert_truly_thawed("vm1");
+    let (_, engine) = lab.sh("vm1", "cat /var/log/lab-container.log");
+    assert!(
+        engine.contains(
+            "exec iris1 irisowner iris session IRIS -U %SYS ##Class(Backup.General).ExternalFreeze"
+        ),
+        "{engine}"
+    );
+
+    // Podman works the same way.
+    set(", iris_container: iris1, container_engine: podman, iris_user: irisowner");
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    assert_eq!(
+        lab.sh("vm1", &format!("{FREEZE} freeze && {THAW} freezeFail"))
+            .0,
+        0
+    );
+    lab.assert_truly_thawed("vm1");
+}

@@ -107,6 +107,7 @@ impl HostAccess {
             iris_container: self.iris_container.clone(),
             container_engine: self.container_engine,
             iris_user: self.iris_user.clone(),
+            esxi: None,
         }
     }
 }

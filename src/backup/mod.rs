@@ -15,3 +15,4 @@ pub mod run_dir;
 pub mod snapshot;
 pub mod stun_history;
 pub mod thaw_verdict;
+pub mod vmware_log;

@@ -18,23 +18,14 @@ pub struct SnapshotResult {
     pub stun_us: Option<u64>,
 }
 
-/// A stun in microseconds from a vmware.log-style line:
-/// `Checkpoint_Unstun: vm stopped for N us` or `CPT: vm was stunned for N us`.
-pub fn stun_in_line(line: &str) -> Option<u64> {
-    for marker in ["vm stopped for ", "vm was stunned for "] {
-        if let Some(start) = line.find(marker) {
-            let rest = &line[start + marker.len()..];
-            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
-            if !digits.is_empty() && rest[digits.len()..].trim_start().starts_with("us") {
-                return digits.parse().ok();
-            }
-        }
-    }
-    None
-}
-
+/// The longest stun the command reported, read as vmware.log is (an ESXi 8
+/// Checkpoint_Unstun/CPT pair is one stun).
 fn max_stun(text: &str) -> Option<u64> {
-    text.lines().filter_map(stun_in_line).max()
+    crate::backup::vmware_log::parse(text)
+        .stuns
+        .iter()
+        .map(|s| s.us)
+        .max()
 }
 
 /// Runs the step's (already rendered) command once, within `timeout`, on
@@ -116,39 +107,5 @@ fn judge(on: RunOn, out: &Output) -> SnapshotResult {
         ok: false,
         detail,
         stun_us,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_both_stun_formats() {
-        assert_eq!(
-            stun_in_line(
-                "2015-10-27T22:01:42.149Z| vcpu-0| I120: Checkpoint_Unstun: vm stopped for 188405 us"
-            ),
-            Some(188405)
-        );
-        assert_eq!(
-            stun_in_line(
-                "2023-01-01T00:00:00.000Z In(05) vcpu-0 - Checkpoint_Unstun: vm stopped for 18500 us"
-            ),
-            Some(18500)
-        );
-        assert_eq!(
-            stun_in_line("CPT: vm was stunned for 414878 us"),
-            Some(414878)
-        );
-        assert_eq!(stun_in_line("vm stopped for many us"), None);
-        assert_eq!(stun_in_line("vm stopped for 12 ms"), None);
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn never_panics(line in "\\PC{0,120}") {
-            let _ = stun_in_line(&line);
-        }
     }
 }

@@ -148,9 +148,12 @@ pub enum Command {
     },
     /// Stuns per VM from vmware.log files, against the mirror's QoS timeout.
     Stun {
-        /// vmware.log files (each in its VM's directory, as on the datastore).
-        #[arg(required = true)]
+        /// vmware.log files (each in its VM's directory, as on the datastore); none:
+        /// read each selected VM's vmware.log from its ESXi host (inventory `esxi`, `vm_dir`).
         files: Vec<PathBuf>,
+        /// With no files: also read this many rotated logs (vmware-1.log …).
+        #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=99))]
+        rotated: u32,
         /// The QoS timeout to compare with [default: the VM's mirror's, from the inventory, else 8s].
         #[arg(long, value_name = "DURATION")]
         qos: Option<String>,

@@ -100,6 +100,28 @@ pub async fn after_backup(
         events,
     )
     .await;
+    // The VMs' vmware.log from their ESXi hosts, where the inventory says.
+    let located: Vec<&Host> = hosts.iter().filter(|h| h.esxi.is_some()).collect();
+    if !located.is_empty() {
+        let connector = crate::remote::runner::SshConnector {
+            options: ssh.clone(),
+        };
+        for vm in crate::review::esxi::fetch(&located, &connector, 0, forks, events).await {
+            let dir = run_dir.join("hosts").join(&vm.host);
+            match vm.files {
+                Ok(files) => {
+                    for (name, bytes) in files {
+                        let _ = std::fs::create_dir_all(&dir);
+                        let _ = std::fs::write(dir.join(name), bytes);
+                    }
+                }
+                Err(e) => events.send(crate::output::event::Event::Note {
+                    host: vm.host.clone(),
+                    text: format!("vmware.log not read: {e}"),
+                }),
+            }
+        }
+    }
     write_report(run_dir);
     collected
 }

@@ -59,6 +59,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             qos,
             format,
             record,
+            rotated,
         } => {
             return stun::stun(
                 &cli.global,
@@ -66,6 +67,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 qos.as_deref(),
                 *format == HostsFormat::Json,
                 *record,
+                *rotated,
             );
         }
         Command::Logs {

@@ -92,6 +92,19 @@ struct RawSettings {
     iris_container: Option<String>,
     container_engine: Option<ContainerEngine>,
     iris_user: Option<String>,
+    /// The ESXi host (a name under `esxi_hosts`) that runs the VM.
+    esxi: Option<String>,
+    /// The VM's directory on that host's datastore (where its vmware.log is).
+    vm_dir: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEsxi {
+    address: String,
+    port: Option<i64>,
+    user: Option<String>,
+    identity_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,6 +132,9 @@ struct RawInventory {
     groups: IndexMap<String, RawGroup>,
     #[serde(default)]
     mirrors: IndexMap<String, RawMirror>,
+    /// ESXi hosts quiesce reads vmware.log from (read-only, over SSH).
+    #[serde(default)]
+    esxi_hosts: IndexMap<String, RawEsxi>,
 }
 
 /// One VM with every setting resolved.
@@ -149,6 +165,52 @@ pub struct Host {
     /// log in with OS authentication).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iris_user: Option<String>,
+    /// Where the VM's vmware.log is: its ESXi host and datastore directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub esxi: Option<VmLocation>,
+}
+
+/// An ESXi host and the VM's directory on its datastore.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VmLocation {
+    pub esxi: EsxiHost,
+    pub vm_dir: String,
+}
+
+/// An ESXi host, reached over SSH (read-only: quiesce only reads vmware.log there).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EsxiHost {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+}
+
+impl EsxiHost {
+    /// The ESXi host as a host to connect to (the same host-key rules).
+    pub fn as_host(&self) -> Host {
+        Host {
+            name: self.name.clone(),
+            address: self.address.clone(),
+            port: self.port,
+            user: self.user.clone(),
+            identity_file: self.identity_file.clone(),
+            r#become: false,
+            platform: Platform::Iris,
+            vm: self.name.clone(),
+            instances: Vec::new(),
+            hook_dir: DEFAULT_HOOK_DIR.into(),
+            log_dir: DEFAULT_LOG_DIR.into(),
+            freeze_timeout: DEFAULT_FREEZE_TIMEOUT,
+            groups: Vec::new(),
+            mirror: None,
+            iris_container: None,
+            container_engine: None,
+            iris_user: None,
+            esxi: None,
+        }
+    }
 }
 
 impl Host {
@@ -360,6 +422,80 @@ impl Resolver<'_> {
             );
         }
 
+        let mut esxi_hosts: IndexMap<String, EsxiHost> = IndexMap::new();
+        for (name, body) in &raw.esxi_hosts {
+            let at = ["esxi_hosts", name.as_str()];
+            if !is_plain_name(name, true) {
+                return Err(self.key_err(
+                    &at,
+                    format!("ESXi host name `{name}` is not a plain name"),
+                    "use letters, digits, `.`, `_` and `-`",
+                ));
+            }
+            if !is_address(&body.address) {
+                return Err(self.err(
+                    &["esxi_hosts", name, "address"],
+                    format!(
+                        "address `{}` is not a host name or IP address",
+                        body.address
+                    ),
+                    "write the ESXi host's name or address",
+                ));
+            }
+            let port = body.port.or(defaults.port).unwrap_or(22);
+            let port = u16::try_from(port).ok().filter(|p| *p > 0).ok_or_else(|| {
+                self.err(
+                    &["esxi_hosts", name, "port"],
+                    format!("port {port} is out of range"),
+                    "a TCP port from 1 to 65535",
+                )
+            })?;
+            let user = body.user.clone().unwrap_or_else(|| "root".into());
+            if !is_user_name(&user) {
+                return Err(self.err(
+                    &["esxi_hosts", name, "user"],
+                    format!("user `{user}` is not a valid login name"),
+                    "the ESXi host's login name, e.g. root",
+                ));
+            }
+            esxi_hosts.insert(
+                name.clone(),
+                EsxiHost {
+                    name: name.clone(),
+                    address: body.address.clone(),
+                    port,
+                    user,
+                    identity_file: body
+                        .identity_file
+                        .clone()
+                        .or_else(|| defaults.identity_file.clone())
+                        .map(|p| self.expand_path(&p)),
+                },
+            );
+        }
+        // Every `esxi:` names one of them.
+        let layers_with_esxi = raw
+            .hosts
+            .iter()
+            .filter_map(|(h, b)| Some((vec!["hosts", h.as_str()], b.as_ref()?.esxi.as_ref()?)))
+            .chain(raw.groups.iter().filter_map(|(g, b)| {
+                Some((
+                    vec!["groups", g.as_str(), "vars"],
+                    b.vars.as_ref()?.esxi.as_ref()?,
+                ))
+            }))
+            .chain(defaults.esxi.as_ref().map(|e| (vec!["defaults"], e)));
+        for (mut at, esxi) in layers_with_esxi {
+            if !esxi_hosts.contains_key(esxi) {
+                at.push("esxi");
+                return Err(self.err(
+                    &at,
+                    format!("no ESXi host `{esxi}` under esxi_hosts"),
+                    &known_hint("ESXi hosts", raw.esxi_hosts.keys()),
+                ));
+            }
+        }
+
         let mut hosts = Vec::with_capacity(raw.hosts.len());
         for (name, body) in &raw.hosts {
             let own = body.clone().unwrap_or_default();
@@ -423,6 +559,13 @@ impl Resolver<'_> {
                 iris_container: pick(&|l| l.iris_container.clone()),
                 container_engine: layers.iter().rev().find_map(|l| l.container_engine),
                 iris_user: pick(&|l| l.iris_user.clone()),
+                esxi: match (pick(&|l| l.esxi.clone()), pick(&|l| l.vm_dir.clone())) {
+                    (Some(esxi), Some(vm_dir)) => Some(VmLocation {
+                        esxi: esxi_hosts[&esxi].clone(),
+                        vm_dir,
+                    }),
+                    _ => None,
+                },
             });
         }
         Ok(Inventory::new(
@@ -509,6 +652,15 @@ impl Resolver<'_> {
                 "a container name or id: letters, digits, `_`, `.` and `-`, starting with a letter or digit",
             ));
         }
+        if let Some(dir) = &s.vm_dir
+            && !is_datastore_dir(dir)
+        {
+            return Err(self.err(
+                &here("vm_dir"),
+                format!("vm_dir `{dir}` is not an absolute directory"),
+                "the VM's directory on its datastore, e.g. /vmfs/volumes/datastore1/DB1 (spaces are fine; no `..`)",
+            ));
+        }
         for (i, inst) in s.instances.iter().flatten().enumerate() {
             if !is_plain_name(inst, false) {
                 let mut p = here("instances");
@@ -580,6 +732,15 @@ pub fn is_plain_name(name: &str, allow_dot: bool) -> bool {
         && name.len() <= 64
         && chars
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || (allow_dot && c == '.'))
+}
+
+/// A datastore path as ESXi shows them: absolute, printable (spaces and
+/// parentheses are common), no `..`; passed as an argument, never as shell text.
+fn is_datastore_dir(dir: &str) -> bool {
+    dir.starts_with('/')
+        && dir.len() <= 1024
+        && !dir.chars().any(char::is_control)
+        && !dir.split('/').any(|c| c == "..")
 }
 
 /// Docker's and Podman's container names: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.

@@ -3,10 +3,10 @@
 //! run reports built from a run's results, journal and logs.
 
 pub mod backup_report;
+pub mod esxi;
 pub mod hook_logs;
 pub mod html;
 pub mod log_time;
 pub mod logs;
 pub mod run_report;
 pub mod stun_report;
-pub mod vmware_log;

@@ -40,6 +40,10 @@ pub struct HostReport {
     #[serde(flatten)]
     pub run: HostRun,
     pub instances: Vec<InstanceReport>,
+    /// What the VM's vmware.log (read from its ESXi host) says of this run:
+    /// the stuns and snapshots from the freeze to the thaw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmware_log: Option<crate::backup::vmware_log::VmwareLog>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -157,9 +161,22 @@ pub fn build(run_dir: &Path) -> Result<RunReport, Error> {
                 .iter()
                 .map(|i| instance_report(&dir, i, run, &truncated))
                 .collect();
+            let vmware_log = std::fs::read(dir.join("vmware.log")).ok().map(|bytes| {
+                let mut log = crate::backup::vmware_log::parse(&String::from_utf8_lossy(&bytes));
+                let (start, end) = (
+                    run.freeze_started.unwrap_or(0),
+                    run.thawed_at
+                        .or(run.thaw_started)
+                        .unwrap_or(u64::MAX - SLACK_MS),
+                );
+                log.stuns.retain(|s| within(s.at, start, end));
+                log.snapshots.retain(|s| within(s.at, start, end));
+                log
+            });
             HostReport {
                 run: run.clone(),
                 instances,
+                vmware_log,
             }
         })
         .collect();

@@ -2,9 +2,9 @@
 //! and the headroom to its mirror's QoS timeout; VMs over it, or within half
 //! of it, are flagged. The stuns also feed the backup's QoS guard.
 
+use crate::backup::vmware_log::{self, Snapshot, SnapshotEnd, Stun};
 use crate::inventory::{DEFAULT_QOS_TIMEOUT, Inventory};
 use crate::output::error::Error;
-use crate::review::vmware_log::{self, Snapshot, SnapshotEnd, Stun};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;

@@ -12,6 +12,9 @@
 #       SPEC = NAME[=PLATFORM[:INST,INST...][:password]]   (default: vm1..vm5=iris:IRIS)
 #       --mirror: the first VM is primary, the second backup, the rest DR async members.
 #       --group: a consistency group in the playbook.
+#       --esxi NAME: an "ESXi host" VM on .99 whose datastore /mnt/vmfs/volumes/datastore1
+#       holds every VM's directory (the snapshot command's vmware.log); the inventory
+#       names it under esxi_hosts and gives each host `esxi` and `vm_dir`.
 #       Writes DIR/inventory.yml, DIR/playbook.yml, DIR/known_hosts, DIR/id_ed25519, DIR/vms/NAME/.
 #   lab.sh snapshot DIR VM               act like a hypervisor: stun the VM, copy its data,
 #                                        append Checkpoint_Unstun to DIR/vms/VM/vmware.log
@@ -133,13 +136,14 @@ wait_listening() { # ADDRESS PORT NAME DIR: this VM's own sshd, not just any lis
 
 cmd_up() {
 	local dir=${1:?usage: lab.sh up DIR [--net 127.0.N] [--port P] [SPEC...]}; shift
-	local net=127.0.9 port=22 specs=() mirrors=() groups=()
+	local net=127.0.9 port=22 specs=() mirrors=() groups=() esxi=
 	while [ $# -gt 0 ]; do
 		case $1 in
 		--net) net=$2; shift 2 ;;
 		--port) port=$2; shift 2 ;;
 		--mirror) mirrors+=("$2"); shift 2 ;;
 		--group) groups+=("$2"); shift 2 ;;
+		--esxi) esxi=$2; shift 2 ;;
 		*) specs+=("$1"); shift ;;
 		esac
 	done
@@ -165,6 +169,7 @@ cmd_up() {
 		echo "$name $platform" >> "$dir/vms/.list"
 		names+=("$name"); addrs+=("$net.$n"); n=$((n + 1))
 	done
+	if [ -n "$esxi" ]; then start_vm "$dir" "$esxi" "$net.99" "$port" iris "" nopasswd; fi
 	local i
 	{
 		echo "# Written by tests/lab/lab.sh: the lab's simulated VMs."
@@ -173,10 +178,21 @@ cmd_up() {
 		for i in "${!names[@]}"; do
 			wait_listening "${addrs[$i]}" "$port" "${names[$i]}" "$dir"
 			local platform_line; platform_line=$(grep "^${names[$i]} " "$dir/vms/.list" | tail -n 1 | cut -d' ' -f2)
-			echo "  ${names[$i]}: { address: ${addrs[$i]}, platform: $platform_line }"
+			local located=''
+			[ -z "$esxi" ] || located=", esxi: $esxi, vm_dir: /mnt/vmfs/volumes/datastore1/${names[$i]}"
+			echo "  ${names[$i]}: { address: ${addrs[$i]}, platform: $platform_line$located }"
 			local key; key=$(cut -d' ' -f1,2 "$(vm_dir "$dir" "${names[$i]}")/host_key.pub")
 			if [ "$port" = 22 ]; then echo "${addrs[$i]} $key"; else echo "[${addrs[$i]}]:$port $key"; fi >> "$dir/known_hosts"
 		done
+		if [ -n "$esxi" ]; then
+			wait_listening "$net.99" "$port" "$esxi" "$dir"
+			# Its datastore: every VM's directory of this lab, read-only there.
+			in_vm "$dir" "$esxi" sh -euc 'mount -t tmpfs datastores /mnt; mkdir -p /mnt/vmfs/volumes/datastore1; mount --bind -o ro "$1" /mnt/vmfs/volumes/datastore1' sh "$dir/vms"
+			echo "esxi_hosts:"
+			echo "  $esxi: { address: $net.99 }"
+			local key; key=$(cut -d' ' -f1,2 "$(vm_dir "$dir" "$esxi")/host_key.pub")
+			if [ "$port" = 22 ]; then echo "$net.99 $key"; else echo "[$net.99]:$port $key"; fi >> "$dir/known_hosts"
+		fi
 		if [ ${#mirrors[@]} -gt 0 ]; then
 			echo "mirrors:"
 			local m mname members
@@ -252,10 +268,16 @@ cmd_snapshot() { # DIR VM
 	echo THAWED > "$cg/freezer.state"
 	trap - EXIT TERM INT
 	t1=$(date +%s%N)
-	local line
-	line="$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)| vcpu-0| I125: Checkpoint_Unstun: vm stopped for $(( (t1 - t0) / 1000 )) us"
-	echo "$line" >> "$d/vmware.log"
-	echo "$line"
+	# As ESXi 8 logs a snapshot: its start, the stun twice (Checkpoint_Unstun
+	# and, 29 ms later, CPT with a larger figure), its completion.
+	local us=$(( (t1 - t0) / 1000 ))
+	at() { date -u -d "@$(( $1 / 1000000000 )).$(printf '%09d' $(( $1 % 1000000000 )))" +%Y-%m-%dT%H:%M:%S.%3NZ; }
+	{
+		echo "$(at "$t0") In(05) vmx - SnapshotVMX_TakeSnapshot start: 'quiesce-$n', deviceState=0, lazy=0, quiesced=0, forceNative=0, tryNative=1, saveAllocMaps=0"
+		echo "$(at "$t1") In(05) vcpu-0 - Checkpoint_Unstun: vm stopped for $us us"
+		echo "$(at $((t1 + 29000000))) In(05) vcpu-0 - CPT: vm was stunned for $((us + 29000)) us"
+		echo "$(at $((t1 + 30000000))) In(05) vmx - SnapshotVMXTakeSnapshotComplete: Done with snapshot 'quiesce-$n': $((n + 1))"
+	} | tee -a "$d/vmware.log"
 }
 
 stop_vm() { # DIR NAME

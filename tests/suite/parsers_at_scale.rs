@@ -50,7 +50,7 @@ fn every_parser(text: &str) {
         Inventory::parse(Path::new("i.yml"), "hosts:\n  db1: { address: 10.0.0.1 }\n").unwrap();
     let _ =
         quiesce::inventory::playbook::Playbook::parse(Path::new("sample.yml"), text, &inventory);
-    let _ = quiesce::review::vmware_log::parse(text);
+    let _ = quiesce::backup::vmware_log::parse(text);
     let _ = parse_snapshot_log(text);
     let _ = parse_instance_log(text);
     let _ = HostFacts::parse(text).role();

@@ -173,7 +173,7 @@ fn every_real_qlist_line_is_classified_by_the_hooks_and_by_preflight() {
 
 #[test]
 fn every_real_vmware_log_yields_the_stuns_and_snapshots_its_source_lists() {
-    use quiesce::review::vmware_log::{Cause, SnapshotEnd, parse};
+    use quiesce::backup::vmware_log::{Cause, SnapshotEnd, parse};
     // (directory, stuns in µs with their cause, snapshots as (name, quiesced, memory, end))
     type Expected = (
         &'static str,
@@ -257,7 +257,7 @@ fn every_real_vmware_log_yields_the_stuns_and_snapshots_its_source_lists() {
 
 #[test]
 fn stun_times_keep_their_utc_offsets_and_twins_are_one_stun() {
-    use quiesce::review::vmware_log::parse;
+    use quiesce::backup::vmware_log::parse;
     // The Checkpoint_Unstun/CPT pairs of the vSAN 8 KB, 29 ms apart, are one
     // stun each, at the Checkpoint_Unstun line's time.
     let bytes = std::fs::read(real_world("vmware/BCM-KB417644-VSAN8/vmware.log")).unwrap();

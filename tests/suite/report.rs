@@ -390,3 +390,68 @@ fn a_vm_in_new_york_speaking_german_reports_its_times_in_utc() {
         "{line}"
     );
 }
+
+#[test]
+fn vmware_logs_are_read_from_the_esxi_host_for_stun_and_for_the_report() {
+    let lab = Lab::start(174, &["--esxi", "esx1", "vm1", "vm2"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.run(&["backup", "-p", &playbook, "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (run_id, _) = lab.journal();
+    let run_dir = lab.path(&format!("runs/{run_id}"));
+    // The report's copy is the datastore's file, read through the ESXi host.
+    assert_eq!(
+        std::fs::read(run_dir.join("hosts/vm1/vmware.log")).unwrap(),
+        std::fs::read(lab.path("vms/vm1/vmware.log")).unwrap()
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("report.json")).unwrap())
+            .unwrap();
+    let results: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("results.json")).unwrap())
+            .unwrap();
+    let stuns = report["hosts"][0]["vmware_log"]["stuns"]
+        .as_array()
+        .unwrap();
+    assert_eq!(
+        stuns.len(),
+        1,
+        "the Checkpoint_Unstun/CPT pair is one stun: {stuns:?}"
+    );
+    assert_eq!(stuns[0]["cause"], "snapshot-create");
+    assert_eq!(stuns[0]["snapshot"], "quiesce-0");
+    // The run's stun is the Checkpoint_Unstun figure, not the larger CPT one.
+    assert_eq!(results["hosts"][0]["stun_us"], stuns[0]["us"]);
+
+    // `stun` with no files reads them from the ESXi host, rotated ones too.
+    std::fs::write(
+        lab.path("vms/vm1/vmware-1.log"),
+        "2026-01-01T00:00:00.000Z In(05) vcpu-0 - Checkpoint_Unstun: vm stopped for 5000000 us\n",
+    )
+    .unwrap();
+    let run = lab.run(&["stun", "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("snapshot create 'quiesce-0'"),
+        "{run:?}"
+    );
+    let run = lab.run(&["stun", "--quiet", "--rotated", "3", "--limit", "vm1"]);
+    assert_eq!(run.code, 1, "the rotated log's 5 s stun is NEAR: {run:?}");
+    assert!(run.stdout.contains("vm1: 2 stuns"), "{run:?}");
+
+    // The ESXi host's key is checked like any other: unknown, refused.
+    let known = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    let without: String = known
+        .lines()
+        .filter(|l| !l.starts_with(&format!("{}.99 ", lab.net)))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(lab.known_hosts(), without).unwrap();
+    let run = lab.run(&["stun", "--quiet"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stderr.contains("esx1") && run.stderr.contains("host key"),
+        "{run:?}"
+    );
+}

@@ -183,7 +183,8 @@ fn a_stun_history_that_does_not_parse_stops_the_run_and_is_never_reset() {
         "2026-11-25T10:00:00.000Z| vcpu-0| I125: Checkpoint_Unstun: vm stopped for 52000 us\n",
     )
     .unwrap();
-    let run = lab.run(&["stun", log.to_str().unwrap()]);
+    // `stun --record` refuses a history it cannot read, and keeps it.
+    let run = lab.run(&["stun", "--record", log.to_str().unwrap()]);
     assert_eq!(run.code, 2, "{run:?}");
     assert_eq!(
         std::fs::read_to_string(&history).unwrap(),
@@ -194,7 +195,10 @@ fn a_stun_history_that_does_not_parse_stops_the_run_and_is_never_reset() {
     // Analysing the same log twice records its stun once.
     std::fs::remove_file(&history).unwrap();
     for _ in 0..2 {
-        assert_eq!(lab.run(&["stun", log.to_str().unwrap()]).code, 0);
+        assert_eq!(
+            lab.run(&["stun", "--record", log.to_str().unwrap()]).code,
+            0
+        );
     }
     let recorded: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&history).unwrap()).unwrap();

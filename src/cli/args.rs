@@ -172,6 +172,22 @@ pub enum Command {
         #[arg(long, value_parser = ["pre-freeze-script", "post-thaw-script"])]
         hook: Option<String>,
     },
+    /// Print a shell completion script (bash: `source <(quiesce completions bash)`).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff): `quiesce man | man -l -`.
+    Man,
+    /// Remove old run directories, never one whose journal shows something not thawed.
+    Prune {
+        /// Keep runs younger than this (e.g. 30d, 12h).
+        #[arg(long, value_name = "AGE")]
+        keep: String,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

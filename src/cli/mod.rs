@@ -6,6 +6,7 @@ mod backup;
 mod hooks;
 mod hosts;
 mod logs;
+mod prune;
 pub mod report;
 mod stun;
 
@@ -24,6 +25,29 @@ use std::sync::Arc;
 
 pub fn execute(cli: Cli) -> Result<u8, Error> {
     match &cli.command {
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut command, "quiesce", &mut out);
+            print(&String::from_utf8_lossy(&out));
+            return Ok(exit_code::SUCCESS);
+        }
+        Command::Man => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_mangen::Man::new(command)
+                .render(&mut out)
+                .map_err(|source| Error::File {
+                    path: "(standard output)".into(),
+                    action: "write the manual page to",
+                    source,
+                })?;
+            print(&String::from_utf8_lossy(&out));
+            return Ok(exit_code::SUCCESS);
+        }
+        Command::Prune { keep, dry_run } => {
+            return prune::prune(&cli.global.runs_dir, keep, *dry_run);
+        }
         Command::Recover { run } => {
             let ssh = ssh_options(&cli.global)?;
             return runtime()?.block_on(crate::backup::recover::recover(
@@ -171,6 +195,9 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             logs::collect_logs(&cli.global, &hosts, since, max_bytes, &dir)
         }
         Command::Recover { .. }
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Prune { .. }
         | Command::Report { .. }
         | Command::Stun { .. }
         | Command::Logs { .. } => unreachable!("handled above"),

@@ -33,12 +33,13 @@ pub fn parse(text: &str) -> Result<Duration, String> {
             "s" => Duration::from_secs(number),
             "m" => Duration::from_secs(number.saturating_mul(60)),
             "h" => Duration::from_secs(number.saturating_mul(3600)),
+            "d" => Duration::from_secs(number.saturating_mul(86_400)),
             "" => {
                 return Err(format!(
-                    "`{text}` needs a unit after {number} (ms, s, m or h)"
+                    "`{text}` needs a unit after {number} (ms, s, m, h or d)"
                 ));
             }
-            other => return Err(format!("`{other}` is not a unit (ms, s, m or h)")),
+            other => return Err(format!("`{other}` is not a unit (ms, s, m, h or d)")),
         };
         total = total
             .checked_add(part)
@@ -54,8 +55,11 @@ pub fn format(duration: Duration) -> String {
         return format!("{ms}ms");
     }
     let secs = duration.as_secs();
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    let (d, h, m, s) = (secs / 86_400, secs / 3600 % 24, secs / 60 % 60, secs % 60);
     let mut out = String::new();
+    if d > 0 {
+        out.push_str(&format!("{d}d"));
+    }
     if h > 0 {
         out.push_str(&format!("{h}h"));
     }

@@ -104,7 +104,7 @@ fn duration_that_does_not_parse() {
     check(
         "inv.yml",
         "hosts:\n  a: { address: 10.0.0.1 }\nmirrors:\n  M1: { members: [a], qos_timeout: 8 seconds }\n",
-        "4:36: qos_timeout: `8 seconds` needs a unit after 8 (ms, s, m or h)\n  hint: write a duration such as 8s, 500ms, 10m or 1h30m",
+        "4:36: qos_timeout: `8 seconds` needs a unit after 8 (ms, s, m, h or d)\n  hint: write a duration such as 8s, 500ms, 10m or 1h30m",
     );
     check(
         "inv.yml",

@@ -13,6 +13,7 @@ mod executor_table;
 mod hooks;
 mod hostile_inputs;
 mod inventory_errors;
+mod operations;
 mod parsers_at_scale;
 mod real_world;
 mod red_team;

@@ -89,6 +89,9 @@ pub enum Command {
         force: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Also write Prometheus metrics here (node_exporter textfile format, atomically).
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Check every hook: present, regular file, root:root, 0700, unchanged, safe directory.
     Audit {
@@ -100,6 +103,9 @@ pub enum Command {
         force: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
+        /// Also write Prometheus metrics here (node_exporter textfile format, atomically).
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Read every host's role and print the backup plan (waves, order, why); change nothing.
     Plan {
@@ -119,6 +125,9 @@ pub enum Command {
         force: bool,
         #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
         format: HostsFormat,
+        /// Also write Prometheus metrics here (node_exporter textfile format, atomically).
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
     },
     /// Thaw what a crashed or killed backup run left frozen, from its journal.
     Recover {

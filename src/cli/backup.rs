@@ -13,6 +13,16 @@ use crate::output::event::Event;
 use crate::remote::runner;
 use crate::review::backup_report::{self, Ending, Report as BackupReport};
 
+/// What follows preflight and the plan.
+pub enum Then<'a> {
+    /// `plan`: print it, change nothing.
+    Plan,
+    /// `backup`: run it (and write metrics there, if asked).
+    Backup {
+        metrics: Option<&'a std::path::Path>,
+    },
+}
+
 /// `plan` (read-only) and `backup`: preflight, plan, then execute.
 pub fn backup(
     global: &Global,
@@ -21,8 +31,13 @@ pub fn backup(
     playbook_path: &std::path::Path,
     force: bool,
     format: HostsFormat,
-    plan_only: bool,
+    then: Then<'_>,
 ) -> Result<u8, Error> {
+    let started = std::time::Instant::now();
+    let (plan_only, metrics) = match then {
+        Then::Plan => (true, None),
+        Then::Backup { metrics } => (false, metrics),
+    };
     let playbook = Playbook::load(playbook_path, inventory)?;
     let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
     let named: Vec<&str> = in_playbook.iter().map(|h| h.name.as_str()).collect();
@@ -146,6 +161,13 @@ pub fn backup(
             let note = if missing.is_empty() { String::new() } else { format!(" (logs not collected from {}: `quiesce logs {run_id}` retries)", missing.join(", ")) };
             print(&format!("report: {}{note}\n", run_dir.join("report.html").display()));
         }
-        Ok(backup_report::exit_code(Ending::Ran(&report)))
+        let code = backup_report::exit_code(Ending::Ran(&report));
+        if let Some(path) = metrics {
+            let families = crate::review::backup_metrics::families(&report, &global.runs_dir, code, started.elapsed());
+            if let Err(e) = crate::output::metrics::write(path, &families) {
+                eprintln!("warning: cannot write the metrics {}: {e}", path.display());
+            }
+        }
+        Ok(code)
     })
 }

@@ -15,7 +15,9 @@ pub fn reconcile_hosts(
     hosts: Vec<Host>,
     settings: Settings,
     format: Format,
+    metrics: Option<&std::path::Path>,
 ) -> Result<u8, Error> {
+    let started = std::time::Instant::now();
     let connector = runner::SshConnector {
         options: ssh_options(global)?,
     };
@@ -29,5 +31,12 @@ pub fn reconcile_hosts(
     ));
     let records = report::records(&events, &order);
     print(&report::render(format, command, &records, interrupted));
-    Ok(report::exit_code(&records, interrupted))
+    let code = report::exit_code(&records, interrupted);
+    if let Some(path) = metrics {
+        let families = report::metrics(command, &records, code, started.elapsed());
+        if let Err(e) = crate::output::metrics::write(path, &families) {
+            eprintln!("warning: cannot write the metrics {}: {e}", path.display());
+        }
+    }
+    Ok(code)
 }

@@ -145,6 +145,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             diff,
             force,
             format,
+            metrics,
         } => {
             let mode = if check { Mode::Check } else { Mode::Apply };
             hooks::reconcile_hosts(
@@ -158,6 +159,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                     audit_labels: false,
                 },
                 format,
+                metrics.as_deref(),
             )
         }
         Command::Plan { playbook, format } => backup::backup(
@@ -167,12 +169,13 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             &playbook,
             false,
             format,
-            true,
+            backup::Then::Plan,
         ),
         Command::Backup {
             playbook,
             force,
             format,
+            metrics,
         } => backup::backup(
             &cli.global,
             &inventory,
@@ -180,7 +183,9 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             &playbook,
             force,
             format,
-            false,
+            backup::Then::Backup {
+                metrics: metrics.as_deref(),
+            },
         ),
         Command::Logs {
             run: None,
@@ -201,7 +206,12 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
         | Command::Report { .. }
         | Command::Stun { .. }
         | Command::Logs { .. } => unreachable!("handled above"),
-        Command::Audit { fix, force, format } => {
+        Command::Audit {
+            fix,
+            force,
+            format,
+            metrics,
+        } => {
             let mode = if fix { Mode::Apply } else { Mode::Audit };
             hooks::reconcile_hosts(
                 "audit",
@@ -214,6 +224,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                     audit_labels: true,
                 },
                 format,
+                metrics.as_deref(),
             )
         }
     }

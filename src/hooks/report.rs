@@ -245,3 +245,58 @@ pub fn render(format: Format, command: &str, records: &[HookRecord], interrupted
         Format::Junit => junit(command, records),
     }
 }
+
+/// The run's metrics: per host whether its hooks are compliant, the hosts
+/// unreachable, and the run's duration, exit code and time.
+pub fn metrics(
+    command: &'static str,
+    records: &[HookRecord],
+    exit_code: u8,
+    elapsed: std::time::Duration,
+) -> Vec<crate::output::metrics::Family> {
+    use crate::output::metrics::{Family, seconds};
+    let mut compliant = Family::gauge(
+        "quiesce_hooks_compliant",
+        "1 when both hooks of the host are exactly what quiesce deploys (after this run), else 0.",
+    );
+    let mut hosts: Vec<&str> = records.iter().map(|r| r.host.as_str()).collect();
+    hosts.dedup();
+    let mut unreachable = 0;
+    for host in &hosts {
+        let of_host: Vec<&HookRecord> = records.iter().filter(|r| r.host == *host).collect();
+        if of_host
+            .iter()
+            .any(|r| matches!(r.status, Status::Unreachable))
+        {
+            unreachable += 1;
+        }
+        let ok = of_host.iter().all(|r| {
+            matches!(
+                r.status,
+                Status::Compliant | Status::Unchanged | Status::Created | Status::Updated
+            )
+        });
+        compliant.push(vec![("host", host.to_string())], if ok { 1.0 } else { 0.0 });
+    }
+    let label = || vec![("command", command.to_string())];
+    vec![
+        compliant,
+        Family::gauge(
+            "quiesce_hosts_unreachable",
+            "Hosts the last run could not reach.",
+        )
+        .sample(label(), unreachable as f64),
+        Family::gauge(
+            "quiesce_run_duration_seconds",
+            "How long the last run took.",
+        )
+        .sample(label(), elapsed.as_secs_f64()),
+        Family::gauge(
+            "quiesce_run_exit_code",
+            "The last run's exit code (see the README).",
+        )
+        .sample(label(), exit_code as f64),
+        Family::gauge("quiesce_run_timestamp_seconds", "When the last run ended.")
+            .sample(label(), seconds(crate::backup::journal::now_ms())),
+    ]
+}

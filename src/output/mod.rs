@@ -6,5 +6,6 @@ pub mod duration;
 pub mod error;
 pub mod event;
 pub mod exit_code;
+pub mod metrics;
 pub mod progress;
 pub mod table;

@@ -2,6 +2,7 @@
 //! (hook logs, instance LogFiles, vmware.log stuns, their times), and the
 //! run reports built from a run's results, journal and logs.
 
+pub mod backup_metrics;
 pub mod backup_report;
 pub mod esxi;
 pub mod hook_logs;

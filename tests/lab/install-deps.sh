@@ -15,6 +15,8 @@ command -v python3 >/dev/null || missing+=(python3)   # the soak reads results.j
 command -v chromium >/dev/null || missing+=(chromium)   # the HTML report test renders the page
 [ -e /usr/share/zoneinfo/America/New_York ] || missing+=(tzdata)   # a lab VM in another time zone
 command -v locale-gen >/dev/null || missing+=(locales)   # ... and another locale
+command -v promtool >/dev/null || missing+=(prometheus)   # promtool checks the metrics and alert rules
+command -v systemd-analyze >/dev/null || missing+=(systemd)   # systemd-analyze verify checks the units
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive

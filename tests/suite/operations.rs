@@ -143,3 +143,124 @@ fn prune_removes_old_runs_but_never_one_recover_needs() {
         assert!(runs.join(kept).exists(), "{kept}");
     }
 }
+
+#[test]
+fn the_systemd_units_verify_clean() {
+    let units = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("contrib/systemd");
+    let dir = tempfile::tempdir().unwrap();
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&units).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.ends_with(".service") || name.ends_with(".timer")) {
+            continue;
+        }
+        // As installed: the binary where the units expect it.
+        let text = std::fs::read_to_string(&path)
+            .unwrap()
+            .replace("/usr/local/bin/quiesce", env!("CARGO_BIN_EXE_quiesce"));
+        std::fs::write(dir.path().join(&name), text).unwrap();
+        names.push(dir.path().join(&name));
+    }
+    assert_eq!(names.len(), 4, "{names:?}");
+    let out = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .args(&names)
+        .output()
+        .expect("systemd-analyze (tests/lab/install-deps.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{out:?}");
+}
+
+#[test]
+fn the_example_alert_rules_check_clean() {
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("contrib/prometheus/quiesce-alerts.yml");
+    let out = std::process::Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .expect("promtool (tests/lab/install-deps.sh installs it)");
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// `promtool check metrics` on a metrics file: clean means no output at all.
+fn assert_metrics_clean(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (tests/lab/install-deps.sh installs it)");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}\n{text}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{text}");
+    text
+}
+
+#[test]
+fn backup_and_audit_metrics_pass_promtool() {
+    let lab = crate::common::deployed(175, &["--mirror", "M=p,b", "p", "b", "solo"]);
+    let audit = lab.path("audit.prom");
+    let run = lab.quiesce(&["audit", "--quiet", "--metrics", audit.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let text = assert_metrics_clean(&audit);
+    assert!(
+        text.contains("quiesce_hooks_compliant{host=\"p\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("quiesce_hosts_unreachable{command=\"audit\"} 0"),
+        "{text}"
+    );
+
+    let backup = lab.path("backup.prom");
+    let playbook = lab.path("playbook.yml").display().to_string();
+    let run = lab.run(&[
+        "backup",
+        "-p",
+        &playbook,
+        "--quiet",
+        "--metrics",
+        backup.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let text = assert_metrics_clean(&backup);
+    for host in ["p", "b", "solo"] {
+        assert!(
+            text.contains(&format!("quiesce_backup_valid{{host=\"{host}\"}} 1")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!(
+                "quiesce_backup_last_valid_timestamp_seconds{{host=\"{host}\"}} "
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("quiesce_qos_headroom_seconds{host=\"p\"} 7.9"),
+        "{text}"
+    );
+    assert!(text.contains("quiesce_instances_left_frozen 0"), "{text}");
+    assert!(
+        text.contains("quiesce_run_exit_code{command=\"backup\"} 0"),
+        "{text}"
+    );
+    // Written atomically: no temporary file is left beside it.
+    let leftovers: Vec<_> = std::fs::read_dir(lab.dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -102,22 +102,16 @@ pub fn parse(text: &str) -> VmwareLog {
     for (at, found) in events(text) {
         let is_unstun = matches!(found, Found::Unstun(_));
         match found {
-            Found::Unstun(us) => {
-                let (cause, snapshot) = cause_at(at, &taking, consolidating);
-                log.stuns.push(Stun {
-                    at,
-                    us,
-                    cause,
-                    snapshot,
-                });
-            }
-            Found::Cpt(us) => {
-                let twin = match last_unstun {
-                    Some(Some(unstun)) => at.is_some_and(|t| t.abs_diff(unstun) <= TWIN_WITHIN_MS),
-                    // Without times (pasted text), only right after its Checkpoint_Unstun.
-                    Some(None) => at.is_none(),
-                    None => false,
-                };
+            Found::Unstun(us) | Found::Cpt(us) => {
+                let twin = matches!(found, Found::Cpt(_))
+                    && match last_unstun {
+                        Some(Some(unstun)) => {
+                            at.is_some_and(|t| t.abs_diff(unstun) <= TWIN_WITHIN_MS)
+                        }
+                        // Without times (pasted text), only right after its Checkpoint_Unstun.
+                        Some(None) => at.is_none(),
+                        None => false,
+                    };
                 if !twin {
                     let (cause, snapshot) = cause_at(at, &taking, consolidating);
                     log.stuns.push(Stun {

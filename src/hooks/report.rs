@@ -254,7 +254,7 @@ pub fn metrics(
     exit_code: u8,
     elapsed: std::time::Duration,
 ) -> Vec<crate::output::metrics::Family> {
-    use crate::output::metrics::{Family, seconds};
+    use crate::output::metrics::Family;
     let mut compliant = Family::gauge(
         "quiesce_hooks_compliant",
         "1 when both hooks of the host are exactly what quiesce deploys (after this run), else 0.",
@@ -278,25 +278,12 @@ pub fn metrics(
         });
         compliant.push(vec![("host", host.to_string())], if ok { 1.0 } else { 0.0 });
     }
-    let label = || vec![("command", command.to_string())];
-    vec![
-        compliant,
-        Family::gauge(
-            "quiesce_hosts_unreachable",
-            "Hosts the last run could not reach.",
-        )
-        .sample(label(), unreachable as f64),
-        Family::gauge(
-            "quiesce_run_duration_seconds",
-            "How long the last run took.",
-        )
-        .sample(label(), elapsed.as_secs_f64()),
-        Family::gauge(
-            "quiesce_run_exit_code",
-            "The last run's exit code (see the README).",
-        )
-        .sample(label(), exit_code as f64),
-        Family::gauge("quiesce_run_timestamp_seconds", "When the last run ended.")
-            .sample(label(), seconds(crate::backup::journal::now_ms())),
-    ]
+    let mut families = vec![compliant];
+    families.extend(crate::output::metrics::run_families(
+        command,
+        unreachable,
+        exit_code,
+        elapsed,
+    ));
+    families
 }

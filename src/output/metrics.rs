@@ -98,6 +98,36 @@ pub fn write(path: &Path, families: &[Family]) -> std::io::Result<()> {
     }
 }
 
+/// The families every command's metrics end with: hosts unreachable, and
+/// the run's duration, exit code and end.
+pub fn run_families(
+    command: &str,
+    unreachable: usize,
+    exit_code: u8,
+    elapsed: std::time::Duration,
+) -> Vec<Family> {
+    let label = || vec![("command", command.to_string())];
+    vec![
+        Family::gauge(
+            "quiesce_hosts_unreachable",
+            "Hosts the last run could not reach.",
+        )
+        .sample(label(), unreachable as f64),
+        Family::gauge(
+            "quiesce_run_duration_seconds",
+            "How long the last run took.",
+        )
+        .sample(label(), elapsed.as_secs_f64()),
+        Family::gauge(
+            "quiesce_run_exit_code",
+            "The last run's exit code (see the README).",
+        )
+        .sample(label(), exit_code as f64),
+        Family::gauge("quiesce_run_timestamp_seconds", "When the last run ended.")
+            .sample(label(), seconds(crate::backup::journal::now_ms())),
+    ]
+}
+
 /// Milliseconds since the epoch as Prometheus seconds.
 pub fn seconds(ms: u64) -> f64 {
     ms as f64 / 1000.0

@@ -6,7 +6,7 @@
 use crate::inventory::Host;
 use crate::output::error::HostError;
 use crate::output::event::EventSender;
-use crate::remote::transport::{Connector, ExitStatus, Output, Session, Transport};
+use crate::remote::transport::{Connector, ExitStatus, Output, Session, Transport, take_line};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::collections::{HashMap, VecDeque};
@@ -366,13 +366,8 @@ impl Session for FakeSession {
     fn read_line<'a>(&'a mut self, prefix: &'a str) -> BoxFuture<'a, Option<String>> {
         async move {
             loop {
-                while let Some(end) = self.stdout[self.read..].iter().position(|b| *b == b'\n') {
-                    let line = String::from_utf8_lossy(&self.stdout[self.read..self.read + end])
-                        .into_owned();
-                    self.read += end + 1;
-                    if line.starts_with(prefix) {
-                        return Some(line);
-                    }
+                if let Some(line) = take_line(&self.stdout, &mut self.read, prefix) {
+                    return Some(line);
                 }
                 if self.waits || self.ended.is_some() {
                     // Waiting for input: nothing more comes until `finish`.

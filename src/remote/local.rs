@@ -4,7 +4,7 @@
 //! there is no sshd here to end what the script started.
 
 use crate::output::error::HostError;
-use crate::remote::transport::{ExitStatus, Output, Session, Transport};
+use crate::remote::transport::{ExitStatus, Output, Session, Transport, take_line};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use std::process::Stdio;
@@ -176,13 +176,8 @@ impl Session for LocalSession {
     fn read_line<'a>(&'a mut self, prefix: &'a str) -> BoxFuture<'a, Option<String>> {
         async move {
             loop {
-                while let Some(end) = self.stdout[self.read..].iter().position(|b| *b == b'\n') {
-                    let line = String::from_utf8_lossy(&self.stdout[self.read..self.read + end])
-                        .into_owned();
-                    self.read += end + 1;
-                    if line.starts_with(prefix) {
-                        return Some(line);
-                    }
+                if let Some(line) = take_line(&self.stdout, &mut self.read, prefix) {
+                    return Some(line);
                 }
                 if !self.pump().await {
                     return None;

@@ -6,7 +6,7 @@ use crate::output::error::HostError;
 use crate::remote::framing::Framing;
 use crate::remote::known_hosts::{HostKeyPolicy, Verdict};
 use crate::remote::shell;
-use crate::remote::transport::{ExitStatus, Output, Session, Transport};
+use crate::remote::transport::{ExitStatus, Output, Session, Transport, take_line};
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use russh::ChannelMsg;
@@ -372,14 +372,9 @@ impl Armed {
     /// lines are kept in the output); None when the command ended first.
     pub async fn read_line(&mut self, prefix: &str) -> Option<String> {
         loop {
-            while let Some(end) = self.stdout[self.read..].iter().position(|b| *b == b'\n') {
-                let line =
-                    String::from_utf8_lossy(&self.stdout[self.read..self.read + end]).into_owned();
-                self.read += end + 1;
-                if line.starts_with(prefix) {
-                    self.stderr_read = self.stderr.len();
-                    return Some(line);
-                }
+            if let Some(line) = take_line(&self.stdout, &mut self.read, prefix) {
+                self.stderr_read = self.stderr.len();
+                return Some(line);
             }
             if !self.pump().await {
                 return None;

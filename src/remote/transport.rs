@@ -151,3 +151,17 @@ impl dyn Transport + '_ {
             .await
     }
 }
+
+/// The next complete line of `buffer` after `read` that starts with
+/// `prefix`; lines before it are passed over (they stay in the output).
+/// `read` moves past every complete line looked at.
+pub fn take_line(buffer: &[u8], read: &mut usize, prefix: &str) -> Option<String> {
+    while let Some(end) = buffer[*read..].iter().position(|b| *b == b'\n') {
+        let line = String::from_utf8_lossy(&buffer[*read..*read + end]).into_owned();
+        *read += end + 1;
+        if line.starts_with(prefix) {
+            return Some(line);
+        }
+    }
+    None
+}

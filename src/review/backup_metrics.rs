@@ -63,8 +63,7 @@ pub fn families(
             left_frozen += r.instances.len().max(1);
         }
     }
-    let label = || vec![("command", "backup".to_string())];
-    vec![
+    let mut families = vec![
         last_valid,
         valid,
         window,
@@ -75,24 +74,14 @@ pub fn families(
             "Instances the last run could not thaw: act now (`quiesce recover RUN`).",
         )
         .sample(vec![], left_frozen as f64),
-        Family::gauge(
-            "quiesce_hosts_unreachable",
-            "Hosts the last run could not reach.",
-        )
-        .sample(label(), report.unreachable.len() as f64),
-        Family::gauge(
-            "quiesce_run_duration_seconds",
-            "How long the last run took.",
-        )
-        .sample(label(), elapsed.as_secs_f64()),
-        Family::gauge(
-            "quiesce_run_exit_code",
-            "The last run's exit code (see the README).",
-        )
-        .sample(label(), exit_code as f64),
-        Family::gauge("quiesce_run_timestamp_seconds", "When the last run ended.")
-            .sample(label(), seconds(crate::backup::journal::now_ms())),
-    ]
+    ];
+    families.extend(crate::output::metrics::run_families(
+        "backup",
+        report.unreachable.len(),
+        exit_code,
+        elapsed,
+    ));
+    families
 }
 
 /// Per host, the end of its newest valid backup in the runs kept.

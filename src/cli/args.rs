@@ -181,6 +181,21 @@ pub enum Command {
         #[arg(long, value_parser = ["pre-freeze-script", "post-thaw-script"])]
         hook: Option<String>,
     },
+    /// Per instance: the last valid backup (quiesce's runs, and freezes VMware Tools or a
+    /// backup product started, from the logs `quiesce logs` collected), its age, the last ones.
+    Status {
+        /// The RPO: every instance without a valid backup this recent is a finding (exit 1).
+        #[arg(long, value_name = "AGE")]
+        max_age: Option<String>,
+        /// How many of each instance's last backups to list.
+        #[arg(long, default_value_t = 5, value_name = "N")]
+        last: usize,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+        /// Also write Prometheus metrics here (node_exporter textfile format, atomically).
+        #[arg(long, value_name = "FILE")]
+        metrics: Option<PathBuf>,
+    },
     /// Print a shell completion script (bash: `source <(quiesce completions bash)`).
     Completions {
         #[arg(value_enum)]

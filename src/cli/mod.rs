@@ -8,6 +8,7 @@ mod hosts;
 mod logs;
 mod prune;
 pub mod report;
+mod status;
 mod stun;
 
 use crate::cli::args::{Cli, Command, Global, HostsFormat};
@@ -199,6 +200,19 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 .join(format!("logs-{}", crate::backup::run_dir::new_run_id()));
             logs::collect_logs(&cli.global, &hosts, since, max_bytes, &dir)
         }
+        Command::Status {
+            max_age,
+            last,
+            format,
+            metrics,
+        } => status::status(
+            &cli.global,
+            &hosts,
+            max_age.as_deref(),
+            last,
+            format,
+            metrics.as_deref(),
+        ),
         Command::Recover { .. }
         | Command::Completions { .. }
         | Command::Man

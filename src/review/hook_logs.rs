@@ -26,6 +26,8 @@ pub enum HookEventKind {
     FreezeFailed,
     FreezeScriptFinished,
     ThawScriptStarted,
+    /// A thaw that records no backup (`freezeFail`: the snapshot failed).
+    FreezeFailStarted,
     ThawRequested,
     Thawed,
     ThawFailed,
@@ -43,6 +45,8 @@ pub fn parse_snapshot_log(text: &str) -> Vec<HookEvent> {
                 (None, HookEventKind::FreezeScriptStarted)
             } else if message.starts_with("Pre freeze script finished") {
                 (None, HookEventKind::FreezeScriptFinished)
+            } else if message.starts_with("Post thaw script started (freezeFail") {
+                (None, HookEventKind::FreezeFailStarted)
             } else if message.starts_with("Post thaw script started") {
                 (None, HookEventKind::ThawScriptStarted)
             } else if let Some(i) = after("Attempting to freeze ") {

@@ -10,4 +10,5 @@ pub mod html;
 pub mod log_time;
 pub mod logs;
 pub mod run_report;
+pub mod status;
 pub mod stun_report;

@@ -264,3 +264,73 @@ fn backup_and_audit_metrics_pass_promtool() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn status_covers_quiesce_runs_and_freezes_vmware_started_and_finds_what_is_too_old() {
+    let lab = crate::common::deployed(176, &["vm1", "vm2"]);
+    let playbook = lab.path("playbook.yml").display().to_string();
+    // A quiesce backup of vm1 only; vm2 is never backed up.
+    let run = lab.run(&["backup", "-p", &playbook, "--quiet", "--limit", "vm1"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    // VMware Tools (or a backup product) freezes and thaws vm1 through the hooks.
+    let (code, out) = lab.sh(
+        "vm1",
+        "sleep 2; /usr/sbin/pre-freeze-script freeze && /usr/sbin/post-thaw-script thaw",
+    );
+    assert_eq!(code, 0, "{out}");
+    // `quiesce logs` collects what the hooks logged.
+    let run = lab.run(&["logs", "--quiet", "--since", "1h"]);
+    assert_eq!(run.code, 0, "{run:?}");
+
+    let metrics = lab.path("status.prom");
+    let run = lab.run(&[
+        "status",
+        "--max-age",
+        "1h",
+        "--format",
+        "json",
+        "--metrics",
+        metrics.to_str().unwrap(),
+    ]);
+    assert_eq!(run.code, 1, "vm2 was never backed up: {run:?}");
+    let statuses: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    let of = |host: &str| {
+        statuses
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["host"] == host)
+            .unwrap()
+            .clone()
+    };
+    let vm1 = of("vm1");
+    assert_eq!(vm1["instance"], "IRIS");
+    assert!(vm1["finding"].is_null(), "{vm1}");
+    let by: Vec<&str> = vm1["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["by"].as_str().unwrap())
+        .collect();
+    assert_eq!(by.len(), 2, "{vm1}");
+    assert_eq!(
+        by[0], "VMware Tools / backup product",
+        "the newest first: {vm1}"
+    );
+    assert!(by[1].starts_with("quiesce run "), "{vm1}");
+    assert!(vm1["backups"][0]["valid"].as_bool().unwrap());
+    let vm2 = of("vm2");
+    assert_eq!(vm2["finding"], "never backed up", "{vm2}");
+    let text = assert_metrics_clean(&metrics);
+    assert!(
+        text.contains("quiesce_backup_rpo_finding{host=\"vm2\",instance=\"(any)\"} 1"),
+        "{text}"
+    );
+
+    let run = lab.run(&["status"]);
+    assert_eq!(run.code, 0, "no --max-age, no finding: {run:?}");
+    assert!(
+        run.stdout.contains("VMware Tools / backup product"),
+        "{run:?}"
+    );
+}

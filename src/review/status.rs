@@ -1,0 +1,315 @@
+//! `quiesce status`: did every database get a consistent backup recently
+//! enough? Per instance, every backup the kept runs and the collected logs
+//! show — quiesce's own runs (`results.json`), and freezes VMware Tools or a
+//! backup product started through the hooks (`snapshot.log` under
+//! `hosts/HOST/` of any run or `logs` directory) — the last valid one, its
+//! age, and with `--max-age` a finding for each instance without one in time.
+
+use crate::backup::host_run::{HostRun, Outcome};
+use crate::review::hook_logs::{HookEventKind, parse_snapshot_log};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One backup attempt of one instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Backup {
+    /// When it ended (the thaw), ms since the epoch.
+    pub at: u64,
+    pub valid: bool,
+    /// `quiesce run RUN-ID`, or `VMware Tools / backup product`.
+    pub by: String,
+    pub window_ms: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stun_us: Option<u64>,
+    /// Why it is not valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct InstanceStatus {
+    pub host: String,
+    pub instance: String,
+    pub last_valid: Option<u64>,
+    pub age_ms: Option<u64>,
+    /// The newest first, at most `--last`.
+    pub backups: Vec<Backup>,
+    /// With `--max-age`: why the instance has no valid backup in time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finding: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Results {
+    run_id: String,
+    hosts: Vec<HostRun>,
+    #[serde(default)]
+    skipped: Vec<crate::backup::plan::Skipped>,
+}
+
+/// Everything the runs directory knows, for the hosts named.
+pub fn gather(
+    runs_dir: &Path,
+    hosts: &[(String, Vec<String>)],
+    now: u64,
+    max_age_ms: Option<u64>,
+    last: usize,
+) -> Vec<InstanceStatus> {
+    // (host, instance) → backups; host → the newest reason it was left out.
+    let mut found: BTreeMap<(String, String), Vec<Backup>> = BTreeMap::new();
+    let mut left_out: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // The windows quiesce's runs covered, so their log lines are not counted twice.
+    let mut covered: Vec<(String, u64, u64)> = Vec::new();
+    let mut dirs: Vec<_> = std::fs::read_dir(runs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in &dirs {
+        let Some(results) = std::fs::read_to_string(dir.join("results.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<Results>(&t).ok())
+        else {
+            continue;
+        };
+        for run in &results.hosts {
+            let Some(start) = run.freeze_started else {
+                continue;
+            };
+            let end = run.thawed_at.or(run.thaw_started).unwrap_or(start);
+            covered.push((run.host.clone(), start, end));
+            let why = (run.outcome != Outcome::Valid)
+                .then(|| format!("{}: {}", run.outcome.label(), run.detail));
+            for instance in &run.instances {
+                found
+                    .entry((run.host.clone(), instance.clone()))
+                    .or_default()
+                    .push(Backup {
+                        at: end,
+                        valid: run.outcome == Outcome::Valid,
+                        by: format!("quiesce run {}", results.run_id),
+                        window_ms: run.freeze_window_ms(),
+                        stun_us: run.stun_us,
+                        why: why.clone(),
+                    });
+            }
+        }
+        for skipped in &results.skipped {
+            left_out.insert(
+                skipped.host.clone(),
+                (results.run_id.clone(), skipped.reason.clone()),
+            );
+        }
+    }
+    // Freezes the hooks logged that no quiesce run covers: VMware Tools, or a
+    // backup product calling the hooks.
+    for dir in &dirs {
+        let Ok(hosts_dir) = std::fs::read_dir(dir.join("hosts")) else {
+            continue;
+        };
+        for host_dir in hosts_dir.flatten() {
+            let host = host_dir.file_name().to_string_lossy().into_owned();
+            let Ok(text) = std::fs::read_to_string(host_dir.path().join("snapshot.log")) else {
+                continue;
+            };
+            for (instance, backup) in hook_cycles(&text) {
+                // The log's whole seconds are at most a second before the run's clock.
+                let ours = covered
+                    .iter()
+                    .any(|(h, s, e)| *h == host && backup.at + 1000 >= *s && backup.at <= *e);
+                let list = found.entry((host.clone(), instance)).or_default();
+                if !ours && !list.iter().any(|b| b.at == backup.at) {
+                    list.push(backup);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for (host, instances) in hosts {
+        let mut names: Vec<String> = instances.clone();
+        for (h, i) in found.keys() {
+            if h == host && !names.contains(i) {
+                names.push(i.clone());
+            }
+        }
+        if names.is_empty() {
+            names.push("(any)".into());
+        }
+        for instance in names {
+            let mut backups = found
+                .get(&(host.clone(), instance.clone()))
+                .cloned()
+                .unwrap_or_default();
+            backups.sort_by_key(|b| std::cmp::Reverse(b.at));
+            let last_valid = backups.iter().find(|b| b.valid).map(|b| b.at);
+            let age_ms = last_valid.map(|at| now.saturating_sub(at));
+            let finding = max_age_ms.and_then(|max| {
+                if age_ms.is_some_and(|age| age <= max) {
+                    return None;
+                }
+                Some(match (backups.first(), left_out.get(host)) {
+                    (_, Some((run, reason))) if reason.contains("hooks") => {
+                        format!("hooks not compliant (run {run}: {reason})")
+                    }
+                    (None, _) => "never backed up".to_string(),
+                    (Some(newest), _) if !newest.valid => newest
+                        .why
+                        .clone()
+                        .unwrap_or_else(|| "the last backup is not valid".into()),
+                    (Some(_), _) => format!(
+                        "the last valid backup is older than {}",
+                        crate::output::duration::format(std::time::Duration::from_millis(max))
+                    ),
+                })
+            });
+            backups.truncate(last.max(1));
+            out.push(InstanceStatus {
+                host: host.clone(),
+                instance,
+                last_valid,
+                age_ms,
+                backups,
+                finding,
+            });
+        }
+    }
+    out
+}
+
+/// The freeze/thaw cycles `snapshot.log` shows, per instance: a freeze the
+/// instance reached (`IS FROZEN`), thawed (`IS THAWED`) by a `thaw` (not a
+/// freezeFail), with no INVALID line, is a valid backup.
+fn hook_cycles(text: &str) -> Vec<(String, Backup)> {
+    let mut out = Vec::new();
+    // instance → (frozen at, invalid seen)
+    let mut open: BTreeMap<String, (u64, bool)> = BTreeMap::new();
+    let mut failing = false;
+    for event in parse_snapshot_log(text) {
+        match (&event.kind, event.instance) {
+            (HookEventKind::ThawScriptStarted, _) => failing = false,
+            (HookEventKind::FreezeFailStarted, _) => failing = true,
+            (HookEventKind::Frozen, Some(i)) => {
+                open.insert(i, (event.at, false));
+            }
+            (HookEventKind::Invalid, Some(i)) => {
+                if let Some(cycle) = open.get_mut(&i) {
+                    cycle.1 = true;
+                }
+            }
+            (HookEventKind::Thawed, Some(i)) => {
+                if let Some((frozen, invalid)) = open.remove(&i) {
+                    let why = if failing {
+                        Some("thawed without a backup (freezeFail: the snapshot failed)".into())
+                    } else if invalid {
+                        Some("snapshot INVALID (see snapshot.log)".into())
+                    } else {
+                        None
+                    };
+                    out.push((
+                        i,
+                        Backup {
+                            at: event.at,
+                            valid: why.is_none(),
+                            by: "VMware Tools / backup product".into(),
+                            window_ms: Some(event.at.saturating_sub(frozen)),
+                            stun_us: None,
+                            why,
+                        },
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The table people read.
+pub fn table(statuses: &[InstanceStatus], now: u64) -> String {
+    let clock = |ms: u64| {
+        jiff::Timestamp::from_millisecond(ms as i64)
+            .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+            .unwrap_or_default()
+    };
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|s| {
+            let newest = s.backups.iter().find(|b| b.valid);
+            vec![
+                s.host.clone(),
+                s.instance.clone(),
+                s.last_valid.map(clock).unwrap_or_else(|| "-".into()),
+                s.age_ms
+                    .map(|a| {
+                        crate::output::duration::format(std::time::Duration::from_secs(a / 1000))
+                    })
+                    .unwrap_or_else(|| "-".into()),
+                newest.map(|b| b.by.clone()).unwrap_or_else(|| "-".into()),
+                newest
+                    .and_then(|b| b.window_ms)
+                    .map(|w| format!("{:.3}s", w as f64 / 1000.0))
+                    .unwrap_or_else(|| "-".into()),
+                newest
+                    .and_then(|b| b.stun_us)
+                    .map(|u| format!("{:.3}s", u as f64 / 1e6))
+                    .unwrap_or_else(|| "-".into()),
+                match &s.finding {
+                    Some(why) => format!("FINDING: {why}"),
+                    None => "ok".into(),
+                },
+            ]
+        })
+        .collect();
+    let findings = statuses.iter().filter(|s| s.finding.is_some()).count();
+    let mut text = crate::output::table::render(
+        &[
+            "HOST",
+            "INSTANCE",
+            "LAST VALID",
+            "AGE",
+            "BY",
+            "WINDOW",
+            "STUN",
+            "STATUS",
+        ],
+        &rows,
+    );
+    text.push_str(&format!(
+        "\nstatus: {} instance(s), {findings} finding(s); as of {}\n",
+        statuses.len(),
+        clock(now)
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_cycles_tell_valid_invalid_and_freezefail() {
+        let log = "Wed Nov 25 10:00:00 UTC +0000 2026: Pre freeze script started
+Wed Nov 25 10:00:01 UTC +0000 2026: IRIS IS FROZEN
+Wed Nov 25 10:00:05 UTC +0000 2026: Post thaw script started (thaw)
+Wed Nov 25 10:00:06 UTC +0000 2026: IRIS IS THAWED
+Wed Nov 25 11:00:01 UTC +0000 2026: IRIS IS FROZEN
+Wed Nov 25 11:00:05 UTC +0000 2026: Post thaw script started (freezeFail: the controller went away)
+Wed Nov 25 11:00:06 UTC +0000 2026: IRIS IS THAWED
+Wed Nov 25 12:00:01 UTC +0000 2026: IRIS IS FROZEN
+Wed Nov 25 12:00:05 UTC +0000 2026: Post thaw script started (thaw)
+Wed Nov 25 12:00:05 UTC +0000 2026: IRIS: the write daemon resumed before the thaw: the snapshot of IRIS is INVALID
+Wed Nov 25 12:00:06 UTC +0000 2026: IRIS IS THAWED
+";
+        let cycles = hook_cycles(log);
+        let got: Vec<(bool, Option<u64>)> =
+            cycles.iter().map(|(_, b)| (b.valid, b.window_ms)).collect();
+        assert_eq!(
+            got,
+            [(true, Some(5000)), (false, Some(5000)), (false, Some(5000))]
+        );
+    }
+}

@@ -190,8 +190,8 @@ pub enum Command {
         /// How many of each instance's last backups to list.
         #[arg(long, default_value_t = 5, value_name = "N")]
         last: usize,
-        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
-        format: HostsFormat,
+        #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+        format: ReportFormat,
         /// Also write Prometheus metrics here (node_exporter textfile format, atomically).
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,

@@ -3,7 +3,7 @@
 
 use super::print;
 use crate::backup::journal::now_ms;
-use crate::cli::args::{Global, HostsFormat};
+use crate::cli::args::{Global, ReportFormat};
 use crate::inventory::Host;
 use crate::output::error::Error;
 use crate::output::exit_code;
@@ -16,7 +16,7 @@ pub fn status(
     hosts: &[Host],
     max_age: Option<&str>,
     last: usize,
-    format: HostsFormat,
+    format: ReportFormat,
     metrics: Option<&Path>,
 ) -> Result<u8, Error> {
     let started = std::time::Instant::now();
@@ -37,8 +37,14 @@ pub fn status(
     let now = now_ms();
     let statuses = status::gather(&global.runs_dir, &named, now, max_age_ms, last);
     print(&match format {
-        HostsFormat::Table => status::table(&statuses, now),
-        HostsFormat::Json => serde_json::to_string_pretty(&statuses).unwrap_or_default() + "\n",
+        ReportFormat::Table => status::table(&statuses, now),
+        ReportFormat::Json => serde_json::to_string_pretty(&statuses).unwrap_or_default() + "\n",
+        ReportFormat::Html => {
+            let when = jiff::Timestamp::from_millisecond(now as i64)
+                .map(|t| t.strftime("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            crate::review::status_html::page(&statuses, &when)
+        }
     });
     let code = if statuses.iter().any(|s| s.finding.is_some()) {
         exit_code::FINDINGS

@@ -158,15 +158,16 @@ td, th { border: 1px solid #d5d9e2; padding: 3px 8px; text-align: left; font-siz
 "##;
 
 /// `<`, `>` and `&` escaped so the JSON cannot close the script element.
-fn script_safe_json(report: &RunReport) -> String {
-    serde_json::to_string(report)
+/// JSON that may stand inside a `<script>` element.
+pub fn script_safe_json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value)
         .unwrap_or_else(|_| "{}".into())
         .replace('<', "\\u003c")
         .replace('>', "\\u003e")
         .replace('&', "\\u0026")
 }
 
-fn text_escape(text: &str) -> String {
+pub fn text_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

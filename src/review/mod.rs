@@ -11,4 +11,5 @@ pub mod log_time;
 pub mod logs;
 pub mod run_report;
 pub mod status;
+pub mod status_html;
 pub mod stun_report;

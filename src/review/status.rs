@@ -38,7 +38,13 @@ pub struct InstanceStatus {
     /// With `--max-age`: why the instance has no valid backup in time.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finding: Option<String>,
+    /// The last 30 days (UTC), oldest first: `v` a valid backup that day,
+    /// `x` only failed or invalid ones, `.` none.
+    pub days: String,
 }
+
+/// How many days `days` covers.
+pub const DAYS: u64 = 30;
 
 #[derive(Deserialize)]
 struct Results {
@@ -166,6 +172,7 @@ pub fn gather(
                     ),
                 })
             });
+            let days = day_strip(&backups, now);
             backups.truncate(last.max(1));
             out.push(InstanceStatus {
                 host: host.clone(),
@@ -174,10 +181,33 @@ pub fn gather(
                 age_ms,
                 backups,
                 finding,
+                days,
             });
         }
     }
     out
+}
+
+fn day_strip(backups: &[Backup], now: u64) -> String {
+    const DAY: u64 = 86_400_000;
+    let today = now / DAY;
+    (0..DAYS)
+        .rev()
+        .map(|back| {
+            let day = today.saturating_sub(back);
+            let that_day = backups.iter().filter(|b| b.at / DAY == day);
+            let (mut any, mut valid) = (false, false);
+            for b in that_day {
+                any = true;
+                valid |= b.valid;
+            }
+            match (any, valid) {
+                (_, true) => 'v',
+                (true, false) => 'x',
+                _ => '.',
+            }
+        })
+        .collect()
 }
 
 /// The freeze/thaw cycles `snapshot.log` shows, per instance: a freeze the

@@ -333,4 +333,53 @@ fn status_covers_quiesce_runs_and_freezes_vmware_started_and_finds_what_is_too_o
         run.stdout.contains("VMware Tools / backup product"),
         "{run:?}"
     );
+
+    // The HTML page, as a real browser draws it: a row per instance and a
+    // 30-day strip, today's cell green for vm1 and grey for vm2.
+    let run = lab.run(&["status", "--max-age", "1h", "--format", "html"]);
+    let page = lab.path("status.html");
+    std::fs::write(&page, &run.stdout).unwrap();
+    let out = std::process::Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            lab.path("chromium-profile").display()
+        ))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (tests/lab/install-deps.sh installs it)");
+    let dom = String::from_utf8_lossy(&out.stdout);
+    let count = |needle: &str| dom.matches(needle).count();
+    assert_eq!(
+        count("<tr class=\"ok\" data-instance=\"vm1/IRIS\">"),
+        1,
+        "{dom}"
+    );
+    assert_eq!(
+        count("<tr class=\"finding\" data-instance=\"vm2/(any)\">"),
+        1,
+        "{dom}"
+    );
+    assert_eq!(count("data-instance=\"vm1/IRIS\" title="), 30, "{dom}");
+    assert_eq!(
+        count("<span class=\"day valid\" data-instance=\"vm1/IRIS\" title=\"0 day(s) ago\">"),
+        1,
+        "{dom}"
+    );
+    assert_eq!(
+        count("<span class=\"day\" data-instance=\"vm2/(any)\""),
+        30,
+        "{dom}"
+    );
+    assert!(dom.contains("FINDING: never backed up"), "{dom}");
 }

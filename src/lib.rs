@@ -9,12 +9,17 @@ pub mod output;
 pub mod remote;
 pub mod review;
 
-use clap::Parser;
 use std::process::ExitCode;
 
 /// Parses the command line, runs the command and prints its errors.
 pub fn run() -> Result<(), ExitCode> {
-    let cli = cli::args::Cli::parse();
+    let cli = match cli::args::command()
+        .try_get_matches()
+        .and_then(|m| <cli::args::Cli as clap::FromArgMatches>::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     match cli::execute(cli) {
         Ok(0) => Ok(()),
         Ok(code) => Err(ExitCode::from(code)),

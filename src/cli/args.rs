@@ -226,3 +226,81 @@ pub enum ReportFormat {
     Json,
     Html,
 }
+
+/// The global options each subcommand does not use: still accepted there (a
+/// cron line may put them anywhere), but not listed in its help.
+const UNUSED: &[(&str, &[&str])] = &[
+    ("hosts", &SSH_AND_RUNS),
+    (
+        "render",
+        &[
+            "limit",
+            "forks",
+            "known_hosts",
+            "accept_new",
+            "connect_timeout",
+            "command_timeout",
+            "no_agent",
+            "runs_dir",
+        ],
+    ),
+    ("deploy", &["runs_dir"]),
+    ("audit", &["runs_dir"]),
+    ("report", &NOT_RUNS),
+    ("prune", &NOT_RUNS),
+    ("completions", &ALL),
+    ("man", &ALL),
+];
+const SSH_AND_RUNS: [&str; 7] = [
+    "forks",
+    "known_hosts",
+    "accept_new",
+    "connect_timeout",
+    "command_timeout",
+    "no_agent",
+    "runs_dir",
+];
+const NOT_RUNS: [&str; 9] = [
+    "inventory",
+    "limit",
+    "forks",
+    "known_hosts",
+    "accept_new",
+    "connect_timeout",
+    "command_timeout",
+    "no_agent",
+    "quiet",
+];
+const ALL: [&str; 10] = [
+    "inventory",
+    "limit",
+    "forks",
+    "known_hosts",
+    "accept_new",
+    "connect_timeout",
+    "command_timeout",
+    "no_agent",
+    "runs_dir",
+    "quiet",
+];
+
+/// The command line as clap sees it: each subcommand's help lists only the
+/// options it uses. An unused global option is shadowed in that subcommand
+/// by a hidden copy, so it is still accepted there and changes nothing.
+pub fn command() -> clap::Command {
+    let top = <Cli as clap::CommandFactory>::command();
+    let globals: Vec<clap::Arg> = top.get_arguments().cloned().collect();
+    let mut command = top;
+    for (name, unused) in UNUSED {
+        command = command.mut_subcommand(*name, |mut sub| {
+            for arg in globals
+                .iter()
+                .filter(|a| unused.contains(&a.get_id().as_str()))
+            {
+                sub = sub.arg(arg.clone().global(false).hide(true));
+            }
+            sub
+        });
+    }
+    command
+}

@@ -27,14 +27,14 @@ use std::sync::Arc;
 pub fn execute(cli: Cli) -> Result<u8, Error> {
     match &cli.command {
         Command::Completions { shell } => {
-            let mut command = <Cli as clap::CommandFactory>::command();
+            let mut command = args::command();
             let mut out = Vec::new();
             clap_complete::generate(*shell, &mut command, "quiesce", &mut out);
             print(&String::from_utf8_lossy(&out));
             return Ok(exit_code::SUCCESS);
         }
         Command::Man => {
-            let command = <Cli as clap::CommandFactory>::command();
+            let command = args::command();
             let mut out = Vec::new();
             clap_mangen::Man::new(command)
                 .render(&mut out)

@@ -383,3 +383,47 @@ fn status_covers_quiesce_runs_and_freezes_vmware_started_and_finds_what_is_too_o
     );
     assert!(dom.contains("FINDING: never backed up"), "{dom}");
 }
+
+#[test]
+fn each_subcommand_lists_only_the_options_it_uses() {
+    let help = |args: &[&str]| {
+        let run = quiesce(args);
+        assert_eq!(run.code, 0, "{run:?}");
+        run.stdout
+    };
+    for sub in ["report", "prune", "man", "completions"] {
+        let text = help(&[sub, "--help"]);
+        for unused in [
+            "--known-hosts",
+            "--connect-timeout",
+            "--forks",
+            "--accept-new",
+            "--limit",
+        ] {
+            assert!(
+                !text.contains(unused),
+                "{sub} --help lists {unused}:\n{text}"
+            );
+        }
+    }
+    for sub in ["audit", "deploy", "backup", "recover", "logs"] {
+        let text = help(&[sub, "--help"]);
+        assert!(text.contains("--known-hosts"), "{sub}:\n{text}");
+        assert!(text.contains("--connect-timeout"), "{sub}:\n{text}");
+    }
+    assert!(!help(&["audit", "--help"]).contains("--runs-dir"));
+    assert!(help(&["report", "--help"]).contains("--runs-dir"));
+    // Global options stay global: accepted before any subcommand.
+    let run = quiesce(&[
+        "--known-hosts",
+        "/nonexistent",
+        "--forks",
+        "3",
+        "prune",
+        "--keep",
+        "1d",
+        "--runs-dir",
+        "/nonexistent-runs",
+    ]);
+    assert_eq!(run.code, 0, "{run:?}");
+}

@@ -46,6 +46,7 @@ pub fn collect_logs(
             &events,
         )
         .await;
+        fetch_vmware_logs(dir, hosts, &ssh, global.forks as usize, &events).await;
         drop(events);
         let _ = consumer.await;
         collected
@@ -100,30 +101,42 @@ pub async fn after_backup(
         events,
     )
     .await;
-    // The VMs' vmware.log from their ESXi hosts, where the inventory says.
-    let located: Vec<&Host> = hosts.iter().filter(|h| h.esxi.is_some()).collect();
-    if !located.is_empty() {
-        let connector = crate::remote::runner::SshConnector {
-            options: ssh.clone(),
-        };
-        for vm in crate::review::esxi::fetch(&located, &connector, 0, forks, events).await {
-            let dir = run_dir.join("hosts").join(&vm.host);
-            match vm.files {
-                Ok(files) => {
-                    for (name, bytes) in files {
-                        let _ = std::fs::create_dir_all(&dir);
-                        let _ = std::fs::write(dir.join(name), bytes);
-                    }
-                }
-                Err(e) => events.send(crate::output::event::Event::Note {
-                    host: vm.host.clone(),
-                    text: format!("vmware.log not read: {e}"),
-                }),
-            }
-        }
-    }
+    fetch_vmware_logs(run_dir, hosts, ssh, forks, events).await;
     write_report(run_dir);
     collected
+}
+
+/// The VMs' vmware.log, read from their ESXi hosts where the inventory says,
+/// into DIR/hosts/HOST/ beside the hooks' logs.
+async fn fetch_vmware_logs(
+    dir: &Path,
+    hosts: &[Host],
+    ssh: &SshOptions,
+    forks: usize,
+    events: &EventSender,
+) {
+    let located: Vec<&Host> = hosts.iter().filter(|h| h.esxi.is_some()).collect();
+    if located.is_empty() {
+        return;
+    }
+    let connector = crate::remote::runner::SshConnector {
+        options: ssh.clone(),
+    };
+    for vm in crate::review::esxi::fetch(&located, &connector, 0, forks, events).await {
+        let host_dir = dir.join("hosts").join(&vm.host);
+        match vm.files {
+            Ok(files) => {
+                for (name, bytes) in files {
+                    let _ = std::fs::create_dir_all(&host_dir);
+                    let _ = std::fs::write(host_dir.join(name), bytes);
+                }
+            }
+            Err(e) => events.send(Event::Note {
+                host: vm.host.clone(),
+                text: format!("vmware.log not read: {e}"),
+            }),
+        }
+    }
 }
 
 /// Writes report.json and report.html into a run directory that has results.

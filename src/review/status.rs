@@ -122,7 +122,28 @@ pub fn gather(
             let Ok(text) = std::fs::read_to_string(host_dir.path().join("snapshot.log")) else {
                 continue;
             };
-            for (instance, backup) in hook_cycles(&text) {
+            // The VM's stuns, if its vmware.log was read from the ESXi host.
+            let stuns = std::fs::read(host_dir.path().join("vmware.log"))
+                .map(|bytes| {
+                    crate::backup::vmware_log::parse(&String::from_utf8_lossy(&bytes)).stuns
+                })
+                .unwrap_or_default();
+            for (instance, mut backup) in hook_cycles(&text) {
+                let frozen = backup.at.saturating_sub(backup.window_ms.unwrap_or(0));
+                // The instance's own LogFile: from suspended to resumed.
+                if let Ok(log) = std::fs::read_to_string(
+                    host_dir.path().join(format!("{instance}-pre_post.log")),
+                ) && let Some(window) = instance_window(&log, frozen, backup.at)
+                {
+                    backup.window_ms = Some(window);
+                }
+                backup.stun_us = stuns
+                    .iter()
+                    .filter(|s| {
+                        s.at.is_some_and(|t| t + 1000 >= frozen && t <= backup.at + 1000)
+                    })
+                    .map(|s| s.us)
+                    .max();
                 // The log's whole seconds are at most a second before the run's clock.
                 let ours = covered
                     .iter()
@@ -208,6 +229,23 @@ fn day_strip(backups: &[Backup], now: u64) -> String {
             }
         })
         .collect()
+}
+
+/// The instance's suspended-to-resumed window from its LogFile, for the cycle
+/// suspended between `from` and `to`. The LogFile's zone-less times are
+/// matched as UTC here: on a VM in another zone no cycle matches, and the
+/// hook's own window (snapshot.log) stands.
+fn instance_window(log: &str, from: u64, to: u64) -> Option<u64> {
+    let cycles = crate::review::hook_logs::parse_instance_log(log);
+    let within = |c: &crate::review::hook_logs::InstanceCycle| {
+        c.suspended
+            .is_some_and(|t| t + 1000 >= from && t <= to + 1000)
+    };
+    cycles
+        .iter()
+        .rev()
+        .find(|c| within(c))
+        .and_then(|c| c.window_ms())
 }
 
 /// The freeze/thaw cycles `snapshot.log` shows, per instance: a freeze the

@@ -267,16 +267,17 @@ fn backup_and_audit_metrics_pass_promtool() {
 
 #[test]
 fn status_covers_quiesce_runs_and_freezes_vmware_started_and_finds_what_is_too_old() {
-    let lab = crate::common::deployed(176, &["vm1", "vm2"]);
+    let lab = crate::common::deployed(176, &["--esxi", "esx1", "vm1", "vm2"]);
     let playbook = lab.path("playbook.yml").display().to_string();
     // A quiesce backup of vm1 only; vm2 is never backed up.
     let run = lab.run(&["backup", "-p", &playbook, "--quiet", "--limit", "vm1"]);
     assert_eq!(run.code, 0, "{run:?}");
-    // VMware Tools (or a backup product) freezes and thaws vm1 through the hooks.
-    let (code, out) = lab.sh(
-        "vm1",
-        "sleep 2; /usr/sbin/pre-freeze-script freeze && /usr/sbin/post-thaw-script thaw",
-    );
+    // VMware Tools (or a backup product) freezes vm1 through the hooks, takes
+    // its snapshot (a stun in vmware.log on the datastore) and thaws.
+    let (code, out) = lab.sh("vm1", "sleep 2; /usr/sbin/pre-freeze-script freeze");
+    assert_eq!(code, 0, "{out}");
+    lab.lab("snapshot", &["vm1"]);
+    let (code, out) = lab.sh("vm1", "/usr/sbin/post-thaw-script thaw");
     assert_eq!(code, 0, "{out}");
     // `quiesce logs` collects what the hooks logged.
     let run = lab.run(&["logs", "--quiet", "--since", "1h"]);
@@ -319,6 +320,8 @@ fn status_covers_quiesce_runs_and_freezes_vmware_started_and_finds_what_is_too_o
     );
     assert!(by[1].starts_with("quiesce run "), "{vm1}");
     assert!(vm1["backups"][0]["valid"].as_bool().unwrap());
+    // Its stun, from the vmware.log `quiesce logs` read from the ESXi host.
+    assert!(vm1["backups"][0]["stun_us"].as_u64().unwrap() > 0, "{vm1}");
     let vm2 = of("vm2");
     assert_eq!(vm2["finding"], "never backed up", "{vm2}");
     let text = assert_metrics_clean(&metrics);

@@ -127,6 +127,20 @@ pub enum HostError {
         known_hosts: PathBuf,
         line: usize,
     },
+    /// The offered key is on an `@revoked` line.
+    RevokedHostKey {
+        target: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
+    /// No key for the host, and a line that could be for it cannot be evaluated.
+    UnevaluableHostKey {
+        target: String,
+        fingerprint: String,
+        known_hosts: PathBuf,
+        line: usize,
+    },
     KnownHostsUnreadable {
         target: String,
         known_hosts: PathBuf,
@@ -176,6 +190,8 @@ impl HostError {
                 | HostError::ConnectTimeout { .. }
                 | HostError::UnknownHostKey { .. }
                 | HostError::ChangedHostKey { .. }
+                | HostError::RevokedHostKey { .. }
+                | HostError::UnevaluableHostKey { .. }
                 | HostError::KnownHostsUnreadable { .. }
                 | HostError::Auth { .. }
         )
@@ -188,6 +204,8 @@ impl HostError {
             HostError::ConnectTimeout { .. } => "connect-timeout",
             HostError::UnknownHostKey { .. } => "unknown-host-key",
             HostError::ChangedHostKey { .. } => "changed-host-key",
+            HostError::RevokedHostKey { .. } => "revoked-host-key",
+            HostError::UnevaluableHostKey { .. } => "unevaluable-host-key",
             HostError::KnownHostsUnreadable { .. } => "known-hosts",
             HostError::Auth { .. } => "auth",
             HostError::SudoNeedsPassword { .. } => "sudo-password",
@@ -230,6 +248,27 @@ impl fmt::Display for HostError {
             } => write!(
                 f,
                 "{target}: HOST KEY CHANGED: the server offers {fingerprint}, {}:{line} records another key; refusing to connect\n  hint: this can be an attack; if the VM was really rebuilt, remove line {line} of {} and accept the new key by name",
+                known_hosts.display(),
+                known_hosts.display()
+            ),
+            HostError::RevokedHostKey {
+                target,
+                fingerprint,
+                known_hosts,
+                line,
+            } => write!(
+                f,
+                "{target}: host key {fingerprint} is REVOKED ({}:{line} marks it @revoked); refusing to connect\n  hint: a revoked key is never accepted, --accept-new neither; give the VM a new host key and record that one",
+                known_hosts.display()
+            ),
+            HostError::UnevaluableHostKey {
+                target,
+                fingerprint,
+                known_hosts,
+                line,
+            } => write!(
+                f,
+                "{target}: host key {fingerprint} is not in {}, and line {line} could be for this host but quiesce cannot evaluate it (a @cert-authority line or a key type it does not read); refusing to learn the key\n  hint: record the host's own key in {} (ssh-keyscan, checked against the VM's fingerprint)",
                 known_hosts.display(),
                 known_hosts.display()
             ),

@@ -1,6 +1,7 @@
 //! Host-key checking against known_hosts: known keys pass, unknown keys are
 //! refused unless the user named the host in `--accept-new`, changed keys never pass.
 
+use crate::remote::known_hosts_file::{Decision, decide, parse};
 use russh::keys::{HashAlg, PublicKey};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -25,10 +26,30 @@ pub struct HostKeyPolicy {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     Known,
-    Learned { fingerprint: String },
-    Unknown { fingerprint: String },
-    Changed { fingerprint: String, line: usize },
-    Unreadable { reason: String },
+    Learned {
+        fingerprint: String,
+    },
+    Unknown {
+        fingerprint: String,
+    },
+    Changed {
+        fingerprint: String,
+        line: usize,
+    },
+    /// An `@revoked` line holds this key: refused always, even with --accept-new.
+    Revoked {
+        fingerprint: String,
+        line: usize,
+    },
+    /// Unknown, and a line that could be for the host cannot be evaluated:
+    /// --accept-new learns nothing past it.
+    Unevaluable {
+        fingerprint: String,
+        line: usize,
+    },
+    Unreadable {
+        reason: String,
+    },
 }
 
 impl Verdict {
@@ -68,12 +89,14 @@ impl HostKeyPolicy {
     pub fn check(&self, name: &str, address: &str, port: u16, key: &PublicKey) -> Verdict {
         let fingerprint = fingerprint(key);
         match self.recorded(address, port, key) {
-            Ok(Recorded::Match) => Verdict::Known,
-            Ok(Recorded::Other { line }) => Verdict::Changed { fingerprint, line },
-            Ok(Recorded::Nothing) if self.may_learn(name, address) => {
+            Ok(Decision::Known) => Verdict::Known,
+            Ok(Decision::Changed { line }) => Verdict::Changed { fingerprint, line },
+            Ok(Decision::Revoked { line }) => Verdict::Revoked { fingerprint, line },
+            Ok(Decision::Unevaluable { line }) => Verdict::Unevaluable { fingerprint, line },
+            Ok(Decision::Nothing) if self.may_learn(name, address) => {
                 let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
                 // Another connection to the same address may have recorded it meanwhile.
-                if let Ok(Recorded::Match) = self.recorded(address, port, key) {
+                if let Ok(Decision::Known) = self.recorded(address, port, key) {
                     return Verdict::Known;
                 }
                 match self.append(address, port, key) {
@@ -83,7 +106,7 @@ impl HostKeyPolicy {
                     },
                 }
             }
-            Ok(Recorded::Nothing) => Verdict::Unknown { fingerprint },
+            Ok(Decision::Nothing) => Verdict::Unknown { fingerprint },
             Err(reason) => Verdict::Unreadable { reason },
         }
     }
@@ -120,42 +143,13 @@ impl HostKeyPolicy {
         file.sync_all()
     }
 
-    fn recorded(&self, address: &str, port: u16, key: &PublicKey) -> Result<Recorded, String> {
-        if !self.known_hosts.exists() {
-            return Ok(Recorded::Nothing);
-        }
-        let entries =
-            russh::keys::known_hosts::known_host_keys_path(address, port, &self.known_hosts)
-                .map_err(|e| e.to_string())?;
-        if entries
-            .iter()
-            .any(|(_, recorded)| recorded.key_data() == key.key_data())
-        {
-            return Ok(Recorded::Match);
-        }
-        match entries.first() {
-            None => Ok(Recorded::Nothing),
-            Some((counted, _)) => Ok(Recorded::Other {
-                line: self.physical_line(*counted),
-            }),
-        }
+    /// What the file says of `key` for `address:port`, as OpenSSH decides it.
+    fn recorded(&self, address: &str, port: u16, key: &PublicKey) -> Result<Decision, String> {
+        let text = match std::fs::read(&self.known_hosts) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Decision::Nothing),
+            Err(e) => return Err(e.to_string()),
+        };
+        Ok(decide(&parse(&text), address, port, key))
     }
-
-    /// russh numbers known_hosts lines without counting `#` comment lines;
-    /// messages name the line as an editor shows it.
-    fn physical_line(&self, counted: usize) -> usize {
-        let text = std::fs::read_to_string(&self.known_hosts).unwrap_or_default();
-        text.lines()
-            .enumerate()
-            .filter(|(_, l)| !l.starts_with('#'))
-            .nth(counted.saturating_sub(1))
-            .map(|(i, _)| i + 1)
-            .unwrap_or(counted)
-    }
-}
-
-enum Recorded {
-    Match,
-    Other { line: usize },
-    Nothing,
 }

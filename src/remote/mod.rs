@@ -5,6 +5,7 @@
 pub mod fake;
 pub mod framing;
 pub mod known_hosts;
+pub mod known_hosts_file;
 pub mod local;
 pub mod runner;
 pub mod shell;

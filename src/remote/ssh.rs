@@ -83,6 +83,18 @@ impl Connection {
                 known_hosts: options.policy.known_hosts.clone(),
                 line,
             },
+            Some(Verdict::Revoked { fingerprint, line }) => HostError::RevokedHostKey {
+                target: target.clone(),
+                fingerprint,
+                known_hosts: options.policy.known_hosts.clone(),
+                line,
+            },
+            Some(Verdict::Unevaluable { fingerprint, line }) => HostError::UnevaluableHostKey {
+                target: target.clone(),
+                fingerprint,
+                known_hosts: options.policy.known_hosts.clone(),
+                line,
+            },
             Some(Verdict::Unreadable { reason }) => HostError::KnownHostsUnreadable {
                 target: target.clone(),
                 known_hosts: options.policy.known_hosts.clone(),

@@ -254,3 +254,127 @@ fn ecdsa_rsa_and_agent_keys_log_in() {
         "{run:?}"
     );
 }
+
+/// Whether OpenSSH's own client accepts the VM's host key with this
+/// known_hosts (strict checking, no global file, no questions).
+fn openssh_accepts(lab: &Lab, address: &str, known_hosts: &std::path::Path) -> bool {
+    let out = Command::new("ssh")
+        .args(["-i", lab.path("id_ed25519").to_str().unwrap()])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .args([
+            "-o",
+            "GlobalKnownHostsFile=/dev/null",
+            "-o",
+            "CheckHostIP=no",
+        ])
+        .args(["-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=5"])
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known_hosts.display()))
+        .arg(format!("root@{address}"))
+        .arg("true")
+        .output()
+        .unwrap();
+    out.status.success()
+}
+
+#[test]
+fn host_keys_are_judged_as_openssh_judges_them() {
+    let lab = Lab::start(177, &["vm1"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let address = format!("{}.11", lab.net);
+    let key = std::fs::read_to_string(lab.path("vms/vm1/host_key.pub")).unwrap();
+    let key: Vec<&str> = key.split_whitespace().take(2).collect();
+    let key = key.join(" ");
+    // Another key, for "changed" and "revoked elsewhere".
+    let other_file = lab.path("other_key");
+    Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-f",
+            other_file.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    let other = std::fs::read_to_string(lab.path("other_key.pub")).unwrap();
+    let other: Vec<&str> = other.split_whitespace().take(2).collect();
+    let other = other.join(" ");
+    let net = &lab.net;
+    let a = &address;
+    // Hashed the way `ssh-keygen -H` writes it.
+    let hashed = {
+        let file = lab.path("to_hash");
+        std::fs::write(&file, format!("{a} {key}\n")).unwrap();
+        Command::new("ssh-keygen")
+            .args(["-q", "-H", "-f", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        std::fs::read_to_string(&file).unwrap()
+    };
+    let rows: Vec<(&str, String)> = vec![
+        ("plain", format!("{a} {key}\n")),
+        ("changed", format!("{a} {other}\n")),
+        ("empty", String::new()),
+        ("wildcard", format!("{net}.* {key}\n")),
+        ("wildcard but negated", format!("{net}.*,!{a} {key}\n")),
+        ("negated first", format!("!{a},{net}.* {key}\n")),
+        (
+            "question mark",
+            format!("{}?{} {key}\n", &a[..a.len() - 1], ""),
+        ),
+        (
+            "revoked and known",
+            format!("@revoked {a} {key}\n{a} {key}\n"),
+        ),
+        (
+            "revoked for every host",
+            format!("@revoked * {key}\n{a} {key}\n"),
+        ),
+        (
+            "revoked other key",
+            format!("@revoked {a} {other}\n{a} {key}\n"),
+        ),
+        ("hashed", hashed),
+        ("bracketed port 22", format!("[{a}]:22 {key}\n")),
+        ("tabs", format!("{a}\t{}\n", key.replace(' ', "\t"))),
+        (
+            "cert authority only",
+            format!("@cert-authority {a} {key}\n"),
+        ),
+        ("another key first", format!("{a} {other}\n{a} {key}\n")),
+        ("other domain", format!("*.example.net {key}\n")),
+        ("comment", format!("# the lab\n{a} {key}\n")),
+        ("several names", format!("db1,{a},db2 {key}\n")),
+    ];
+    let mut disagreements = Vec::new();
+    for (name, text) in rows {
+        std::fs::write(lab.known_hosts(), &text).unwrap();
+        let theirs = openssh_accepts(&lab, a, &lab.known_hosts());
+        let run = lab.quiesce(&["audit", "--quiet"]);
+        let ours = run.code != 3;
+        if theirs != ours {
+            disagreements.push(format!(
+                "{name}: OpenSSH {theirs}, quiesce {ours}\n{text}{run:?}"
+            ));
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+
+    // --accept-new never learns past a revoked key or a line it cannot evaluate.
+    for text in [
+        format!("@revoked {a} {key}\n"),
+        format!("@cert-authority {a} {other}\n"),
+    ] {
+        std::fs::write(lab.known_hosts(), &text).unwrap();
+        let run = lab.quiesce(&["audit", "--quiet", "--accept-new=vm1"]);
+        assert_eq!(run.code, 3, "{text}{run:?}");
+        assert_eq!(
+            std::fs::read_to_string(lab.known_hosts()).unwrap(),
+            text,
+            "learned past it"
+        );
+    }
+}

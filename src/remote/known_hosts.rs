@@ -1,7 +1,9 @@
 //! Host-key checking against known_hosts: known keys pass, unknown keys are
 //! refused unless the user named the host in `--accept-new`, changed keys never pass.
 
-use crate::remote::known_hosts_file::{Decision, decide, parse};
+use crate::remote::known_hosts_file::{
+    Decision, HostMatch, Line, Marker, decide, host_matches, lookup_name, parse,
+};
 use russh::keys::{HashAlg, PublicKey};
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -108,6 +110,73 @@ impl HostKeyPolicy {
             }
             Ok(Decision::Nothing) => Verdict::Unknown { fingerprint },
             Err(reason) => Verdict::Unreadable { reason },
+        }
+    }
+
+    /// Whether an `@cert-authority` line is for `address:port`.
+    pub fn has_authority_for(&self, address: &str, port: u16) -> bool {
+        let text = std::fs::read(&self.known_hosts).unwrap_or_default();
+        let host = lookup_name(address, port);
+        parse(&String::from_utf8_lossy(&text)).iter().any(|l| {
+            l.marker == Marker::CertAuthority && host_matches(&l.patterns, &host) == HostMatch::Yes
+        })
+    }
+
+    /// Checks a host certificate: signed by a CA an `@cert-authority` line
+    /// trusts for the host, in its validity period, a host certificate naming
+    /// the host; neither the CA's key nor the host's revoked. Without a CA
+    /// line for the host, the certificate's plain key is checked instead.
+    pub fn check_certificate(
+        &self,
+        name: &str,
+        address: &str,
+        port: u16,
+        cert: &russh::keys::Certificate,
+    ) -> Verdict {
+        let key = PublicKey::from(cert.public_key().clone());
+        let fingerprint = fingerprint(&key);
+        let text = match std::fs::read(&self.known_hosts) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(_) => return self.check(name, address, port, &key),
+        };
+        let lines = parse(&text);
+        let host = lookup_name(address, port);
+        let authorities: Vec<&Line> = lines
+            .iter()
+            .filter(|l| l.marker == Marker::CertAuthority)
+            .filter(|l| host_matches(&l.patterns, &host) == HostMatch::Yes)
+            .collect();
+        if authorities.is_empty() {
+            return self.check(name, address, port, &key);
+        }
+        let ca_key = PublicKey::from(cert.signature_key().clone());
+        for revoked in lines.iter().filter(|l| l.marker == Marker::Revoked) {
+            if let Some(k) = &revoked.key
+                && (k.key_data() == key.key_data() || k.key_data() == ca_key.key_data())
+            {
+                return Verdict::Revoked {
+                    fingerprint,
+                    line: revoked.number,
+                };
+            }
+        }
+        let trusted: Vec<russh::keys::ssh_key::Fingerprint> = authorities
+            .iter()
+            .filter_map(|l| l.key.as_ref())
+            .map(|k| k.fingerprint(HashAlg::Sha256))
+            .collect();
+        let principals = cert.valid_principals();
+        let names_host =
+            principals.is_empty() || principals.iter().any(|p| p.eq_ignore_ascii_case(address));
+        if cert.cert_type().is_host() && names_host && cert.validate(trusted.iter()).is_ok() {
+            Verdict::Known
+        } else {
+            Verdict::Changed {
+                fingerprint: format!(
+                    "{fingerprint} (a host certificate the trusted CA did not sign for {address}, or out of date)"
+                ),
+                line: authorities[0].number,
+            }
         }
     }
 

@@ -11,7 +11,7 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use russh::ChannelMsg;
 use russh::client;
-use russh::keys::{PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::{PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,14 +40,17 @@ impl client::Handler for Client {
         &mut self,
         offered: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
-        // A host certificate is checked by its key: quiesce trusts no CA.
-        let key = match offered {
-            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
-            PublicKeyOrCertificate::Certificate(cert) => PublicKey::from(cert.public_key().clone()),
+        // A host certificate is checked against the @cert-authority lines
+        // for the host; without one, by its plain key (as OpenSSH does).
+        let verdict = match offered {
+            PublicKeyOrCertificate::PublicKey { key, .. } => {
+                self.policy.check(&self.name, &self.address, self.port, key)
+            }
+            PublicKeyOrCertificate::Certificate(cert) => {
+                self.policy
+                    .check_certificate(&self.name, &self.address, self.port, cert)
+            }
         };
-        let verdict = self
-            .policy
-            .check(&self.name, &self.address, self.port, &key);
         let accepted = verdict.accepted();
         *self.verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(verdict);
         Ok(accepted)
@@ -128,10 +131,25 @@ impl Connection {
         verdict: Arc<Mutex<Option<Verdict>>>,
     ) -> Result<client::Handle<Client>, HostError> {
         let target = host.target();
+        let mut preferred = russh::Preferred::default();
+        // Host certificates are asked for only where a CA is trusted for the
+        // host; elsewhere a certificate would only be checked by its key.
+        if options.policy.has_authority_for(&host.address, host.port) {
+            preferred.host_key_certificates = std::borrow::Cow::Borrowed(&[
+                russh::keys::Algorithm::Ed25519,
+                russh::keys::Algorithm::Ecdsa {
+                    curve: russh::keys::EcdsaCurve::NistP256,
+                },
+                russh::keys::Algorithm::Rsa {
+                    hash: Some(russh::keys::HashAlg::Sha512),
+                },
+            ]);
+        }
         let config = Arc::new(client::Config {
             keepalive_interval: Some(Duration::from_secs(5)),
             keepalive_max: 3,
             nodelay: true,
+            preferred,
             ..Default::default()
         });
         let handler = Client {

@@ -34,6 +34,8 @@
 #   lab.sh containerize DIR VM NAME      the VM's instances run in container NAME: iris, ccontrol
 #                                        and csession exist only through `docker|podman exec NAME`
 #   lab.sh owner DIR VM INST USER        only USER (created if missing) may open sessions of INST
+#   lab.sh certify DIR VM CA_KEY [PRINCIPALS]  the VM's host key gets a host certificate signed by
+#                                        CA_KEY (for PRINCIPALS, default its address); sshd restarts
 #   lab.sh signal DIR VM SIG PATTERN     send SIG to the VM's processes whose command line
 #                                        contains PATTERN (only this VM's, by its cgroup)
 #   lab.sh events DIR VM                 the simulator's event log of the VM
@@ -84,6 +86,9 @@ LogLevel VERBOSE
 Subsystem sftp internal-sftp
 CONF
 	if [ -s "$d/lang" ]; then echo "SetEnv LANG=$(cat "$d/lang")" >> "$d/sshd_config"; fi
+	if [ -f "$d/etc/u/ssh/ssh_host_ed25519_key-cert.pub" ]; then
+		echo "HostCertificate /etc/ssh/ssh_host_ed25519_key-cert.pub" >> "$d/sshd_config"
+	fi
 	# shellcheck disable=SC2016 # expanded by the inner shell
 	unshare --mount --uts --propagation private env NAME="$name" ADDR="$addr" D="$d" CG="$cg" SIM="$here/irissim" \
 		PLATFORM="$platform" INSTANCES="$instances" SUDOMODE="$sudomode" LAB_USER="$LAB_USER" RESTART="$restart" sh -euc '
@@ -385,6 +390,16 @@ owner)
 		chmod 0666 /var/log/irissim/events.log
 		chown "$2" "/var/log/$1-pre_post.log"
 	' sh "$inst" "$user" ;;
+certify)
+	dir=$(cd "$1" && pwd) vm=$2 d=$(vm_dir "$1" "$2")
+	principals=${4:-$(cat "$d/address")}
+	cp "$d/host_key.pub" "$dir/certify-$vm.pub"
+	ssh-keygen -q -s "$3" -I "$vm" -h -n "$principals" -V -5m:+1d "$dir/certify-$vm.pub"
+	in_vm "$dir" "$vm" cp "$dir/certify-$vm-cert.pub" /etc/ssh/ssh_host_ed25519_key-cert.pub
+	stop_vm "$dir" "$vm"
+	mapfile -t spec < "$d/spec"
+	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
+	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
 events) cat "$(vm_dir "$1" "$2")/log/irissim/events.log" 2>/dev/null || true ;;
 signal)
 	while read -r pid; do

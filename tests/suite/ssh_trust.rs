@@ -378,3 +378,73 @@ fn host_keys_are_judged_as_openssh_judges_them() {
         );
     }
 }
+
+#[test]
+fn host_certificates_are_judged_as_openssh_judges_them() {
+    let lab = Lab::start(178, &["vm1", "vm2", "vm3"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let ca = lab.path("ca");
+    Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "",
+            "-C",
+            "lab-ca",
+            "-f",
+            ca.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    let ca_pub = std::fs::read_to_string(lab.path("ca.pub")).unwrap();
+    let ca_pub = ca_pub
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ");
+    // vm1: a certificate for its address; vm2: for another name; vm3: none.
+    lab.lab("certify", &["vm1", ca.to_str().unwrap()]);
+    lab.lab(
+        "certify",
+        &["vm2", ca.to_str().unwrap(), "elsewhere.example.net"],
+    );
+    let net = &lab.net;
+    let rows = [
+        (
+            "trusted CA only",
+            format!("@cert-authority {net}.* {ca_pub}\n"),
+        ),
+        (
+            "CA for other hosts",
+            format!("@cert-authority *.example.net {ca_pub}\n"),
+        ),
+        (
+            "CA revoked",
+            format!("@cert-authority {net}.* {ca_pub}\n@revoked * {ca_pub}\n"),
+        ),
+    ];
+    let mut disagreements = Vec::new();
+    let mut accepted_by_certificate = 0;
+    for (name, text) in &rows {
+        std::fs::write(lab.known_hosts(), text).unwrap();
+        for (i, vm) in ["vm1", "vm2", "vm3"].iter().enumerate() {
+            let address = format!("{net}.{}", 11 + i);
+            let theirs = openssh_accepts(&lab, &address, &lab.known_hosts());
+            let run = lab.quiesce(&["audit", "--quiet", "--limit", vm]);
+            let ours = run.code != 3;
+            if theirs != ours {
+                disagreements.push(format!(
+                    "{name} / {vm}: OpenSSH {theirs}, quiesce {ours}\n{run:?}"
+                ));
+            }
+            accepted_by_certificate += usize::from(theirs && ours);
+        }
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+    assert!(
+        accepted_by_certificate >= 1,
+        "a trusted certificate was accepted"
+    );
+}

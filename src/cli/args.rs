@@ -38,6 +38,10 @@ pub struct Global {
     /// The known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
     #[arg(long, global = true, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
+    /// Host keys read too, never written, like OpenSSH's GlobalKnownHostsFile
+    /// [default: /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2]; `none` for none.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub global_known_hosts: Vec<PathBuf>,
     /// Record the host key of a host seen for the first time, like OpenSSH's
     /// StrictHostKeyChecking=accept-new; name hosts (`--accept-new=vm1,vm2`) to limit it.
     /// A changed key is refused all the same.
@@ -231,19 +235,7 @@ pub enum ReportFormat {
 /// cron line may put them anywhere), but not listed in its help.
 const UNUSED: &[(&str, &[&str])] = &[
     ("hosts", &SSH_AND_RUNS),
-    (
-        "render",
-        &[
-            "limit",
-            "forks",
-            "known_hosts",
-            "accept_new",
-            "connect_timeout",
-            "command_timeout",
-            "no_agent",
-            "runs_dir",
-        ],
-    ),
+    ("render", &RENDER),
     ("deploy", &["runs_dir"]),
     ("audit", &["runs_dir"]),
     ("report", &NOT_RUNS),
@@ -251,31 +243,48 @@ const UNUSED: &[(&str, &[&str])] = &[
     ("completions", &ALL),
     ("man", &ALL),
 ];
-const SSH_AND_RUNS: [&str; 7] = [
+/// The SSH options, and where runs are kept.
+const SSH_AND_RUNS: [&str; 8] = [
     "forks",
     "known_hosts",
+    "global_known_hosts",
     "accept_new",
     "connect_timeout",
     "command_timeout",
     "no_agent",
     "runs_dir",
 ];
-const NOT_RUNS: [&str; 9] = [
+/// `render` prints one named host's hooks: no SSH, no runs, no --limit.
+const RENDER: [&str; 9] = [
+    "limit",
+    "forks",
+    "known_hosts",
+    "global_known_hosts",
+    "accept_new",
+    "connect_timeout",
+    "command_timeout",
+    "no_agent",
+    "runs_dir",
+];
+/// Everything but where runs are kept.
+const NOT_RUNS: [&str; 10] = [
     "inventory",
     "limit",
     "forks",
     "known_hosts",
+    "global_known_hosts",
     "accept_new",
     "connect_timeout",
     "command_timeout",
     "no_agent",
     "quiet",
 ];
-const ALL: [&str; 10] = [
+const ALL: [&str; 11] = [
     "inventory",
     "limit",
     "forks",
     "known_hosts",
+    "global_known_hosts",
     "accept_new",
     "connect_timeout",
     "command_timeout",

@@ -287,7 +287,23 @@ pub(crate) fn ssh_options(global: &Global) -> Result<SshOptions, Error> {
     Ok(SshOptions {
         connect_timeout: timeout("--connect-timeout", &global.connect_timeout)?,
         command_timeout: timeout("--command-timeout", &global.command_timeout)?,
-        policy: Arc::new(HostKeyPolicy::new(known_hosts, accept_new)),
+        policy: Arc::new({
+            let mut policy = HostKeyPolicy::new(known_hosts, accept_new);
+            policy.global_known_hosts = if global.global_known_hosts.is_empty() {
+                vec![
+                    PathBuf::from("/etc/ssh/ssh_known_hosts"),
+                    PathBuf::from("/etc/ssh/ssh_known_hosts2"),
+                ]
+            } else {
+                global
+                    .global_known_hosts
+                    .iter()
+                    .filter(|p| p.as_os_str() != "none")
+                    .cloned()
+                    .collect()
+            };
+            policy
+        }),
         use_agent: !global.no_agent,
     })
 }

@@ -2,7 +2,7 @@
 //! refused unless the user named the host in `--accept-new`, changed keys never pass.
 
 use crate::remote::known_hosts_file::{
-    Decision, HostMatch, Line, Marker, decide, host_matches, lookup_name, parse,
+    Decision, HostMatch, Line, Marker, decide, host_matches, lookup_name, parse_file,
 };
 use russh::keys::{HashAlg, PublicKey};
 use std::path::PathBuf;
@@ -18,7 +18,10 @@ pub enum AcceptNew {
 
 #[derive(Debug)]
 pub struct HostKeyPolicy {
+    /// The user's file: read, and where learned keys are written.
     pub known_hosts: PathBuf,
+    /// Read too, never written (OpenSSH's GlobalKnownHostsFile).
+    pub global_known_hosts: Vec<PathBuf>,
     pub accept_new: AcceptNew,
     /// Serialises appends to known_hosts from concurrent connections.
     write_lock: Mutex<()>,
@@ -36,17 +39,23 @@ pub enum Verdict {
     },
     Changed {
         fingerprint: String,
+        /// The file the line is in.
+        file: PathBuf,
         line: usize,
     },
     /// An `@revoked` line holds this key: refused always, even with --accept-new.
     Revoked {
         fingerprint: String,
+        /// The file the line is in.
+        file: PathBuf,
         line: usize,
     },
     /// Unknown, and a line that could be for the host cannot be evaluated:
     /// --accept-new learns nothing past it.
     Unevaluable {
         fingerprint: String,
+        /// The file the line is in.
+        file: PathBuf,
         line: usize,
     },
     Unreadable {
@@ -72,6 +81,7 @@ impl HostKeyPolicy {
     pub fn new(known_hosts: PathBuf, accept_new: AcceptNew) -> HostKeyPolicy {
         HostKeyPolicy {
             known_hosts,
+            global_known_hosts: Vec::new(),
             accept_new,
             write_lock: Mutex::new(()),
         }
@@ -92,9 +102,21 @@ impl HostKeyPolicy {
         let fingerprint = fingerprint(key);
         match self.recorded(address, port, key) {
             Ok(Decision::Known) => Verdict::Known,
-            Ok(Decision::Changed { line }) => Verdict::Changed { fingerprint, line },
-            Ok(Decision::Revoked { line }) => Verdict::Revoked { fingerprint, line },
-            Ok(Decision::Unevaluable { line }) => Verdict::Unevaluable { fingerprint, line },
+            Ok(Decision::Changed { file, line }) => Verdict::Changed {
+                fingerprint,
+                file,
+                line,
+            },
+            Ok(Decision::Revoked { file, line }) => Verdict::Revoked {
+                fingerprint,
+                file,
+                line,
+            },
+            Ok(Decision::Unevaluable { file, line }) => Verdict::Unevaluable {
+                fingerprint,
+                file,
+                line,
+            },
             Ok(Decision::Nothing) if self.may_learn(name, address) => {
                 let _guard = self.write_lock.lock().unwrap_or_else(|e| e.into_inner());
                 // Another connection to the same address may have recorded it meanwhile.
@@ -115,9 +137,8 @@ impl HostKeyPolicy {
 
     /// Whether an `@cert-authority` line is for `address:port`.
     pub fn has_authority_for(&self, address: &str, port: u16) -> bool {
-        let text = std::fs::read(&self.known_hosts).unwrap_or_default();
         let host = lookup_name(address, port);
-        parse(&String::from_utf8_lossy(&text)).iter().any(|l| {
+        self.lines().unwrap_or_default().iter().any(|l| {
             l.marker == Marker::CertAuthority && host_matches(&l.patterns, &host) == HostMatch::Yes
         })
     }
@@ -135,11 +156,9 @@ impl HostKeyPolicy {
     ) -> Verdict {
         let key = PublicKey::from(cert.public_key().clone());
         let fingerprint = fingerprint(&key);
-        let text = match std::fs::read(&self.known_hosts) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(_) => return self.check(name, address, port, &key),
+        let Ok(lines) = self.lines() else {
+            return self.check(name, address, port, &key);
         };
-        let lines = parse(&text);
         let host = lookup_name(address, port);
         let authorities: Vec<&Line> = lines
             .iter()
@@ -156,6 +175,7 @@ impl HostKeyPolicy {
             {
                 return Verdict::Revoked {
                     fingerprint,
+                    file: revoked.file.clone(),
                     line: revoked.number,
                 };
             }
@@ -175,6 +195,7 @@ impl HostKeyPolicy {
                 fingerprint: format!(
                     "{fingerprint} (a host certificate the trusted CA did not sign for {address}, or out of date)"
                 ),
+                file: authorities[0].file.clone(),
                 line: authorities[0].number,
             }
         }
@@ -212,13 +233,22 @@ impl HostKeyPolicy {
         file.sync_all()
     }
 
-    /// What the file says of `key` for `address:port`, as OpenSSH decides it.
+    /// Every line of the user file and the global ones, as OpenSSH reads
+    /// them together (a missing file holds nothing).
+    fn lines(&self) -> Result<Vec<Line>, String> {
+        let mut lines = Vec::new();
+        for file in std::iter::once(&self.known_hosts).chain(&self.global_known_hosts) {
+            match std::fs::read(file) {
+                Ok(bytes) => lines.extend(parse_file(file, &String::from_utf8_lossy(&bytes))),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", file.display())),
+            }
+        }
+        Ok(lines)
+    }
+
+    /// What the files say of `key` for `address:port`, as OpenSSH decides it.
     fn recorded(&self, address: &str, port: u16, key: &PublicKey) -> Result<Decision, String> {
-        let text = match std::fs::read(&self.known_hosts) {
-            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Decision::Nothing),
-            Err(e) => return Err(e.to_string()),
-        };
-        Ok(decide(&parse(&text), address, port, key))
+        Ok(decide(&self.lines()?, address, port, key))
     }
 }

@@ -19,6 +19,8 @@ pub enum Marker {
 
 #[derive(Debug, Clone)]
 pub struct Line {
+    /// The file it is in.
+    pub file: std::path::PathBuf,
     /// 1-based, as an editor shows it.
     pub number: usize,
     pub marker: Marker,
@@ -30,6 +32,11 @@ pub struct Line {
 /// The entries of a known_hosts file; comments, blank and malformed lines
 /// (fewer than three fields) are skipped, as OpenSSH skips them.
 pub fn parse(text: &str) -> Vec<Line> {
+    parse_file(std::path::Path::new("known_hosts"), text)
+}
+
+/// `parse`, each line naming `file`.
+pub fn parse_file(file: &std::path::Path, text: &str) -> Vec<Line> {
     let mut lines = Vec::new();
     for (index, raw) in text.lines().enumerate() {
         let line = raw.trim();
@@ -54,6 +61,7 @@ pub fn parse(text: &str) -> Vec<Line> {
             continue;
         };
         lines.push(Line {
+            file: file.to_path_buf(),
             number: index + 1,
             marker,
             patterns: first.to_string(),
@@ -161,12 +169,21 @@ pub enum Decision {
     /// A plain line for the host holds this key.
     Known,
     /// An `@revoked` line holds this key: never accepted.
-    Revoked { line: usize },
+    Revoked {
+        file: std::path::PathBuf,
+        line: usize,
+    },
     /// Lines for the host hold other keys (first line given).
-    Changed { line: usize },
+    Changed {
+        file: std::path::PathBuf,
+        line: usize,
+    },
     /// Nothing for the host, but a line that could be for it cannot be
     /// evaluated (a CA line, an unreadable key): nothing may be learned.
-    Unevaluable { line: usize },
+    Unevaluable {
+        file: std::path::PathBuf,
+        line: usize,
+    },
     /// Nothing at all for the host.
     Nothing,
 }
@@ -188,7 +205,10 @@ pub fn decide(lines: &[Line], address: &str, port: u16, key: &PublicKey) -> Deci
         .filter(|l| l.marker == Marker::Revoked)
         .find(|l| same(l))
     {
-        return Decision::Revoked { line: line.number };
+        return Decision::Revoked {
+            file: line.file.clone(),
+            line: line.number,
+        };
     }
     if for_host
         .iter()
@@ -201,13 +221,19 @@ pub fn decide(lines: &[Line], address: &str, port: u16, key: &PublicKey) -> Deci
         .iter()
         .find(|l| l.marker == Marker::None && l.key.is_some())
     {
-        return Decision::Changed { line: line.number };
+        return Decision::Changed {
+            file: line.file.clone(),
+            line: line.number,
+        };
     }
     if let Some(line) = for_host
         .iter()
         .find(|l| l.marker == Marker::CertAuthority || l.key.is_none())
     {
-        return Decision::Unevaluable { line: line.number };
+        return Decision::Unevaluable {
+            file: line.file.clone(),
+            line: line.number,
+        };
     }
     Decision::Nothing
 }

@@ -80,22 +80,34 @@ impl Connection {
                 known_hosts: options.policy.known_hosts.clone(),
                 host: host.name.clone(),
             },
-            Some(Verdict::Changed { fingerprint, line }) => HostError::ChangedHostKey {
+            Some(Verdict::Changed {
+                fingerprint,
+                file,
+                line,
+            }) => HostError::ChangedHostKey {
                 target: target.clone(),
                 fingerprint,
-                known_hosts: options.policy.known_hosts.clone(),
+                known_hosts: file,
                 line,
             },
-            Some(Verdict::Revoked { fingerprint, line }) => HostError::RevokedHostKey {
+            Some(Verdict::Revoked {
+                fingerprint,
+                file,
+                line,
+            }) => HostError::RevokedHostKey {
                 target: target.clone(),
                 fingerprint,
-                known_hosts: options.policy.known_hosts.clone(),
+                known_hosts: file,
                 line,
             },
-            Some(Verdict::Unevaluable { fingerprint, line }) => HostError::UnevaluableHostKey {
+            Some(Verdict::Unevaluable {
+                fingerprint,
+                file,
+                line,
+            }) => HostError::UnevaluableHostKey {
                 target: target.clone(),
                 fingerprint,
-                known_hosts: options.policy.known_hosts.clone(),
+                known_hosts: file,
                 line,
             },
             Some(Verdict::Unreadable { reason }) => HostError::KnownHostsUnreadable {

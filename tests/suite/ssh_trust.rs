@@ -448,3 +448,49 @@ fn host_certificates_are_judged_as_openssh_judges_them() {
         "a trusted certificate was accepted"
     );
 }
+
+#[test]
+fn a_global_known_hosts_file_counts_as_openssh_counts_it() {
+    let lab = Lab::start(179, &["vm1"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let address = format!("{}.11", lab.net);
+    let key = std::fs::read_to_string(lab.path("vms/vm1/host_key.pub")).unwrap();
+    let key = key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let global = lab.path("global_known_hosts");
+    let user = lab.known_hosts();
+    let run = |extra: &[&str]| {
+        let mut args = vec!["audit", "--quiet"];
+        args.extend_from_slice(extra);
+        lab.quiesce(&args)
+    };
+    let global_arg = format!("--global-known-hosts={}", global.display());
+    // The key only in the global file: OpenSSH and quiesce accept it.
+    std::fs::write(&user, "").unwrap();
+    std::fs::write(&global, format!("{address} {key}\n")).unwrap();
+    let out = Command::new("ssh")
+        .args(["-i", lab.path("id_ed25519").to_str().unwrap()])
+        .args(["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes"])
+        .arg("-o")
+        .arg(format!("GlobalKnownHostsFile={}", global.display()))
+        .arg("-o")
+        .arg(format!("UserKnownHostsFile={}", user.display()))
+        .arg(format!("root@{address}"))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(run(&[&global_arg]).code, 0);
+    // Revoked in the global file: refused, and the message names that file.
+    std::fs::write(&global, format!("@revoked {address} {key}\n")).unwrap();
+    std::fs::write(&user, format!("{address} {key}\n")).unwrap();
+    let refused = run(&[&global_arg]);
+    assert_eq!(refused.code, 3, "{refused:?}");
+    assert!(
+        refused
+            .stdout
+            .contains(&format!("{}:1 marks it @revoked", global.display())),
+        "{refused:?}"
+    );
+    // `none`: only the user file counts.
+    assert_eq!(run(&["--global-known-hosts=none"]).code, 0);
+}

@@ -233,18 +233,18 @@ pub enum ReportFormat {
 
 /// The global options each subcommand does not use: still accepted there (a
 /// cron line may put them anywhere), but not listed in its help.
-const UNUSED: &[(&str, &[&str])] = &[
-    ("hosts", &SSH_AND_RUNS),
-    ("render", &RENDER),
-    ("deploy", &["runs_dir"]),
-    ("audit", &["runs_dir"]),
-    ("report", &NOT_RUNS),
-    ("prune", &NOT_RUNS),
-    ("completions", &ALL),
-    ("man", &ALL),
+const UNUSED: &[(&str, &[&[&str]])] = &[
+    ("hosts", &[SSH, RUNS]),
+    ("render", &[SSH, RUNS, &["limit"]]),
+    ("deploy", &[RUNS]),
+    ("audit", &[RUNS]),
+    ("report", &[INPUT, SSH, QUIET]),
+    ("prune", &[INPUT, SSH, QUIET]),
+    ("completions", &[INPUT, SSH, RUNS, QUIET]),
+    ("man", &[INPUT, SSH, RUNS, QUIET]),
 ];
-/// The SSH options, and where runs are kept.
-const SSH_AND_RUNS: [&str; 8] = [
+/// How hosts are reached.
+const SSH: &[&str] = &[
     "forks",
     "known_hosts",
     "global_known_hosts",
@@ -252,46 +252,10 @@ const SSH_AND_RUNS: [&str; 8] = [
     "connect_timeout",
     "command_timeout",
     "no_agent",
-    "runs_dir",
 ];
-/// `render` prints one named host's hooks: no SSH, no runs, no --limit.
-const RENDER: [&str; 9] = [
-    "limit",
-    "forks",
-    "known_hosts",
-    "global_known_hosts",
-    "accept_new",
-    "connect_timeout",
-    "command_timeout",
-    "no_agent",
-    "runs_dir",
-];
-/// Everything but where runs are kept.
-const NOT_RUNS: [&str; 10] = [
-    "inventory",
-    "limit",
-    "forks",
-    "known_hosts",
-    "global_known_hosts",
-    "accept_new",
-    "connect_timeout",
-    "command_timeout",
-    "no_agent",
-    "quiet",
-];
-const ALL: [&str; 11] = [
-    "inventory",
-    "limit",
-    "forks",
-    "known_hosts",
-    "global_known_hosts",
-    "accept_new",
-    "connect_timeout",
-    "command_timeout",
-    "no_agent",
-    "runs_dir",
-    "quiet",
-];
+const INPUT: &[&str] = &["inventory", "limit"];
+const RUNS: &[&str] = &["runs_dir"];
+const QUIET: &[&str] = &["quiet"];
 
 /// The command line as clap sees it: each subcommand's help lists only the
 /// options it uses. An unused global option is shadowed in that subcommand
@@ -302,10 +266,11 @@ pub fn command() -> clap::Command {
     let mut command = top;
     for (name, unused) in UNUSED {
         command = command.mut_subcommand(*name, |mut sub| {
-            for arg in globals
-                .iter()
-                .filter(|a| unused.contains(&a.get_id().as_str()))
-            {
+            for arg in globals.iter().filter(|a| {
+                unused
+                    .iter()
+                    .any(|group| group.contains(&a.get_id().as_str()))
+            }) {
                 sub = sub.arg(arg.clone().global(false).hide(true));
             }
             sub

@@ -91,18 +91,22 @@ pub struct Lane {
 pub struct Skipped {
     pub host: String,
     pub reason: String,
-    #[serde(skip)]
+    /// Kept in results.json for `status`; older runs' read as `problem`.
+    #[serde(default)]
     pub why: SkipKind,
 }
 
 /// Why a host is left out of a run: the exit code depends on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum SkipKind {
     /// The playbook says so (primaries not included): no failure.
     ByChoice,
     /// Something is wrong with the host or the inventory.
     #[default]
     Problem,
+    /// Its hooks are not exactly what quiesce deploys: they were not run.
+    HooksDiffer,
     /// Preflight could not reach the host.
     Unreachable,
 }

@@ -2,6 +2,7 @@
 //! the hooks' checksums, the instances and whether they are suspended, and
 //! the mirror role of the host (read at run time: roles change on failover).
 
+use crate::backup::plan::SkipKind;
 pub use crate::backup::role::Role;
 use crate::hooks::{self, HookKind};
 use crate::inventory::Host;
@@ -215,7 +216,8 @@ pub async fn preflight(
 /// leave out (with why). Roles for the plan come back too.
 pub struct Checked {
     pub blockers: Vec<String>,
-    pub left_out: Vec<(String, String, bool)>,
+    /// (host, why in words, why as a kind).
+    pub left_out: Vec<(String, String, crate::backup::plan::SkipKind)>,
     pub roles: HashMap<String, Role>,
 }
 
@@ -235,12 +237,12 @@ pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
                     } else {
                         facts.hook_problems.join("; ")
                     };
-                    checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them ({why}); run `quiesce audit`, then `quiesce deploy`", host.target()), false));
+                    checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them ({why}); run `quiesce audit`, then `quiesce deploy`", host.target()), SkipKind::HooksDiffer));
                     continue;
                 }
                 let hung = facts.hung(&host.instances);
                 if !hung.is_empty() {
-                    checked.left_out.push((host.name.clone(), format!("{}: instance {} is hung (qlist state hung); quiesce never freezes a hung instance: look at its messages.log, then run again", host.target(), hung.join(", ")), false));
+                    checked.left_out.push((host.name.clone(), format!("{}: instance {} is hung (qlist state hung); quiesce never freezes a hung instance: look at its messages.log, then run again", host.target(), hung.join(", ")), SkipKind::Problem));
                     continue;
                 }
                 let suspended = facts.suspended();
@@ -259,9 +261,14 @@ pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
                         detail: "unreachable at preflight".into(),
                     },
                 );
+                let why = if e.is_unreachable() {
+                    SkipKind::Unreachable
+                } else {
+                    SkipKind::Problem
+                };
                 checked
                     .left_out
-                    .push((host.name.clone(), e.to_string(), e.is_unreachable()));
+                    .push((host.name.clone(), e.to_string(), why));
             }
             None => {}
         }

@@ -91,12 +91,11 @@ pub fn backup(
         let preflight = crate::backup::preflight::preflight(&hosts, &connector, forks, &events).await;
         let checked = crate::backup::preflight::check(&hosts, &preflight);
         let left_out: Vec<&str> = checked.left_out.iter().map(|(h, ..)| h.as_str()).collect();
-        let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., u)| *u).map(|(h, ..)| h.clone()).collect();
+        let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., why)| *why == plan::SkipKind::Unreachable).map(|(h, ..)| h.clone()).collect();
         let plannable: Vec<&Host> = hosts.iter().copied().filter(|h| !left_out.contains(&h.name.as_str())).collect();
         let mut plan = plan::plan(inventory, &playbook, &plannable, &checked.roles).map_err(|message| Error::Usage { message, hint: "fix the playbook's consistency groups or --limit".into() })?;
-        for (host, reason, unreachable) in &checked.left_out {
-            let why = if *unreachable { plan::SkipKind::Unreachable } else { plan::SkipKind::Problem };
-            plan.skipped.push(plan::Skipped { host: host.clone(), reason: reason.lines().next().unwrap_or("").to_string(), why });
+        for (host, reason, why) in &checked.left_out {
+            plan.skipped.push(plan::Skipped { host: host.clone(), reason: reason.lines().next().unwrap_or("").to_string(), why: *why });
         }
         if !checked.blockers.is_empty() {
             drop(events);

@@ -57,7 +57,10 @@ pub fn exit_code(ending: Ending<'_>) -> u8 {
         || any(Outcome::Invalid)
         || any(Outcome::Skipped)
         || report.results.iter().any(|r| !r.findings.is_empty())
-        || report.skipped.iter().any(|s| s.why == SkipKind::Problem)
+        || report
+            .skipped
+            .iter()
+            .any(|s| matches!(s.why, SkipKind::Problem | SkipKind::HooksDiffer))
     {
         exit_code::FAILED
     } else if report

@@ -6,6 +6,7 @@
 //! age, and with `--max-age` a finding for each instance without one in time.
 
 use crate::backup::host_run::{HostRun, Outcome};
+use crate::backup::plan::SkipKind;
 use crate::review::hook_logs::{HookEventKind, parse_snapshot_log};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -64,7 +65,8 @@ pub fn gather(
 ) -> Vec<InstanceStatus> {
     // (host, instance) → backups; host → the newest reason it was left out.
     let mut found: BTreeMap<(String, String), Vec<Backup>> = BTreeMap::new();
-    let mut left_out: BTreeMap<String, (String, String)> = BTreeMap::new();
+    // host → (run, why in words, why as a kind) of the newest run that left it out.
+    let mut left_out: BTreeMap<String, (String, String, SkipKind)> = BTreeMap::new();
     // The windows quiesce's runs covered, so their log lines are not counted twice.
     let mut covered: Vec<(String, u64, u64)> = Vec::new();
     let mut dirs: Vec<_> = std::fs::read_dir(runs_dir)
@@ -107,7 +109,7 @@ pub fn gather(
         for skipped in &results.skipped {
             left_out.insert(
                 skipped.host.clone(),
-                (results.run_id.clone(), skipped.reason.clone()),
+                (results.run_id.clone(), skipped.reason.clone(), skipped.why),
             );
         }
     }
@@ -179,7 +181,7 @@ pub fn gather(
                     return None;
                 }
                 Some(match (backups.first(), left_out.get(host)) {
-                    (_, Some((run, reason))) if reason.contains("hooks") => {
+                    (_, Some((run, reason, SkipKind::HooksDiffer))) => {
                         format!("hooks not compliant (run {run}: {reason})")
                     }
                     (None, _) => "never backed up".to_string(),

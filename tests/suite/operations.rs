@@ -385,6 +385,30 @@ fn status_covers_quiesce_runs_and_freezes_vmware_started_and_finds_what_is_too_o
         "{dom}"
     );
     assert!(dom.contains("FINDING: never backed up"), "{dom}");
+
+    // A host whose hooks were changed is left out of the next backup, and
+    // status says so (from the kind the run recorded, not its wording).
+    lab.sh("vm2", "echo '# changed' >> /usr/sbin/post-thaw-script");
+    let run = lab.run(&["backup", "-p", &playbook, "--quiet", "--limit", "vm2"]);
+    assert_eq!(run.code, 4, "{run:?}");
+    let run = lab.run(&[
+        "status",
+        "--max-age",
+        "1h",
+        "--format",
+        "json",
+        "--limit",
+        "vm2",
+    ]);
+    assert_eq!(run.code, 1, "{run:?}");
+    let statuses: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert!(
+        statuses[0]["finding"]
+            .as_str()
+            .unwrap()
+            .starts_with("hooks not compliant (run "),
+        "{statuses}"
+    );
 }
 
 #[test]

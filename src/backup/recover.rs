@@ -11,6 +11,7 @@ use crate::output::error::Error;
 use crate::output::exit_code;
 use crate::remote::runner;
 use crate::remote::ssh::SshOptions;
+use crate::remote::transport::Transport;
 use std::io::Write;
 use std::path::Path;
 
@@ -88,7 +89,8 @@ pub async fn recover(
         let shas = accepted_shas(access, current.as_ref());
         let result = match runner::connect(&host, ssh, &events).await {
             Ok(connection) => {
-                let out = connection
+                let transport: &dyn Transport = &connection;
+                let out = transport
                     .run_script(
                         "recover",
                         &hooks::checked_run_script(),

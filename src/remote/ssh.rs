@@ -232,18 +232,8 @@ impl Connection {
     }
 
     /// Runs `script` with `args` under /bin/sh, through `sudo -n` when the
-    /// host's user is not root and `become` is set.
-    pub async fn run_script(
-        &self,
-        step: &str,
-        script: &str,
-        args: &[&str],
-        stdin: Option<&[u8]>,
-    ) -> Result<Output, HostError> {
-        self.run_script_timeout(step, script, args, stdin, self.command_timeout)
-            .await
-    }
-
+    /// host's user is not root and `become` is set (`Transport::run`; the
+    /// default time limit: `run_script` on `dyn Transport`).
     pub async fn run_script_timeout(
         &self,
         step: &str,

@@ -8,7 +8,7 @@ use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender};
 use crate::remote::runner;
 use crate::remote::ssh::SshOptions;
-use crate::remote::transport::ExitStatus;
+use crate::remote::transport::{ExitStatus, Transport};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -56,11 +56,12 @@ async fn collect_host(
     events: &EventSender,
 ) -> Result<Vec<Fetched>, HostError> {
     let connection = runner::connect(host, ssh, events).await?;
+    let transport: &dyn Transport = &connection;
     events.send(Event::StepStarted {
         host: host.name.clone(),
         step: "list logs",
     });
-    let listing = connection
+    let listing = transport
         .run_script(
             "list logs",
             LIST_SCRIPT,

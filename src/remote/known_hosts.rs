@@ -2,7 +2,7 @@
 //! refused unless the user named the host in `--accept-new`, changed keys never pass.
 
 use crate::remote::known_hosts_file::{
-    Decision, HostMatch, Line, Marker, decide, host_matches, lookup_name, parse_file,
+    Decision, Line, authorities_for, decide, parse_file, revoked,
 };
 use russh::keys::{HashAlg, PublicKey};
 use std::path::PathBuf;
@@ -99,8 +99,20 @@ impl HostKeyPolicy {
     /// recorded key for the host that is not this one, whatever its algorithm,
     /// counts as a changed key: OpenSSH's accept-new would not add a second one.
     pub fn check(&self, name: &str, address: &str, port: u16, key: &PublicKey) -> Verdict {
+        self.check_in(self.lines(), name, address, port, key)
+    }
+
+    /// `check` against the files' lines, already read.
+    fn check_in(
+        &self,
+        lines: Result<Vec<Line>, String>,
+        name: &str,
+        address: &str,
+        port: u16,
+        key: &PublicKey,
+    ) -> Verdict {
         let fingerprint = fingerprint(key);
-        match self.recorded(address, port, key) {
+        match lines.map(|lines| decide(&lines, address, port, key)) {
             Ok(Decision::Known) => Verdict::Known,
             Ok(Decision::Changed { file, line }) => Verdict::Changed {
                 fingerprint,
@@ -137,10 +149,7 @@ impl HostKeyPolicy {
 
     /// Whether an `@cert-authority` line is for `address:port`.
     pub fn has_authority_for(&self, address: &str, port: u16) -> bool {
-        let host = lookup_name(address, port);
-        self.lines().unwrap_or_default().iter().any(|l| {
-            l.marker == Marker::CertAuthority && host_matches(&l.patterns, &host) == HostMatch::Yes
-        })
+        !authorities_for(&self.lines().unwrap_or_default(), address, port).is_empty()
     }
 
     /// Checks a host certificate: signed by a CA an `@cert-authority` line
@@ -156,29 +165,21 @@ impl HostKeyPolicy {
     ) -> Verdict {
         let key = PublicKey::from(cert.public_key().clone());
         let fingerprint = fingerprint(&key);
-        let Ok(lines) = self.lines() else {
-            return self.check(name, address, port, &key);
+        let lines = match self.lines() {
+            Ok(lines) => lines,
+            Err(reason) => return Verdict::Unreadable { reason },
         };
-        let host = lookup_name(address, port);
-        let authorities: Vec<&Line> = lines
-            .iter()
-            .filter(|l| l.marker == Marker::CertAuthority)
-            .filter(|l| host_matches(&l.patterns, &host) == HostMatch::Yes)
-            .collect();
-        if authorities.is_empty() {
-            return self.check(name, address, port, &key);
+        if authorities_for(&lines, address, port).is_empty() {
+            return self.check_in(Ok(lines), name, address, port, &key);
         }
+        let authorities = authorities_for(&lines, address, port);
         let ca_key = PublicKey::from(cert.signature_key().clone());
-        for revoked in lines.iter().filter(|l| l.marker == Marker::Revoked) {
-            if let Some(k) = &revoked.key
-                && (k.key_data() == key.key_data() || k.key_data() == ca_key.key_data())
-            {
-                return Verdict::Revoked {
-                    fingerprint,
-                    file: revoked.file.clone(),
-                    line: revoked.number,
-                };
-            }
+        if let Some(line) = revoked(&lines, &key).or_else(|| revoked(&lines, &ca_key)) {
+            return Verdict::Revoked {
+                fingerprint,
+                file: line.file.clone(),
+                line: line.number,
+            };
         }
         let trusted: Vec<russh::keys::ssh_key::Fingerprint> = authorities
             .iter()

@@ -188,6 +188,29 @@ pub enum Decision {
     Nothing,
 }
 
+/// The `@revoked` line that holds `key`, for any host: a revoked key is
+/// refused whatever else the files say.
+pub fn revoked<'a>(lines: &'a [Line], key: &PublicKey) -> Option<&'a Line> {
+    lines
+        .iter()
+        .filter(|l| l.marker == Marker::Revoked)
+        .find(|l| {
+            l.key
+                .as_ref()
+                .is_some_and(|k| k.key_data() == key.key_data())
+        })
+}
+
+/// The `@cert-authority` lines for `address:port`.
+pub fn authorities_for<'a>(lines: &'a [Line], address: &str, port: u16) -> Vec<&'a Line> {
+    let host = lookup_name(address, port);
+    lines
+        .iter()
+        .filter(|l| l.marker == Marker::CertAuthority)
+        .filter(|l| host_matches(&l.patterns, &host) == HostMatch::Yes)
+        .collect()
+}
+
 pub fn decide(lines: &[Line], address: &str, port: u16, key: &PublicKey) -> Decision {
     let host = lookup_name(address, port);
     let for_host: Vec<&Line> = lines
@@ -199,12 +222,7 @@ pub fn decide(lines: &[Line], address: &str, port: u16, key: &PublicKey) -> Deci
             .as_ref()
             .is_some_and(|k| k.key_data() == key.key_data())
     };
-    // A revoked key is refused whatever else the file says.
-    if let Some(line) = lines
-        .iter()
-        .filter(|l| l.marker == Marker::Revoked)
-        .find(|l| same(l))
-    {
+    if let Some(line) = revoked(lines, key) {
         return Decision::Revoked {
             file: line.file.clone(),
             line: line.number,

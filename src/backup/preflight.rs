@@ -31,10 +31,23 @@ pub struct Instance {
     pub health: String,
 }
 
+/// A hook that failed its check, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookProblem {
+    pub hook: HookKind,
+    pub why: String,
+}
+
+impl std::fmt::Display for HookProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.hook.file_name(), self.why)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostFacts {
     /// Why a hook is not exactly what quiesce deployed, one per failing hook.
-    pub hook_problems: Vec<String>,
+    pub hook_problems: Vec<HookProblem>,
     /// How many hooks were checked (2 when the probe ran through).
     pub hooks_checked: usize,
     pub instances: Vec<Instance>,
@@ -54,7 +67,13 @@ impl HostFacts {
                 ["hook", _, "ok"] => facts.hooks_checked += 1,
                 ["hook", name, _status, why] => {
                     facts.hooks_checked += 1;
-                    facts.hook_problems.push(format!("{name}: {why}"));
+                    // Only the two hooks are probed; any other name still counts.
+                    let (hook, why) =
+                        match HookKind::ALL.into_iter().find(|k| k.file_name() == *name) {
+                            Some(hook) => (hook, why.to_string()),
+                            None => (HookKind::PreFreeze, format!("{name}: {why}")),
+                        };
+                    facts.hook_problems.push(HookProblem { hook, why });
                 }
                 ["status", rest] => match rest.split_once(' ') {
                     Some(("recorded", entry)) => facts.recorded.push(entry.to_string()),
@@ -235,7 +254,12 @@ pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
                     let why = if facts.hook_problems.is_empty() {
                         "the hooks could not be checked".to_string()
                     } else {
-                        facts.hook_problems.join("; ")
+                        facts
+                            .hook_problems
+                            .iter()
+                            .map(HookProblem::to_string)
+                            .collect::<Vec<_>>()
+                            .join("; ")
                     };
                     checked.left_out.push((host.name.clone(), format!("{}: the hooks differ from what quiesce deploys; not running them ({why}); run `quiesce audit`, then `quiesce deploy`", host.target()), SkipKind::HooksDiffer));
                     continue;
@@ -327,7 +351,14 @@ mod tests {
         let text = "hook\tpre-freeze-script\tok\nhook\tpost-thaw-script\t97\tchanged\nstatus\tIRIS suspended\nstatus\tIRIS2 running\nstatus\trecorded frozen:IRIS\nqlist\tIRIS\trunning, since x\tFailover\tBackup\nqlist\tIRIS2\trunning, since x\t\t\nqlist\tOLD\tdown, last used x\t\t\n";
         let facts = HostFacts::parse(text);
         assert_eq!(facts.hooks_checked, 2);
-        assert_eq!(facts.hook_problems, ["post-thaw-script: changed"]);
+        assert_eq!(
+            facts
+                .hook_problems
+                .iter()
+                .map(HookProblem::to_string)
+                .collect::<Vec<_>>(),
+            ["post-thaw-script: changed"]
+        );
         assert_eq!(facts.suspended(), ["IRIS"]);
         assert_eq!(facts.recorded, ["frozen:IRIS"]);
         assert_eq!(facts.role(), Role::Backup);

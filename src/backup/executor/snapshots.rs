@@ -39,11 +39,9 @@ impl Run<'_> {
             // A hook that changed since preflight: the roles it would report
             // are not to be trusted, and it would not be run anyway.
             if let Some(problem) = facts.hook_problems.first() {
-                let (file, why) = problem.split_once(": ").unwrap_or(("pre-freeze-script", problem));
-                let kind = HookKind::ALL.into_iter().find(|k| k.file_name() == file).unwrap_or(HookKind::PreFreeze);
                 return Err(format!(
                     "mirror {mirror}: {}; stopped this mirror before freezing it (nothing of it is left frozen)",
-                    first_line(&self.hook_changed(member, kind, why.to_string()))
+                    first_line(&self.hook_changed(member, problem.hook, problem.why.clone()))
                 ));
             }
             let now = facts.role();

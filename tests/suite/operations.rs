@@ -342,26 +342,7 @@ fn status_covers_quiesce_runs_and_freezes_vmware_started_and_finds_what_is_too_o
     let run = lab.run(&["status", "--max-age", "1h", "--format", "html"]);
     let page = lab.path("status.html");
     std::fs::write(&page, &run.stdout).unwrap();
-    let out = std::process::Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            lab.path("chromium-profile").display()
-        ))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", page.display()))
-        .output()
-        .expect("chromium (tests/lab/install-deps.sh installs it)");
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = crate::common::chromium_dom(&lab, &page);
     let count = |needle: &str| dom.matches(needle).count();
     assert_eq!(
         count("<tr class=\"ok\" data-instance=\"vm1/IRIS\">"),

@@ -3,7 +3,6 @@
 //! Chromium and checked from what the browser built; `quiesce stun` flags VMs.
 
 use crate::common::Lab;
-use std::process::Command;
 
 fn backed_up(net: u8, specs: &[&str]) -> (Lab, String) {
     let lab = Lab::start(net, specs);
@@ -129,25 +128,7 @@ fn the_html_report_renders_in_chromium() {
         ],
     );
     let html = lab.path("runs").join(&run_id).join("report.html");
-    let profile = lab.path("chromium-profile");
-    let out = Command::new("chromium")
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--virtual-time-budget=5000",
-        ])
-        .arg(format!("--user-data-dir={}", profile.display()))
-        .arg("--dump-dom")
-        .arg(format!("file://{}", html.display()))
-        .output()
-        .expect("chromium (tests/lab/install-deps.sh installs it)");
-    let dom = String::from_utf8_lossy(&out.stdout);
+    let dom = crate::common::chromium_dom(&lab, &html);
     assert!(dom.contains("<svg id=\"timeline\""), "{dom}");
     // What the browser drew: a labelled row and a freeze bar per VM, a row per instance.
     let count = |needle: &str| dom.matches(needle).count();

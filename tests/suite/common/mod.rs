@@ -371,3 +371,29 @@ pub fn signal(child: &std::process::Child, signal: i32) {
         libc::kill(child.id() as i32, signal)
     };
 }
+
+/// The DOM headless Chromium builds from `page` (its scripts run), with a
+/// profile in `lab`'s directory.
+pub fn chromium_dom(lab: &Lab, page: &Path) -> String {
+    let out = Command::new("chromium")
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=5000",
+        ])
+        .arg(format!(
+            "--user-data-dir={}",
+            lab.path("chromium-profile").display()
+        ))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium (tests/lab/install-deps.sh installs it)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

@@ -18,6 +18,27 @@ fn fingerprint(lab: &Lab, vm: &str) -> String {
         .to_string()
 }
 
+/// `TYPE BASE64` of a public key file (its comment left out), as
+/// known_hosts lines hold it.
+fn public_key(file: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    text.split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A new ed25519 key pair at `file` (and `file.pub`); its public key.
+fn new_key(file: &std::path::Path) -> String {
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "lab-test", "-f"])
+        .arg(file)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    public_key(&file.with_extension("pub"))
+}
+
 #[test]
 fn unknown_host_keys_are_refused_unless_accepted_by_name() {
     let lab = Lab::start(31, &["vm1", "vm2"]);
@@ -289,26 +310,9 @@ fn host_keys_are_judged_as_openssh_judges_them() {
     let lab = Lab::start(177, &["vm1"]);
     assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
     let address = format!("{}.11", lab.net);
-    let key = std::fs::read_to_string(lab.path("vms/vm1/host_key.pub")).unwrap();
-    let key: Vec<&str> = key.split_whitespace().take(2).collect();
-    let key = key.join(" ");
+    let key = public_key(&lab.path("vms/vm1/host_key.pub"));
     // Another key, for "changed" and "revoked elsewhere".
-    let other_file = lab.path("other_key");
-    Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-f",
-            other_file.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
-    let other = std::fs::read_to_string(lab.path("other_key.pub")).unwrap();
-    let other: Vec<&str> = other.split_whitespace().take(2).collect();
-    let other = other.join(" ");
+    let other = new_key(&lab.path("other_key"));
     let net = &lab.net;
     let a = &address;
     // Hashed the way `ssh-keygen -H` writes it.
@@ -391,26 +395,7 @@ fn host_certificates_are_judged_as_openssh_judges_them() {
     let lab = Lab::start(178, &["vm1", "vm2", "vm3"]);
     assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
     let ca = lab.path("ca");
-    Command::new("ssh-keygen")
-        .args([
-            "-q",
-            "-t",
-            "ed25519",
-            "-N",
-            "",
-            "-C",
-            "lab-ca",
-            "-f",
-            ca.to_str().unwrap(),
-        ])
-        .status()
-        .unwrap();
-    let ca_pub = std::fs::read_to_string(lab.path("ca.pub")).unwrap();
-    let ca_pub = ca_pub
-        .split_whitespace()
-        .take(2)
-        .collect::<Vec<_>>()
-        .join(" ");
+    let ca_pub = new_key(&ca);
     // vm1: a certificate for its address; vm2: for another name; vm3: none.
     lab.lab("certify", &["vm1", ca.to_str().unwrap()]);
     lab.lab(
@@ -461,8 +446,7 @@ fn a_global_known_hosts_file_counts_as_openssh_counts_it() {
     let lab = Lab::start(179, &["vm1"]);
     assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
     let address = format!("{}.11", lab.net);
-    let key = std::fs::read_to_string(lab.path("vms/vm1/host_key.pub")).unwrap();
-    let key = key.split_whitespace().take(2).collect::<Vec<_>>().join(" ");
+    let key = public_key(&lab.path("vms/vm1/host_key.pub"));
     let global = lab.path("global_known_hosts");
     let user = lab.known_hosts();
     let run = |extra: &[&str]| {

@@ -53,7 +53,8 @@ pub async fn fetch(
     let per_esxi = futures::stream::iter(by_esxi.into_values().map(|(esxi, vms)| {
         let names = &names;
         async move {
-            let transport = match connector.connect(&esxi.as_host(), events).await {
+            let esxi_host = esxi.as_host();
+            let transport = match connector.connect(&esxi_host, events).await {
                 Ok(t) => t,
                 Err(e) => {
                     return vms
@@ -88,7 +89,7 @@ pub async fn fetch(
                         Ok(out) if out.code() == Some(3) && name != "vmware.log" => {}
                         Ok(out) => {
                             files = Err(HostError::StepFailed {
-                                target: format!("{} ({}:{})", esxi.name, esxi.address, esxi.port),
+                                target: esxi_host.target(),
                                 step: format!("read {dir}/{name}"),
                                 detail: out.describe(),
                             });

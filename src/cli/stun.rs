@@ -39,7 +39,8 @@ pub fn stun(
     };
     // No files: each selected VM's logs, read from its ESXi host into a
     // directory per VM (the VM is named after its directory).
-    let fetched_dir = tempfile_dir()?;
+    // Made only when logs are read from the ESXi hosts; removed at the end.
+    let mut fetched_dir: Option<FetchedDir> = None;
     let mut unreachable = false;
     let files: Vec<PathBuf> = if files.is_empty() {
         let Some(inventory) = &inventory else {
@@ -48,7 +49,8 @@ pub fn stun(
                 hint: "pass vmware.log files, or an inventory whose hosts name their `esxi` host and `vm_dir`".into(),
             });
         };
-        let (found, failed) = fetch(global, inventory, rotated, &fetched_dir)?;
+        let dir = fetched_dir.insert(tempfile_dir()?);
+        let (found, failed) = fetch(global, inventory, rotated, dir)?;
         unreachable = failed;
         found
     } else {

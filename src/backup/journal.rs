@@ -56,6 +56,9 @@ pub struct HostAccess {
     pub container_engine: Option<crate::inventory::ContainerEngine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iris_user: Option<String>,
+    /// Bastions, key and known_hosts files: `recover` goes the same way.
+    #[serde(default)]
+    pub ssh: crate::inventory::reach::SshReach,
 }
 
 fn default_log_dir() -> String {
@@ -81,6 +84,7 @@ impl HostAccess {
             iris_container: host.iris_container.clone(),
             container_engine: host.container_engine,
             iris_user: host.iris_user.clone(),
+            ssh: host.ssh.clone(),
         }
     }
 
@@ -108,6 +112,7 @@ impl HostAccess {
             container_engine: self.container_engine,
             iris_user: self.iris_user.clone(),
             esxi: None,
+            ssh: self.ssh.clone(),
         }
     }
 }

@@ -77,7 +77,7 @@ pub async fn recover(
         source,
     })?;
     // The inventory, when it loads, names what the current quiesce deploys.
-    let current = Inventory::load(inventory).ok();
+    let current = Inventory::load(inventory, &Default::default()).ok();
     let (events, consumer) = runner::event_stream(quiet);
     let mut still_frozen = Vec::new();
     for name in &pending {

@@ -47,9 +47,15 @@ pub struct Global {
     /// A changed key is refused all the same.
     #[arg(long, global = true, value_name = "HOSTS", num_args = 0..=1, require_equals = true, default_missing_value = "*")]
     pub accept_new: Option<String>,
-    /// How long to wait for a host to answer and log in.
-    #[arg(long, global = true, default_value = "10s", value_name = "DURATION")]
-    pub connect_timeout: String,
+    /// How long to wait for a host to answer and log in [default: ssh_config's
+    /// ConnectTimeout, else 10s].
+    #[arg(long, global = true, value_name = "DURATION")]
+    pub connect_timeout: Option<String>,
+    /// The ssh_config read for each host (HostName, User, Port, IdentityFile,
+    /// ProxyJump, UserKnownHostsFile, ...; the inventory's values win)
+    /// [default: ~/.ssh/config, then /etc/ssh/ssh_config]; `none` for none.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
     /// How long one remote command may run.
     #[arg(long, global = true, default_value = "60s", value_name = "DURATION")]
     pub command_timeout: String,
@@ -65,6 +71,30 @@ pub struct Global {
 }
 
 impl Global {
+    /// The ssh_config files as OpenSSH reads them (`--ssh-config FILE` is
+    /// `ssh -F FILE`: that file only).
+    pub fn ssh_config(
+        &self,
+    ) -> Result<crate::remote::ssh_config::SshConfig, crate::output::error::Error> {
+        use crate::remote::ssh_config::SshConfig;
+        match &self.ssh_config {
+            Some(file) if file.as_os_str() == "none" => Ok(SshConfig::default()),
+            Some(file) if !file.exists() => Err(crate::output::error::Error::Usage {
+                message: format!("there is no ssh_config at {}", file.display()),
+                hint: "check the path given to --ssh-config (`none` reads none)".into(),
+            }),
+            Some(file) => SshConfig::load(std::slice::from_ref(file)),
+            None => {
+                let mut files = Vec::new();
+                if let Some(home) = std::env::var_os("HOME") {
+                    files.push(PathBuf::from(home).join(".ssh/config"));
+                }
+                files.push(PathBuf::from("/etc/ssh/ssh_config"));
+                SshConfig::load(&files)
+            }
+        }
+    }
+
     /// The inventory named with -i (or QUIESCE_INVENTORY), else `inventory.yml`.
     pub fn inventory(&self) -> PathBuf {
         self.inventory
@@ -79,6 +109,10 @@ pub enum Command {
     Hosts {
         #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
         format: HostsFormat,
+        /// Each host's connection settings, one per line, with where each came
+        /// from (inventory file:line:column, ssh_config file:line, or default).
+        #[arg(long, conflicts_with = "format")]
+        origin: bool,
     },
     /// Install or update the freeze/thaw hooks (root:root, 0700, atomic).
     Deploy {
@@ -253,7 +287,7 @@ const SSH: &[&str] = &[
     "command_timeout",
     "no_agent",
 ];
-const INPUT: &[&str] = &["inventory", "limit"];
+const INPUT: &[&str] = &["inventory", "limit", "ssh_config"];
 const RUNS: &[&str] = &["runs_dir"];
 const QUIET: &[&str] = &["quiet"];
 

@@ -117,14 +117,18 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
         }
         _ => {}
     }
-    let inventory = Inventory::load(&cli.global.inventory())?;
+    let inventory = Inventory::load(&cli.global.inventory(), &cli.global.ssh_config()?)?;
     let hosts: Vec<Host> = limit::select(&inventory, cli.global.limit.as_deref())?
         .into_iter()
         .cloned()
         .collect();
     match cli.command {
-        Command::Hosts { format } => {
-            print(&hosts::hosts_report(&hosts, format));
+        Command::Hosts { format, origin } => {
+            print(&if origin {
+                hosts::origin_report(&hosts)
+            } else {
+                hosts::hosts_report(&hosts, format)
+            });
             Ok(exit_code::SUCCESS)
         }
         Command::Render { host, hook } => {
@@ -250,6 +254,9 @@ pub(crate) fn print(text: &str) {
     let _ = out.flush();
 }
 
+/// `--connect-timeout` when neither it nor ssh_config's ConnectTimeout is given.
+pub const DEFAULT_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) fn ssh_options(global: &Global) -> Result<SshOptions, Error> {
     let timeout = |flag: &str, text: &str| {
         let usage = |why: String| Error::Usage {
@@ -285,7 +292,14 @@ pub(crate) fn ssh_options(global: &Global) -> Result<SshOptions, Error> {
         ),
     };
     Ok(SshOptions {
-        connect_timeout: timeout("--connect-timeout", &global.connect_timeout)?,
+        connect_timeout: match &global.connect_timeout {
+            Some(text) => timeout("--connect-timeout", text)?,
+            None => DEFAULT_CONNECT_TIMEOUT,
+        },
+        connect_timeout_given: global.connect_timeout.is_some(),
+        known_hosts_given: global.known_hosts.is_some(),
+        global_known_hosts_given: !global.global_known_hosts.is_empty(),
+        jumps: Default::default(),
         command_timeout: timeout("--command-timeout", &global.command_timeout)?,
         policy: Arc::new({
             let mut policy = HostKeyPolicy::new(known_hosts, accept_new);

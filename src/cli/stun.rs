@@ -31,10 +31,11 @@ pub fn stun(
     // named (-i, QUIESCE_INVENTORY) or lies here must be read right: a
     // misspelt qos_timeout must not turn into the 8 s default.
     let inventory = match &global.inventory {
-        Some(path) => Some(Inventory::load(path)?),
-        None if Path::new("inventory.yml").exists() => {
-            Some(Inventory::load(Path::new("inventory.yml"))?)
-        }
+        Some(path) => Some(Inventory::load(path, &global.ssh_config()?)?),
+        None if Path::new("inventory.yml").exists() => Some(Inventory::load(
+            Path::new("inventory.yml"),
+            &global.ssh_config()?,
+        )?),
         None => None,
     };
     // No files: each selected VM's logs, read from its ESXi host into a

@@ -1,13 +1,18 @@
 //! The YAML inventory: reading, validating (every error with file:line:column)
 //! and resolving each host's settings (host > groups > defaults).
 
+pub mod ansible;
+mod ansible_ini;
 pub mod limit;
 pub mod playbook;
+pub mod reach;
 pub mod source_map;
 
+use crate::inventory::reach::{Given, JumpSpec, SshReach};
 use crate::inventory::source_map::{Pos, SourceMap};
 use crate::output::duration;
 use crate::output::error::Error;
+use crate::remote::ssh_config::SshConfig;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -58,6 +63,23 @@ impl Platform {
     }
 }
 
+/// Bastions: `b1,b2` or a list; `none` for none (over a group's).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+enum JumpText {
+    One(String),
+    List(Vec<String>),
+}
+
+impl JumpText {
+    fn specs(&self) -> Result<Vec<JumpSpec>, String> {
+        match self {
+            JumpText::One(text) => JumpSpec::parse_list(text),
+            JumpText::List(items) => items.iter().map(|i| JumpSpec::parse(i)).collect(),
+        }
+    }
+}
+
 /// A whole number of seconds or a duration text (`8s`, `500ms`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
@@ -96,6 +118,8 @@ struct RawSettings {
     esxi: Option<String>,
     /// The VM's directory on that host's datastore (where its vmware.log is).
     vm_dir: Option<String>,
+    /// Bastions the connection goes through (ProxyJump), in order.
+    jump: Option<JumpText>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,6 +192,9 @@ pub struct Host {
     /// Where the VM's vmware.log is: its ESXi host and datastore directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub esxi: Option<VmLocation>,
+    /// Bastions, key files, known_hosts files, time limits (inventory and
+    /// ssh_config), and where each value came from.
+    pub ssh: SshReach,
 }
 
 /// An ESXi host and the VM's directory on its datastore.
@@ -209,6 +236,7 @@ impl EsxiHost {
             container_engine: None,
             iris_user: None,
             esxi: None,
+            ssh: SshReach::default(),
         }
     }
 }
@@ -264,12 +292,31 @@ impl Inventory {
         }
     }
 
-    pub fn load(path: &Path) -> Result<Inventory, Error> {
+    /// Reads a quiesce or an Ansible inventory (told apart by content) and
+    /// resolves every host with the user's ssh_config.
+    pub fn load(path: &Path, config: &SshConfig) -> Result<Inventory, Error> {
+        ansible::refuse_dynamic(path)?;
         let text = crate::inventory::source_map::read_input(path, "inventory")?;
-        Inventory::parse(path, &text)
+        Inventory::parse_with(path, &text, config)
     }
 
+    /// `parse_with` and no ssh_config.
     pub fn parse(path: &Path, text: &str) -> Result<Inventory, Error> {
+        Inventory::parse_with(path, text, &SshConfig::default())
+    }
+
+    pub fn parse_with(path: &Path, text: &str, config: &SshConfig) -> Result<Inventory, Error> {
+        if let Some(converted) = ansible::convert(path, text)? {
+            return Resolver {
+                path,
+                map: &converted.map,
+                base: path.parent().unwrap_or(Path::new(".")),
+                config,
+                aliases: Some(&converted.aliases),
+                connections: Some(&converted.connections),
+            }
+            .resolve(converted.raw);
+        }
         if text.trim().is_empty() {
             return Err(Error::input(
                 path,
@@ -288,6 +335,9 @@ impl Inventory {
             path,
             map: &map,
             base: path.parent().unwrap_or(Path::new(".")),
+            config,
+            aliases: None,
+            connections: None,
         }
         .resolve(raw)
     }
@@ -301,6 +351,12 @@ struct Resolver<'a> {
     path: &'a Path,
     map: &'a SourceMap,
     base: &'a Path,
+    config: &'a SshConfig,
+    /// Ansible's hosts: the name ssh is given (`ansible_host`, else the
+    /// host's), and where it stands.
+    aliases: Option<&'a std::collections::HashMap<String, (String, Pos)>>,
+    /// Ansible's hosts whose `ansible_connection` is not SSH.
+    connections: Option<&'a std::collections::HashMap<String, String>>,
 }
 
 impl Resolver<'_> {
@@ -502,54 +558,101 @@ impl Resolver<'_> {
             self.check_settings(&own, &["hosts", name], true)?;
             let groups: Vec<&str> = host_groups.get(name.as_str()).cloned().unwrap_or_default();
             // Later layers win: defaults, then groups in file order, then the host.
-            let mut layers: Vec<&RawSettings> = vec![&defaults];
+            let mut layers: Vec<(Vec<&str>, &RawSettings)> = vec![(vec!["defaults"], &defaults)];
             for g in &groups {
                 if let Some(vars) = &raw.groups[*g].vars {
-                    layers.push(vars);
+                    layers.push((vec!["groups", g, "vars"], vars));
                 }
             }
-            layers.push(&own);
-            let pick =
-                |f: &dyn Fn(&RawSettings) -> Option<String>| layers.iter().rev().find_map(|l| f(l));
-            let address = own.address.clone().ok_or_else(|| {
-                self.key_err(
-                    &["hosts", name],
-                    format!("host `{name}` has no address"),
-                    "add `address: IP-OR-DNS-NAME` to the host",
-                )
-            })?;
+            layers.push((vec!["hosts", name.as_str()], &own));
+            let pick = |f: &dyn Fn(&RawSettings) -> Option<String>| {
+                layers.iter().rev().find_map(|(_, l)| f(l))
+            };
+            // The value and where it stands (`file:line:column`).
+            let at = |key: &str, f: &dyn Fn(&RawSettings) -> bool| {
+                layers.iter().rev().find(|(_, l)| f(l)).map(|(path, _)| {
+                    let mut path = path.clone();
+                    path.push(key);
+                    let pos = self.map.value(&path);
+                    format!("{}:{}:{}", self.path.display(), pos.line, pos.column)
+                })
+            };
             // Every layer's freeze_timeout was validated by check_settings.
             let freeze_timeout = layers
                 .iter()
                 .rev()
-                .find_map(|l| l.freeze_timeout.as_ref().and_then(|t| t.value().ok()))
+                .find_map(|(_, l)| l.freeze_timeout.as_ref().and_then(|t| t.value().ok()))
                 .unwrap_or(DEFAULT_FREEZE_TIMEOUT);
-            hosts.push(Host {
+            let jump = match layers
+                .iter()
+                .rev()
+                .find_map(|(p, l)| Some((p, l.jump.as_ref()?)))
+            {
+                None => None,
+                Some((layer, text)) => {
+                    let mut path = layer.clone();
+                    path.push("jump");
+                    let specs = text.specs().map_err(|why| {
+                        self.err(
+                            &path,
+                            format!("jump: {why}"),
+                            "write bastions as `[user@]host[:port]`, separated by `,` (or `none`)",
+                        )
+                    })?;
+                    Some((specs, at("jump", &|l| l.jump.is_some()).unwrap_or_default()))
+                }
+            };
+            let alias = self.aliases.and_then(|a| a.get(name));
+            let given = Given {
+                alias: alias
+                    .map(|(a, _)| a.clone())
+                    .unwrap_or_else(|| name.clone()),
+                address: own.address.clone().map(|a| {
+                    (
+                        a,
+                        at("address", &|l| l.address.is_some()).unwrap_or_default(),
+                    )
+                }),
+                port: layers.iter().rev().find_map(|(_, l)| l.port).map(|p| {
+                    (
+                        p as u16,
+                        at("port", &|l| l.port.is_some()).unwrap_or_default(),
+                    )
+                }),
+                user: pick(&|l| l.user.clone())
+                    .map(|u| (u, at("user", &|l| l.user.is_some()).unwrap_or_default())),
+                identity_file: pick(&|l| l.identity_file.clone()).map(|p| {
+                    (
+                        self.expand_path(&p),
+                        at("identity_file", &|l| l.identity_file.is_some()).unwrap_or_default(),
+                    )
+                }),
+                jump,
+                host_pos: self.map.key(&["hosts", name]),
+                alias_at: alias
+                    .map(|(_, pos)| format!("{}:{}:{}", self.path.display(), pos.line, pos.column)),
+            };
+            let mut host = Host {
                 name: name.clone(),
-                address,
-                port: layers
-                    .iter()
-                    .rev()
-                    .find_map(|l| l.port)
-                    .map(|p| p as u16)
-                    .unwrap_or(DEFAULT_PORT),
-                user: pick(&|l| l.user.clone()).unwrap_or_else(|| DEFAULT_USER.into()),
-                identity_file: pick(&|l| l.identity_file.clone()).map(|p| self.expand_path(&p)),
+                address: String::new(),
+                port: DEFAULT_PORT,
+                user: DEFAULT_USER.into(),
+                identity_file: None,
                 r#become: layers
                     .iter()
                     .rev()
-                    .find_map(|l| l.r#become)
+                    .find_map(|(_, l)| l.r#become)
                     .unwrap_or(false),
                 platform: layers
                     .iter()
                     .rev()
-                    .find_map(|l| l.platform)
+                    .find_map(|(_, l)| l.platform)
                     .unwrap_or(Platform::Iris),
                 vm: own.vm.clone().unwrap_or_else(|| name.clone()),
                 instances: layers
                     .iter()
                     .rev()
-                    .find_map(|l| l.instances.clone())
+                    .find_map(|(_, l)| l.instances.clone())
                     .unwrap_or_default(),
                 hook_dir: pick(&|l| l.hook_dir.clone()).unwrap_or_else(|| DEFAULT_HOOK_DIR.into()),
                 log_dir: pick(&|l| l.log_dir.clone()).unwrap_or_else(|| DEFAULT_LOG_DIR.into()),
@@ -557,7 +660,7 @@ impl Resolver<'_> {
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 mirror: mirror_of.get(name.as_str()).map(|m| m.to_string()),
                 iris_container: pick(&|l| l.iris_container.clone()),
-                container_engine: layers.iter().rev().find_map(|l| l.container_engine),
+                container_engine: layers.iter().rev().find_map(|(_, l)| l.container_engine),
                 iris_user: pick(&|l| l.iris_user.clone()),
                 esxi: match (pick(&|l| l.esxi.clone()), pick(&|l| l.vm_dir.clone())) {
                     (Some(esxi), Some(vm_dir)) => Some(VmLocation {
@@ -566,7 +669,13 @@ impl Resolver<'_> {
                     }),
                     _ => None,
                 },
-            });
+                ssh: SshReach::default(),
+            };
+            if let Some(connection) = self.connections.and_then(|c| c.get(name)) {
+                host.ssh.connection = Some(connection.clone());
+            }
+            reach::apply(&mut host, &given, self.config, self.path)?;
+            hosts.push(host);
         }
         Ok(Inventory::new(
             self.path.to_path_buf(),

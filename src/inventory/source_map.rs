@@ -123,6 +123,14 @@ impl SourceMap {
         Ok(map)
     }
 
+    /// Records where a key and its value stand (a map built for a document
+    /// read another way, such as an Ansible inventory).
+    pub fn set(&mut self, path: &[&str], key: Pos, value: Pos) {
+        let owned: Vec<String> = path.iter().map(|s| s.to_string()).collect();
+        self.keys.insert(owned.clone(), key);
+        self.values.insert(owned, value);
+    }
+
     /// Where the value at `path` starts, else the nearest enclosing value.
     pub fn value(&self, path: &[&str]) -> Pos {
         self.nearest(&self.values, path)

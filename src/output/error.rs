@@ -179,6 +179,19 @@ pub enum HostError {
     Interrupted {
         target: String,
     },
+    /// The host is behind a bastion that could not be used.
+    Bastion {
+        target: String,
+        /// `bastion NAME (address:port)`.
+        bastion: String,
+        /// Why, as that bastion's own error says it.
+        reason: String,
+    },
+    /// An Ansible host reached by a connection other than SSH.
+    NotSsh {
+        target: String,
+        connection: String,
+    },
 }
 
 impl HostError {
@@ -194,6 +207,8 @@ impl HostError {
                 | HostError::UnevaluableHostKey { .. }
                 | HostError::KnownHostsUnreadable { .. }
                 | HostError::Auth { .. }
+                | HostError::Bastion { .. }
+                | HostError::NotSsh { .. }
         )
     }
 
@@ -214,6 +229,8 @@ impl HostError {
             HostError::StepFailed { .. } => "step-failed",
             HostError::HookChanged { .. } => "hook-changed",
             HostError::Interrupted { .. } => "interrupted",
+            HostError::Bastion { .. } => "bastion",
+            HostError::NotSsh { .. } => "not-ssh",
         }
     }
 }
@@ -318,6 +335,21 @@ impl fmt::Display for HostError {
             HostError::Interrupted { target } => {
                 write!(f, "{target}: interrupted before it finished")
             }
+            HostError::Bastion {
+                target,
+                bastion,
+                reason,
+            } => {
+                let reason = reason.lines().next().unwrap_or_default();
+                write!(
+                    f,
+                    "{target}: unreachable through {bastion}: {reason}\n  hint: every host behind this bastion is unreachable until it answers; fix the bastion first (`quiesce hosts` shows which hosts go through it)"
+                )
+            }
+            HostError::NotSsh { target, connection } => write!(
+                f,
+                "{target}: the inventory reaches it with ansible_connection {connection}; quiesce connects over SSH only\n  hint: give it an SSH address (ansible_host) and ansible_connection: ssh, or leave it out with --limit '!NAME'"
+            ),
         }
     }
 }

@@ -6,7 +6,7 @@ use crate::remote::known_hosts_file::{
 };
 use russh::keys::{HashAlg, PublicKey};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Which hosts may have a new key recorded (OpenSSH's `accept-new`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,11 +20,15 @@ pub enum AcceptNew {
 pub struct HostKeyPolicy {
     /// The user's file: read, and where learned keys are written.
     pub known_hosts: PathBuf,
+    /// The user's other files (ssh_config's UserKnownHostsFile after the
+    /// first): read, never written.
+    pub more_known_hosts: Vec<PathBuf>,
     /// Read too, never written (OpenSSH's GlobalKnownHostsFile).
     pub global_known_hosts: Vec<PathBuf>,
     pub accept_new: AcceptNew,
-    /// Serialises appends to known_hosts from concurrent connections.
-    write_lock: Mutex<()>,
+    /// Serialises appends to known_hosts from concurrent connections (shared
+    /// by the per-host policies made from this one).
+    write_lock: Arc<Mutex<()>>,
 }
 
 /// What the check decided, kept for the error message when it refused.
@@ -81,9 +85,31 @@ impl HostKeyPolicy {
     pub fn new(known_hosts: PathBuf, accept_new: AcceptNew) -> HostKeyPolicy {
         HostKeyPolicy {
             known_hosts,
+            more_known_hosts: Vec::new(),
             global_known_hosts: Vec::new(),
             accept_new,
-            write_lock: Mutex::new(()),
+            write_lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// This policy with a host's own files (ssh_config's UserKnownHostsFile,
+    /// GlobalKnownHostsFile) or its own `accept-new`.
+    pub fn with_files(
+        &self,
+        user: Option<Vec<PathBuf>>,
+        global: Option<Vec<PathBuf>>,
+        accept_new: Option<AcceptNew>,
+    ) -> HostKeyPolicy {
+        let (known_hosts, more_known_hosts) = match user {
+            Some(files) if !files.is_empty() => (files[0].clone(), files[1..].to_vec()),
+            _ => (self.known_hosts.clone(), self.more_known_hosts.clone()),
+        };
+        HostKeyPolicy {
+            known_hosts,
+            more_known_hosts,
+            global_known_hosts: global.unwrap_or_else(|| self.global_known_hosts.clone()),
+            accept_new: accept_new.unwrap_or_else(|| self.accept_new.clone()),
+            write_lock: self.write_lock.clone(),
         }
     }
 
@@ -238,7 +264,10 @@ impl HostKeyPolicy {
     /// them together (a missing file holds nothing).
     fn lines(&self) -> Result<Vec<Line>, String> {
         let mut lines = Vec::new();
-        for file in std::iter::once(&self.known_hosts).chain(&self.global_known_hosts) {
+        for file in std::iter::once(&self.known_hosts)
+            .chain(&self.more_known_hosts)
+            .chain(&self.global_known_hosts)
+        {
             match std::fs::read(file) {
                 Ok(bytes) => lines.extend(parse_file(file, &String::from_utf8_lossy(&bytes))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

@@ -10,4 +10,5 @@ pub mod local;
 pub mod runner;
 pub mod shell;
 pub mod ssh;
+pub mod ssh_config;
 pub mod transport;

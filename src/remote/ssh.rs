@@ -2,9 +2,10 @@
 //! key, log in (agent or key files), and run commands as typed outcomes.
 
 use crate::inventory::Host;
+use crate::inventory::reach::JumpHost;
 use crate::output::error::HostError;
 use crate::remote::framing::Framing;
-use crate::remote::known_hosts::{HostKeyPolicy, Verdict};
+use crate::remote::known_hosts::{AcceptNew, HostKeyPolicy, Verdict};
 use crate::remote::shell;
 use crate::remote::transport::{ExitStatus, Output, Session, Transport, take_line};
 use futures::FutureExt;
@@ -23,6 +24,136 @@ pub struct SshOptions {
     pub command_timeout: Duration,
     pub policy: Arc<HostKeyPolicy>,
     pub use_agent: bool,
+    /// Given on the command line: wins over ssh_config (as `ssh -o`).
+    pub connect_timeout_given: bool,
+    pub known_hosts_given: bool,
+    pub global_known_hosts_given: bool,
+    /// The bastions' connections, shared by every host behind them.
+    pub jumps: Arc<JumpPool>,
+}
+
+impl SshOptions {
+    /// Options where nothing is given on the command line but these.
+    pub fn new(
+        connect_timeout: Duration,
+        command_timeout: Duration,
+        policy: Arc<HostKeyPolicy>,
+        use_agent: bool,
+    ) -> SshOptions {
+        SshOptions {
+            connect_timeout,
+            command_timeout,
+            policy,
+            use_agent,
+            connect_timeout_given: false,
+            known_hosts_given: false,
+            global_known_hosts_given: false,
+            jumps: Arc::default(),
+        }
+    }
+
+    /// The host-key policy for a host or bastion whose ssh_config names its
+    /// own known_hosts files or `accept-new` (the command line still wins).
+    fn policy_for(
+        &self,
+        name: &str,
+        known_hosts: Option<&Vec<PathBuf>>,
+        global: Option<&Vec<PathBuf>>,
+        accept_new: bool,
+    ) -> Arc<HostKeyPolicy> {
+        let user = known_hosts.filter(|f| !self.known_hosts_given && !f.is_empty());
+        let global = global.filter(|_| !self.global_known_hosts_given);
+        let learn = accept_new && self.policy.accept_new == AcceptNew::Never;
+        if user.is_none() && global.is_none() && !learn {
+            return self.policy.clone();
+        }
+        Arc::new(self.policy.with_files(
+            user.cloned(),
+            global.cloned(),
+            learn.then(|| AcceptNew::Hosts(vec![name.to_string()])),
+        ))
+    }
+
+    fn connect_timeout_for(&self, configured: Option<u64>) -> Duration {
+        match configured {
+            Some(secs) if !self.connect_timeout_given => Duration::from_secs(secs),
+            _ => self.connect_timeout,
+        }
+    }
+}
+
+type Shared = Arc<tokio::sync::OnceCell<Result<Arc<client::Handle<Client>>, HostError>>>;
+
+/// One connection per bastion chain (`[b1]`, `[b1, b2]`, ...), opened once
+/// and shared; a bastion that could not be reached is remembered, so every
+/// host behind it fails at once with the bastion named, not after N timeouts.
+#[derive(Default)]
+pub struct JumpPool {
+    chains: Mutex<std::collections::HashMap<Vec<JumpHost>, Shared>>,
+}
+
+impl std::fmt::Debug for JumpPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JumpPool")
+    }
+}
+
+impl JumpPool {
+    /// The connection to the last bastion of `chain`, through the others.
+    fn through<'a>(
+        &'a self,
+        chain: &'a [JumpHost],
+        for_host: &'a Host,
+        options: &'a SshOptions,
+    ) -> BoxFuture<'a, Result<Arc<client::Handle<Client>>, HostError>> {
+        async move {
+            let cell = {
+                let mut chains = self.chains.lock().unwrap_or_else(|e| e.into_inner());
+                chains.entry(chain.to_vec()).or_default().clone()
+            };
+            cell.get_or_init(|| async {
+                let (hop, before) = chain.split_last().expect("a chain has a bastion");
+                let via = if before.is_empty() {
+                    None
+                } else {
+                    Some(self.through(before, for_host, options).await?)
+                };
+                let mut keys: Vec<PathBuf> = hop.identity_files.clone();
+                if keys.is_empty() {
+                    keys = candidate_keys(for_host);
+                }
+                let endpoint = Endpoint {
+                    name: &hop.name,
+                    target: hop.target(),
+                    address: &hop.address,
+                    port: hop.port,
+                    user: &hop.user,
+                    keys,
+                    use_agent: options.use_agent && !for_host.ssh.identities_only,
+                    policy: options.policy_for(
+                        &hop.name,
+                        hop.known_hosts.as_ref(),
+                        None,
+                        hop.accept_new,
+                    ),
+                    connect_timeout: options.connect_timeout,
+                    keepalive: (Some(Duration::from_secs(5)), 3),
+                };
+                endpoint
+                    .open(via.as_deref())
+                    .await
+                    .map(Arc::new)
+                    .map_err(|e| HostError::Bastion {
+                        target: String::new(),
+                        bastion: hop.target(),
+                        reason: e.to_string(),
+                    })
+            })
+            .await
+            .clone()
+        }
+        .boxed()
+    }
 }
 
 struct Client {
@@ -57,35 +188,59 @@ impl client::Handler for Client {
     }
 }
 
-pub struct Connection {
-    handle: client::Handle<Client>,
-    pub target: String,
-    pub user: String,
-    r#become: bool,
-    command_timeout: Duration,
-    pub host_key: Verdict,
+/// One end to log in to: a host or a bastion.
+struct Endpoint<'a> {
+    /// The name `--accept-new` takes.
+    name: &'a str,
+    /// How it is named in messages.
+    target: String,
+    address: &'a str,
+    port: u16,
+    user: &'a str,
+    keys: Vec<PathBuf>,
+    use_agent: bool,
+    policy: Arc<HostKeyPolicy>,
+    connect_timeout: Duration,
+    keepalive: (Option<Duration>, usize),
 }
 
-impl Connection {
-    pub async fn open(host: &Host, options: &SshOptions) -> Result<Connection, HostError> {
-        let target = host.target();
+impl Endpoint<'_> {
+    /// Connects (directly, or through `via`'s forwarding), checks the host
+    /// key and logs in, within the connect time limit.
+    async fn open(
+        &self,
+        via: Option<&client::Handle<Client>>,
+    ) -> Result<client::Handle<Client>, HostError> {
         let verdict = Arc::new(Mutex::new(None));
-        let attempt = Self::connect_and_login(host, options, verdict.clone());
-        let outcome = tokio::time::timeout(options.connect_timeout, attempt).await;
+        let attempt = self.connect_and_login(via, verdict.clone());
+        let outcome = tokio::time::timeout(self.connect_timeout, attempt).await;
         let verdict = verdict.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let refused = |verdict: Option<Verdict>, fallback: HostError| match verdict {
+        let fallback = match outcome {
+            Ok(Ok(handle)) => return Ok(handle),
+            Err(_) => HostError::ConnectTimeout {
+                target: self.target.clone(),
+                after: self.connect_timeout,
+            },
+            Ok(Err(e)) => e,
+        };
+        Err(self.refusal(verdict, fallback))
+    }
+
+    fn refusal(&self, verdict: Option<Verdict>, fallback: HostError) -> HostError {
+        let target = self.target.clone();
+        match verdict {
             Some(Verdict::Unknown { fingerprint }) => HostError::UnknownHostKey {
-                target: target.clone(),
+                target,
                 fingerprint,
-                known_hosts: options.policy.known_hosts.clone(),
-                host: host.name.clone(),
+                known_hosts: self.policy.known_hosts.clone(),
+                host: self.name.to_string(),
             },
             Some(Verdict::Changed {
                 fingerprint,
                 file,
                 line,
             }) => HostError::ChangedHostKey {
-                target: target.clone(),
+                target,
                 fingerprint,
                 known_hosts: file,
                 line,
@@ -95,7 +250,7 @@ impl Connection {
                 file,
                 line,
             }) => HostError::RevokedHostKey {
-                target: target.clone(),
+                target,
                 fingerprint,
                 known_hosts: file,
                 line,
@@ -105,48 +260,30 @@ impl Connection {
                 file,
                 line,
             }) => HostError::UnevaluableHostKey {
-                target: target.clone(),
+                target,
                 fingerprint,
                 known_hosts: file,
                 line,
             },
             Some(Verdict::Unreadable { reason }) => HostError::KnownHostsUnreadable {
-                target: target.clone(),
-                known_hosts: options.policy.known_hosts.clone(),
+                target,
+                known_hosts: self.policy.known_hosts.clone(),
                 reason,
             },
             _ => fallback,
-        };
-        match outcome {
-            Err(_) => Err(refused(
-                verdict,
-                HostError::ConnectTimeout {
-                    target: target.clone(),
-                    after: options.connect_timeout,
-                },
-            )),
-            Ok(Err(e)) => Err(refused(verdict, e)),
-            Ok(Ok(handle)) => Ok(Connection {
-                handle,
-                target: target.clone(),
-                user: host.user.clone(),
-                r#become: host.r#become && host.user != "root",
-                command_timeout: options.command_timeout,
-                host_key: verdict.unwrap_or(Verdict::Known),
-            }),
         }
     }
 
     async fn connect_and_login(
-        host: &Host,
-        options: &SshOptions,
+        &self,
+        via: Option<&client::Handle<Client>>,
         verdict: Arc<Mutex<Option<Verdict>>>,
     ) -> Result<client::Handle<Client>, HostError> {
-        let target = host.target();
+        let target = self.target.clone();
         let mut preferred = russh::Preferred::default();
         // Host certificates are asked for only where a CA is trusted for the
         // host; elsewhere a certificate would only be checked by its key.
-        if options.policy.has_authority_for(&host.address, host.port) {
+        if self.policy.has_authority_for(self.address, self.port) {
             preferred.host_key_certificates = std::borrow::Cow::Borrowed(&[
                 russh::keys::Algorithm::Ed25519,
                 russh::keys::Algorithm::Ecdsa {
@@ -158,25 +295,41 @@ impl Connection {
             ]);
         }
         let config = Arc::new(client::Config {
-            keepalive_interval: Some(Duration::from_secs(5)),
-            keepalive_max: 3,
+            keepalive_interval: self.keepalive.0,
+            keepalive_max: self.keepalive.1,
             nodelay: true,
             preferred,
             ..Default::default()
         });
         let handler = Client {
-            policy: options.policy.clone(),
-            name: host.name.clone(),
-            address: host.address.clone(),
-            port: host.port,
+            policy: self.policy.clone(),
+            name: self.name.to_string(),
+            address: self.address.to_string(),
+            port: self.port,
             verdict,
         };
-        let mut handle = client::connect(config, (host.address.as_str(), host.port), handler)
-            .await
-            .map_err(|e| HostError::Connect {
-                target: target.clone(),
-                reason: e.to_string(),
-            })?;
+        let connect_error = |e: russh::Error| HostError::Connect {
+            target: target.clone(),
+            reason: e.to_string(),
+        };
+        let mut handle = match via {
+            None => client::connect(config, (self.address, self.port), handler)
+                .await
+                .map_err(connect_error)?,
+            Some(bastion) => {
+                // The bastion's sshd opens the TCP connection (direct-tcpip).
+                let channel = bastion
+                    .channel_open_direct_tcpip(self.address, u32::from(self.port), "127.0.0.1", 0)
+                    .await
+                    .map_err(|e| HostError::Connect {
+                        target: target.clone(),
+                        reason: format!("the bastion would not forward to it: {e}"),
+                    })?;
+                client::connect_stream(config, channel.into_stream(), handler)
+                    .await
+                    .map_err(connect_error)?
+            }
+        };
         let mut tried = Vec::new();
         // RSA keys sign with the best SHA-2 the server accepts (never SHA-1 when it offers better).
         let hash = handle
@@ -185,11 +338,11 @@ impl Connection {
             .ok()
             .flatten()
             .flatten();
-        for key_file in candidate_keys(host) {
-            match russh::keys::load_secret_key(&key_file, None) {
+        for key_file in &self.keys {
+            match russh::keys::load_secret_key(key_file, None) {
                 Ok(key) => {
                     let key = PrivateKeyWithHashAlg::new(Arc::new(key), hash);
-                    match handle.authenticate_publickey(&host.user, key).await {
+                    match handle.authenticate_publickey(self.user, key).await {
                         Ok(r) if r.success() => return Ok(handle),
                         Ok(_) => tried.push(format!("key {}", key_file.display())),
                         Err(e) => {
@@ -200,20 +353,20 @@ impl Connection {
                         }
                     }
                 }
-                Err(e) if host.identity_file.as_ref() == Some(&key_file) => {
+                Err(e) if key_file.exists() => {
                     tried.push(format!("key {} ({e})", key_file.display()))
                 }
-                Err(_) => {}
+                Err(_) => tried.push(format!("key {} (missing)", key_file.display())),
             }
         }
-        if options.use_agent
+        if self.use_agent
             && let Ok(mut agent) = russh::keys::agent::client::AgentClient::connect_env().await
         {
             let identities = agent.request_identities().await.unwrap_or_default();
             for identity in identities {
                 let public = identity.public_key().into_owned();
                 match handle
-                    .authenticate_publickey_with(&host.user, public, hash, &mut agent)
+                    .authenticate_publickey_with(self.user, public, hash, &mut agent)
                     .await
                 {
                     Ok(r) if r.success() => return Ok(handle),
@@ -226,9 +379,102 @@ impl Connection {
         }
         Err(HostError::Auth {
             target,
-            user: host.user.clone(),
+            user: self.user.to_string(),
             tried: tried.join(", "),
         })
+    }
+}
+
+pub struct Connection {
+    handle: client::Handle<Client>,
+    pub target: String,
+    pub user: String,
+    r#become: bool,
+    command_timeout: Duration,
+    pub host_key: Verdict,
+    /// The last bastion's connection, kept open while this one lives.
+    _via: Option<Arc<client::Handle<Client>>>,
+}
+
+impl Connection {
+    pub async fn open(host: &Host, options: &SshOptions) -> Result<Connection, HostError> {
+        let target = host.target();
+        if let Some(connection) = &host.ssh.connection {
+            return Err(HostError::NotSsh {
+                target,
+                connection: connection.clone(),
+            });
+        }
+        let via = if host.ssh.jump.is_empty() {
+            None
+        } else {
+            let bastion = options
+                .jumps
+                .through(&host.ssh.jump, host, options)
+                .await
+                .map_err(|e| match e {
+                    HostError::Bastion {
+                        bastion, reason, ..
+                    } => HostError::Bastion {
+                        target: target.clone(),
+                        bastion,
+                        reason,
+                    },
+                    other => other,
+                })?;
+            Some(bastion)
+        };
+        let endpoint = Endpoint {
+            name: &host.name,
+            target: target.clone(),
+            address: &host.address,
+            port: host.port,
+            user: &host.user,
+            keys: candidate_keys(host),
+            use_agent: options.use_agent && !host.ssh.identities_only,
+            policy: options.policy_for(
+                &host.name,
+                host.ssh.known_hosts.as_ref(),
+                host.ssh.global_known_hosts.as_ref(),
+                host.ssh.accept_new,
+            ),
+            connect_timeout: options.connect_timeout_for(host.ssh.connect_timeout_secs),
+            keepalive: match host.ssh.server_alive_interval_secs {
+                Some(0) => (None, 3),
+                Some(secs) => (
+                    Some(Duration::from_secs(secs)),
+                    host.ssh.server_alive_count_max.unwrap_or(3) as usize,
+                ),
+                None => (
+                    Some(Duration::from_secs(5)),
+                    host.ssh.server_alive_count_max.unwrap_or(3) as usize,
+                ),
+            },
+        };
+        // The verdict is kept for the caller (a key learned is announced).
+        let verdict = Arc::new(Mutex::new(None));
+        let attempt = endpoint.connect_and_login(via.as_deref(), verdict.clone());
+        let outcome = tokio::time::timeout(endpoint.connect_timeout, attempt).await;
+        let seen = verdict.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match outcome {
+            Ok(Ok(handle)) => Ok(Connection {
+                handle,
+                target,
+                user: host.user.clone(),
+                r#become: host.r#become && host.user != "root",
+                command_timeout: options.command_timeout,
+                host_key: seen.unwrap_or(Verdict::Known),
+                _via: via,
+            }),
+            Err(_) => Err(endpoint.refusal(
+                seen,
+                HostError::ConnectTimeout {
+                    target,
+                    after: endpoint.connect_timeout,
+                },
+            )),
+            Ok(Err(e)) => Err(endpoint.refusal(seen, e)),
+        }
     }
 
     /// Runs `script` with `args` under /bin/sh, through `sudo -n` when the
@@ -569,10 +815,17 @@ fn push_capped(buffer: &mut Vec<u8>, data: &[u8]) {
     buffer.extend_from_slice(&data[..data.len().min(room)]);
 }
 
-/// The key files to try: the inventory's, else OpenSSH's default names.
+/// The key files to try: the inventory's, then ssh_config's IdentityFile
+/// lines; with neither, OpenSSH's default names.
 fn candidate_keys(host: &Host) -> Vec<PathBuf> {
-    if let Some(file) = &host.identity_file {
-        return vec![file.clone()];
+    let given: Vec<PathBuf> = host
+        .identity_file
+        .iter()
+        .chain(&host.ssh.identity_files)
+        .cloned()
+        .collect();
+    if !given.is_empty() {
+        return given;
     }
     let Some(home) = std::env::var_os("HOME") else {
         return Vec::new();

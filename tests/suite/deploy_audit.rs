@@ -37,7 +37,7 @@ fn deploy_audit_tamper_and_restore() {
         }
     }
     // What deploy wrote is exactly what quiesce renders for that host.
-    let inventory = Inventory::load(&lab.inventory()).unwrap();
+    let inventory = Inventory::load(&lab.inventory(), &Default::default()).unwrap();
     let vm2 = inventory.host("vm2").unwrap();
     let (_, on_host) = lab.sh("vm2", "cat /usr/sbin/pre-freeze-script");
     assert_eq!(on_host, hooks::render(HookKind::PreFreeze, vm2));

@@ -98,15 +98,15 @@ async fn run(fleet: FakeFleet, limit: &[&str], stop_after: Option<Duration>) -> 
         .iter()
         .filter(|h| limit.contains(&h.name.as_str()))
         .collect();
-    let ssh = SshOptions {
-        connect_timeout: Duration::from_secs(10),
-        command_timeout: Duration::from_secs(10),
-        policy: Arc::new(HostKeyPolicy::new(
+    let ssh = SshOptions::new(
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+        Arc::new(HostKeyPolicy::new(
             dir.path().join("known_hosts"),
             AcceptNew::Never,
         )),
-        use_agent: false,
-    };
+        false,
+    );
     let (events, consumer) = runner::event_stream(true);
     let preflight = preflight::preflight(&hosts, &fleet, 4, &events).await;
     let checked = preflight::check(&hosts, &preflight);

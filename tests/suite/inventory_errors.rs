@@ -22,7 +22,7 @@ fn unknown_key() {
     check(
         "inv.yml",
         "hosts:\n  db1: { address: 10.0.0.1, adress: x }\n",
-        "2:29: hosts.db1: unknown field `adress`, expected one of `address`, `vm`, `port`, `user`, `identity_file`, `become`, `platform`, `instances`, `hook_dir`, `log_dir`, `freeze_timeout`, `iris_container`, `container_engine`, `iris_user`, `esxi`, `vm_dir`\n  hint: did you mean `address`? see docs/inventory.md for every key and its type",
+        "2:29: hosts.db1: unknown field `adress`, expected one of `address`, `vm`, `port`, `user`, `identity_file`, `become`, `platform`, `instances`, `hook_dir`, `log_dir`, `freeze_timeout`, `iris_container`, `container_engine`, `iris_user`, `esxi`, `vm_dir`, `jump`\n  hint: did you mean `address`? see docs/inventory.md for every key and its type",
     );
 }
 
@@ -85,8 +85,8 @@ fn bad_address() {
     );
     check(
         "inv.yml",
-        "hosts:\n  db1: { port: 22 }\n",
-        "2:3: host `db1` has no address\n  hint: add `address: IP-OR-DNS-NAME` to the host",
+        "hosts:\n  db_1: { port: 22 }\n",
+        "2:3: host `db_1` has no address, and its name is not one\n  hint: add `address: IP-OR-DNS-NAME` to the host (or a HostName for it in ssh_config)",
     );
 }
 
@@ -138,11 +138,11 @@ fn hosts_shows_resolved_settings() {
     assert_eq!(run.code, 0, "{run:?}");
     assert_eq!(
         run.stdout,
-        "HOST   ADDRESS       USER           PLATFORM  VM          INSTANCES  HOOK_DIR   LOG_DIR   VMWARE_FREEZE_TIMEOUT  MIRROR
-db-a1  10.1.0.11:22  root           iris      PROD-DB-A1  (running)  /usr/sbin  /var/log  10m                    PRODMIR
-db-a2  10.1.0.12:22  root           iris      PROD-DB-A2  (running)  /usr/sbin  /var/log  10m                    PRODMIR
-db-dr  10.2.0.11:22  root           iris      DR-DB-1     (running)  /usr/sbin  /var/log  5m                     PRODMIR
-app1   10.1.0.21:22  backup (sudo)  cache     app1        CACHE      /usr/sbin  /var/log  10m                    -
+        "HOST   ADDRESS       USER           PLATFORM  VM          INSTANCES  HOOK_DIR   LOG_DIR   VMWARE_FREEZE_TIMEOUT  MIRROR   VIA
+db-a1  10.1.0.11:22  root           iris      PROD-DB-A1  (running)  /usr/sbin  /var/log  10m                    PRODMIR  -
+db-a2  10.1.0.12:22  root           iris      PROD-DB-A2  (running)  /usr/sbin  /var/log  10m                    PRODMIR  -
+db-dr  10.2.0.11:22  root           iris      DR-DB-1     (running)  /usr/sbin  /var/log  5m                     PRODMIR  bastion-dr.example.net
+app1   10.1.0.21:22  backup (sudo)  cache     app1        CACHE      /usr/sbin  /var/log  10m                    -        -
 "
     );
 }

@@ -242,7 +242,7 @@ fn d2_a_hook_swapped_between_check_and_run_never_runs() {
     // As fast as it can, something swaps the freeze hook (atomically, by
     // rename) between the deployed one and one that leaves a mark.
     lab.sh("x", "cd /usr/sbin && cp -p pre-freeze-script .good && printf '#!/bin/sh\\ntouch /var/log/pwned\\n' > .evil && chmod 0700 .evil && (while :; do cp -p .evil .t1 && mv -f .t1 pre-freeze-script; cp -p .good .t2 && mv -f .t2 pre-freeze-script; done > /dev/null 2>&1 & echo $! > /run/swapper.pid)");
-    let host = quiesce::inventory::Inventory::load(&lab.inventory())
+    let host = quiesce::inventory::Inventory::load(&lab.inventory(), &Default::default())
         .unwrap()
         .hosts
         .remove(0);

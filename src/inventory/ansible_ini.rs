@@ -93,21 +93,22 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Doc, Error> {
         }
         match &state {
             State::Hosts(group) => {
+                let offset = raw.len() - raw.trim_start().len();
                 let words =
-                    split_words(trimmed).map_err(|why| err(why.into(), "close the quote"))?;
-                let Some(pattern) = words.first() else {
+                    split_words_at(trimmed).map_err(|why| err(why.into(), "close the quote"))?;
+                let Some((pattern, _)) = words.first() else {
                     continue;
                 };
                 let (names, port) = expand_pattern(pattern).map_err(|why| err(why, RANGE_HINT))?;
                 let mut vars = Vec::new();
-                for word in &words[1..] {
+                for (word, start) in &words[1..] {
                     let Some((k, v)) = word.split_once('=') else {
                         return Err(err(
                             format!("`{word}` is not a key=value host variable"),
                             "write host variables as key=value after the host name",
                         ));
                     };
-                    let col = raw.find(word.as_str()).map_or(column, |c| c + 1);
+                    let col = offset + start + 1;
                     vars.push((
                         k.to_string(),
                         Var {
@@ -201,35 +202,40 @@ fn literal(text: &str) -> Value {
 /// Splits as Python's `shlex.split(comments=True)`: whitespace, quotes,
 /// backslash escapes, `#` at the start of a word begins a comment.
 pub(super) fn split_words(text: &str) -> Result<Vec<String>, &'static str> {
+    Ok(split_words_at(text)?.into_iter().map(|(w, _)| w).collect())
+}
+
+/// `split_words`, each word with the byte offset where it starts.
+pub(super) fn split_words_at(text: &str) -> Result<Vec<(String, usize)>, &'static str> {
     let mut words = Vec::new();
-    let mut chars = text.chars().peekable();
+    let mut chars = text.char_indices().map(|(i, c)| (c, i)).peekable();
     loop {
-        while chars.peek().is_some_and(|c| c.is_whitespace()) {
+        while chars.peek().is_some_and(|(c, _)| c.is_whitespace()) {
             chars.next();
         }
-        match chars.peek() {
-            None => return Ok(words),
-            Some('#') => return Ok(words),
-            _ => {}
-        }
+        let start = match chars.peek() {
+            None | Some(('#', _)) => return Ok(words),
+            Some((_, i)) => *i,
+        };
         let mut word = String::new();
-        while let Some(&c) = chars.peek() {
+        let mut chars_only = std::iter::from_fn(|| chars.next().map(|(c, _)| c)).peekable();
+        while let Some(&c) = chars_only.peek() {
             if c.is_whitespace() {
                 break;
             }
-            chars.next();
+            chars_only.next();
             match c {
                 '\'' => loop {
-                    match chars.next() {
+                    match chars_only.next() {
                         Some('\'') => break,
                         Some(o) => word.push(o),
                         None => return Err("unterminated quote"),
                     }
                 },
                 '"' => loop {
-                    match chars.next() {
+                    match chars_only.next() {
                         Some('"') => break,
-                        Some('\\') => match chars.next() {
+                        Some('\\') => match chars_only.next() {
                             Some(n) if n == '"' || n == '\\' => word.push(n),
                             Some(n) => {
                                 word.push('\\');
@@ -242,14 +248,14 @@ pub(super) fn split_words(text: &str) -> Result<Vec<String>, &'static str> {
                     }
                 },
                 '\\' => {
-                    if let Some(n) = chars.next() {
+                    if let Some(n) = chars_only.next() {
                         word.push(n)
                     }
                 }
                 other => word.push(other),
             }
         }
-        words.push(word);
+        words.push((word, start));
     }
 }
 

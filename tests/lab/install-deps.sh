@@ -17,6 +17,7 @@ command -v chromium >/dev/null || missing+=(chromium)   # the HTML report test r
 command -v locale-gen >/dev/null || missing+=(locales)   # ... and another locale
 command -v promtool >/dev/null || missing+=(prometheus)   # promtool checks the metrics and alert rules
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # systemd-analyze verify checks the units
+python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)   # the venv of the oracles below
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}" >&2
 	export DEBIAN_FRONTEND=noninteractive
@@ -28,6 +29,14 @@ if ! locale -a 2>/dev/null | grep -qix 'de_DE.utf8'; then
 	sed -i 's/^# *\(de_DE.UTF-8 UTF-8\)/\1/' /etc/locale.gen
 	grep -qx 'de_DE.UTF-8 UTF-8' /etc/locale.gen || echo 'de_DE.UTF-8 UTF-8' >> /etc/locale.gen
 	locale-gen >/dev/null
+fi
+# ansible-core from PyPI: ansible-inventory is the oracle the Ansible
+# inventory tests hold quiesce to (2.19 runs on Python 3.11 as well as 3.12).
+oracles=/opt/quiesce-oracles
+if ! [ -x "$oracles/bin/ansible-inventory" ]; then
+	echo "installing ansible-core into $oracles" >&2
+	python3 -m venv "$oracles"
+	"$oracles/bin/pip" install -q 'ansible-core>=2.19,<2.20'
 fi
 # A distribution sshd on port 22 of every address would take the lab's port.
 if [ -x /etc/init.d/ssh ] && ss -ltn 2>/dev/null | grep -q '0.0.0.0:22 '; then

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod ansible_inventory;
 mod backup;
 mod deploy_audit;
 mod exact_output;

@@ -19,4 +19,5 @@ mod parsers_at_scale;
 mod real_world;
 mod red_team;
 mod report;
+mod ssh_config_oracle;
 mod ssh_trust;

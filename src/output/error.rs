@@ -340,10 +340,17 @@ impl fmt::Display for HostError {
                 bastion,
                 reason,
             } => {
-                let reason = reason.lines().next().unwrap_or_default();
+                // The bastion's own error, and its own hint first (a host key
+                // to accept by name, a login to fix).
+                let mut lines = reason.lines();
+                let why = lines.next().unwrap_or_default();
+                let hint = lines
+                    .find_map(|l| l.trim_start().strip_prefix("hint: "))
+                    .map(|h| format!("{h}; "))
+                    .unwrap_or_default();
                 write!(
                     f,
-                    "{target}: unreachable through {bastion}: {reason}\n  hint: every host behind this bastion is unreachable until it answers; fix the bastion first (`quiesce hosts` shows which hosts go through it)"
+                    "{target}: unreachable through {bastion}: {why}\n  hint: {hint}every host behind this bastion is unreachable until it answers (`quiesce hosts` shows which go through it)"
                 )
             }
             HostError::NotSsh { target, connection } => write!(

@@ -143,10 +143,15 @@ impl JumpPool {
                     .open(via.as_deref())
                     .await
                     .map(Arc::new)
-                    .map_err(|e| HostError::Bastion {
-                        target: String::new(),
-                        bastion: hop.target(),
-                        reason: e.to_string(),
+                    .map_err(|e| {
+                        // The bastion's error without its name, which leads ours.
+                        let reason = e.to_string();
+                        let prefix = format!("{}: ", hop.target());
+                        HostError::Bastion {
+                            target: String::new(),
+                            bastion: hop.target(),
+                            reason: reason.strip_prefix(&prefix).unwrap_or(&reason).to_string(),
+                        }
                     })
             })
             .await

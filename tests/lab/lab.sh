@@ -36,6 +36,10 @@
 #   lab.sh owner DIR VM INST USER        only USER (created if missing) may open sessions of INST
 #   lab.sh certify DIR VM CA_KEY [PRINCIPALS]  the VM's host key gets a host certificate signed by
 #                                        CA_KEY (for PRINCIPALS, default its address); sshd restarts
+#   lab.sh bastion DIR VM                the VM's sshd logs each forward (LogLevel DEBUG1:
+#                                        server_request_direct_tcpip ... target HOST); sshd restarts
+#   lab.sh hosts-entry DIR VM NAME ADDR  NAME resolves to ADDR inside VM only (its /etc/hosts): a
+#                                        host behind a bastion, unknown to the controller
 #   lab.sh signal DIR VM SIG PATTERN     send SIG to the VM's processes whose command line
 #                                        contains PATTERN (only this VM's, by its cgroup)
 #   lab.sh events DIR VM                 the simulator's event log of the VM
@@ -82,7 +86,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 MaxStartups 200:30:400
 MaxSessions 64
-LogLevel VERBOSE
+LogLevel $(cat "$d/loglevel" 2>/dev/null || echo VERBOSE)
 Subsystem sftp internal-sftp
 CONF
 	if [ -s "$d/lang" ]; then echo "SetEnv LANG=$(cat "$d/lang")" >> "$d/sshd_config"; fi
@@ -407,6 +411,16 @@ certify)
 	mapfile -t spec < "$d/spec"
 	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
 	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
+bastion)
+	dir=$(cd "$1" && pwd) vm=$2 d=$(vm_dir "$1" "$2")
+	echo DEBUG1 > "$d/loglevel"
+	stop_vm "$dir" "$vm"
+	mapfile -t spec < "$d/spec"
+	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
+	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
+hosts-entry)
+	[[ $3 =~ ^[a-z0-9.-]+$ && $4 =~ ^127\.[0-9.]+$ ]] || die "hosts-entry takes a NAME and a loopback ADDRESS"
+	in_vm "$1" "$2" sh -c 'echo "$1 $2" >> /etc/hosts' sh "$4" "$3" ;;
 events) cat "$(vm_dir "$1" "$2")/log/irissim/events.log" 2>/dev/null || true ;;
 signal)
 	while read -r pid; do

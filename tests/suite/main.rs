@@ -8,6 +8,7 @@ mod common;
 
 mod ansible_inventory;
 mod backup;
+mod bastions;
 mod deploy_audit;
 mod exact_output;
 mod executor_table;

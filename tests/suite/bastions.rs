@@ -1,0 +1,209 @@
+//! ProxyJump against the lab: VMs that only a bastion can reach (their
+//! names resolve in the bastion's own /etc/hosts, nowhere else), one and two
+//! bastions deep, from the inventory's `jump` and from ssh_config. Deploy,
+//! audit and a whole backup go through them; each bastion's sshd (LogLevel
+//! DEBUG1) shows every forward and one login per run; a dead bastion makes
+//! every host behind it unreachable with one error naming it.
+
+use crate::common::*;
+use std::time::{Duration, Instant};
+
+/// b1 and b2 are bastions: vm1 behind b1; vm2 and vm3 behind b1 then b2.
+fn bastion_lab(net: u8) -> Lab {
+    let lab = Lab::start(net, &["b1", "b2", "vm1", "vm2", "vm3"]);
+    let address = |vm: &str| {
+        std::fs::read_to_string(lab.path(&format!("vms/{vm}/address")))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    for bastion in ["b1", "b2"] {
+        lab.lab("bastion", &[bastion]);
+    }
+    lab.lab("hosts-entry", &["b1", "vm1.lab", &address("vm1")]);
+    lab.lab("hosts-entry", &["b1", "b2.lab", &address("b2")]);
+    lab.lab("hosts-entry", &["b2", "vm2.lab", &address("vm2")]);
+    lab.lab("hosts-entry", &["b2", "vm3.lab", &address("vm3")]);
+    // The host keys under the names quiesce is given (as `ssh` would record them).
+    let mut known = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    for (name, vm) in [
+        ("vm1.lab", "vm1"),
+        ("b2.lab", "b2"),
+        ("vm2.lab", "vm2"),
+        ("vm3.lab", "vm3"),
+    ] {
+        let key = std::fs::read_to_string(lab.path(&format!("vms/{vm}/host_key.pub"))).unwrap();
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        known.push_str(&format!("{name} {}\n", key.join(" ")));
+    }
+    std::fs::write(lab.known_hosts(), known).unwrap();
+    let key = lab.path("id_ed25519").display().to_string();
+    // vm1 by the inventory's `jump`; vm2 and vm3 by ssh_config's ProxyJump.
+    std::fs::write(
+        lab.inventory(),
+        format!(
+            "defaults: {{ user: root, identity_file: {key}, platform: iris }}\nhosts:\n  vm1: {{ address: vm1.lab, jump: root@{b1} }}\n  vm2: {{ address: vm2.lab }}\n  vm3: {{ address: vm3.lab }}\n",
+            b1 = address("b1")
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        lab.path("ssh_config"),
+        format!(
+            "Host b2.lab\n  User root\n  IdentityFile {key}\n  ProxyJump root@{b1}\nHost vm2 vm3\n  ProxyJump b2.lab\n",
+            b1 = address("b1")
+        ),
+    )
+    .unwrap();
+    lab
+}
+
+fn through(lab: &Lab, args: &[&str]) -> Run {
+    let config = lab.path("ssh_config").display().to_string();
+    let mut full = vec!["--ssh-config", config.as_str()];
+    full.extend_from_slice(args);
+    lab.run(&full)
+}
+
+/// The forwards a bastion's sshd logged, and how many logins it accepted.
+fn bastion_log(lab: &Lab, bastion: &str) -> (Vec<String>, usize) {
+    let log = std::fs::read_to_string(lab.path(&format!("vms/{bastion}/sshd.log"))).unwrap();
+    let forwards = log
+        .lines()
+        .filter_map(|l| l.split("server_request_direct_tcpip: ").nth(1))
+        .map(|l| l.split(", target ").nth(1).unwrap_or(l).to_string())
+        .collect();
+    (forwards, log.matches("Accepted publickey for root").count())
+}
+
+#[test]
+fn deploy_audit_and_backup_go_through_one_and_two_bastions() {
+    let lab = bastion_lab(150);
+    let run = through(&lab, &["hosts"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let b1 = format!("{}.11", lab.net);
+    let via: Vec<String> = run
+        .stdout
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().last().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        via,
+        [b1.clone(), format!("{b1},b2.lab"), format!("{b1},b2.lab")],
+        "{run:?}"
+    );
+
+    let run = through(&lab, &["deploy"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for vm in ["vm1", "vm2", "vm3"] {
+        let (code, _) = lab.sh(
+            vm,
+            "test -f /usr/sbin/pre-freeze-script && test -f /usr/sbin/post-thaw-script",
+        );
+        assert_eq!(code, 0, "the hooks are on {vm}");
+    }
+    for vm in ["b1", "b2"] {
+        let (code, _) = lab.sh(vm, "test -e /usr/sbin/pre-freeze-script");
+        assert_ne!(code, 0, "nothing is deployed to the bastion {vm}");
+    }
+    // One login on each bastion for the whole command (b1 carries b2's
+    // connection too), and one forward per host behind it.
+    let (forwards, logins) = bastion_log(&lab, "b1");
+    assert_eq!(logins, 1, "{forwards:?}");
+    let mut forwards_b1 = forwards.clone();
+    forwards_b1.sort();
+    assert_eq!(forwards_b1, ["b2.lab port 22", "vm1.lab port 22"]);
+    let (mut forwards, logins) = bastion_log(&lab, "b2");
+    forwards.sort();
+    assert_eq!(
+        (forwards, logins),
+        (
+            vec!["vm2.lab port 22".to_string(), "vm3.lab port 22".into()],
+            1
+        )
+    );
+
+    let run = through(&lab, &["audit"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let run = through(
+        &lab,
+        &[
+            "backup",
+            "-p",
+            &lab.path("playbook.yml").display().to_string(),
+            "--limit",
+            "vm*",
+        ],
+    );
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("3 hosts: 3 valid"), "{run:?}");
+    for vm in ["vm1", "vm2", "vm3"] {
+        assert_eq!(
+            lab.freeze_intervals(vm).len(),
+            1,
+            "{vm} was frozen and thawed once"
+        );
+        lab.assert_nothing_frozen(vm);
+    }
+    // Without the bastions, the VMs cannot be reached at all.
+    let run = lab.run(&["--ssh-config", "none", "--limit", "vm2", "audit"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("Name or service not known") || run.stdout.contains("failed to lookup"),
+        "{run:?}"
+    );
+}
+
+#[test]
+fn a_dead_bastion_fails_every_host_behind_it_once_and_by_name() {
+    let lab = bastion_lab(151);
+    // A stunned bastion answers nothing: one connect time limit for all
+    // three hosts, even one host at a time, not three.
+    lab.lab("stun", &["b1"]);
+    let started = Instant::now();
+    let run = through(&lab, &["--connect-timeout", "2s", "--forks", "1", "audit"]);
+    let took = started.elapsed();
+    lab.lab("unstun", &["b1"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    for vm in ["vm1", "vm2", "vm3"] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(vm))
+            .unwrap_or_else(|| panic!("{run:?}"));
+        assert!(
+            line.contains(&format!(
+                "unreachable through bastion {}.11 ({}.11:22): ",
+                lab.net, lab.net
+            )),
+            "{line}"
+        );
+    }
+    assert!(
+        took < Duration::from_secs(5),
+        "one time limit for the bastion, not one per host: {took:?}"
+    );
+    // The bastion answers again: every host behind it is reached.
+    lab.lab("kill-sshd", &["b2"]);
+    let run = through(&lab, &["audit"]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout
+            .lines()
+            .any(|l| l.starts_with("vm1 ") && l.contains("compliant")
+                || l.starts_with("vm1 ") && l.contains("missing")),
+        "{run:?}"
+    );
+    for vm in ["vm2", "vm3"] {
+        let line = run
+            .stdout
+            .lines()
+            .find(|l| l.starts_with(vm))
+            .unwrap_or_else(|| panic!("{run:?}"));
+        assert!(
+            line.contains("unreachable through bastion b2.lab (b2.lab:22)"),
+            "{line}"
+        );
+    }
+}

@@ -162,6 +162,10 @@ fn comparable(mut g: BTreeMap<String, String>) -> BTreeMap<String, String> {
     g
 }
 
+/// A host, its inventory settings as quiesce writes them, and the same as
+/// `ssh -o` gives them.
+type Row = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+
 #[test]
 fn resolved_settings_are_what_ssh_dash_g_says() {
     let dir = tempfile::tempdir().unwrap();
@@ -182,7 +186,7 @@ fn resolved_settings_are_what_ssh_dash_g_says() {
     )
     .unwrap();
     // (host, inventory settings as quiesce writes them, as `ssh -o` gives them)
-    let rows: &[(&str, &str, &[(&str, &str)])] = &[
+    let rows: &[Row] = &[
         ("db-a1", "{}", &[]),
         ("db-a2", "{ user: root }", &[("User", "root")]),
         (

@@ -164,7 +164,11 @@ fn comparable(mut g: BTreeMap<String, String>) -> BTreeMap<String, String> {
 
 /// A host, its inventory settings as quiesce writes them, and the same as
 /// `ssh -o` gives them.
-type Row = (&'static str, &'static str, &'static [(&'static str, &'static str)]);
+type Row = (
+    &'static str,
+    &'static str,
+    &'static [(&'static str, &'static str)],
+);
 
 #[test]
 fn resolved_settings_are_what_ssh_dash_g_says() {

@@ -207,3 +207,37 @@ fn a_dead_bastion_fails_every_host_behind_it_once_and_by_name() {
         );
     }
 }
+
+#[test]
+fn a_controller_killed_behind_two_bastions_is_recovered_through_them_from_the_journal() {
+    use quiesce::backup::journal::Entry;
+    let lab = bastion_lab(153);
+    assert_eq!(through(&lab, &["deploy", "--quiet"]).code, 0);
+    lab.lab("snapshot-fault", &["vm2", "hang 30"]);
+    let config = lab.path("ssh_config").display().to_string();
+    let mut child = spawn_backup_with(&lab, &["--ssh-config", &config, "--limit", "vm2"]);
+    wait_for_entry(&lab, |e| matches!(e, Entry::SnapshotStarted { .. }));
+    assert!(
+        lab.is_frozen("vm2", "IRIS"),
+        "vm2 is frozen during its snapshot"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The VM thaws itself when the session through the bastions ends...
+    let started = Instant::now();
+    while lab.is_frozen("vm2", "IRIS") && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!lab.is_frozen("vm2", "IRIS"), "vm2 stayed frozen");
+    // ... and recover finishes the run through b1 and b2 from the journal
+    // alone: no ssh_config, no inventory names the bastions.
+    let (run_id, _) = lab.journal();
+    let run = lab.run(&["--ssh-config", "none", "recover", &run_id]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab.assert_truly_thawed("vm2");
+    let (forwards, _) = bastion_log(&lab, "b2");
+    assert!(
+        forwards.iter().filter(|f| f.starts_with("vm2.lab")).count() >= 3,
+        "deploy, backup and recover went through b2: {forwards:?}"
+    );
+}

@@ -241,3 +241,81 @@ fn a_controller_killed_behind_two_bastions_is_recovered_through_them_from_the_jo
         "deploy, backup and recover went through b2: {forwards:?}"
     );
 }
+
+#[test]
+fn ssh_config_trust_files_keys_and_a_bastion_with_a_changed_key() {
+    let lab = Lab::start(154, &["vm1", "vm2", "b1", "vm3"]);
+    let net = lab.net.clone();
+    let key = lab.path("id_ed25519").display().to_string();
+    let known = std::fs::read_to_string(lab.known_hosts()).unwrap();
+    let line_of = |addr: &str| {
+        known
+            .lines()
+            .find(|l| l.starts_with(&format!("{addr} ")))
+            .unwrap()
+            .to_string()
+    };
+    // vm1's key only in its own file; vm2 in none (accept-new records it
+    // there); b1 recorded with vm1's key (a changed key).
+    std::fs::write(lab.path("kh_vm1"), line_of(&format!("{net}.11")) + "\n").unwrap();
+    let b1_wrong =
+        line_of(&format!("{net}.11")).replacen(&format!("{net}.11"), &format!("{net}.13"), 1);
+    std::fs::write(
+        lab.known_hosts(),
+        format!("{b1_wrong}\n{}\n", line_of(&format!("{net}.14"))),
+    )
+    .unwrap();
+    std::fs::write(
+        lab.path("ssh_config"),
+        format!(
+            "Host vm1\n  UserKnownHostsFile {kh1}\nHost vm2\n  UserKnownHostsFile {kh2}\n  StrictHostKeyChecking accept-new\nHost vm3\n  ProxyJump root@{net}.13\nHost *\n  IdentityFile {key}\n  User root\n  UserKnownHostsFile {kh}\n  GlobalKnownHostsFile none\n",
+            kh1 = lab.path("kh_vm1").display(),
+            kh2 = lab.path("kh_vm2").display(),
+            kh = lab.known_hosts().display(),
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        lab.inventory(),
+        format!("hosts:\n  vm1: {{ address: {net}.11 }}\n  vm2: {{ address: {net}.12 }}\n  vm3: {{ address: {net}.14 }}\n"),
+    )
+    .unwrap();
+    // Nothing on the command line but the files: ssh_config says the rest.
+    let run = quiesce(&[
+        "-i",
+        lab.inventory().to_str().unwrap(),
+        "--ssh-config",
+        lab.path("ssh_config").to_str().unwrap(),
+        "--no-agent",
+        "deploy",
+    ]);
+    assert_eq!(run.code, 3, "{run:?}");
+    assert!(
+        run.stdout.contains("vm1   pre-freeze-script  created"),
+        "vm1's own known_hosts file: {run:?}"
+    );
+    assert!(
+        run.stdout.contains("vm2   pre-freeze-script  created"),
+        "vm2 learned by ssh_config's accept-new: {run:?}"
+    );
+    let learned = std::fs::read_to_string(lab.path("kh_vm2")).unwrap();
+    assert!(
+        learned.starts_with(&format!("{net}.12 ssh-ed25519 ")),
+        "{learned}"
+    );
+    assert!(
+        !std::fs::read_to_string(lab.known_hosts())
+            .unwrap()
+            .contains(&format!("{net}.12 ")),
+        "learned into the host's own file only"
+    );
+    let vm3 = run.stdout.lines().find(|l| l.starts_with("vm3 ")).unwrap();
+    assert!(
+        vm3.contains(&format!(
+            "unreachable through bastion {net}.13 ({net}.13:22): HOST KEY CHANGED"
+        )),
+        "the bastion's key is checked like any host's: {vm3}"
+    );
+    let (code, _) = lab.sh("vm3", "test -e /usr/sbin/pre-freeze-script");
+    assert_ne!(code, 0, "nothing reached vm3");
+}

@@ -67,16 +67,24 @@ fn matches(inventory: &Inventory, name: &str) -> Result<Vec<bool>, String> {
     } else {
         None
     };
-    Ok(inventory
-        .hosts
-        .iter()
-        .map(|h| {
-            h.name == name
-                || group.is_some_and(|g| g.contains(&h.name))
-                || mirror.is_some_and(|m| m.members.contains(&h.name))
-                || glob.as_ref().is_some_and(|g| g.matches(&h.name))
-        })
-        .collect())
+    let mut hits: Vec<bool> = match &glob {
+        Some(g) => inventory.hosts.iter().map(|h| g.matches(&h.name)).collect(),
+        None => vec![false; inventory.hosts.len()],
+    };
+    // Names, groups and mirrors by index: linear in what they name.
+    let named = std::iter::once(name)
+        .chain(group.into_iter().flatten().map(String::as_str))
+        .chain(
+            mirror
+                .into_iter()
+                .flat_map(|m| m.members.iter().map(String::as_str)),
+        );
+    for host in named {
+        if let Some(i) = inventory.position(host) {
+            hits[i] = true;
+        }
+    }
+    Ok(hits)
 }
 
 fn known_names(inventory: &Inventory) -> String {

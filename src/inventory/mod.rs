@@ -345,6 +345,11 @@ impl Inventory {
     pub fn host(&self, name: &str) -> Option<&Host> {
         self.hosts.get(*self.index.get(name)?)
     }
+
+    /// Where the host stands in `hosts`.
+    pub fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
 }
 
 struct Resolver<'a> {

@@ -162,10 +162,11 @@ tool pyinfra "$oracles/bin/pyinfra -y --parallel \$FANOUT $setup/pyinfra_invento
 tool pdsh "PDSH_RCMD_TYPE=ssh PDSH_SSH_ARGS='-F /dev/null $ssh_strict %h' pdsh -f \$FANOUT -w ^$setup/hosts $R"
 tool clush "clush -f \$FANOUT --hostfile $setup/hosts -O ssh_options='-F /dev/null $ssh_strict' $R"
 tool parallel-ssh "$oracles/bin/python $setup/pssh_audit.py"
-tool bssh "$peers/bin/bssh -H \$(paste -sd, $setup/hosts) -u root -i $setup/id_ed25519 --strict-host-key-checking yes -p \$FANOUT $R"
+tool bssh "$peers/bin/bssh -H \$(paste -sd, $setup/hosts) -l root -i $setup/id_ed25519 -F /dev/null --strict-host-key-checking yes --parallel \$FANOUT $R"
 tool openssh-xargs "xargs -P \$FANOUT -I{} ssh -F /dev/null $ssh_strict {} $R < $setup/hosts"
 tool openssh-xargs-c25519 "xargs -P \$FANOUT -I{} ssh -F /dev/null -o KexAlgorithms=curve25519-sha256 $ssh_strict {} $R < $setup/hosts"
-# bssh reads ~/.ssh/known_hosts: it gets the lab's keys there for the run.
+# bssh reads only ~/.ssh/known_hosts (and without one checks no host key at
+# all, --strict-host-key-checking yes or not): the lab's keys go there.
 export HOME="$setup/home"
 mkdir -p "$HOME/.ssh"
 cp "$setup/known_hosts" "$HOME/.ssh/known_hosts"

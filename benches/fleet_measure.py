@@ -84,6 +84,9 @@ def answered(tool, output, expected):
         for record in json.loads(output or "{}").get("records", []):
             per_host.setdefault(record["host"], []).append(record["status"] == "compliant")
         return sum(1 for v in per_host.values() if len(v) == 2 and all(v))
+    if tool == "bssh":
+        # bssh wraps its output at 80 columns: continuation lines are indented.
+        output = re.sub(r"\n  ", "", output)
     for m in AUDIT.finditer(output):
         name, pre, post = m.groups()
         if expected.get(name) == (pre, post):

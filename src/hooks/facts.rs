@@ -6,8 +6,9 @@ use crate::inventory::Host;
 use serde::Serialize;
 use std::collections::HashMap;
 
-/// Prints one line per path: `missing PATH`, or
-/// `entry PATH TYPE OWNER GROUP MODE SIZE SHA256|- LINK-TARGET|-` (tab-separated).
+/// Prints `missing PATH`, `stat PATH TYPE OWNER GROUP MODE SIZE` (one stat
+/// for every path), `HASH  PATH` (one sha256sum for every regular file) and
+/// `link PATH TARGET`: two processes on the VM for any number of paths.
 /// Never follows a symlink: `stat` without -L, and a checksum only of regular files.
 pub const PROBE_SCRIPT: &str = include_str!("../remote/scripts/probe.sh");
 
@@ -59,7 +60,17 @@ pub enum PathFacts {
 /// paths it did not report stay absent from the map.
 pub fn parse_probe(text: &str) -> HashMap<String, PathFacts> {
     let mut facts = HashMap::new();
+    let mut sums: HashMap<&str, &str> = HashMap::new();
+    let mut links: HashMap<&str, &str> = HashMap::new();
     for line in text.lines() {
+        // sha256sum's own line: `HASH  PATH`.
+        if let Some((sum, path)) = line.split_once("  ")
+            && sum.len() == 64
+            && sum.bytes().all(|b| b.is_ascii_hexdigit())
+        {
+            sums.insert(path, sum);
+            continue;
+        }
         let fields: Vec<&str> = line.split('\t').collect();
         match fields.as_slice() {
             ["missing", path] => {
@@ -68,30 +79,44 @@ pub fn parse_probe(text: &str) -> HashMap<String, PathFacts> {
             ["error", path, why] => {
                 facts.insert(path.to_string(), PathFacts::Unreadable(why.to_string()));
             }
-            ["entry", path, kind, owner, group, mode, size, sum, target] => {
+            ["link", path, target] => {
+                links.insert(path, target);
+            }
+            ["stat", path, kind, owner, group, mode, size] => {
                 let (Ok(mode), Ok(size)) = (u32::from_str_radix(mode, 8), size.parse::<u64>())
                 else {
                     continue;
                 };
-                let sha256 =
-                    (*sum != "-" && sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()))
-                        .then(|| sum.to_string());
-                let kind = FileKind::from_stat(kind);
-                let link_target = (kind == FileKind::Symlink).then(|| target.to_string());
                 facts.insert(
                     path.to_string(),
                     PathFacts::Present {
-                        kind,
+                        kind: FileKind::from_stat(kind),
                         owner: owner.to_string(),
                         group: group.to_string(),
                         mode,
                         size,
-                        sha256,
-                        link_target,
+                        sha256: None,
+                        link_target: None,
                     },
                 );
             }
             _ => {}
+        }
+    }
+    // A checksum only for a regular file, a target only for a symlink.
+    for (path, fact) in facts.iter_mut() {
+        if let PathFacts::Present {
+            kind,
+            sha256,
+            link_target,
+            ..
+        } = fact
+        {
+            match kind {
+                FileKind::Regular => *sha256 = sums.get(path.as_str()).map(|s| s.to_string()),
+                FileKind::Symlink => *link_target = links.get(path.as_str()).map(|t| t.to_string()),
+                _ => {}
+            }
         }
     }
     facts
@@ -363,7 +388,7 @@ mod tests {
     #[test]
     fn parses_each_kind_of_line() {
         let out = format!(
-            "entry\t/usr/sbin\tdirectory\troot\troot\t755\t4096\t-\t-\nentry\t/usr/sbin/pre-freeze-script\tregular file\troot\troot\t700\t12\t{SHA}\t-\nentry\t/usr/sbin/post-thaw-script\tsymbolic link\troot\troot\t777\t9\t-\t/tmp/evil\nmissing\t/x\nnoise\n"
+            "missing\t/x\nlink\t/usr/sbin/post-thaw-script\t/tmp/evil\nstat\t/usr/sbin\tdirectory\troot\troot\t755\t4096\nstat\t/usr/sbin/pre-freeze-script\tregular file\troot\troot\t700\t12\nstat\t/usr/sbin/post-thaw-script\tsymbolic link\troot\troot\t777\t9\n{SHA}  /usr/sbin/pre-freeze-script\n{SHA}  /usr/sbin/post-thaw-script\nnoise\n"
         );
         let facts = parse_probe(&out);
         assert_eq!(inspect_dir("/usr/sbin", facts.get("/usr/sbin")), vec![]);
@@ -417,7 +442,7 @@ mod tests {
 
         #[test]
         fn probe_parser_never_panics_on_tabbed_lines(fields in proptest::collection::vec("[a-z0-9/ -]{0,12}", 0..12)) {
-            let line = format!("entry\t{}", fields.join("\t"));
+            let line = format!("stat\t{}", fields.join("\t"));
             for facts in parse_probe(&line).values() {
                 let _ = inspect_hook(Some(facts), SHA);
                 let _ = inspect_dir("/d", Some(facts));

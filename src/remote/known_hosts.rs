@@ -8,6 +8,14 @@ use russh::keys::{HashAlg, PublicKey};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+/// A file's length and modification time (None: missing), as last parsed.
+type Stamp = Option<(u64, Option<std::time::SystemTime>)>;
+
+/// The parsed lines of each set of known_hosts files, with the stamps they
+/// were read at.
+type Parsed = std::collections::HashMap<Vec<PathBuf>, (Vec<Stamp>, Arc<Vec<Line>>)>;
+static PARSED: std::sync::LazyLock<Mutex<Parsed>> = std::sync::LazyLock::new(Default::default);
+
 /// Which hosts may have a new key recorded (OpenSSH's `accept-new`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AcceptNew {
@@ -131,7 +139,7 @@ impl HostKeyPolicy {
     /// `check` against the files' lines, already read.
     fn check_in(
         &self,
-        lines: Result<Vec<Line>, String>,
+        lines: Result<Arc<Vec<Line>>, String>,
         name: &str,
         address: &str,
         port: u16,
@@ -261,19 +269,40 @@ impl HostKeyPolicy {
     }
 
     /// Every line of the user file and the global ones, as OpenSSH reads
-    /// them together (a missing file holds nothing).
-    fn lines(&self) -> Result<Vec<Line>, String> {
-        let mut lines = Vec::new();
-        for file in std::iter::once(&self.known_hosts)
+    /// them together (a missing file holds nothing). Parsed once per set of
+    /// files and kept while no file's length or time changes, so that a
+    /// fleet's checks do not parse its known_hosts once per host (O(n²)),
+    /// and a key another connection just recorded is still seen.
+    fn lines(&self) -> Result<Arc<Vec<Line>>, String> {
+        let files: Vec<&PathBuf> = std::iter::once(&self.known_hosts)
             .chain(&self.more_known_hosts)
             .chain(&self.global_known_hosts)
+            .collect();
+        let mut stamps = Vec::with_capacity(files.len());
+        for file in &files {
+            stamps.push(match std::fs::metadata(file) {
+                Ok(m) => Some((m.len(), m.modified().ok())),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(format!("{}: {e}", file.display())),
+            });
+        }
+        let key: Vec<PathBuf> = files.iter().map(|f| (*f).clone()).collect();
+        let mut cache = PARSED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((seen, lines)) = cache.get(&key)
+            && *seen == stamps
         {
+            return Ok(lines.clone());
+        }
+        let mut lines = Vec::new();
+        for file in &files {
             match std::fs::read(file) {
                 Ok(bytes) => lines.extend(parse_file(file, &String::from_utf8_lossy(&bytes))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(format!("{}: {e}", file.display())),
             }
         }
+        let lines = Arc::new(lines);
+        cache.insert(key, (stamps, lines.clone()));
         Ok(lines)
     }
 

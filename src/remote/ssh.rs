@@ -82,11 +82,20 @@ impl SshOptions {
     }
 }
 
-type Shared = Arc<tokio::sync::OnceCell<Result<Arc<client::Handle<Client>>, HostError>>>;
+/// A bastion's connection (or why there is none) and when it was settled.
+type Shared = Arc<
+    tokio::sync::OnceCell<(
+        Result<Arc<client::Handle<Client>>, HostError>,
+        std::time::Instant,
+    )>,
+>;
 
 /// One connection per bastion chain (`[b1]`, `[b1, b2]`, ...), opened once
-/// and shared; a bastion that could not be reached is remembered, so every
-/// host behind it fails at once with the bastion named, not after N timeouts.
+/// and shared. A bastion that could not be reached is remembered for one
+/// connect time limit, so every host behind it fails at once with the
+/// bastion named, not after N timeouts; after that, and whenever the
+/// connection has closed (a network split), the next host tries again, so
+/// a thaw retried later in a run is not refused by an old failure.
 #[derive(Default)]
 pub struct JumpPool {
     chains: Mutex<std::collections::HashMap<Vec<JumpHost>, Shared>>,
@@ -109,14 +118,26 @@ impl JumpPool {
         async move {
             let cell = {
                 let mut chains = self.chains.lock().unwrap_or_else(|e| e.into_inner());
-                chains.entry(chain.to_vec()).or_default().clone()
+                let entry = chains.entry(chain.to_vec()).or_default();
+                let stale = match entry.get() {
+                    Some((Ok(handle), _)) => handle.is_closed(),
+                    Some((Err(_), at)) => at.elapsed() >= options.connect_timeout,
+                    None => false,
+                };
+                if stale {
+                    *entry = Shared::default();
+                }
+                entry.clone()
             };
             cell.get_or_init(|| async {
                 let (hop, before) = chain.split_last().expect("a chain has a bastion");
                 let via = if before.is_empty() {
                     None
                 } else {
-                    Some(self.through(before, for_host, options).await?)
+                    match self.through(before, for_host, options).await {
+                        Ok(handle) => Some(handle),
+                        Err(e) => return (Err(e), std::time::Instant::now()),
+                    }
                 };
                 let mut keys: Vec<PathBuf> = hop.identity_files.clone();
                 if keys.is_empty() {
@@ -139,7 +160,7 @@ impl JumpPool {
                     connect_timeout: options.connect_timeout,
                     keepalive: (Some(Duration::from_secs(5)), 3),
                 };
-                endpoint
+                let opened = endpoint
                     .open(via.as_deref())
                     .await
                     .map(Arc::new)
@@ -152,9 +173,11 @@ impl JumpPool {
                             bastion: hop.target(),
                             reason: reason.strip_prefix(&prefix).unwrap_or(&reason).to_string(),
                         }
-                    })
+                    });
+                (opened, std::time::Instant::now())
             })
             .await
+            .0
             .clone()
         }
         .boxed()

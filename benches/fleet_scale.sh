@@ -66,7 +66,7 @@ for n in "${sizes[@]}"; do
 		code=$?
 		set -e
 		read -r wall rss < "$setup/time"
-		summary=$(grep -E '^(deploy|audit): |hosts: ' "$setup/out" | tail -n 1)
+		summary=$(grep -E '^(deploy|audit): |hosts: |^mirror |lanes' "$setup/out" | tail -n 1 || true)
 		awk -v n="$n" -v step="$step" -v wall="$wall" -v rss="$rss" -v code="$code" -v summary="$summary" \
 			'BEGIN { printf "%6s  %-8s  %8.2f  %8.1f  %9.2f  exit %s: %s\n", n, step, wall, rss / 1024, wall * 100 / n, code, summary }'
 	done

@@ -32,9 +32,11 @@ pub struct Global {
     /// Only these hosts: names, groups, mirrors or globs, separated by `,` or `:`; `!` leaves out.
     #[arg(short, long, global = true, value_name = "PATTERN")]
     pub limit: Option<String>,
-    /// How many hosts to work on at once.
-    #[arg(short, long, global = true, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=1000))]
-    pub forks: u16,
+    /// How many hosts to work on at once [default: 100 for deploy, audit,
+    /// logs, status and stun; 20 for plan and backup, where each host at
+    /// once is a snapshot in flight on the hypervisors].
+    #[arg(short, long, global = true, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub forks: Option<u16>,
     /// The known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
     #[arg(long, global = true, value_name = "FILE")]
     pub known_hosts: Option<PathBuf>,
@@ -70,7 +72,24 @@ pub struct Global {
     pub quiet: bool,
 }
 
+/// `--forks` for read-only fan-outs: the peer benchmark (docs/benchmarks.md)
+/// finds all at once no slower than 20 on a CPU-bound lab, and round trips
+/// over a real network hide only behind more hosts at once.
+pub const DEFAULT_FORKS: usize = 100;
+/// `--forks` for backups: each host at once is a snapshot on the hypervisors.
+pub const DEFAULT_BACKUP_FORKS: usize = 20;
+
 impl Global {
+    /// `--forks`, else the default for a read-only fan-out.
+    pub fn forks(&self) -> usize {
+        self.forks.map_or(DEFAULT_FORKS, usize::from)
+    }
+
+    /// `--forks`, else the default for a backup.
+    pub fn backup_forks(&self) -> usize {
+        self.forks.map_or(DEFAULT_BACKUP_FORKS, usize::from)
+    }
+
     /// The ssh_config files as OpenSSH reads them (`--ssh-config FILE` is
     /// `ssh -F FILE`: that file only).
     pub fn ssh_config(

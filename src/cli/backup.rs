@@ -64,7 +64,7 @@ pub fn backup(
     let connector = runner::SshConnector {
         options: ssh.clone(),
     };
-    let forks = global.forks as usize;
+    let forks = global.backup_forks();
     // The QoS guard's history, read before anything is contacted: one that
     // cannot be read stops the run rather than turning the guard off.
     let history = crate::backup::stun_history::StunHistory::load(&global.runs_dir)

@@ -25,7 +25,7 @@ pub fn reconcile_hosts(
     let (events, interrupted) = runtime()?.block_on(runner::run_hosts(
         command,
         hosts,
-        global.forks as usize,
+        global.forks(),
         global.quiet,
         |host, events| reconcile::host(host, &connector, settings, events),
     ));

@@ -39,14 +39,14 @@ pub fn collect_logs(
         let collected = crate::review::logs::collect(
             hosts,
             &ssh,
-            global.forks as usize,
+            global.forks(),
             since_ms / 1000,
             max_bytes,
             dir,
             &events,
         )
         .await;
-        fetch_vmware_logs(dir, hosts, &ssh, global.forks as usize, &events).await;
+        fetch_vmware_logs(dir, hosts, &ssh, global.forks(), &events).await;
         drop(events);
         let _ = consumer.await;
         collected

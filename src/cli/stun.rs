@@ -133,14 +133,9 @@ fn fetch(
     };
     let fetched = runtime()?.block_on(async {
         let (events, consumer) = crate::remote::runner::event_stream(global.quiet);
-        let fetched = crate::review::esxi::fetch(
-            &located,
-            &connector,
-            rotated,
-            global.forks as usize,
-            &events,
-        )
-        .await;
+        let fetched =
+            crate::review::esxi::fetch(&located, &connector, rotated, global.forks(), &events)
+                .await;
         drop(events);
         let _ = consumer.await;
         fetched

@@ -151,7 +151,7 @@ def main():
         expected = {k: tuple(v) for k, v in json.load(f).items()}
     n = len(expected)
     tools = {k: v for k, v in tools.items() if not wanted or k in wanted}
-    fanouts = sorted({20, n})
+    fanouts = sorted({20, min(100, n), n})
     os.makedirs(os.path.join(setup, "out"), exist_ok=True)
     runs = []
     print(f"# {n} hosts, {CORES} cores, {reps} repetitions, fan-out {fanouts}", flush=True)

@@ -163,28 +163,8 @@ fn yaml_doc(path: &Path, text: &str) -> Result<Option<Doc>, Error> {
             .all(|k| k.as_str().is_some_and(|k| GROUP_KEYS.contains(&k))),
         _ => false,
     };
-    let map = SourceMap::parse(text).map_err(|e| match e {
-        crate::inventory::source_map::MapError::Syntax { pos, message } => Error::input(
-            path,
-            pos,
-            format!("YAML syntax error: {message}"),
-            "check indentation and quotes",
-        ),
-        crate::inventory::source_map::MapError::DuplicateKey {
-            pos,
-            first,
-            path: key,
-        } => Error::input(
-            path,
-            pos,
-            format!(
-                "duplicate key `{}`, first at line {}",
-                key.join("."),
-                first.line
-            ),
-            "Ansible would keep only the last one; merge the two",
-        ),
-    })?;
+    let map = SourceMap::parse(text)
+        .map_err(|e| e.into_error(path, "Ansible would keep only the last one; merge the two"))?;
     if top.contains_key("plugin") {
         return Err(Error::input(
             path,

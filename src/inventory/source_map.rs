@@ -194,6 +194,41 @@ pub fn read_input(
     })
 }
 
+impl MapError {
+    /// The error for the file at `path`, with `duplicate_hint` for a key
+    /// that appears twice.
+    pub fn into_error(
+        self,
+        path: &std::path::Path,
+        duplicate_hint: &str,
+    ) -> crate::output::error::Error {
+        use crate::output::error::Error;
+        match self {
+            MapError::Syntax { pos, message } => Error::input(
+                path,
+                pos,
+                format!("YAML syntax error: {message}"),
+                "check indentation, brackets and quotes around this point",
+            ),
+            MapError::DuplicateKey {
+                pos,
+                first,
+                path: key,
+            } => Error::input(
+                path,
+                pos,
+                format!(
+                    "duplicate key `{}`: {} is already defined at line {}",
+                    key.last().map(String::as_str).unwrap_or(""),
+                    key.join("."),
+                    first.line
+                ),
+                duplicate_hint,
+            ),
+        }
+    }
+}
+
 /// Parses `text` (the file at `path`) into a `T`, and maps where everything
 /// stands. Syntax errors, duplicate keys, unknown keys and wrong types become
 /// `Error::Input` with their line and column.
@@ -204,29 +239,7 @@ pub fn load_yaml<T: serde::de::DeserializeOwned>(
     docs_hint: &str,
 ) -> Result<(SourceMap, T), crate::output::error::Error> {
     use crate::output::error::Error;
-    let map = SourceMap::parse(text).map_err(|e| match e {
-        MapError::Syntax { pos, message } => Error::input(
-            path,
-            pos,
-            format!("YAML syntax error: {message}"),
-            "check indentation, brackets and quotes around this point",
-        ),
-        MapError::DuplicateKey {
-            pos,
-            first,
-            path: key,
-        } => Error::input(
-            path,
-            pos,
-            format!(
-                "duplicate key `{}`: {} is already defined at line {}",
-                key.last().map(String::as_str).unwrap_or(""),
-                key.join("."),
-                first.line
-            ),
-            duplicate_hint,
-        ),
-    })?;
+    let map = SourceMap::parse(text).map_err(|e| e.into_error(path, duplicate_hint))?;
     let value = serde_yaml::from_str(text).map_err(|e| {
         let pos = e
             .location()

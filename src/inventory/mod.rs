@@ -1,5 +1,6 @@
-//! The YAML inventory: reading, validating (every error with file:line:column)
-//! and resolving each host's settings (host > groups > defaults).
+//! The inventory, quiesce's YAML or an Ansible one (`ansible.rs`): reading,
+//! validating (every error with file:line:column) and resolving each host's
+//! settings (host > groups > defaults, then the user's ssh_config: `reach.rs`).
 
 pub mod ansible;
 mod ansible_ini;

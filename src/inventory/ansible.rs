@@ -317,30 +317,29 @@ const MAX_RANGE: usize = 100_000;
 /// A host pattern: its names (ranges expanded, as Ansible does) and its
 /// `:port`, if any.
 pub(super) fn expand_pattern(pattern: &str) -> Result<(Vec<String>, Option<u16>), String> {
-    // `host:port`, where the `:` is outside every range and the host is not IPv6.
-    let outside: String = {
-        let mut depth = 0;
-        pattern
-            .chars()
-            .map(|c| {
-                match c {
-                    '[' => depth += 1,
-                    ']' => depth -= 1,
-                    _ => {}
-                }
-                if depth > 0 { '_' } else { c }
-            })
-            .collect()
-    };
-    let (name, port) = match outside.rfind(':') {
-        Some(i) if outside.matches(':').count() == 1 => {
+    // `host:port`, where the `:` is outside every range and the host is not
+    // IPv6: the colons outside brackets, at their byte positions in `pattern`.
+    let mut depth = 0i32;
+    let colons: Vec<usize> = pattern
+        .char_indices()
+        .filter_map(|(i, c)| {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            (c == ':' && depth <= 0).then_some(i)
+        })
+        .collect();
+    let (name, port) = match colons.as_slice() {
+        [i] => {
             let port = &pattern[i + 1..];
             let port = port
                 .parse::<u16>()
                 .ok()
                 .filter(|p| *p > 0)
                 .ok_or_else(|| format!("`{pattern}`: `{port}` is not a port"))?;
-            (&pattern[..i], Some(port))
+            (&pattern[..*i], Some(port))
         }
         _ => (pattern, None),
     };
@@ -1035,9 +1034,20 @@ mod tests {
         assert_eq!(jump_of_ssh_args("-o ServerAliveInterval=5").unwrap(), None);
     }
 
+    #[test]
+    fn a_colon_after_wide_characters_in_a_range_is_found_where_it_is() {
+        assert!(expand_pattern("[é𞹏]:x").is_err());
+        assert_eq!(expand_pattern("h[é𞹏]:22").unwrap().1, Some(22));
+    }
+
     proptest::proptest! {
         #[test]
         fn patterns_never_panic(p in "[a-z0-9\\[\\]:.-]{0,24}") {
+            let _ = expand_pattern(&p);
+        }
+
+        #[test]
+        fn any_text_as_a_pattern_never_panics(p in "\\PC{0,40}") {
             let _ = expand_pattern(&p);
         }
     }

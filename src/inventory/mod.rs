@@ -924,6 +924,19 @@ mod tests {
         }
 
         #[test]
+        fn never_panics_on_ansible_shaped_text(
+            group in "[a-z0-9_\\[\\]:.-]{0,10}",
+            host in "\\PC{0,14}",
+            key in "(ansible_host|ansible_port|ansible_user|ansible_become|quiesce_mirror|quiesce_qos_timeout|quiesce_jump|quiesce_instances|ansible_ssh_common_args|ansible_group_priority|quiesce_x|x)",
+            value in "\\PC{0,20}",
+        ) {
+            let yaml = format!("all:\n  children:\n    {group}:\n      hosts:\n        {host}: {{ {key}: {value} }}\n      vars: {{ {key}: {value} }}\n");
+            let _ = Inventory::parse(Path::new("h.yml"), &yaml);
+            let ini = format!("[{group}]\n{host} {key}={value}\n[{group}:vars]\n{key}={value}\n[all:children]\n{group}\n");
+            let _ = Inventory::parse(Path::new("h.ini"), &ini);
+        }
+
+        #[test]
         fn never_panics_on_inventory_shaped_text(
             name in "[a-z0-9.$ -]{0,8}",
             value in "[a-z0-9:.$/ \\[\\]{}-]{0,16}",

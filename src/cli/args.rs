@@ -33,8 +33,8 @@ pub struct Global {
     #[arg(short, long, global = true, value_name = "PATTERN")]
     pub limit: Option<String>,
     /// How many hosts to work on at once [default: 100 for deploy, audit,
-    /// logs, status and stun; 20 for plan and backup, where each host at
-    /// once is a snapshot in flight on the hypervisors].
+    /// logs and stun; 20 for plan and backup, where each host at once is a
+    /// snapshot in flight on the hypervisors].
     #[arg(short, long, global = true, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub forks: Option<u16>,
     /// The known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
@@ -72,7 +72,7 @@ pub struct Global {
     pub quiet: bool,
 }
 
-/// `--forks` for read-only fan-outs: the peer benchmark (docs/benchmarks.md)
+/// `--forks` for the fan-outs that change no VM state: the peer benchmark (docs/benchmarks.md)
 /// finds all at once no slower than 20 on a CPU-bound lab, and round trips
 /// over a real network hide only behind more hosts at once.
 pub const DEFAULT_FORKS: usize = 100;

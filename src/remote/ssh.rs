@@ -163,7 +163,7 @@ impl JumpPool {
                 let opened = endpoint
                     .open(via.as_deref())
                     .await
-                    .map(Arc::new)
+                    .map(|(handle, _)| Arc::new(handle))
                     .map_err(|e| {
                         // The bastion's error without its name, which leads ours.
                         let reason = e.to_string();
@@ -234,17 +234,18 @@ struct Endpoint<'a> {
 
 impl Endpoint<'_> {
     /// Connects (directly, or through `via`'s forwarding), checks the host
-    /// key and logs in, within the connect time limit.
+    /// key and logs in, within the connect time limit; with the host-key
+    /// verdict (a key learned is announced by the caller).
     async fn open(
         &self,
         via: Option<&client::Handle<Client>>,
-    ) -> Result<client::Handle<Client>, HostError> {
+    ) -> Result<(client::Handle<Client>, Verdict), HostError> {
         let verdict = Arc::new(Mutex::new(None));
         let attempt = self.connect_and_login(via, verdict.clone());
         let outcome = tokio::time::timeout(self.connect_timeout, attempt).await;
         let verdict = verdict.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let fallback = match outcome {
-            Ok(Ok(handle)) => return Ok(handle),
+            Ok(Ok(handle)) => return Ok((handle, verdict.unwrap_or(Verdict::Known))),
             Err(_) => HostError::ConnectTimeout {
                 target: self.target.clone(),
                 after: self.connect_timeout,
@@ -467,42 +468,26 @@ impl Connection {
                 host.ssh.accept_new,
             ),
             connect_timeout: options.connect_timeout_for(host.ssh.connect_timeout_secs),
-            keepalive: match host.ssh.server_alive_interval_secs {
-                Some(0) => (None, 3),
-                Some(secs) => (
-                    Some(Duration::from_secs(secs)),
-                    host.ssh.server_alive_count_max.unwrap_or(3) as usize,
-                ),
-                None => (
-                    Some(Duration::from_secs(5)),
-                    host.ssh.server_alive_count_max.unwrap_or(3) as usize,
-                ),
-            },
-        };
-        // The verdict is kept for the caller (a key learned is announced).
-        let verdict = Arc::new(Mutex::new(None));
-        let attempt = endpoint.connect_and_login(via.as_deref(), verdict.clone());
-        let outcome = tokio::time::timeout(endpoint.connect_timeout, attempt).await;
-        let seen = verdict.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        match outcome {
-            Ok(Ok(handle)) => Ok(Connection {
-                handle,
-                target,
-                user: host.user.clone(),
-                r#become: host.r#become && host.user != "root",
-                command_timeout: options.command_timeout,
-                host_key: seen.unwrap_or(Verdict::Known),
-                _via: via,
-            }),
-            Err(_) => Err(endpoint.refusal(
-                seen,
-                HostError::ConnectTimeout {
-                    target,
-                    after: endpoint.connect_timeout,
+            // ServerAliveInterval 0 turns keepalives off, as in OpenSSH.
+            keepalive: (
+                match host.ssh.server_alive_interval_secs {
+                    Some(0) => None,
+                    Some(secs) => Some(Duration::from_secs(secs)),
+                    None => Some(Duration::from_secs(5)),
                 },
-            )),
-            Ok(Err(e)) => Err(endpoint.refusal(seen, e)),
-        }
+                host.ssh.server_alive_count_max.unwrap_or(3) as usize,
+            ),
+        };
+        let (handle, host_key) = endpoint.open(via.as_deref()).await?;
+        Ok(Connection {
+            handle,
+            target,
+            user: host.user.clone(),
+            r#become: host.r#become && host.user != "root",
+            command_timeout: options.command_timeout,
+            host_key,
+            _via: via,
+        })
     }
 
     /// Runs `script` with `args` under /bin/sh, through `sudo -n` when the

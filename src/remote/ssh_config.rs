@@ -286,13 +286,20 @@ fn expand_tilde(path: &str) -> String {
 /// OpenSSH's pattern lists: `*` and `?` wildcards, comma lists, `!` negates.
 /// A negated match makes the whole list false.
 pub fn match_list(name: &str, list: &str) -> bool {
+    match_patterns(name, list.split(',').filter(|p| !p.is_empty()))
+}
+
+/// Any pattern matches `name` (case-insensitively) and no `!pattern` does.
+/// `Host` gives its patterns one a word, `Match` as a comma list.
+fn match_patterns<'a>(name: &str, patterns: impl Iterator<Item = &'a str>) -> bool {
+    let name = name.to_ascii_lowercase();
     let mut matched = false;
-    for pattern in list.split(',').filter(|p| !p.is_empty()) {
+    for pattern in patterns {
         let (negated, pattern) = match pattern.strip_prefix('!') {
             Some(p) => (true, p),
             None => (false, pattern),
         };
-        if wildcard(&name.to_ascii_lowercase(), &pattern.to_ascii_lowercase()) {
+        if wildcard(&name, &pattern.to_ascii_lowercase()) {
             if negated {
                 return false;
             }
@@ -407,20 +414,7 @@ impl State<'_> {
     }
 
     fn host_matches(&self, patterns: &[String]) -> bool {
-        let mut matched = false;
-        for pattern in patterns {
-            let (negated, p) = match pattern.strip_prefix('!') {
-                Some(p) => (true, p),
-                None => (false, pattern.as_str()),
-            };
-            if wildcard(&self.alias.to_ascii_lowercase(), &p.to_ascii_lowercase()) {
-                if negated {
-                    return false;
-                }
-                matched = true;
-            }
-        }
-        matched
+        match_patterns(self.alias, patterns.iter().map(String::as_str))
     }
 
     fn match_line(

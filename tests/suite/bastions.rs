@@ -155,6 +155,14 @@ fn deploy_audit_and_backup_go_through_one_and_two_bastions() {
     );
 }
 
+/// The first line of the report about `vm`.
+fn line_of<'a>(run: &'a Run, vm: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find(|l| l.starts_with(vm))
+        .unwrap_or_else(|| panic!("no line for {vm}: {run:?}"))
+}
+
 #[test]
 fn a_dead_bastion_fails_every_host_behind_it_once_and_by_name() {
     let lab = bastion_lab(151);
@@ -167,11 +175,7 @@ fn a_dead_bastion_fails_every_host_behind_it_once_and_by_name() {
     lab.lab("unstun", &["b1"]);
     assert_eq!(run.code, 3, "{run:?}");
     for vm in ["vm1", "vm2", "vm3"] {
-        let line = run
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(vm))
-            .unwrap_or_else(|| panic!("{run:?}"));
+        let line = line_of(&run, vm);
         assert!(
             line.contains(&format!(
                 "unreachable through bastion {}.11 ({}.11:22): ",
@@ -184,7 +188,8 @@ fn a_dead_bastion_fails_every_host_behind_it_once_and_by_name() {
         took < Duration::from_secs(5),
         "one time limit for the bastion, not one per host: {took:?}"
     );
-    // The bastion answers again: every host behind it is reached.
+    // b1 answers again: vm1 behind it is reached; b2 dies, and the two
+    // hosts behind it fail by its name.
     lab.lab("kill-sshd", &["b2"]);
     let run = through(&lab, &["audit"]);
     assert_eq!(run.code, 3, "{run:?}");
@@ -196,11 +201,7 @@ fn a_dead_bastion_fails_every_host_behind_it_once_and_by_name() {
         "{run:?}"
     );
     for vm in ["vm2", "vm3"] {
-        let line = run
-            .stdout
-            .lines()
-            .find(|l| l.starts_with(vm))
-            .unwrap_or_else(|| panic!("{run:?}"));
+        let line = line_of(&run, vm);
         assert!(
             line.contains("unreachable through bastion b2.lab (b2.lab:22)"),
             "{line}"
@@ -248,7 +249,7 @@ fn ssh_config_trust_files_keys_and_a_bastion_with_a_changed_key() {
     let net = lab.net.clone();
     let key = lab.path("id_ed25519").display().to_string();
     let known = std::fs::read_to_string(lab.known_hosts()).unwrap();
-    let line_of = |addr: &str| {
+    let known_line = |addr: &str| {
         known
             .lines()
             .find(|l| l.starts_with(&format!("{addr} ")))
@@ -257,12 +258,12 @@ fn ssh_config_trust_files_keys_and_a_bastion_with_a_changed_key() {
     };
     // vm1's key only in its own file; vm2 in none (accept-new records it
     // there); b1 recorded with vm1's key (a changed key).
-    std::fs::write(lab.path("kh_vm1"), line_of(&format!("{net}.11")) + "\n").unwrap();
+    std::fs::write(lab.path("kh_vm1"), known_line(&format!("{net}.11")) + "\n").unwrap();
     let b1_wrong =
-        line_of(&format!("{net}.11")).replacen(&format!("{net}.11"), &format!("{net}.13"), 1);
+        known_line(&format!("{net}.11")).replacen(&format!("{net}.11"), &format!("{net}.13"), 1);
     std::fs::write(
         lab.known_hosts(),
-        format!("{b1_wrong}\n{}\n", line_of(&format!("{net}.14"))),
+        format!("{b1_wrong}\n{}\n", known_line(&format!("{net}.14"))),
     )
     .unwrap();
     std::fs::write(
@@ -309,7 +310,7 @@ fn ssh_config_trust_files_keys_and_a_bastion_with_a_changed_key() {
             .contains(&format!("{net}.12 ")),
         "learned into the host's own file only"
     );
-    let vm3 = run.stdout.lines().find(|l| l.starts_with("vm3 ")).unwrap();
+    let vm3 = line_of(&run, "vm3 ");
     assert!(
         vm3.contains(&format!(
             "unreachable through bastion {net}.13 ({net}.13:22): HOST KEY CHANGED"

@@ -208,6 +208,10 @@ mod tests {
             ("checked_run.sh".to_string(), checked_run_script()),
             ("freeze_session.sh".to_string(), freeze_session_script()),
             (
+                "deploy.sh".to_string(),
+                crate::hooks::reconcile::deploy_script().to_string(),
+            ),
+            (
                 "preflight.sh".to_string(),
                 crate::backup::preflight::preflight_script(),
             ),

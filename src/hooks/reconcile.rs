@@ -1,22 +1,35 @@
 //! Deploy and audit on one host: probe the facts, compare them with what
 //! quiesce would write, and (when asked) write only what differs, atomically,
-//! then verify. `audit` is this with writing turned off.
+//! then verify — for deploy, all in one remote script, one round trip.
+//! `audit` is this with writing turned off.
 
 use crate::hooks::facts::{FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts};
 use crate::hooks::{self, HookKind};
 use crate::inventory::Host;
 use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender, HookRecord, Status};
-use crate::remote::transport::{Connector, Transport};
+use crate::remote::transport::{Connector, Output, Transport};
+use std::sync::LazyLock;
 
-/// Writes one hook: temporary file in the same directory, checksum checked,
-/// root:root 0700, flushed, then renamed over the old one. A symlink or other
-/// non-regular file at the path is replaced only with `force`; it is never
-/// written through.
-const WRITE_SCRIPT: &str = include_str!("../remote/scripts/write_hook.sh");
+/// A whole deploy of one host in one round trip: probe, directory fix, the
+/// writes of what differs and the probe after them, with the three scripts
+/// it calls as functions (see `scripts/deploy.sh`).
+static DEPLOY_SCRIPT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "probe() (\n{PROBE_SCRIPT}\n)\ndir_fix() (\n{}\n)\nwrite_hook() (\n{}\n)\n{}",
+        include_str!("../remote/scripts/dir_fix.sh"),
+        include_str!("../remote/scripts/write_hook.sh"),
+        include_str!("../remote/scripts/deploy.sh"),
+    )
+});
 
-/// Makes the hook directory safe, or refuses to take over a shared one.
-pub const DIR_FIX_SCRIPT: &str = include_str!("../remote/scripts/dir_fix.sh");
+/// The deploy script as it is sent (for the shellcheck test).
+pub fn deploy_script() -> &'static str {
+    &DEPLOY_SCRIPT
+}
+
+/// The step that runs the deploy script, in events and errors.
+const DEPLOY_STEP: &str = "probe and write";
 
 const READ_SCRIPT: &str = include_str!("../remote/scripts/read_hook.sh");
 
@@ -86,35 +99,54 @@ fn emit_all(host: &Host, events: &EventSender, status: Status, error: &HostError
     }
 }
 
-async fn probe(
+/// Runs one script as the step `step`, with its start and end as events.
+async fn step(
     connection: &dyn Transport,
     host: &Host,
     events: &EventSender,
     step: &'static str,
-) -> Result<HostFacts, HostError> {
+    script: &str,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Result<Output, HostError> {
     events.send(Event::StepStarted {
         host: host.name.clone(),
         step,
     });
-    let args = HostFacts::probe_args(host);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = connection
-        .run_script(step, PROBE_SCRIPT, &args, None)
-        .await?;
-    let ok = output.success();
+    let output = connection.run_script(step, script, args, stdin).await?;
     events.send(Event::StepFinished {
         host: host.name.clone(),
         step,
-        ok,
+        ok: output.success(),
     });
-    if !ok {
+    Ok(output)
+}
+
+async fn probe(
+    connection: &dyn Transport,
+    host: &Host,
+    events: &EventSender,
+) -> Result<HostFacts, HostError> {
+    let args = HostFacts::probe_args(host);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = step(connection, host, events, "probe", PROBE_SCRIPT, &args, None).await?;
+    if !output.success() {
         return Err(HostError::StepFailed {
             target: host.target(),
-            step: step.into(),
+            step: "probe".into(),
             detail: output.describe(),
         });
     }
     Ok(HostFacts::from_probe(host, &output.stdout_text()))
+}
+
+/// What deploy means to do about one hook, decided from the facts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Intent {
+    Nothing,
+    Write,
+    /// The hook is right; only its directory is not.
+    FixDir,
 }
 
 async fn on_connection(
@@ -123,106 +155,90 @@ async fn on_connection(
     settings: Settings,
     events: &EventSender,
 ) -> Result<(), HostError> {
-    let facts = probe(connection, host, events, "probe").await?;
-    let mut dir_fixed = false;
-    if settings.mode == Mode::Apply && facts.dir.iter().any(Finding::is_about_dir) {
-        events.send(Event::StepStarted {
-            host: host.name.clone(),
-            step: "fix hook directory",
-        });
-        let output = connection
-            .run_script(
-                "fix hook directory",
-                DIR_FIX_SCRIPT,
-                &[&host.hook_dir, if settings.force { "force" } else { "-" }],
-                None,
-            )
-            .await?;
-        events.send(Event::StepFinished {
-            host: host.name.clone(),
-            step: "fix hook directory",
-            ok: output.success(),
-        });
-        if !output.success() {
-            return Err(HostError::StepFailed {
-                target: host.target(),
-                step: "fix hook directory".into(),
-                detail: output.describe(),
-            });
+    // --diff reads the hooks as they are before anything is written.
+    let mut diffs = Vec::new();
+    if settings.mode != Mode::Apply || settings.diff {
+        let facts = probe(connection, host, events).await?;
+        if settings.diff {
+            diffs = diffs_of(connection, host, &facts).await?;
         }
-        dir_fixed = true;
+        if settings.mode != Mode::Apply {
+            let records = decide(host, settings, &facts, diffs);
+            for (record, _) in records {
+                events.send(Event::Hook(record));
+            }
+            return Ok(());
+        }
     }
+    let report = deploy(connection, host, events, settings.force).await?;
+    let facts = HostFacts::from_probe(host, &report.before);
+    let mut records = decide(host, settings, &facts, diffs);
+    settle(&mut records, &report);
+    let after = report
+        .after
+        .as_ref()
+        .map(|a| HostFacts::from_probe(host, a));
+    verify(after.as_ref(), &mut records);
+    for (record, _) in records {
+        events.send(Event::Hook(record));
+    }
+    Ok(())
+}
+
+/// Each hook's status from the facts, and what deploy is to do about it.
+fn decide(
+    host: &Host,
+    settings: Settings,
+    facts: &HostFacts,
+    diffs: Vec<(HookKind, String)>,
+) -> Vec<(HookRecord, Intent)> {
     let mut records = Vec::new();
-    let mut written = false;
     for (kind, path, hook_findings, found) in &facts.hooks {
         let mut findings = facts.dir.clone();
         findings.extend(hook_findings.iter().cloned());
-        let content = hooks::render(*kind, host);
-        let diff = if settings.diff && !hook_findings.is_empty() {
-            Some(diff_against(connection, host, path, found, &content).await?)
-        } else {
-            None
-        };
+        let diff = diffs
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, d)| d.clone());
         let in_the_way =
             matches!(found, Some(PathFacts::Present { kind, .. }) if *kind != FileKind::Regular);
-        let (status, detail) = if findings.is_empty() {
-            (
-                if settings.audit_labels || settings.mode == Mode::Audit {
-                    Status::Compliant
-                } else {
-                    Status::Unchanged
-                },
-                None,
-            )
+        let check = settings.mode == Mode::Check;
+        let (status, detail, intent) = if findings.is_empty() {
+            let status = if settings.audit_labels || settings.mode == Mode::Audit {
+                Status::Compliant
+            } else {
+                Status::Unchanged
+            };
+            (status, None, Intent::Nothing)
         } else if settings.mode == Mode::Audit {
-            (Status::NonCompliant, None)
+            (Status::NonCompliant, None, Intent::Nothing)
         } else if hook_findings.is_empty() {
             // Only the directory was wrong.
-            if settings.mode == Mode::Check {
-                (
-                    Status::WouldChange,
-                    Some("would fix the hook directory".to_string()),
-                )
+            if check {
+                let detail = "would fix the hook directory".to_string();
+                (Status::WouldChange, Some(detail), Intent::Nothing)
             } else {
-                (
-                    Status::Updated,
-                    Some("fixed the hook directory".to_string()),
-                )
+                let detail = "fixed the hook directory".to_string();
+                (Status::Updated, Some(detail), Intent::FixDir)
             }
         } else if in_the_way && !settings.force {
-            (
-                Status::Refused,
-                Some(format!(
-                    "{path} is not a regular file: not replaced (use --force to replace it)"
-                )),
-            )
-        } else if settings.mode == Mode::Check {
-            (
-                Status::WouldChange,
-                Some(if matches!(found, Some(PathFacts::Missing)) {
-                    "would create".into()
-                } else {
-                    "would update".into()
-                }),
-            )
+            (Status::Refused, Some(refusal(path)), Intent::Nothing)
         } else {
-            write(connection, host, *kind, &content, settings.force).await?;
-            written = true;
             let created = matches!(found, Some(PathFacts::Missing));
-            (
-                if created {
-                    Status::Created
-                } else {
-                    Status::Updated
-                },
-                Some(if created {
-                    "created".into()
-                } else {
-                    "updated".into()
-                }),
-            )
+            let (status, detail) = match (check, created) {
+                (true, true) => (Status::WouldChange, "would create"),
+                (true, false) => (Status::WouldChange, "would update"),
+                (false, true) => (Status::Created, "created"),
+                (false, false) => (Status::Updated, "updated"),
+            };
+            let intent = if check {
+                Intent::Nothing
+            } else {
+                Intent::Write
+            };
+            (status, Some(detail.to_string()), intent)
         };
-        records.push(HookRecord {
+        let record = HookRecord {
             host: host.name.clone(),
             address: host.address.clone(),
             hook: *kind,
@@ -232,60 +248,134 @@ async fn on_connection(
             detail,
             diff,
             error_kind: None,
-        });
+        };
+        records.push((record, intent));
     }
-    if written || dir_fixed {
-        verify(connection, host, events, &mut records).await?;
-    }
-    for record in records {
-        events.send(Event::Hook(record));
-    }
-    Ok(())
+    records
 }
 
-async fn write(
-    connection: &dyn Transport,
-    host: &Host,
-    kind: HookKind,
-    content: &str,
-    force: bool,
-) -> Result<(), HostError> {
-    let step = match kind {
-        HookKind::PreFreeze => "write pre-freeze-script",
-        HookKind::PostThaw => "write post-thaw-script",
-    };
-    let sha = hooks::sha256_hex(content.as_bytes());
-    let args = [
-        host.hook_dir.as_str(),
-        kind.file_name(),
-        sha.as_str(),
-        if force { "force" } else { "" },
-    ];
-    let output = connection
-        .run_script(step, WRITE_SCRIPT, &args, Some(content.as_bytes()))
-        .await?;
-    if !output.success() {
-        return Err(HostError::StepFailed {
-            target: host.target(),
-            step: step.into(),
-            detail: output.describe(),
-        });
-    }
-    Ok(())
+fn refusal(path: &str) -> String {
+    format!("{path} is not a regular file: not replaced (use --force to replace it)")
 }
 
-/// Probes again after writing: every written hook must now be exactly right.
-async fn verify(
+/// What the deploy script said of one host.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct DeployReport {
+    /// The probe before anything changed.
+    before: String,
+    /// The probe after the changes; none when nothing changed.
+    after: Option<String>,
+    dir_fixed: bool,
+    wrote: Vec<String>,
+    refused: Vec<String>,
+    /// The last step the script started (the one that failed, if it did).
+    step: Option<String>,
+}
+
+impl DeployReport {
+    fn parse(text: &str) -> DeployReport {
+        let mut report = DeployReport::default();
+        let mut after: Option<String> = None;
+        for line in text.lines() {
+            let fields: Vec<&str> = line.split('\t').collect();
+            match fields.as_slice() {
+                ["section", "before"] => {}
+                ["section", "after"] => after = Some(String::new()),
+                ["step", name] => report.step = Some(name.to_string()),
+                ["did", "dir-fixed"] => report.dir_fixed = true,
+                ["did", "wrote", path] => report.wrote.push(path.to_string()),
+                ["did", "refused", path] => report.refused.push(path.to_string()),
+                ["did", ..] => {}
+                _ => {
+                    let section = after.as_mut().unwrap_or(&mut report.before);
+                    section.push_str(line);
+                    section.push('\n');
+                }
+            }
+        }
+        report.after = after;
+        report
+    }
+}
+
+/// Runs the deploy script: one round trip whatever it has to do.
+async fn deploy(
     connection: &dyn Transport,
     host: &Host,
     events: &EventSender,
-    records: &mut [HookRecord],
-) -> Result<(), HostError> {
-    let after = probe(connection, host, events, "verify").await?;
-    for record in records
-        .iter_mut()
-        .filter(|r| matches!(r.status, Status::Created | Status::Updated))
-    {
+    force: bool,
+) -> Result<DeployReport, HostError> {
+    let contents: Vec<(HookKind, String)> = HookKind::ALL
+        .iter()
+        .map(|&kind| (kind, hooks::render(kind, host)))
+        .collect();
+    let mut args = vec![
+        host.hook_dir.clone(),
+        if force { "force" } else { "-" }.to_string(),
+    ];
+    let mut stdin = Vec::new();
+    for (kind, content) in &contents {
+        args.push(kind.path(host));
+        args.push(hooks::sha256_hex(content.as_bytes()));
+        args.push(content.len().to_string());
+        stdin.extend_from_slice(content.as_bytes());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = step(
+        connection,
+        host,
+        events,
+        DEPLOY_STEP,
+        &DEPLOY_SCRIPT,
+        &args,
+        Some(&stdin),
+    )
+    .await?;
+    let report = DeployReport::parse(&output.stdout_text());
+    if !output.success() {
+        return Err(HostError::StepFailed {
+            target: host.target(),
+            step: report.step.unwrap_or_else(|| DEPLOY_STEP.into()),
+            detail: output.describe(),
+        });
+    }
+    Ok(report)
+}
+
+/// Marks each intent the script did not carry out.
+fn settle(records: &mut [(HookRecord, Intent)], report: &DeployReport) {
+    for (record, intent) in records.iter_mut() {
+        let done = match intent {
+            Intent::Nothing => continue,
+            Intent::FixDir => report.dir_fixed,
+            Intent::Write => report.wrote.contains(&record.path),
+        };
+        if done {
+            continue;
+        }
+        if report.refused.contains(&record.path) {
+            // It became something else than a regular file since the probe.
+            record.status = Status::Refused;
+            record.detail = Some(refusal(&record.path));
+        } else {
+            record.status = Status::Failed;
+            record.detail = Some("left as it was: the deploy script found it right".into());
+        }
+        *intent = Intent::Nothing;
+    }
+}
+
+/// What the probe after writing says: every hook written (or whose directory
+/// was fixed) must now be exactly right.
+fn verify(after: Option<&HostFacts>, records: &mut [(HookRecord, Intent)]) {
+    for (record, _) in records.iter_mut().filter(|(r, i)| {
+        *i != Intent::Nothing && matches!(r.status, Status::Created | Status::Updated)
+    }) {
+        let Some(after) = after else {
+            record.status = Status::Failed;
+            record.detail = Some("not verified: nothing was probed after writing".into());
+            continue;
+        };
         let mut left = after.dir.clone();
         if let Some((_, _, findings, _)) = after.hooks.iter().find(|(k, ..)| *k == record.hook) {
             left.extend(findings.iter().cloned());
@@ -296,7 +386,26 @@ async fn verify(
             record.detail = Some(format!("still wrong after writing: {}", what.join("; ")));
         }
     }
-    Ok(())
+}
+
+/// The unified diff of each hook that differs: what is there against what
+/// deploy writes.
+async fn diffs_of(
+    connection: &dyn Transport,
+    host: &Host,
+    facts: &HostFacts,
+) -> Result<Vec<(HookKind, String)>, HostError> {
+    let mut diffs = Vec::new();
+    for (kind, path, findings, found) in &facts.hooks {
+        if !findings.is_empty() {
+            let content = hooks::render(*kind, host);
+            diffs.push((
+                *kind,
+                diff_against(connection, host, path, found, &content).await?,
+            ));
+        }
+    }
+    Ok(diffs)
 }
 
 async fn diff_against(
@@ -327,4 +436,218 @@ async fn diff_against(
         )
         .to_string();
     Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::path::Path;
+    use std::process::{Command, Stdio};
+
+    /// Runs the deploy script on this machine against `dir`, as deploy sends
+    /// it: both hooks' paths, checksums and sizes, their bytes on stdin.
+    fn run_deploy(
+        dir: &Path,
+        hooks: &[(&str, &[u8])],
+        stdin: &[u8],
+        force: bool,
+    ) -> (i32, String, String) {
+        let dir_text = dir.display().to_string();
+        let mut args = vec![
+            dir_text.clone(),
+            if force { "force" } else { "-" }.to_string(),
+        ];
+        for (name, content) in hooks {
+            args.push(format!("{dir_text}/{name}"));
+            args.push(hooks::sha256_hex(content));
+            args.push(content.len().to_string());
+        }
+        let mut child = Command::new("/bin/sh")
+            .arg("-c")
+            .arg(deploy_script())
+            .arg("sh")
+            .args(&args)
+            .env("LC_ALL", "C")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The script may end without reading all of it.
+        let _ = child.stdin.take().unwrap().write_all(stdin);
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    const PRE: &[u8] = b"#!/bin/sh\necho pre\n";
+    const POST: &[u8] = b"#!/bin/sh\necho post-thaw, a little longer\n";
+
+    fn both(dir: &Path, stdin: &[u8], force: bool) -> (i32, DeployReport, String) {
+        let (code, out, err) = run_deploy(dir, &[("pre", PRE), ("post", POST)], stdin, force);
+        (code, DeployReport::parse(&out), err)
+    }
+
+    fn all() -> Vec<u8> {
+        [PRE, POST].concat()
+    }
+
+    fn stat(path: &Path) -> String {
+        let out = Command::new("stat")
+            .args(["-c", "%U:%G %a %F"])
+            .arg(path)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn is_right(path: &Path, content: &[u8]) -> bool {
+        stat(path) == "root:root 700 regular file" && std::fs::read(path).unwrap() == content
+    }
+
+    fn leftovers(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".quiesce-"))
+            .collect()
+    }
+
+    fn at(dir: &Path, name: &str) -> String {
+        dir.join(name).display().to_string()
+    }
+
+    #[test]
+    fn deploy_script_writes_what_differs_and_keeps_what_is_right() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let (pre, post) = (dir.join("pre"), dir.join("post"));
+
+        let (code, report, err) = both(dir, &all(), false);
+        assert_eq!(code, 0, "{err}");
+        assert_eq!(report.wrote, [at(dir, "pre"), at(dir, "post")]);
+        assert!(
+            report
+                .before
+                .contains(&format!("missing\t{}\n", at(dir, "pre")))
+        );
+        assert!(report.after.is_some());
+        assert!(is_right(&pre, PRE) && is_right(&post, POST));
+
+        // Right already: nothing written, nothing read, no probe after.
+        let (code, report, _) = both(dir, &all(), false);
+        assert_eq!(code, 0);
+        assert_eq!((report.wrote.len(), report.after), (0, None));
+
+        // The first kept, the second written: the first's bytes are skipped.
+        std::fs::write(&post, "tampered").unwrap();
+        let (_, report, err) = both(dir, &all(), false);
+        assert_eq!(report.wrote, [at(dir, "post")], "{err}");
+        assert!(is_right(&pre, PRE) && is_right(&post, POST));
+
+        // The first written, the second kept: what is left of stdin is not read.
+        std::fs::set_permissions(&pre, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let (_, report, _) = both(dir, &all(), false);
+        assert_eq!(report.wrote, [at(dir, "pre")]);
+        assert!(is_right(&pre, PRE) && is_right(&post, POST));
+        assert_eq!(leftovers(dir), Vec::<String>::new());
+    }
+
+    #[test]
+    fn deploy_script_never_writes_through_a_symlink_and_replaces_one_only_with_force() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let elsewhere = tmp.path().join("elsewhere");
+        std::fs::write(&elsewhere, "exit 0\n").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, dir.join("post")).unwrap();
+
+        let (code, report, _) = both(dir, &all(), false);
+        assert_eq!(code, 0);
+        assert_eq!(report.wrote, [at(dir, "pre")]);
+        assert_eq!(report.refused, [at(dir, "post")]);
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "exit 0\n");
+
+        let (code, report, _) = both(dir, &all(), true);
+        assert_eq!(code, 0);
+        assert_eq!(report.wrote, [at(dir, "post")]);
+        assert!(is_right(&dir.join("post"), POST));
+        assert_eq!(std::fs::read_to_string(&elsewhere).unwrap(), "exit 0\n");
+
+        // A directory in the way is never removed, even with --force.
+        std::fs::remove_file(dir.join("pre")).unwrap();
+        std::fs::create_dir(dir.join("pre")).unwrap();
+        let (code, report, err) = both(dir, &all(), true);
+        assert_eq!(code, 3);
+        assert_eq!(report.step.as_deref(), Some("write pre"));
+        assert!(err.contains("is a directory; remove it by hand"), "{err}");
+    }
+
+    #[test]
+    fn deploy_script_refuses_a_damaged_upload_and_leaves_the_old_hook() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        std::fs::write(dir.join("pre"), "old\n").unwrap();
+        // The connection dropped halfway through the first hook's bytes.
+        let (code, report, err) = both(dir, &PRE[..5], false);
+        assert_eq!(code, 4, "{err}");
+        assert_eq!(report.step.as_deref(), Some("write pre"));
+        assert!(err.contains("the upload arrived damaged"), "{err}");
+        assert_eq!(std::fs::read_to_string(dir.join("pre")).unwrap(), "old\n");
+        assert_eq!(leftovers(dir), Vec::<String>::new());
+        assert!(
+            !dir.join("post").exists(),
+            "nothing written after a failed step"
+        );
+    }
+
+    #[test]
+    fn deploy_script_fixes_the_directory_or_refuses_a_shared_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("hooks");
+        std::fs::create_dir(&dir).unwrap();
+        let mode = |m| std::os::unix::fs::PermissionsExt::from_mode(m);
+        std::fs::set_permissions(&dir, mode(0o777)).unwrap();
+        let (code, report, err) = both(&dir, &all(), false);
+        assert_eq!(code, 4);
+        assert_eq!(report.step.as_deref(), Some("fix hook directory"));
+        assert!(err.contains("refusing to change"), "{err}");
+        assert!(report.wrote.is_empty() && !dir.join("pre").exists());
+
+        let (code, report, err) = both(&dir, &all(), true);
+        assert_eq!(code, 0, "{err}");
+        assert!(report.dir_fixed);
+        assert_eq!(stat(&dir), "root:root 755 directory");
+        // Right hooks in a wrong directory: the directory alone is fixed.
+        std::fs::set_permissions(&dir, mode(0o775)).unwrap();
+        let (_, report, _) = both(&dir, &all(), true);
+        assert!(report.dir_fixed && report.wrote.is_empty() && report.after.is_some());
+    }
+
+    #[test]
+    fn report_parsing_splits_the_two_probes_from_the_outcomes() {
+        let text = "section\tbefore\nmissing\t/d/a\nstat\t/d\tdirectory\troot\troot\t755\t1\nstep\tfix hook directory\ndid\tdir-fixed\ndid\tkept\t/d/b\nstep\twrite a\ndid\twrote\t/d/a\nsection\tafter\nstat\t/d/a\tregular file\troot\troot\t700\t3\n";
+        assert_eq!(
+            DeployReport::parse(text),
+            DeployReport {
+                before: "missing\t/d/a\nstat\t/d\tdirectory\troot\troot\t755\t1\n".into(),
+                after: Some("stat\t/d/a\tregular file\troot\troot\t700\t3\n".into()),
+                dir_fixed: true,
+                wrote: vec!["/d/a".into()],
+                refused: vec![],
+                step: Some("write a".into()),
+            }
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn report_parsing_never_panics(text in "\\PC{0,300}") {
+            let _ = DeployReport::parse(&text);
+        }
+    }
 }

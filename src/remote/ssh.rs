@@ -720,14 +720,15 @@ impl Armed {
             step: "write locally".into(),
             detail: e.to_string(),
         };
+        // A command may end without reading all its input (deploy's script
+        // reads a hook's bytes only to write it), and its channel may close
+        // before the input is sent: not a lost connection. Whether the
+        // connection held is told by how the command ended, below.
         if !self.ended {
             if !input.is_empty() {
-                self.channel
-                    .data(input)
-                    .await
-                    .map_err(|_| self.lost.clone())?;
+                let _ = self.channel.data(input).await;
             }
-            self.channel.eof().await.map_err(|_| self.lost.clone())?;
+            let _ = self.channel.eof().await;
         }
         self.stdout.drain(..self.read);
         self.stderr.drain(..self.stderr_read);

@@ -205,3 +205,70 @@ audit: 1 hosts, 2 hooks: 1 compliant, 1 updated
     );
     assert_eq!(lab.quiesce(&["audit"]).code, 0);
 }
+
+/// What one VM's sshd logged so far (LogLevel VERBOSE): logins accepted,
+/// and commands run.
+fn sshd_counts(lab: &Lab, vm: &str) -> (usize, usize) {
+    let log = std::fs::read_to_string(lab.path(&format!("vms/{vm}/sshd.log"))).unwrap();
+    (
+        log.matches("Accepted publickey").count(),
+        log.matches("Starting session: command").count(),
+    )
+}
+
+/// Each command costs a host one login and one command, whether it writes
+/// or not: probe, directory fix, writes and verify travel as one script.
+#[test]
+fn deploy_and_audit_cost_a_host_one_login_and_one_command() {
+    let lab = Lab::start(36, &["vm1", "vm2"]);
+    let vms = ["vm1", "vm2"];
+    let mut last: Vec<(usize, usize)> = vms.iter().map(|vm| sshd_counts(&lab, vm)).collect();
+    let mut step = |args: &[&str], summary: &str, tamper: Option<&str>| {
+        if let Some(script) = tamper {
+            lab.sh("vm1", script);
+        }
+        let run = lab.quiesce(args);
+        assert!(run.stdout.ends_with(summary), "{args:?}: {run:?}");
+        for (vm, before) in vms.iter().zip(last.iter_mut()) {
+            let now = sshd_counts(&lab, vm);
+            assert_eq!(
+                (now.0 - before.0, now.1 - before.1),
+                (1, 1),
+                "{args:?} on {vm}: logins and commands"
+            );
+            *before = now;
+        }
+    };
+    step(&["deploy"], "deploy: 2 hosts, 4 hooks: 4 created\n", None);
+    step(&["deploy"], "deploy: 2 hosts, 4 hooks: 4 unchanged\n", None);
+    step(&["audit"], "audit: 2 hosts, 4 hooks: 4 compliant\n", None);
+    step(
+        &["deploy", "--check"],
+        "deploy: 2 hosts, 4 hooks: 3 unchanged, 1 would change\n",
+        Some("echo tampered >> /usr/sbin/post-thaw-script"),
+    );
+    // The first hook right and the second not, then the other way round:
+    // the script skips the first's bytes, or leaves them unread.
+    step(
+        &["deploy"],
+        "deploy: 2 hosts, 4 hooks: 3 unchanged, 1 updated\n",
+        None,
+    );
+    step(
+        &["audit", "--fix"],
+        "audit: 2 hosts, 4 hooks: 2 compliant, 2 updated\n",
+        Some("chmod 0750 /usr/sbin/pre-freeze-script; chmod 0775 /usr/sbin"),
+    );
+    let inventory = Inventory::load(&lab.inventory(), &Default::default()).unwrap();
+    for kind in HookKind::ALL {
+        let path = format!("/usr/sbin/{}", kind.file_name());
+        let (_, found) = lab.sh(
+            "vm1",
+            &format!("stat -c '%U:%G %a' {path} /usr/sbin; cat {path}"),
+        );
+        let expected = hooks::render(kind, inventory.host("vm1").unwrap());
+        assert_eq!(found, format!("root:root 700\nroot:root 755\n{expected}"));
+    }
+    let (_, left) = lab.sh("vm1", "ls -a /usr/sbin | grep -c quiesce- || true");
+    assert_eq!(left, "0\n", "no temporary file left behind");
+}

@@ -34,40 +34,14 @@ fi
 cargo build --release --quiet
 
 setup=$(mktemp -d /tmp/quiesce-fleet-XXXXXX)
-labs=()
-relay=
+# shellcheck source=benches/lab_fleet.sh
+. benches/lab_fleet.sh
 cleanup() {
-	# shellcheck disable=SC2086 # one pid per relay
-	[ -z "$relay" ] || kill $relay 2>/dev/null || true
-	for lab in "${labs[@]}"; do bash tests/lab/lab.sh down "$lab" >/dev/null 2>&1 || true; done
+	fleet_down
 	rm -rf "$setup"
 }
 trap cleanup EXIT
-ssh-keygen -q -t ed25519 -N "" -C quiesce-bench -f "$setup/id_ed25519"
-# At most 200 VMs a lab (one /24 each, 127.0.190 and up).
-: > "$setup/hosts"
-: > "$setup/known_hosts"
-echo "hosts:" > "$setup/inventory.yml.hosts"
-made=0 net=190
-while [ "$made" -lt "$n" ]; do
-	count=$((n - made > 200 ? 200 : n - made))
-	lab="$setup/lab$net"
-	mkdir -p "$lab"
-	cp "$setup/id_ed25519" "$setup/id_ed25519.pub" "$lab/"
-	names=()
-	for ((i = 1; i <= count; i++)); do names+=("$(printf 'v%03d' $((made + i)))"); done
-	echo "starting $count VMs on 127.0.$net" >&2
-	bash tests/lab/lab.sh up "$lab" --net "127.0.$net" "${names[@]}" >/dev/null
-	labs+=("$lab")
-	cat "$lab/known_hosts" >> "$setup/known_hosts"
-	grep -E '^  v[0-9]+:' "$lab/inventory.yml" >> "$setup/inventory.yml.hosts"
-	grep -oE 'address: [0-9.]+' "$lab/inventory.yml" | cut -d' ' -f2 >> "$setup/hosts"
-	made=$((made + count)) net=$((net + 1))
-done
-{
-	echo "defaults: { user: root, identity_file: $setup/id_ed25519, platform: iris }"
-	cat "$setup/inventory.yml.hosts"
-} > "$setup/inventory.yml"
+fleet_up "$setup" 'v%03d' "$n"
 q=(./target/release/quiesce -i "$setup/inventory.yml" --known-hosts "$setup/known_hosts"
 	--global-known-hosts none --ssh-config none --no-agent -q)
 "${q[@]}" -f 50 deploy > /dev/null
@@ -86,22 +60,8 @@ for lab in labs:
 json.dump(expected, open(f"{setup}/expected.json", "w"))
 PY
 
-# Over latency: every tool reaches the VMs through the relays, 127.0.180+
-# in front of 127.0.190+ (the same host keys, under the relays' addresses).
-if [ -n "${LATENCY_MS:-}" ]; then
-	for lab in "${labs[@]}"; do
-		net=${lab##*lab}
-		mapfile -t numbers < <(grep -oE "127\.0\.$net\.[0-9]+" "$lab/inventory.yml" | cut -d. -f4)
-		mkfifo "$setup/relay$net.ready"
-		python3 benches/delay_relay.py "$LATENCY_MS" "127.0.$((net - 10))" "127.0.$net" "${numbers[@]}" > "$setup/relay$net.ready" &
-		relay="$relay $!"
-		read -r _ < "$setup/relay$net.ready"
-	done
-	relay=${relay# }
-	for f in hosts known_hosts inventory.yml; do
-		sed -i -E 's/127\.0\.19([0-9])\./127.0.18\1./g' "$setup/$f"
-	done
-fi
+# Over latency: every tool reaches the VMs through the relays.
+[ -z "${LATENCY_MS:-}" ] || fleet_relays "$setup" "$LATENCY_MS"
 
 if [ -n "${SWAPPED_KEYS:-}" ]; then
 	python3 - "$setup/known_hosts" <<'PY'

@@ -14,47 +14,20 @@ bash tests/lab/install-deps.sh
 cargo build --release --quiet
 command -v /usr/bin/time >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq time >/dev/null
 forks=${FORKS:-20}
+# shellcheck source=benches/lab_fleet.sh
+. benches/lab_fleet.sh
 printf '%6s  %-8s  %8s  %8s  %9s  %s\n' hosts command wall_s rss_mb s/100host result
 for n in "${sizes[@]}"; do
 	setup=$(mktemp -d /tmp/quiesce-scale-XXXXXX)
-	labs=()
 	# shellcheck disable=SC2317 # called by the trap
 	cleanup() {
-		for lab in "${labs[@]}"; do bash tests/lab/lab.sh down "$lab" >/dev/null 2>&1 || true; done
+		fleet_down
 		rm -rf "$setup"
 	}
 	trap cleanup EXIT
-	ssh-keygen -q -t ed25519 -N "" -C quiesce-scale -f "$setup/id_ed25519"
-	: > "$setup/known_hosts"
-	: > "$setup/hosts.part"
-	: > "$setup/mirrors.part"
-	made=0 net=190
 	started=$(date +%s)
-	while [ "$made" -lt "$n" ]; do
-		count=$((n - made > 200 ? 200 : n - made))
-		lab="$setup/lab$net"
-		mkdir -p "$lab"
-		cp "$setup/id_ed25519" "$setup/id_ed25519.pub" "$lab/"
-		names=() mirrors=()
-		for ((i = 1; i <= count; i++)); do names+=("$(printf 's%04d' $((made + i)))"); done
-		for ((i = 0; i + 2 < count; i += 30)); do
-			mirrors+=(--mirror "M$((made + i))=${names[$i]},${names[$((i + 1))]},${names[$((i + 2))]}")
-		done
-		bash tests/lab/lab.sh up "$lab" --net "127.0.$net" "${mirrors[@]}" "${names[@]}" >/dev/null
-		labs+=("$lab")
-		cat "$lab/known_hosts" >> "$setup/known_hosts"
-		grep -E '^  s[0-9]+:' "$lab/inventory.yml" >> "$setup/hosts.part"
-		sed -n '/^mirrors:/,$p' "$lab/inventory.yml" | grep -E '^  M' >> "$setup/mirrors.part" || true
-		made=$((made + count)) net=$((net + 1))
-	done
+	fleet_up "$setup" 's%04d' "$n" 30
 	echo "# $n VMs started in $(($(date +%s) - started)) s; memory used: $(free -m | awk '/Mem:/ {print $3}') MB" >&2
-	{
-		echo "defaults: { user: root, identity_file: $setup/id_ed25519, platform: iris }"
-		echo "hosts:"
-		cat "$setup/hosts.part"
-		echo "mirrors:"
-		cat "$setup/mirrors.part"
-	} > "$setup/inventory.yml"
 	printf 'name: scale\ninclude_primaries: true\nsnapshot: { on: controller, command: "true", timeout: 20s }\nfreeze_margin: 10s\n' > "$setup/playbook.yml"
 	q=(./target/release/quiesce -i "$setup/inventory.yml" --known-hosts "$setup/known_hosts"
 		--global-known-hosts none --ssh-config none --no-agent --runs-dir "$setup/runs" -f "$forks")

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash tests/lab/install-deps.sh
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
-bash -n tests/lab/lab.sh && shellcheck tests/lab/lab.sh tests/lab/install-deps.sh tests/lab/demo.sh tests/run.sh tests/soak.sh benches/inventory_scale.sh benches/fleet.sh benches/fleet_scale.sh && shellcheck -s sh tests/lab/irissim src/remote/scripts/*.sh # and composed with their library, and the rendered hooks, by the unit tests
+bash -n tests/lab/lab.sh && shellcheck tests/lab/lab.sh tests/lab/install-deps.sh tests/lab/demo.sh tests/run.sh tests/soak.sh benches/inventory_scale.sh && shellcheck -x benches/fleet.sh benches/fleet_scale.sh benches/deploy_rewrite.sh && shellcheck -s sh tests/lab/irissim src/remote/scripts/*.sh # and composed with their library, and the rendered hooks, by the unit tests
 # A short chaos soak (random faults, invariants on the simulator's truth);
 # the 200-run one is run by hand: bash tests/soak.sh 200 SEED.
 bash tests/soak.sh 20 2026

@@ -271,4 +271,20 @@ fn deploy_and_audit_cost_a_host_one_login_and_one_command() {
     }
     let (_, left) = lab.sh("vm1", "ls -a /usr/sbin | grep -c quiesce- || true");
     assert_eq!(left, "0\n", "no temporary file left behind");
+
+    // deploy --diff shows the hook as it was, then writes it.
+    lab.sh("vm1", "echo tampered >> /usr/sbin/post-thaw-script");
+    let run = lab.quiesce(&["deploy", "--diff", "--limit", "vm1"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("\n-tampered\n"), "{run:?}");
+    assert!(
+        run.stdout
+            .ends_with("deploy: 1 hosts, 2 hooks: 1 unchanged, 1 updated\n"),
+        "{run:?}"
+    );
+    let (_, found) = lab.sh("vm1", "cat /usr/sbin/post-thaw-script");
+    assert_eq!(
+        found,
+        hooks::render(HookKind::PostThaw, inventory.host("vm1").unwrap())
+    );
 }

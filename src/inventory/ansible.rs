@@ -544,6 +544,24 @@ fn members(doc: &Doc, group: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `ansible_*` variables quiesce reads (each has its arm in `resolve`;
+/// a test sets each alone and sees it change the inventory). Only these and
+/// the `quiesce_*` ones must not be Jinja templates.
+const ANSIBLE_VARS: [&str; 12] = [
+    "ansible_host",
+    "ansible_ssh_host",
+    "ansible_port",
+    "ansible_ssh_port",
+    "ansible_user",
+    "ansible_ssh_user",
+    "ansible_become",
+    "ansible_ssh_private_key_file",
+    "ansible_private_key_file",
+    "ansible_ssh_common_args",
+    "ansible_ssh_extra_args",
+    "ansible_connection",
+];
+
 const QUIESCE_VARS: [&str; 14] = [
     "quiesce_platform",
     "quiesce_instances",
@@ -608,22 +626,7 @@ fn resolve(path: &Path, doc: Doc) -> Result<Converted, Error> {
                     ),
                 ));
             }
-            let needed = key.starts_with("quiesce_")
-                || matches!(
-                    key.as_str(),
-                    "ansible_host"
-                        | "ansible_ssh_host"
-                        | "ansible_port"
-                        | "ansible_ssh_port"
-                        | "ansible_user"
-                        | "ansible_ssh_user"
-                        | "ansible_become"
-                        | "ansible_ssh_private_key_file"
-                        | "ansible_private_key_file"
-                        | "ansible_ssh_common_args"
-                        | "ansible_ssh_extra_args"
-                        | "ansible_connection"
-                );
+            let needed = key.starts_with("quiesce_") || ANSIBLE_VARS.contains(&key.as_str());
             if !needed {
                 continue;
             }
@@ -1032,6 +1035,41 @@ mod tests {
         );
         assert!(jump_of_ssh_args("-o ProxyCommand='nc -X 5 %h %p'").is_err());
         assert_eq!(jump_of_ssh_args("-o ServerAliveInterval=5").unwrap(), None);
+    }
+
+    /// A variable listed as read but without its arm in `resolve` would be
+    /// checked for templates and then ignored.
+    #[test]
+    fn every_variable_quiesce_reads_changes_the_inventory() {
+        let sample = |name: &str| match name {
+            "ansible_port" | "ansible_ssh_port" => "2222",
+            "ansible_become" | "quiesce_become" => "true",
+            "ansible_connection" => "local",
+            "ansible_ssh_common_args" | "ansible_ssh_extra_args" => "'-J ops@bastion'",
+            "quiesce_platform" => "cache",
+            "quiesce_container_engine" => "podman",
+            "quiesce_freeze_timeout" | "quiesce_qos_timeout" => "5m",
+            "quiesce_instances" => "A1",
+            _ => "/x/y",
+        };
+        let resolved = |vars: &str| {
+            let text = format!("[db]\nh1 quiesce_mirror=M {vars}\n");
+            let c = convert(Path::new("site.ini"), &text).unwrap().unwrap();
+            format!("{:?} {:?} {:?}", c.raw, c.aliases, c.connections)
+        };
+        let plain = resolved("");
+        for name in ANSIBLE_VARS.iter().chain(QUIESCE_VARS.iter()) {
+            let value = if *name == "quiesce_mirror" {
+                "N"
+            } else {
+                sample(name)
+            };
+            assert_ne!(
+                resolved(&format!("{name}={value}")),
+                plain,
+                "{name} is listed as read, but changes nothing"
+            );
+        }
     }
 
     #[test]

@@ -358,19 +358,19 @@ impl HostFacts {
         args
     }
 
-    pub fn from_probe(host: &Host, output: &str) -> HostFacts {
+    /// The probe's `output` against `expected`, the hooks deploy writes.
+    pub fn from_probe(host: &Host, output: &str, expected: &[hooks::Rendered]) -> HostFacts {
         let facts = parse_probe(output);
         let dir = inspect_dir(&host.hook_dir, facts.get(&host.hook_dir));
-        let hooks = HookKind::ALL
+        let hooks = expected
             .iter()
-            .map(|&kind| {
-                let path = kind.path(host);
-                let expected = hooks::sha256_hex(hooks::render(kind, host).as_bytes());
+            .map(|hook| {
+                let path = hook.kind.path(host);
                 let found = facts.get(&path);
                 (
-                    kind,
+                    hook.kind,
                     path.clone(),
-                    inspect_hook(found, &expected),
+                    inspect_hook(found, &hook.sha256),
                     found.cloned(),
                 )
             })

@@ -108,6 +108,30 @@ pub fn freeze_session_script() -> String {
     with_check_library(include_str!("../remote/scripts/freeze_session.sh"))
 }
 
+/// One hook as deploy writes it for a host, with its sha256: rendered once
+/// per host and command, then probed against, sent and verified.
+pub struct Rendered {
+    pub kind: HookKind,
+    pub content: String,
+    pub sha256: String,
+}
+
+/// Both hooks for `host`, in `HookKind::ALL` order.
+pub fn render_both(host: &Host) -> Vec<Rendered> {
+    HookKind::ALL
+        .iter()
+        .map(|&kind| {
+            let content = render(kind, host);
+            let sha256 = sha256_hex(content.as_bytes());
+            Rendered {
+                kind,
+                content,
+                sha256,
+            }
+        })
+        .collect()
+}
+
 pub fn sha256_hex(content: &[u8]) -> String {
     Sha256::digest(content)
         .iter()

@@ -4,7 +4,7 @@
 //! `audit` is this with writing turned off.
 
 use crate::hooks::facts::{FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts};
-use crate::hooks::{self, HookKind};
+use crate::hooks::{self, HookKind, Rendered};
 use crate::inventory::Host;
 use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender, HookRecord, Status};
@@ -126,6 +126,7 @@ async fn probe(
     connection: &dyn Transport,
     host: &Host,
     events: &EventSender,
+    expected: &[Rendered],
 ) -> Result<HostFacts, HostError> {
     let args = HostFacts::probe_args(host);
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -137,7 +138,7 @@ async fn probe(
             detail: output.describe(),
         });
     }
-    Ok(HostFacts::from_probe(host, &output.stdout_text()))
+    Ok(HostFacts::from_probe(host, &output.stdout_text(), expected))
 }
 
 /// What deploy means to do about one hook, decided from the facts.
@@ -155,12 +156,13 @@ async fn on_connection(
     settings: Settings,
     events: &EventSender,
 ) -> Result<(), HostError> {
+    let rendered = hooks::render_both(host);
     // --diff reads the hooks as they are before anything is written.
     let mut diffs = Vec::new();
     if settings.mode != Mode::Apply || settings.diff {
-        let facts = probe(connection, host, events).await?;
+        let facts = probe(connection, host, events, &rendered).await?;
         if settings.diff {
-            diffs = diffs_of(connection, host, &facts).await?;
+            diffs = diffs_of(connection, host, &facts, &rendered).await?;
         }
         if settings.mode != Mode::Apply {
             let records = decide(host, settings, &facts, diffs);
@@ -170,14 +172,14 @@ async fn on_connection(
             return Ok(());
         }
     }
-    let report = deploy(connection, host, events, settings.force).await?;
-    let facts = HostFacts::from_probe(host, &report.before);
+    let report = deploy(connection, host, events, settings.force, &rendered).await?;
+    let facts = HostFacts::from_probe(host, &report.before, &rendered);
     let mut records = decide(host, settings, &facts, diffs);
     settle(&mut records, &report);
     let after = report
         .after
         .as_ref()
-        .map(|a| HostFacts::from_probe(host, a));
+        .map(|a| HostFacts::from_probe(host, a, &rendered));
     verify(after.as_ref(), &mut records);
     for (record, _) in records {
         events.send(Event::Hook(record));
@@ -304,21 +306,18 @@ async fn deploy(
     host: &Host,
     events: &EventSender,
     force: bool,
+    rendered: &[Rendered],
 ) -> Result<DeployReport, HostError> {
-    let contents: Vec<(HookKind, String)> = HookKind::ALL
-        .iter()
-        .map(|&kind| (kind, hooks::render(kind, host)))
-        .collect();
     let mut args = vec![
         host.hook_dir.clone(),
         if force { "force" } else { "-" }.to_string(),
     ];
     let mut stdin = Vec::new();
-    for (kind, content) in &contents {
-        args.push(kind.path(host));
-        args.push(hooks::sha256_hex(content.as_bytes()));
-        args.push(content.len().to_string());
-        stdin.extend_from_slice(content.as_bytes());
+    for hook in rendered {
+        args.push(hook.kind.path(host));
+        args.push(hook.sha256.clone());
+        args.push(hook.content.len().to_string());
+        stdin.extend_from_slice(hook.content.as_bytes());
     }
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let output = step(
@@ -394,14 +393,14 @@ async fn diffs_of(
     connection: &dyn Transport,
     host: &Host,
     facts: &HostFacts,
+    rendered: &[Rendered],
 ) -> Result<Vec<(HookKind, String)>, HostError> {
     let mut diffs = Vec::new();
-    for (kind, path, findings, found) in &facts.hooks {
+    for ((kind, path, findings, found), hook) in facts.hooks.iter().zip(rendered) {
         if !findings.is_empty() {
-            let content = hooks::render(*kind, host);
             diffs.push((
                 *kind,
-                diff_against(connection, host, path, found, &content).await?,
+                diff_against(connection, host, path, found, &hook.content).await?,
             ));
         }
     }

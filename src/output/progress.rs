@@ -30,7 +30,7 @@ impl Progress {
         }
     }
 
-    /// `3 failed · 20 working, slowest: db7 verify 4.1s, ...`
+    /// `3 failed · 20 working, slowest: db7 freeze 4.1s, ...`
     fn bar_message(&self) -> String {
         let mut parts = Vec::new();
         if self.failures > 0 {

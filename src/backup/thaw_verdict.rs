@@ -14,7 +14,13 @@ pub enum ThawVerdict {
     HookMismatch { why: String },
     /// Not thawed (yet): the thaw failed, could not be checked, or gave no status.
     Retry { detail: String },
+    /// An instance is frozen and the VM has no record of whose freeze it is
+    /// (the hook's exit 5): no retry can thaw it, and it is never "thawed".
+    LeftFrozen { detail: String },
 }
+
+/// The hook's exit status for an instance frozen with no record (see body.sh).
+pub const UNRECORDED_FREEZE: u32 = 5;
 
 /// One `quiesce-outcome` line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +80,23 @@ pub fn judge(out: &Output, action: &str) -> ThawVerdict {
                 out.stderr_line()
             ),
         },
+        Some(UNRECORDED_FREEZE) => {
+            let lost: Vec<String> = outcomes(&out.stdout_text())
+                .into_iter()
+                .filter(|o| o.kind == "left-frozen" && !o.earlier)
+                .map(|o| o.instance)
+                .collect();
+            ThawVerdict::LeftFrozen {
+                detail: format!(
+                    "{} is frozen, and nothing on the VM records whose freeze it is (its record in /run/quiesce was lost: /run full, or the file removed), so it was not thawed",
+                    if lost.is_empty() {
+                        "an instance".to_string()
+                    } else {
+                        lost.join(", ")
+                    }
+                ),
+            }
+        }
         Some(0) | Some(4) => {
             let seen = outcomes(&out.stdout_text());
             if action != "thaw" {
@@ -190,6 +213,15 @@ mod tests {
             judge(&out(98, "", "fork"), "thaw"),
             ThawVerdict::Retry { .. }
         ));
+        assert_eq!(
+            judge(
+                &out(5, "nothing recorded: r has nothing frozen\nquiesce-outcome A left-frozen\n", ""),
+                "thaw"
+            ),
+            ThawVerdict::LeftFrozen {
+                detail: "A is frozen, and nothing on the VM records whose freeze it is (its record in /run/quiesce was lost: /run full, or the file removed), so it was not thawed".into()
+            }
+        );
         let ThawVerdict::Thawed { detail, .. } =
             judge(&out(0, "quiesce-outcome A valid earlier\n", ""), "thaw")
         else {

@@ -15,7 +15,17 @@
 # Exit status: 0 done; 1 something failed (see snapshot.log); 2 bad usage;
 # 3 another freeze is running or was never thawed; 4 thawed, but the snapshot
 # is INVALID (the write daemon resumed, the freeze outlived its timeout, or
-# someone else ended the freeze before the thaw).
+# someone else ended the freeze before the thaw); 5 (thaw, freezeFail) an
+# instance in scope is frozen and nothing records whose freeze it is (its
+# record was lost): LEFT FROZEN, reported as `quiesce-outcome INST left-frozen`.
+#
+# Every write of the state is checked: a freeze whose record cannot be written
+# is not made. The freeze prints `quiesce-frozen INST` for each instance it
+# froze, so its caller (quiesce's freeze session) can vouch for them at the
+# thaw (QUIESCE_FROZEN) when the record was lost; it prints
+# `quiesce-foreign INST` for one it found frozen by someone else. Times kept in
+# the record are monotonic (seconds since boot, `m` before them): a clock
+# stepped by NTP or VMware time sync moves no deadline.
 #
 # Freezes are owned. QUIESCE_OWNER (set by quiesce to its run id; unset when
 # VMware Tools calls the hook, which then owns the freeze as `vmware`) is
@@ -30,6 +40,10 @@ PATH=/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/sbin:/usr/local/bin
 LC_ALL=C
 export PATH LC_ALL
 umask 077
+# Seconds since boot: steps of the wall clock do not move it.
+mono() {
+	if read -r up _ < /proc/uptime 2>/dev/null; then printf '%s\n' "${up%.*}"; else date +%s; fi
+}
 # The caller (a controller over SSH) may vanish at any time: a broken pipe or
 # a hang-up must never stop a freeze's rollback or a thaw half-way.
 trap '' PIPE HUP
@@ -40,6 +54,8 @@ STATE_FILE="$STATE_DIR/frozen"
 OUTCOMES="$STATE_DIR/outcomes"
 LOCK_DIR="$STATE_DIR/lock"
 OWNER=${QUIESCE_OWNER:-vmware}
+QUIESCE_FROZEN=${QUIESCE_FROZEN:-} QUIESCE_FOREIGN=${QUIESCE_FOREIGN:-} ADOPTED='' LOST=''
+case "$QUIESCE_FROZEN $QUIESCE_FOREIGN" in *[!A-Za-z0-9_\ -]*) printf 'bad QUIESCE_FROZEN or QUIESCE_FOREIGN\n' >&2; exit 2 ;; esac
 case $OWNER in '' | *[!A-Za-z0-9_.-]*) printf 'bad QUIESCE_OWNER: %s\n' "$OWNER" >&2; exit 2 ;; esac
 
 # `date`'s familiar form in every locale, with the UTC offset beside the zone
@@ -54,9 +70,12 @@ err() {
 # What happened to INSTANCE, for the caller and for a later call of the same owner.
 outcome() { # INSTANCE KIND
 	printf 'quiesce-outcome %s %s\n' "$1" "$2" 2>/dev/null || :
-	printf '%s %s %s %s\n' "$(date +%s)" "$OWNER" "$1" "$2" >> "$OUTCOMES"
+	if ! printf '%s %s %s %s\n' "$(date +%s)" "$OWNER" "$1" "$2" >> "$OUTCOMES" 2>/dev/null; then
+		log "cannot keep the outcome of $1 in $OUTCOMES (is /run full?): a later call cannot tell it again"
+		return 0
+	fi
 	if [ "$(wc -l < "$OUTCOMES")" -gt 400 ]; then
-		tail -n 200 "$OUTCOMES" > "$OUTCOMES.tmp" && mv -f "$OUTCOMES.tmp" "$OUTCOMES"
+		tail -n 200 "$OUTCOMES" > "$OUTCOMES.tmp" 2>/dev/null && mv -f "$OUTCOMES.tmp" "$OUTCOMES"
 	fi
 }
 # The owners holding recorded freezes, for messages.
@@ -183,8 +202,10 @@ is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
 # retry; other owners' entries are never touched.
 thaw_recorded() { # MODE
 	mode=$1 failed=0 invalid=0 keep='' others=''
-	[ -f "$STATE_FILE" ] || return 0
-	newest_first=$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$STATE_FILE")
+	[ -f "$STATE_FILE" ] || [ -n "$ADOPTED" ] || return 0
+	newest_first="$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$STATE_FILE" 2>/dev/null)
+$ADOPTED"
+
 	for entry in $newest_first; do
 		old_ifs=$IFS; IFS=:
 		# shellcheck disable=SC2086 # split on ':' on purpose (globbing is off)
@@ -229,7 +250,7 @@ $others"
 		5)
 			log "$inst IS THAWED"
 			# Timed after the thaw (outside the freeze window): later, so never too kind.
-			if [ "$kind" = valid ] && [ -n "${since:-}" ] && [ -n "${limit:-}" ] && [ $(($(date +%s) - since)) -ge "$limit" ]; then
+			if [ "$kind" = valid ] && [ -n "${since:-}" ] && [ -n "${limit:-}" ] && [ "$(elapsed "$since")" -ge "$limit" ]; then
 				err "$inst: the freeze outlived its timeout (${limit}s): the instance paused, and the snapshot of $inst is INVALID"
 				invalid=1 kind=invalid-paused
 			fi
@@ -248,7 +269,10 @@ $keep" ;;
 	# Other owners' entries, then this owner's failures, each oldest first.
 	keep=$(printf '%s%s' "$others" "$keep" | awk 'NF')
 	if [ -n "$keep" ]; then
-		printf '%s\n' "$keep" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+		if ! { printf '%s\n' "$keep" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"; } 2>/dev/null; then
+			err "cannot rewrite $STATE_FILE (is /run full?): what is still frozen may not be recorded; see the THAW FAILED lines"
+			failed=1
+		fi
 	else
 		rm -f "$STATE_FILE"
 	fi
@@ -267,9 +291,49 @@ owned() {
 	return 1
 }
 
-record() { # SED-EXPRESSION applied to the state file
-	sed "$1" "$STATE_FILE" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"
+# Seconds since SINCE (the record's `mSECONDS` since boot; an old hook's epoch).
+elapsed() { # SINCE
+	case $1 in
+	m*) echo $(($(mono) - ${1#m})) ;;
+	*) echo $(($(date +%s) - $1)) ;;
+	esac
+}
+
+record() { # SED-EXPRESSION applied to the state file; fails when it cannot be written
+	{ sed "$1" "$STATE_FILE" > "$STATE_FILE.tmp" && mv -f "$STATE_FILE.tmp" "$STATE_FILE"; } 2>/dev/null || return 1
 	[ -s "$STATE_FILE" ] || rm -f "$STATE_FILE"
+}
+
+# Instances in scope that are frozen and that no record names (the state file
+# was lost: /run cleaned, or removed by hand). Those the caller vouches for
+# (QUIESCE_FROZEN: its freeze said `quiesce-frozen`) are adopted as this
+# owner's and thawed; the others (LOST) are this hook's to report, never to
+# call thawed. Instances the caller's freeze found frozen by someone else
+# (QUIESCE_FOREIGN) are left alone.
+unrecorded() {
+	ADOPTED='' LOST=''
+	# qlist read here, not through running_instances: its notes are the freeze's.
+	for inst in $(qlist 2>/dev/null | awk -F'^' '$4 ~ /^running/ && $9 != "hung" { print $1 }'); do
+		plain_name "$inst" || continue
+		case " ${QUIESCE_INSTANCES:-$inst} " in *" $inst "*) ;; *) continue ;; esac
+		grep -q "^[a-z]*:$inst:" "$STATE_FILE" 2>/dev/null && continue
+		case " $QUIESCE_FOREIGN " in *" $inst "*) continue ;; esac
+		is_suspended "$inst" || continue
+		case " $QUIESCE_FROZEN " in
+		*" $inst "*)
+			log "$inst is frozen and its record is gone; this run's freeze froze it, so it is thawed"
+			ADOPTED="frozen:$inst:$OWNER::
+$ADOPTED" ;;
+		*) LOST="$LOST $inst" ;;
+		esac
+	done
+}
+
+report_lost() {
+	for inst in $LOST; do
+		err "$inst IS STILL FROZEN and nothing records whose freeze it is (was $STATE_FILE removed, or /run full?): not thawing what may be another's freeze. Find who froze it; to end it: iris session $inst -U %SYS '##Class(Backup.General).ExternalThaw()' (csession for Cache)"
+		outcome "$inst" left-frozen
+	done
 }
 
 do_freeze() { # TIMEOUT
@@ -282,7 +346,10 @@ do_freeze() { # TIMEOUT
 		exit 3
 	fi
 	log "Pre freeze script started"
-	: > "$STATE_FILE"
+	if ! { : > "$STATE_FILE"; } 2>/dev/null; then
+		err "cannot write $STATE_FILE (is /run full or read-only?): nothing was frozen, because a freeze that cannot be recorded might never be thawed"
+		exit 1
+	fi
 	trap 'err "freeze interrupted: thawing what was frozen"; thaw_recorded freezeFail; rm -rf "$LOCK_DIR"; exit 1' INT TERM
 	failed=0
 	for inst in $(scope); do
@@ -293,17 +360,25 @@ do_freeze() { # TIMEOUT
 		log "Attempting to freeze $inst"
 		is_suspended "$inst"
 		case $? in
-		0) err "$inst is already frozen by another backup; not freezing it again"; failed=1; break ;;
+		0) err "$inst is already frozen by another backup; not freezing it again"; printf 'quiesce-foreign %s\n' "$inst" 2>/dev/null || :; failed=1; break ;;
 		2) err "$inst: cannot query its state (IsWDSuspendedExt); not freezing"; failed=1; break ;;
 		esac
-		echo "pending:$inst:$OWNER:$(date +%s):$timeout" >> "$STATE_FILE"
+		if ! printf 'pending:%s:%s:m%s:%s\n' "$inst" "$OWNER" "$(mono)" "$timeout" >> "$STATE_FILE" 2>/dev/null || ! grep -q "^pending:$inst:" "$STATE_FILE" 2>/dev/null; then
+			err "$inst: cannot record its freeze in $STATE_FILE (is /run full?): not freezing it"
+			failed=1
+			break
+		fi
 		session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)"
 		rc=$?
 		# 5: frozen. 3: certainly not frozen. Anything else: unknown, so the
 		# entry stays pending and a thaw checks IsWDSuspendedExt first.
 		case $rc in
-		5) record "s/^pending:$inst:/frozen:$inst:/"; log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
-		3) record "/^pending:$inst:/d"; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
+		5)
+			printf 'quiesce-frozen %s\n' "$inst" 2>/dev/null || :
+			# A failed rewrite leaves the entry pending: a thaw asks the instance first.
+			record "s/^pending:$inst:/frozen:$inst:/" || log "$inst: cannot mark its record frozen; it stays pending"
+			log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
+		3) record "/^pending:$inst:/d" || :; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
 		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;
 		esac
 	done
@@ -321,18 +396,28 @@ do_freeze() { # TIMEOUT
 do_thaw() { # MODE
 	acquire_lock 30
 	log "Post thaw script started ($1${QUIESCE_REASON:+: $QUIESCE_REASON})"
-	if ! owned; then
+	unrecorded
+	if [ -z "$ADOPTED" ] && ! owned; then
 		# Only what this owner froze is thawed: an instance suspended by
 		# another run or another backup tool is left to it. What an earlier
 		# call of this owner did is told again.
 		[ -s "$STATE_FILE" ] || rm -f "$STATE_FILE"
-		log "Post thaw script finished: $OWNER has nothing frozen"
 		echo "nothing recorded: $OWNER has nothing frozen"
 		[ -f "$OUTCOMES" ] && awk -v o="$OWNER" '$2 == o { print "quiesce-outcome " $3 " " $4 " earlier" }' "$OUTCOMES"
+		if [ -n "$LOST" ]; then
+			report_lost
+			err "Post thaw script failed: an instance is left frozen"
+			exit 5
+		fi
+		log "Post thaw script finished: $OWNER has nothing frozen"
 		exit 0
 	fi
 	thaw_recorded "$1"
 	rc=$?
+	if [ -n "$LOST" ]; then
+		report_lost
+		case $rc in 0 | 4) rc=5 ;; esac
+	fi
 	if [ "$rc" = 0 ]; then log "Post thaw script finished"; else err "Post thaw script failed"; fi
 	exit "$rc"
 }

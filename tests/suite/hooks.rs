@@ -184,8 +184,11 @@ fn an_instance_frozen_by_someone_else_is_left_alone() {
         "IRIS running\nIRIS2 suspended\n"
     );
 
-    // A thaw only thaws what this hook froze: IRIS2 is not ours.
-    assert_eq!(lab.sh("vm1", THAW).0, 0);
+    // A thaw only thaws what this hook froze: IRIS2 is not ours, and nothing
+    // records whose it is, so the thaw says it is left frozen (exit 5).
+    let (code, out) = lab.sh("vm1", THAW);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("quiesce-outcome IRIS2 left-frozen"), "{out}");
     assert_eq!(
         lab.sh("vm1", &format!("{FREEZE} status")).1,
         "IRIS running\nIRIS2 suspended\n"
@@ -515,4 +518,61 @@ fn an_instance_in_a_container_that_only_its_owner_may_enter() {
         0
     );
     lab.assert_truly_thawed("vm1");
+}
+
+#[test]
+fn a_freeze_whose_record_cannot_be_written_freezes_nothing() {
+    let lab = deployed(185, &["vm1=iris:IRIS,IRIS2"]);
+    // /run/quiesce full before the freeze: the state file can be created, not written.
+    let (code, out) = lab.sh(
+        "vm1",
+        "mkdir -p /run/quiesce && mount -t tmpfs -o size=4k q /run/quiesce && dd if=/dev/zero of=/run/quiesce/fill bs=4k count=8 2>/dev/null; ls /run/quiesce",
+    );
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = lab.sh("vm1", FREEZE);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(
+            "IRIS: cannot record its freeze in /run/quiesce/frozen (is /run full?): not freezing it"
+        ),
+        "{out}"
+    );
+    // Ground truth: the simulator never saw a freeze.
+    let events = lab.events("vm1");
+    assert!(!events.contains("freeze_requested"), "{events}");
+    assert!(!lab.is_frozen("vm1", "IRIS") && !lab.is_frozen("vm1", "IRIS2"));
+}
+
+#[test]
+fn a_lost_record_is_left_frozen_never_thawed_and_a_vouched_one_is_thawed() {
+    let lab = deployed(186, &["vm1=iris:IRIS"]);
+    let (code, out) = lab.sh("vm1", FREEZE);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("quiesce-frozen IRIS"), "{out}");
+    // tmpfiles or an admin removes the record during the snapshot.
+    lab.sh("vm1", "rm -f /run/quiesce/frozen");
+    let (code, out) = lab.sh("vm1", THAW);
+    assert_eq!(code, 5, "{out}");
+    assert!(out.contains("quiesce-outcome IRIS left-frozen"), "{out}");
+    assert!(
+        out.contains("IRIS IS STILL FROZEN and nothing records whose freeze it is"),
+        "{out}"
+    );
+    assert!(
+        lab.is_frozen("vm1", "IRIS"),
+        "the hook thawed a freeze it could not prove"
+    );
+    // The caller that froze it (quiesce's freeze session) vouches for it.
+    let (code, out) = lab.sh("vm1", &format!("QUIESCE_FROZEN=IRIS {THAW}"));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("quiesce-outcome IRIS valid"), "{out}");
+    lab.assert_truly_thawed("vm1");
+    // A freeze found frozen by someone else is never adopted.
+    lab.sh(
+        "vm1",
+        "iris session IRIS -U %SYS '##Class(Backup.General).ExternalFreeze(\"/dev/null\")'",
+    );
+    let (code, out) = lab.sh("vm1", &format!("QUIESCE_FOREIGN=IRIS {THAW}"));
+    assert_eq!(code, 0, "{out}");
+    assert!(lab.is_frozen("vm1", "IRIS"));
 }

@@ -551,6 +551,51 @@ fn d8_a_dba_thaws_by_hand_during_the_snapshot() {
     assert_eq!(run.code, 0, "{run:?}");
 }
 
+#[test]
+fn d8_the_vms_record_removed_during_the_snapshot_is_still_thawed() {
+    let lab = deployed(187, &["x"]);
+    set_snapshot_command(
+        &lab,
+        "LAB exec DIR {host} rm -f /run/quiesce/frozen; LAB snapshot DIR {host}",
+    );
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(!run.stdout.contains("STILL FROZEN"), "{run:?}");
+    assert!(lab.sh("x", "cat /var/log/snapshot.log").1.contains(
+        "IRIS is frozen and its record is gone; this run's freeze froze it, so it is thawed"
+    ));
+    lab.assert_truly_thawed("x");
+}
+
+#[test]
+fn d4_a_clock_stepped_back_during_a_split_moves_no_deadline() {
+    let lab = deployed(188, &["x"]);
+    short_playbook(&lab, "3s", "5s");
+    lab.lab("snapshot-fault", &["x", "hang 30"]);
+    let child = spawn(&lab, &[]);
+    wait_for_entry(&lab, |e| matches!(e, Entry::Frozen { .. }));
+    // NTP or VMware time sync steps the VM's clock back 10 minutes (a `date`
+    // of its own, first on the hooks' PATH), and the controller is cut off.
+    lab.sh(
+        "x",
+        r#"printf '#!/bin/sh\nexec /usr/bin/date -d "@$(( $(/usr/bin/date +%%s) - 600 ))" "$@"\n' > /usr/sbin/date && chmod 755 /usr/sbin/date && date +%s"#,
+    );
+    let cgroup = format!("/sys/fs/cgroup/freezer/quiesce-red-team-{}", child.id());
+    std::fs::create_dir_all(&cgroup).unwrap();
+    std::fs::write(format!("{cgroup}/cgroup.procs"), child.id().to_string()).unwrap();
+    std::fs::write(format!("{cgroup}/freezer.state"), "FROZEN").unwrap();
+    let frozen_at = Instant::now();
+    let thawed = eventually(10, || !lab.is_frozen("x", "IRIS"));
+    let took = frozen_at.elapsed();
+    std::fs::write(format!("{cgroup}/freezer.state"), "THAWED").unwrap();
+    let run = finish(child);
+    let _ = std::fs::remove_dir(&cgroup);
+    assert!(thawed, "the VM stayed frozen through the split: {run:?}");
+    assert!(took < Duration::from_secs(6), "thawed after {took:?}");
+    assert!(!lab.events("x").contains("paused"), "the instance paused");
+    lab.assert_truly_thawed("x");
+}
+
 // ---- 9. half-open sessions ----
 
 #[test]

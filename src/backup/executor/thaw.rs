@@ -74,6 +74,17 @@ impl Run<'_> {
                         self.left_frozen(name, attempt, &detail, true);
                         return false;
                     }
+                    ThawVerdict::LeftFrozen { detail } => {
+                        self.emit(BackupEvent::ThawFailed {
+                            host: name.to_string(),
+                            at,
+                            attempt,
+                            detail: detail.clone(),
+                            retrying: false,
+                        });
+                        self.left_frozen(name, attempt, &detail, false);
+                        return false;
+                    }
                     ThawVerdict::Retry { detail } => detail,
                 },
                 Ok(Some(Err(e))) => {

@@ -11,12 +11,13 @@
 # vanished controller: broken pipes and hang-ups are ignored.
 trap '' PIPE HUP
 owner=$1 timeout=$2 deadline=$3 pre=$4 pre_shas=$5 post=$6 post_shas=$7
-started=$(date +%s)
-say() { printf '%s\n' "$*" 2>/dev/null || :; }
-relay() { # STEP: what the hook printed, passed on to the controller
-	cat "$WORK/$1.out" 2>/dev/null || :
-	cat "$WORK/$1.err" >&2 2>/dev/null || :
+# Seconds since boot, not the wall clock: NTP or VMware time sync stepping the
+# clock during the freeze must not move the dead-man's switch.
+mono() {
+	if read -r up _ < /proc/uptime 2>/dev/null; then printf '%s\n' "${up%.*}"; else date +%s; fi
 }
+started=$(mono)
+say() { printf '%s\n' "$*" 2>/dev/null || :; }
 trap 'rm -rf "$WORK"' EXIT
 refuse() { # STATUS HOOK
 	say "quiesce-unchecked $2"
@@ -34,7 +35,12 @@ say "quiesce-freeze $rc"
 # 3: another owner's freeze holds the VM; this run froze nothing there.
 [ "$rc" = 3 ] && exit 3
 
-left=$((deadline - ($(date +%s) - started)))
+left=$((deadline - ($(mono) - started)))
+[ "$left" -le "$deadline" ] || left=$deadline
+# What this freeze froze, and found frozen by another: the thaw vouches for
+# them when the VM's record of the freeze was lost.
+frozen=$(sed -n 's/^quiesce-frozen \([A-Za-z][A-Za-z0-9_-]*\)$/\1/p' "$WORK/freeze.out" 2> /dev/null | tr '\n' ' ')
+foreign=$(sed -n 's/^quiesce-foreign \([A-Za-z][A-Za-z0-9_-]*\)$/\1/p' "$WORK/freeze.out" 2> /dev/null | tr '\n' ' ')
 word='' wrc=124
 if [ "$left" -gt 0 ]; then
 	if command -v timeout > /dev/null 2>&1; then
@@ -62,8 +68,9 @@ checked_copy "$post" "$post_shas" || {
 	say "quiesce-thaw $rc $action"
 	exit "$rc"
 }
-QUIESCE_OWNER=$owner QUIESCE_REASON=$reason /bin/sh "$COPY" "$action" > "$WORK/thaw.out" 2> "$WORK/thaw.err"
+# The thaw's answer goes straight to the controller: a full /tmp must not lose it.
+QUIESCE_OWNER=$owner QUIESCE_REASON=$reason QUIESCE_FROZEN=$frozen QUIESCE_FOREIGN=$foreign /bin/sh "$COPY" "$action" 2> "$WORK/thaw.err"
 rc=$?
-relay thaw
+cat "$WORK/thaw.err" >&2 2> /dev/null || :
 say "quiesce-thaw $rc $action"
 exit "$rc"

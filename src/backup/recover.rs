@@ -184,7 +184,7 @@ fn recovered_detail(stdout: &str) -> String {
     }
     let ended: Vec<&str> = seen
         .iter()
-        .filter(|o| o.kind == "ended-elsewhere")
+        .filter(|o| o.kind == "ended-elsewhere" || o.kind == "replaced")
         .map(|o| o.instance.as_str())
         .collect();
     if !ended.is_empty() {

@@ -62,6 +62,9 @@ fn invalid_because(o: &InstanceOutcome) -> String {
         "ended-elsewhere" => format!(
             "someone else ended the freeze of {i} before the thaw (ExternalThaw by hand, or a restart), so the snapshot may have caught it running: this snapshot is INVALID"
         ),
+        "replaced" => format!(
+            "someone else ended this run's freeze of {i} and froze it again (or {i} restarted and was frozen again) before the thaw, so the snapshot may have caught it running: this snapshot is INVALID; that other freeze was left to whoever holds it"
+        ),
         "thawed" => format!(
             "the VM's dead-man's switch had already thawed {i} (freezeFail) before the thaw word arrived: this snapshot is INVALID"
         ),

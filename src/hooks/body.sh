@@ -192,6 +192,29 @@ acquire_lock() { # WAIT_SECONDS
 	trap 'rm -rf "$LOCK_DIR"' EXIT
 }
 
+# Whose freeze holds INSTANCE: its start (qlist field 4) and its current
+# journal file. ExternalFreeze switches the journal file and a start begins a
+# new one, so a freeze ended and made again by someone else, or an instance
+# restarted and frozen again, has another identity than the one recorded.
+identity() { # INSTANCE
+	id_since=$(qlist 2>/dev/null | awk -F'^' -v n="$1" '$1 == n { print $4; exit }')
+	if [ "$QUIESCE_PLATFORM" = cache ]; then set -- csession "$1"; else set -- iris session "$1"; fi
+	id_journal=$(printf 'W "quiesce-journal=",##class(%%SYS.Journal.System).GetCurrentFileName(),!\nhalt\n' |
+		tool "$@" -U %SYS 2>/dev/null | tr -d '\r' | sed -n 's/.*quiesce-journal=//p' | tail -n 1)
+	printf '%s@%s' "$id_since" "$id_journal" | tr -c 'A-Za-z0-9/._@-' '_'
+}
+
+# Why the freeze now holding INSTANCE is not the one recorded as IDENTITY
+# (empty when it is, or when nothing tells them apart).
+replaced() { # INSTANCE IDENTITY
+	now_id=$(identity "$1")
+	if [ "${now_id%%@*}" != "${2%%@*}" ]; then
+		echo "the instance restarted since this freeze"
+	elif [ -n "${now_id#*@}" ] && [ -n "${2#*@}" ] && [ "${now_id#*@}" != "${2#*@}" ]; then
+		echo "the journal switched from ${2#*@} to ${now_id#*@}: someone ended this freeze and froze it again"
+	fi
+}
+
 is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
 	session "$1" '##Class(Backup.General).IsWDSuspendedExt()'
 	case $? in 5) return 0 ;; 3) return 1 ;; *) return 2 ;; esac
@@ -211,7 +234,7 @@ $ADOPTED"
 		# shellcheck disable=SC2086 # split on ':' on purpose (globbing is off)
 		set -- $entry
 		IFS=$old_ifs
-		how=${1:-} inst=${2:-} owner=${3:-} since=${4:-} limit=${5:-}
+		how=${1:-} inst=${2:-} owner=${3:-} since=${4:-} limit=${5:-} ident=${6:-}
 		owner=${owner:-vmware}
 		if [ "$OWNER" != any ] && [ "$owner" != "$OWNER" ]; then
 			others="$entry
@@ -224,6 +247,15 @@ $others"
 			log "$inst was not frozen by the interrupted freeze; nothing to thaw"
 			outcome "$inst" not-frozen
 			continue
+		fi
+		if [ "$suspended" = 0 ] && [ -n "$ident" ]; then
+			why=$(replaced "$inst" "$ident")
+			if [ -n "$why" ]; then
+				err "$inst: the freeze holding it is not this one ($why): not thawing another's freeze; the snapshot of $inst is INVALID"
+				if [ "$mode" = thaw ]; then invalid=1; fi
+				outcome "$inst" replaced
+				continue
+			fi
 		fi
 		kind=thawed
 		if [ "$mode" = thaw ]; then
@@ -376,7 +408,7 @@ do_freeze() { # TIMEOUT
 		5)
 			printf 'quiesce-frozen %s\n' "$inst" 2>/dev/null || :
 			# A failed rewrite leaves the entry pending: a thaw asks the instance first.
-			record "s/^pending:$inst:/frozen:$inst:/" || log "$inst: cannot mark its record frozen; it stays pending"
+			record "s|^pending:$inst:\(.*\)$|frozen:$inst:\1:$(identity "$inst")|" || log "$inst: cannot mark its record frozen; it stays pending"
 			log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
 		3) record "/^pending:$inst:/d" || :; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
 		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;

@@ -576,3 +576,43 @@ fn a_lost_record_is_left_frozen_never_thawed_and_a_vouched_one_is_thawed() {
     assert_eq!(code, 0, "{out}");
     assert!(lab.is_frozen("vm1", "IRIS"));
 }
+
+#[test]
+fn a_freeze_replaced_by_someone_elses_is_invalid_and_not_thawed() {
+    let lab = deployed(189, &["vm1=iris:IRIS"]);
+    let other = |call: &str| {
+        lab.sh(
+            "vm1",
+            &format!("iris session IRIS -U %SYS '##Class(Backup.General).{call}(\"/dev/null\")'"),
+        )
+    };
+    // ABA: a DBA ends the hook's freeze and freezes again (a journal switch).
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    other("ExternalThaw");
+    other("ExternalFreeze");
+    let (code, out) = lab.sh("vm1", THAW);
+    assert_eq!(code, 4, "{out}");
+    assert!(out.contains("quiesce-outcome IRIS replaced"), "{out}");
+    assert!(
+        out.contains("someone ended this freeze and froze it again"),
+        "{out}"
+    );
+    assert!(!lab.events("vm1").contains("history_set"));
+    assert!(
+        lab.is_frozen("vm1", "IRIS"),
+        "the other party's freeze was thawed"
+    );
+    other("ExternalThaw");
+
+    // The instance restarted during the freeze and was frozen again.
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    lab.sh("vm1", "sleep 1; iris stop IRIS; iris start IRIS");
+    other("ExternalFreeze");
+    let (code, out) = lab.sh("vm1", THAW);
+    assert_eq!(code, 4, "{out}");
+    assert!(
+        out.contains("the instance restarted since this freeze"),
+        "{out}"
+    );
+    assert!(lab.is_frozen("vm1", "IRIS"));
+}

@@ -552,6 +552,42 @@ fn d8_a_dba_thaws_by_hand_during_the_snapshot() {
 }
 
 #[test]
+fn d8_a_freeze_replaced_during_the_snapshot_is_never_valid() {
+    let lab = deployed(190, &["x"]);
+    let call = |m: &str| {
+        format!(
+            "LAB exec DIR {{host}} iris session IRIS -U %SYS \"##Class(Backup.General).{m}(\\\"/dev/null\\\")\""
+        )
+    };
+    set_snapshot_command(
+        &lab,
+        &format!(
+            "{}; LAB snapshot DIR {{host}}; {}; true",
+            call("ExternalThaw"),
+            call("ExternalFreeze")
+        ),
+    );
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("INVALID: someone else ended this run's freeze of IRIS and froze it again"),
+        "{run:?}"
+    );
+    // Ground truth: the snapshot copy caught the instance running, and the
+    // other party's freeze still holds (quiesce did not thaw it).
+    let copies: Vec<_> = std::fs::read_dir(lab.path("vms/x/snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(copies.len(), 1, "{copies:?}");
+    let snap = std::fs::read_to_string(copies[0].join("irissim/IRIS/state")).unwrap();
+    assert!(snap.contains("frozen=0"), "{snap}");
+    assert!(lab.is_frozen("x", "IRIS"));
+    assert!(!lab.events("x").contains("history_set"));
+}
+
+#[test]
 fn d8_the_vms_record_removed_during_the_snapshot_is_still_thawed() {
     let lab = deployed(187, &["x"]);
     set_snapshot_command(

@@ -6,7 +6,6 @@
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 const KEPT_PER_VM: usize = 50;
@@ -125,16 +124,8 @@ impl StunHistory {
             }
         }
         let text = serde_json::to_string_pretty(&stuns).map_err(|e| e.to_string())?;
-        let tmp = runs_dir.join(format!(
-            "{FILE}.{}.{}.tmp",
-            std::process::id(),
-            crate::backup::journal::now_ms()
-        ));
-        let written = std::fs::File::create(&tmp)
-            .and_then(|mut f| f.write_all(text.as_bytes()).and_then(|_| f.sync_all()))
-            .and_then(|_| std::fs::rename(&tmp, &file));
+        let written = crate::output::atomic_write(&file, text.as_bytes());
         if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp);
             return Err(format!(
                 "cannot write the stun history {}: {e}",
                 file.display()

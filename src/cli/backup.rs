@@ -10,6 +10,7 @@ use crate::inventory::playbook::Playbook;
 use crate::inventory::{Host, Inventory, limit};
 use crate::output::error::Error;
 use crate::output::event::Event;
+use crate::output::exit_code;
 use crate::remote::runner;
 use crate::review::backup_report::{self, Ending, Report as BackupReport};
 
@@ -141,9 +142,14 @@ pub fn backup(
         let report = BackupReport { run_id: &run_id, playbook: &playbook.name, journal: journal_path, results: &results, skipped: &plan.skipped, unreachable: &unreachable, interrupted };
         // The results are on disk before anything is rendered for people.
         let json = report.json();
-        if let Err(e) = std::fs::write(run_dir.join("results.json"), &json) {
-            eprintln!("warning: cannot write {}: {e}", run_dir.join("results.json").display());
-        }
+        // Whole or not at all: a reader never sees a torn results.json.
+        let results_written = match crate::output::atomic_write(&run_dir.join("results.json"), json.as_bytes()) {
+            Ok(()) => true,
+            Err(e) => {
+                eprintln!("error: cannot write {}: {e}; the run's results are only in its journal (free the disk, then `quiesce report {run_id}`)", run_dir.join("results.json").display());
+                false
+            }
+        };
         print(&match format {
             HostsFormat::Table => report.table(),
             HostsFormat::Json => json,
@@ -160,7 +166,10 @@ pub fn backup(
             let note = if missing.is_empty() { String::new() } else { format!(" (logs not collected from {}: `quiesce logs {run_id}` retries)", missing.join(", ")) };
             print(&format!("report: {}{note}\n", run_dir.join("report.html").display()));
         }
-        let code = backup_report::exit_code(Ending::Ran(&report));
+        let mut code = backup_report::exit_code(Ending::Ran(&report));
+        if !results_written && code == exit_code::SUCCESS {
+            code = exit_code::FAILED;
+        }
         if let Some(path) = metrics {
             let families = crate::review::backup_metrics::families(&report, &global.runs_dir, code, started.elapsed());
             if let Err(e) = crate::output::metrics::write(path, &families) {

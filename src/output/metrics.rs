@@ -75,27 +75,7 @@ fn escape(value: &str) -> String {
 
 /// Writes `families` to `path` atomically.
 pub fn write(path: &Path, families: &[Family]) -> std::io::Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(render(families).as_bytes())?;
-        f.sync_all()
-    });
-    match written.and_then(|_| std::fs::rename(&tmp, path)) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = std::fs::remove_file(&tmp);
-            Err(e)
-        }
-    }
+    crate::output::atomic_write(path, render(families).as_bytes())
 }
 
 /// The families every command's metrics end with: hosts unreachable, and

@@ -2,6 +2,7 @@
 //! its messages are worded), exit codes, the typed event stream, the
 //! progress display and plain tables.
 
+pub mod atomic;
 pub mod duration;
 pub mod error;
 pub mod event;
@@ -9,3 +10,5 @@ pub mod exit_code;
 pub mod metrics;
 pub mod progress;
 pub mod table;
+
+pub use atomic::atomic_write;

@@ -214,13 +214,7 @@ fn merge_record(path: &Path, now: &[Collected]) -> Vec<Collected> {
 /// Writes through a unique temporary file and a rename: readers never see
 /// half a file, and two writers never tear each other's.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!(
-        "tmp.{}.{}",
-        std::process::id(),
-        crate::backup::journal::now_ms()
-    ));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
+    crate::output::atomic_write(path, bytes)
 }
 
 /// A truncated file starts mid-line: the parsers read from its first full line.

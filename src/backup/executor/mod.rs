@@ -163,6 +163,27 @@ pub async fn execute(
         at: now_ms(),
         outcome: outcome.into(),
     });
+    // A journal that missed any entry (run-finished included) is not one
+    // `recover` can rely on: every host's result says so, and the run fails.
+    let results = if run.journal_broken.load(Ordering::SeqCst) {
+        for r in &results {
+            run.emit(BackupEvent::Finding {
+                host: r.host.clone(),
+                text: format!(
+                    "the journal {} could not be written completely: this run's record is not whole (free its disk, then check `quiesce status`)",
+                    run.journal.path().display()
+                ),
+            });
+        }
+        run.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    } else {
+        results
+    };
     let measured: Vec<(String, Measured)> = results
         .iter()
         .filter_map(|r| {

@@ -82,7 +82,7 @@ force_thaw() { # leave the lab clean for the next run, whatever happened
 
 declare -A injected=()
 left_frozen=0 false_valid=0 bad_journal=0 bad_exit=0 failures=0
-faults=(none none snapshot-fail snapshot-hang freeze-fail thaw-fail-once wd-resumed stun kill-snapshot kill-freeze sigint sigterm sighup dba-thaw hook-chmod hung-session sshd-restart)
+faults=(none none snapshot-fail snapshot-hang freeze-fail thaw-fail-once wd-resumed stun kill-snapshot kill-freeze sigint sigterm sighup dba-thaw hook-chmod hung-session sshd-restart state-lost run-full aba-freeze clock-back clock-forward)
 
 for n in $(seq 1 "$runs"); do
 	fault=${faults[RANDOM % ${#faults[@]}]}
@@ -99,6 +99,8 @@ for n in $(seq 1 "$runs"); do
 		bash "$lab" unstun "$dir" "$v"
 	done
 	bash "$lab" clear-faults "$dir" x IRIS2
+	# The clock and /run of the previous run's fault.
+	for v in "${vms[@]}"; do bash "$lab" clock "$dir" "$v" 0; bash "$lab" exec "$dir" "$v" sh -c 'umount /run/quiesce 2>/dev/null; true'; done
 	bash "$lab" set "$dir" x IRIS2 wd_limit_override=0 > /dev/null
 	signal='' kill_at=''
 	case $fault in
@@ -114,6 +116,16 @@ for n in $(seq 1 "$runs"); do
 	dba-thaw) set_snapshot "if [ {host} = $vm ]; then LAB exec DIR {host} iris session $inst -U %SYS \"##Class(Backup.General).ExternalThaw(\\\"/dev/null\\\")\"; fi; LAB snapshot DIR {host}" ;;
 	hook-chmod) set_snapshot "LAB snapshot DIR {host} && if [ {host} = $vm ]; then LAB exec DIR {host} chmod 0755 /usr/sbin/post-thaw-script; fi" ;;
 	hung-session) set_snapshot "LAB snapshot DIR {host} && if [ {host} = $vm ]; then LAB signal DIR {host} STOP quiesce-freeze; fi" ;;
+	# The VM's record of the freeze removed during the snapshot (tmpfiles, an admin).
+	state-lost) set_snapshot "if [ {host} = $vm ]; then LAB exec DIR {host} rm -f /run/quiesce/frozen; fi; LAB snapshot DIR {host}" ;;
+	# /run/quiesce full before the freeze: that VM freezes nothing.
+	run-full) bash "$lab" exec "$dir" "$vm" sh -c 'mkdir -p /run/quiesce && mount -t tmpfs -o size=4k q /run/quiesce && dd if=/dev/zero of=/run/quiesce/fill bs=4k count=8 2>/dev/null; true' ;;
+	# Someone else thaws and freezes again during the snapshot (ABA).
+	aba-freeze) set_snapshot "if [ {host} = $vm ]; then LAB exec DIR {host} iris session $inst -U %SYS \"##Class(Backup.General).ExternalThaw(\\\"/dev/null\\\")\"; LAB snapshot DIR {host}; LAB exec DIR {host} iris session $inst -U %SYS \"##Class(Backup.General).ExternalFreeze(\\\"/dev/null\\\")\"; true; else LAB snapshot DIR {host}; fi" ;;
+	# The VM's clock stepped back or forward 10 minutes during the snapshot (NTP, time sync).
+	clock-back | clock-forward)
+		step=-600; [ "$fault" = clock-forward ] && step=600
+		set_snapshot "if [ {host} = $vm ]; then LAB clock DIR {host} $step; fi; LAB snapshot DIR {host}" ;;
 	sshd-restart) set_snapshot "LAB snapshot DIR {host} && if [ {host} = $vm ]; then LAB kill-sshd DIR {host}; (sleep 2; LAB restart-sshd DIR {host}) >/dev/null 2>&1 & fi" ;;
 	esac
 
@@ -136,6 +148,8 @@ for n in $(seq 1 "$runs"); do
 	# What an operator does next.
 	if [ "$fault" = hung-session ]; then bash "$lab" signal "$dir" "$vm" CONT quiesce-freeze; fi
 	if [ "$fault" = sshd-restart ]; then sleep 2; fi
+	# The other party of an ABA ends its own freeze (it is not quiesce's to thaw).
+	if [ "$fault" = aba-freeze ]; then bash "$lab" exec "$dir" "$vm" iris session "$inst" -U %SYS '##Class(Backup.General).ExternalThaw("/dev/null")' > /dev/null 2>&1; fi
 	if [ "$killed" = 1 ]; then
 		# The VMs' own switches thaw (end of input); then recover checks.
 		for _ in $(seq 1 150); do all_thawed && break; sleep 0.1; done

@@ -42,6 +42,9 @@
 #                                        host behind a bastion, unknown to the controller
 #   lab.sh signal DIR VM SIG PATTERN     send SIG to the VM's processes whose command line
 #                                        contains PATTERN (only this VM's, by its cgroup)
+#   lab.sh clock DIR VM SECONDS          step the VM's clock by SECONDS (e.g. -600), as NTP would: a
+#                                        `date` of its own, first on PATH (/usr/sbin); 0 removes it.
+#                                        The simulator and /proc/uptime keep real time.
 #   lab.sh events DIR VM                 the simulator's event log of the VM
 #   lab.sh ls DIR                        NAME ADDRESS PID per running VM
 set -euo pipefail
@@ -341,6 +344,13 @@ fault)
 clear-faults) in_vm "$1" "$2" rm -f "/etc/irissim/$3/faults" ;;
 stun) echo FROZEN > "$(cgroup_of "$1" "$2")/freezer.state" ;;
 unstun) echo THAWED > "$(cgroup_of "$1" "$2")/freezer.state" ;;
+clock)
+	[[ $3 =~ ^[+-]?[0-9]+$ ]] || die "clock takes whole seconds, not $3"
+	if [ "$3" = 0 ]; then
+		in_vm "$1" "$2" rm -f /usr/sbin/date
+	else
+		in_vm "$1" "$2" sh -c 'printf "#!/bin/sh\n# lab: this VM'"'"'s clock, stepped by %s s\nexec /usr/bin/date -d \"@\$(( \$(/usr/bin/date +%%s) + %s ))\" \"\$@\"\n" "$1" "$1" > /usr/sbin/date && chmod 0755 /usr/sbin/date' sh "$3"
+	fi ;;
 kill-sshd) kill -KILL "$(vm_pid "$1" "$2")"; rm -f "$(vm_dir "$1" "$2")/sshd.pid" ;;
 kill-vm) stop_vm "$1" "$2" ;;
 restart-sshd)

@@ -29,6 +29,8 @@
 #   lab.sh kill-sshd DIR VM              the VM's sshd listener dies (host unreachable)
 #   lab.sh kill-vm DIR VM                every process of the VM dies (sessions too)
 #   lab.sh restart-sshd DIR VM           start the VM's sshd again: same keys, state, /run
+#   lab.sh max-sessions DIR VM N         the VM's sshd allows N sessions per connection
+#                                        (MaxSessions; the lab's default is 64); sshd restarts
 #   lab.sh zone DIR VM ZONE [LANG]       the VM's /etc/localtime (e.g. America/New_York) and its
 #                                        sessions' LANG (e.g. de_DE.UTF-8); its sshd restarts
 #   lab.sh containerize DIR VM NAME      the VM's instances run in container NAME: iris, ccontrol
@@ -88,7 +90,7 @@ AuthorizedKeysFile $dir/authorized_keys
 PasswordAuthentication no
 KbdInteractiveAuthentication no
 MaxStartups 200:30:400
-MaxSessions 64
+MaxSessions $(cat "$d/maxsessions" 2>/dev/null || echo 64)
 LogLevel $(cat "$d/loglevel" 2>/dev/null || echo VERBOSE)
 Subsystem sftp internal-sftp
 CONF
@@ -359,6 +361,9 @@ restart-sshd)
 	mapfile -t spec < "$d/spec"
 	start_vm "$dir" "$vm" "$(cat "$d/address")" "${spec[0]}" "${spec[1]}" "${spec[2]}" "${spec[3]}" restart
 	wait_listening "$(cat "$d/address")" "${spec[0]}" "$vm" "$dir" ;;
+max-sessions)
+	echo "$3" > "$(vm_dir "$1" "$2")/maxsessions"
+	"$0" restart-sshd "$1" "$2" ;;
 zone)
 	dir=$(cd "$1" && pwd) vm=$2 d=$(vm_dir "$1" "$2")
 	[ -e "/usr/share/zoneinfo/$3" ] || die "no time zone $3 (tests/lab/install-deps.sh installs tzdata)"

@@ -241,6 +241,56 @@ fn sshd_killed_after_the_freeze_then_recover() {
     assert_journal_complete(&lab);
 }
 
+/// The armed session dies and the VM comes back with another host key: the
+/// thaw is refused at every try, and the fix printed is the one that works
+/// (verify the key, replace the old line, accept the new key by name, then
+/// recover), not a `recover` that would be refused the same way.
+#[test]
+fn a_host_key_changed_during_the_freeze_prints_the_fix_that_works() {
+    let lab = deployed(67, &["x"]);
+    set_snapshot_command(
+        &lab,
+        "LAB kill-vm DIR {host} && LAB restart-sshd DIR {host} && ssh-keygen -q -t ed25519 -N \"\" -f DIR/other_key && sed -i \"s|ssh-ed25519 .*|$(cut -d\" \" -f1,2 DIR/other_key.pub)|\" DIR/known_hosts",
+    );
+    set_playbook(&lab, "timeout: 20s", "timeout: 3s");
+    set_playbook(&lab, "freeze_margin: 10s", "freeze_margin: 5s");
+    let run = backup(&lab, &["--connect-timeout", "1s"]);
+    assert_eq!(run.code, 5, "{run:?}");
+    let (run_id, entries) = lab.journal();
+    assert_eq!(left_frozen(&entries), ["x"]);
+    let known = lab.known_hosts().display().to_string();
+    assert!(
+        run.stdout.contains("HOST KEY CHANGED: the server offers ssh-ed25519 "),
+        "{run:?}"
+    );
+    let fix = printed_fix(&run.stdout);
+    assert_eq!(
+        fix,
+        format!(
+            "ssh-keygen -R '{net}.11' -f '{known}' && quiesce -i '{}' --runs-dir '{}' --known-hosts '{known}' --accept-new=x recover {run_id}",
+            lab.inventory().display(),
+            lab.path("runs").display(),
+            net = lab.net,
+        ),
+        "{run:?}"
+    );
+    assert!(
+        run.stdout.contains("# only once the VM is known to offer ssh-ed25519 SHA256:"),
+        "{run:?}"
+    );
+
+    // The VM's key really is the recorded one (a test stands for the console
+    // check): the printed fix replaces the line and thaws from the journal.
+    let (code, stdout) = run_printed_fix(&fix);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(
+        stdout.ends_with(&format!("run {run_id}: recovered 1 hosts\n")),
+        "{stdout}"
+    );
+    lab.assert_nothing_frozen("x");
+    assert_journal_complete(&lab);
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM while snapshots run: no new freeze, the
 /// snapshots are killed, everything frozen is thawed, exit 130.
 fn interrupted_during_the_snapshot(net: u8, signal: i32) {

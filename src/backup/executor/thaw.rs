@@ -34,6 +34,8 @@ impl Run<'_> {
             FuturesUnordered::new();
         let mut attempt = 0u32;
         let mut resend = true;
+        // The last refusal from a fresh connection: the fix printed depends on it.
+        let mut last_error: Option<HostError> = None;
         if let Some(session) = session {
             attempt += 1;
             resend = false;
@@ -63,7 +65,8 @@ impl Run<'_> {
                     }
                     ThawVerdict::HookMismatch { why } => {
                         // Retrying cannot help: a person has to redeploy the hook.
-                        let detail = first_line(&self.hook_changed(name, HookKind::PostThaw, why));
+                        let error = self.hook_changed(name, HookKind::PostThaw, why);
+                        let detail = first_line(&error);
                         self.emit(BackupEvent::ThawFailed {
                             host: name.to_string(),
                             at,
@@ -71,7 +74,7 @@ impl Run<'_> {
                             detail: detail.clone(),
                             retrying: false,
                         });
-                        self.left_frozen(name, attempt, &detail, true);
+                        self.left_frozen(name, attempt, &detail, Some(&error));
                         return false;
                     }
                     ThawVerdict::LeftFrozen { detail } => {
@@ -82,14 +85,16 @@ impl Run<'_> {
                             detail: detail.clone(),
                             retrying: false,
                         });
-                        self.left_frozen(name, attempt, &detail, false);
+                        self.left_frozen(name, attempt, &detail, None);
                         return false;
                     }
                     ThawVerdict::Retry { detail } => detail,
                 },
                 Ok(Some(Err(e))) => {
                     self.forget_connection(name).await;
-                    first_line(&e)
+                    let detail = first_line(&e);
+                    last_error = Some(e);
+                    detail
                 }
                 Ok(None) => continue,
                 Err(_) => {
@@ -114,7 +119,7 @@ impl Run<'_> {
                 retrying: !give_up,
             });
             if give_up {
-                self.left_frozen(name, attempt, &detail, false);
+                self.left_frozen(name, attempt, &detail, last_error.as_ref());
                 return false;
             }
             resend = in_flight.len() < MAX_THAWS_IN_FLIGHT;
@@ -175,35 +180,62 @@ impl Run<'_> {
     }
 
     /// Reports a host that could not be thawed, with the fix that works for
-    /// its cause: a changed hook must be redeployed before anything can thaw.
-    fn left_frozen(&self, name: &str, attempts: u32, detail: &str, hook_changed: bool) {
+    /// its cause (`error`, the last refusal seen): a changed hook must be
+    /// redeployed before anything can thaw, and a host key refused must be
+    /// verified and recorded, or `recover` is refused the same way.
+    fn left_frozen(&self, name: &str, attempts: u32, detail: &str, error: Option<&HostError>) {
         let host = self.host(name);
+        let quote = |p: &std::path::Path| crate::remote::shell::quote(&p.display().to_string());
         let quiesce = format!(
             "quiesce -i {} --runs-dir {} --known-hosts {}",
-            crate::remote::shell::quote(&self.inventory.path.display().to_string()),
-            crate::remote::shell::quote(&self.options.runs_dir.display().to_string()),
-            crate::remote::shell::quote(&self.ssh.policy.known_hosts.display().to_string())
+            quote(&self.inventory.path),
+            quote(&self.options.runs_dir),
+            quote(&self.ssh.policy.known_hosts)
         );
-        let manual = if hook_changed {
-            format!(
-                "{quiesce} deploy --force --limit {name} && {quiesce} recover {}   # the hook was changed: redeploy it first, never run the changed one",
-                self.run_id
-            )
+        let run = &self.run_id;
+        let sudo = if host.r#become && host.user != "root" {
+            "sudo "
         } else {
-            let sudo = if host.r#become && host.user != "root" {
-                "sudo "
-            } else {
-                ""
-            };
-            format!(
-                "{quiesce} recover {}   # or on the VM: ssh -p {} {}@{} {sudo}env QUIESCE_OWNER={} {}/post-thaw-script freezeFail",
-                self.run_id,
-                host.port,
-                host.user,
-                host.address,
-                self.run_id,
-                host.hook_dir.trim_end_matches('/')
-            )
+            ""
+        };
+        let on_the_vm = format!(
+            "env QUIESCE_OWNER={run} {}/post-thaw-script freezeFail",
+            host.hook_dir.trim_end_matches('/')
+        );
+        // How known_hosts names the host (ssh-keygen -R's argument).
+        let known_as = if host.port == 22 {
+            host.address.clone()
+        } else {
+            format!("[{}]:{}", host.address, host.port)
+        };
+        let verify = "check the VM's own key on its console first (ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub)";
+        let manual = match error {
+            Some(HostError::HookChanged { .. }) => format!(
+                "{quiesce} deploy --force --limit {name} && {quiesce} recover {run}   # the hook was changed: redeploy it first, never run the changed one"
+            ),
+            Some(HostError::ChangedHostKey {
+                fingerprint,
+                known_hosts,
+                ..
+            }) => format!(
+                "ssh-keygen -R {} -f {} && {quiesce} --accept-new={name} recover {run}   # only once the VM is known to offer {fingerprint}: {verify}; a changed key can be an attack, then thaw on its console: {sudo}{on_the_vm}",
+                crate::remote::shell::quote(&known_as),
+                quote(known_hosts)
+            ),
+            Some(HostError::UnknownHostKey { fingerprint, .. }) => format!(
+                "{quiesce} --accept-new={name} recover {run}   # only once the VM is known to offer {fingerprint}: {verify}; else thaw on its console: {sudo}{on_the_vm}"
+            ),
+            Some(
+                HostError::RevokedHostKey { fingerprint, .. }
+                | HostError::UnevaluableHostKey { fingerprint, .. },
+            ) => format!(
+                "{sudo}{on_the_vm}   # on the VM's console: its key {fingerprint} is refused ({}), so recover cannot reach it until a key it can check is recorded",
+                error.map(HostError::kind).unwrap_or_default()
+            ),
+            _ => format!(
+                "{quiesce} recover {run}   # or on the VM: ssh -p {} {}@{} {sudo}{on_the_vm}",
+                host.port, host.user, host.address
+            ),
         };
         self.emit(BackupEvent::LeftFrozen {
             host: name.to_string(),

@@ -164,6 +164,12 @@ pub enum HostError {
         target: String,
         step: String,
     },
+    /// sshd refused to open one more session on the connection.
+    ChannelRefused {
+        target: String,
+        step: String,
+        reason: String,
+    },
     StepFailed {
         target: String,
         step: String,
@@ -226,6 +232,7 @@ impl HostError {
             HostError::SudoNeedsPassword { .. } => "sudo-password",
             HostError::CommandTimeout { .. } => "command-timeout",
             HostError::ConnectionLost { .. } => "connection-lost",
+            HostError::ChannelRefused { .. } => "channel-refused",
             HostError::StepFailed { .. } => "step-failed",
             HostError::HookChanged { .. } => "hook-changed",
             HostError::Interrupted { .. } => "interrupted",
@@ -322,6 +329,14 @@ impl fmt::Display for HostError {
             HostError::ConnectionLost { target, step } => write!(
                 f,
                 "{target}: connection lost during {step}\n  hint: check the VM and its sshd, then run the command again"
+            ),
+            HostError::ChannelRefused {
+                target,
+                step,
+                reason,
+            } => write!(
+                f,
+                "{target}: sshd refused a new session for {step} ({reason}): it allows fewer sessions per connection than quiesce holds at once (sshd_config MaxSessions)\n  hint: a backup keeps the freeze session open beside the snapshot and the thaw, so set MaxSessions 3 or more on the VM (OpenSSH's default is 10) and reload sshd, or take the snapshot from the controller (snapshot.on: controller)"
             ),
             HostError::StepFailed {
                 target,

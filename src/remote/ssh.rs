@@ -569,7 +569,30 @@ impl Connection {
             .handle
             .channel_open_session()
             .await
-            .map_err(|_| lost.clone())?;
+            .map_err(|e| match e {
+                // sshd answered, and said no: most often its MaxSessions is
+                // smaller than the sessions quiesce holds at once.
+                russh::Error::ChannelOpenFailure(reason) => HostError::ChannelRefused {
+                    target: self.target.clone(),
+                    step: step.to_string(),
+                    reason: match reason {
+                        russh::ChannelOpenFailure::AdministrativelyProhibited => {
+                            "administratively prohibited".to_string()
+                        }
+                        russh::ChannelOpenFailure::ConnectFailed => "open failed".to_string(),
+                        russh::ChannelOpenFailure::UnknownChannelType => {
+                            "unknown channel type".to_string()
+                        }
+                        russh::ChannelOpenFailure::ResourceShortage => {
+                            "resource shortage".to_string()
+                        }
+                        russh::ChannelOpenFailure::Other { code, reason } => {
+                            format!("code {code}: {}", reason.escape_debug())
+                        }
+                    },
+                },
+                _ => lost.clone(),
+            })?;
         channel
             .exec(true, command)
             .await

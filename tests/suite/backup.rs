@@ -291,6 +291,39 @@ fn a_host_key_changed_during_the_freeze_prints_the_fix_that_works() {
     assert_journal_complete(&lab);
 }
 
+/// sshd's MaxSessions below what a run holds at once (the freeze session
+/// beside a snapshot on the VM), or 0: the refusal is named as such, with
+/// the setting to change, and nothing is left frozen.
+#[test]
+fn a_session_refused_by_max_sessions_is_named() {
+    let lab = deployed(68, &["x"]);
+    lab.lab("max-sessions", &["x", "1"]);
+    let text = std::fs::read_to_string(lab.path("playbook.yml")).unwrap();
+    let start = text.find("{ on: controller").unwrap();
+    let end = start + text[start..].find(", timeout").unwrap();
+    std::fs::write(
+        lab.path("playbook.yml"),
+        format!("{}{{ on: vm, command: sync{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout.contains(&format!("FAILED: x ({}.11:22): sshd refused a new session for snapshot (open failed): it allows fewer sessions per connection than quiesce holds at once (sshd_config MaxSessions)", lab.net)),
+        "{run:?}"
+    );
+    lab.assert_truly_thawed("x");
+    assert_journal_complete(&lab);
+
+    lab.lab("max-sessions", &["x", "0"]);
+    let audit = lab.quiesce(&["audit"]);
+    assert_ne!(audit.code, 0, "{audit:?}");
+    assert!(
+        audit.stdout.contains("sshd refused a new session for probe"),
+        "{audit:?}"
+    );
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM while snapshots run: no new freeze, the
 /// snapshots are killed, everything frozen is thawed, exit 130.
 fn interrupted_during_the_snapshot(net: u8, signal: i32) {

@@ -182,6 +182,17 @@ fn recovered_detail(stdout: &str) -> String {
     if seen.iter().all(|o| o.earlier) {
         return "already thawed (its armed thaw ran when the controller went away)".into();
     }
+    let down: Vec<&str> = seen
+        .iter()
+        .filter(|o| o.kind == "down")
+        .map(|o| o.instance.as_str())
+        .collect();
+    if !down.is_empty() {
+        return format!(
+            "{} down: its freeze ended when it stopped; the rest is thawed (freezeFail: no backup recorded)",
+            down.join(", ")
+        );
+    }
     let ended: Vec<&str> = seen
         .iter()
         .filter(|o| o.kind == "ended-elsewhere" || o.kind == "replaced")

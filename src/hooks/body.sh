@@ -215,6 +215,11 @@ replaced() { # INSTANCE IDENTITY
 	fi
 }
 
+# Whether qlist says INSTANCE is down (status `down, last used …`).
+is_down() { # INSTANCE
+	qlist 2>/dev/null | awk -F'^' -v n="$1" '$1 == n { found = 1; down = ($4 ~ /^down/) } END { exit !(found && down) }'
+}
+
 is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
 	session "$1" '##Class(Backup.General).IsWDSuspendedExt()'
 	case $? in 5) return 0 ;; 3) return 1 ;; *) return 2 ;; esac
@@ -243,6 +248,19 @@ $others"
 		fi
 		plain_name "$inst" || continue
 		is_suspended "$inst"; suspended=$?
+		if [ "$suspended" = 2 ] && is_down "$inst"; then
+			# A stopped instance holds no freeze: it ended when the instance
+			# went down, at a time nothing here tells.
+			if [ "$how" = pending ]; then
+				log "$inst is down: the interrupted freeze left nothing frozen"
+				outcome "$inst" not-frozen
+				continue
+			fi
+			err "$inst is down (qlist): its freeze ended when it stopped, so there is nothing to thaw; start it and look at its messages.log"
+			if [ "$mode" = thaw ]; then invalid=1; fi
+			outcome "$inst" down
+			continue
+		fi
 		if [ "$how" = pending ] && [ "$suspended" = 1 ]; then
 			log "$inst was not frozen by the interrupted freeze; nothing to thaw"
 			outcome "$inst" not-frozen

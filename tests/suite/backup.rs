@@ -324,6 +324,31 @@ fn a_session_refused_by_max_sessions_is_named() {
     );
 }
 
+/// An instance stopped during the snapshot holds no freeze: the thaw says it
+/// is down (its freeze ended with it) and the snapshot INVALID, at once, not
+/// "STILL FROZEN" after retrying until the freeze timeout.
+#[test]
+fn an_instance_down_at_the_thaw_is_reported_down_not_frozen() {
+    let lab = deployed(69, &["x"]);
+    set_snapshot_command(&lab, "LAB snapshot DIR {host} && LAB exec DIR {host} iris stop IRIS");
+    let started = Instant::now();
+    let run = backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "no retries: {run:?}"
+    );
+    assert!(
+        run.stdout.contains("IRIS was down at the thaw: its freeze ended when it stopped"),
+        "{run:?}"
+    );
+    assert!(!run.stdout.contains("STILL FROZEN"), "{run:?}");
+    let (_, status) = lab.sh("x", "iris qlist");
+    assert!(status.contains("^down, last used"), "{status}");
+    assert!(!lab.is_frozen("x", "IRIS"));
+    assert_journal_complete(&lab);
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM while snapshots run: no new freeze, the
 /// snapshots are killed, everything frozen is thawed, exit 130.
 fn interrupted_during_the_snapshot(net: u8, signal: i32) {

@@ -21,8 +21,24 @@ pub async fn recover(
     inventory: &Path,
     ssh: &SshOptions,
     quiet: bool,
+    force: bool,
 ) -> Result<u8, Error> {
-    let path = crate::backup::run_dir::resolve(runs_dir, run)?.join("journal.jsonl");
+    let dir = crate::backup::run_dir::resolve(runs_dir, run)?;
+    let path = dir.join("journal.jsonl");
+    // A run still under way thaws by itself; a second thaw beside it would
+    // take the credit for its thaw, or find it half done.
+    let live = crate::backup::run_dir::live_holder(&dir);
+    if let (Some(holder), false) = (&live, force) {
+        return Err(Error::Usage {
+            message: format!(
+                "run {run} is still under way: {holder} holds {}",
+                dir.join("run.lock").display()
+            ),
+            hint: format!(
+                "its own thaw is on the way: wait for it to end; if that process is hung, stop it (SIGTERM thaws what it froze), or run `quiesce recover {run} --force` beside it"
+            ),
+        });
+    }
     let text = Journal::read_text(&path).map_err(|source| Error::File {
         path: path.clone(),
         action: "read the journal",
@@ -57,6 +73,11 @@ pub async fn recover(
             "note: {} line(s) of {} are damaged (a torn write?); every host they name is checked",
             text.damaged_lines,
             path.display()
+        ));
+    }
+    if let Some(holder) = &live {
+        say(format!(
+            "warning: run {run_id} is still under way ({holder}); recovering beside it (--force): what it thaws after this is not its own doing"
         ));
     }
     let mut pending = left_frozen(&text.entries);

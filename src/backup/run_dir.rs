@@ -6,15 +6,61 @@ use crate::backup::journal::Journal;
 use crate::output::error::Error;
 use std::path::{Path, PathBuf};
 
-/// A new run id and its run directory with an empty journal; the directory
-/// is created exclusively, so two runs never share one.
-pub fn create(runs_dir: &std::path::Path) -> Result<(String, Journal), Error> {
+/// The lock a live run holds on its directory (`RUN/run.lock`, flock),
+/// released by the kernel when the process ends however it ends: `recover`
+/// tells a run still under way from one whose controller is gone.
+pub struct RunLock {
+    _file: std::fs::File,
+}
+
+const RUN_LOCK: &str = "run.lock";
+
+fn lock_run(run_dir: &Path) -> std::io::Result<RunLock> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(run_dir.join(RUN_LOCK))?;
+    if !crate::backup::host_lock::lock_file(&file, false) {
+        return Err(std::io::Error::other("cannot lock it"));
+    }
+    write!(file, "process {}", std::process::id())?;
+    Ok(RunLock { _file: file })
+}
+
+/// Who holds `run_dir`'s lock (`process PID`), when a live process does.
+pub fn live_holder(run_dir: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(run_dir.join(RUN_LOCK)).ok()?;
+    if crate::backup::host_lock::lock_file(&file, false) {
+        return None;
+    }
+    let mut holder = String::new();
+    let _ = file.read_to_string(&mut holder);
+    Some(if holder.trim().is_empty() {
+        "a process".to_string()
+    } else {
+        holder.trim().to_string()
+    })
+}
+
+/// A new run id and its run directory with an empty journal, locked for as
+/// long as this process lives; the directory is created exclusively, so two
+/// runs never share one.
+pub fn create(runs_dir: &std::path::Path) -> Result<(String, Journal, RunLock), Error> {
     let mut last = None;
     for _ in 0..16 {
         let run_id = new_run_id();
         let run_dir = runs_dir.join(&run_id);
         match Journal::create(&run_dir) {
-            Ok(journal) => return Ok((run_id, journal)),
+            Ok(journal) => {
+                let lock = lock_run(&run_dir).map_err(|source| Error::File {
+                    path: run_dir.join(RUN_LOCK),
+                    action: "create the run's lock",
+                    source,
+                })?;
+                return Ok((run_id, journal, lock));
+            }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some((run_dir, e)),
             Err(source) => {
                 return Err(Error::File {

@@ -69,7 +69,7 @@ fn invalid_because(o: &InstanceOutcome) -> String {
             "{i} was down at the thaw: its freeze ended when it stopped, at a time nothing tells, so the snapshot may have caught it stopping: this snapshot is INVALID; start {i} and look at its messages.log"
         ),
         "thawed" => format!(
-            "the VM's dead-man's switch had already thawed {i} (freezeFail) before the thaw word arrived: this snapshot is INVALID"
+            "{i} had already been thawed without a backup (freezeFail: the VM's dead-man's switch, or a `quiesce recover` beside the run) before the thaw word arrived: this snapshot is INVALID"
         ),
         other => format!("{i} ended as `{other}`: this snapshot is INVALID"),
     }

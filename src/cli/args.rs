@@ -190,6 +190,10 @@ pub enum Command {
     Recover {
         /// The run id (a directory under --runs-dir) or a journal path.
         run: String,
+        /// Recover a run whose controller is still alive (it holds the run's
+        /// lock): only when that process is hung; its own thaw is otherwise on the way.
+        #[arg(long)]
+        force: bool,
     },
     /// Fetch snapshot.log and every INST-pre_post.log from the hosts into a run directory.
     Logs {

@@ -116,7 +116,7 @@ pub fn backup(
             }
             return Ok(backup_report::exit_code(Ending::Planned { unreachable: !unreachable.is_empty() }));
         }
-        let (run_id, journal) = run_dir::create(&global.runs_dir)?;
+        let (run_id, journal, _run_lock) = run_dir::create(&global.runs_dir)?;
         let run_dir = global.runs_dir.join(&run_id);
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         let signal_events = events.clone();

@@ -49,7 +49,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
         Command::Prune { keep, dry_run } => {
             return prune::prune(&cli.global.runs_dir, keep, *dry_run);
         }
-        Command::Recover { run } => {
+        Command::Recover { run, force } => {
             let ssh = ssh_options(&cli.global)?;
             return runtime()?.block_on(crate::backup::recover::recover(
                 &cli.global.runs_dir,
@@ -57,6 +57,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 &cli.global.inventory(),
                 &ssh,
                 cli.global.quiet,
+                *force,
             ));
         }
         Command::Report {

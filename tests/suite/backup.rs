@@ -349,6 +349,49 @@ fn an_instance_down_at_the_thaw_is_reported_down_not_frozen() {
     assert_journal_complete(&lab);
 }
 
+/// `recover` on a run still under way (its controller alive, its thaw on the
+/// way) is refused, naming the process; with `--force` it thaws beside it,
+/// says so, and the live run does not count that thaw as a valid backup.
+#[test]
+fn recover_refuses_a_run_still_under_way_unless_forced() {
+    let lab = deployed(70, &["x"]);
+    set_snapshot_command(&lab, "LAB snapshot DIR {host} && sleep 6");
+    let child = spawn_backup(&lab);
+    wait_for_entry(&lab, |e| matches!(e, Entry::SnapshotStarted { .. }));
+    let (run_id, _) = lab.journal();
+    let refused = lab.run(&["recover", &run_id]);
+    assert_eq!(refused.code, 2, "{refused:?}");
+    assert!(
+        refused.stderr.starts_with(&format!(
+            "error: run {run_id} is still under way: process {} holds ",
+            child.id()
+        )),
+        "{refused:?}"
+    );
+    assert!(refused.stderr.contains("--force"), "{refused:?}");
+    assert!(lab.is_frozen("x", "IRIS"), "the refused recover thawed nothing");
+
+    let forced = lab.run(&["recover", &run_id, "--force"]);
+    assert_eq!(forced.code, 0, "{forced:?}");
+    assert!(
+        forced.stdout.starts_with(&format!(
+            "warning: run {run_id} is still under way (process {}); recovering beside it (--force)",
+            child.id()
+        )),
+        "{forced:?}"
+    );
+    assert!(!lab.is_frozen("x", "IRIS"));
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("IRIS had already been thawed without a backup (freezeFail: the VM's dead-man's switch, or a `quiesce recover` beside the run)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 valid, 1 INVALID"), "{stdout}");
+    lab.assert_nothing_frozen("x");
+    assert_journal_complete(&lab);
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM while snapshots run: no new freeze, the
 /// snapshots are killed, everything frozen is thawed, exit 130.
 fn interrupted_during_the_snapshot(net: u8, signal: i32) {

@@ -206,6 +206,9 @@ impl Entry {
 pub struct Journal {
     path: PathBuf,
     file: Mutex<File>,
+    /// A fault injected by the executor's table tests (see `fill_disk_at`).
+    full_from: std::sync::OnceLock<String>,
+    full: std::sync::atomic::AtomicBool,
 }
 
 /// A journal as read back: the entries that parse, and what a crash tore.
@@ -236,6 +239,8 @@ impl Journal {
         Ok(Journal {
             path,
             file: Mutex::new(file),
+            full_from: Default::default(),
+            full: Default::default(),
         })
     }
 
@@ -245,6 +250,8 @@ impl Journal {
         Ok(Journal {
             path: path.to_path_buf(),
             file: Mutex::new(file),
+            full_from: Default::default(),
+            full: Default::default(),
         })
     }
 
@@ -252,11 +259,28 @@ impl Journal {
         &self.path
     }
 
+    /// Fault injection for the executor's table tests: from the first entry
+    /// of kind `event` (e.g. `run-finished`) on, every append fails as on a
+    /// full disk. A lab cannot time a full disk to one given entry.
+    #[doc(hidden)]
+    pub fn fill_disk_at(&self, event: &str) {
+        let _ = self.full_from.set(event.to_string());
+    }
+
     /// Appends and syncs one entry: when this returns Ok, the entry is on disk.
     /// A torn earlier line (a crash mid-write) is closed first, so that this
     /// entry starts a line of its own.
     pub fn append(&self, entry: &Entry) -> std::io::Result<()> {
         let mut line = serde_json::to_string(entry).map_err(std::io::Error::other)?;
+        if let Some(event) = self.full_from.get() {
+            use std::sync::atomic::Ordering;
+            if line.starts_with(&format!("{{\"event\":\"{event}\"")) {
+                self.full.store(true, Ordering::SeqCst);
+            }
+            if self.full.load(Ordering::SeqCst) {
+                return Err(std::io::Error::from_raw_os_error(libc::ENOSPC));
+            }
+        }
         line.push('\n');
         let mut file = self.file.lock().unwrap_or_else(|e| e.into_inner());
         let len = file.metadata()?.len();

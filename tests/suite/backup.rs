@@ -260,7 +260,8 @@ fn a_host_key_changed_during_the_freeze_prints_the_fix_that_works() {
     assert_eq!(left_frozen(&entries), ["x"]);
     let known = lab.known_hosts().display().to_string();
     assert!(
-        run.stdout.contains("HOST KEY CHANGED: the server offers ssh-ed25519 "),
+        run.stdout
+            .contains("HOST KEY CHANGED: the server offers ssh-ed25519 "),
         "{run:?}"
     );
     let fix = printed_fix(&run.stdout);
@@ -275,7 +276,8 @@ fn a_host_key_changed_during_the_freeze_prints_the_fix_that_works() {
         "{run:?}"
     );
     assert!(
-        run.stdout.contains("# only once the VM is known to offer ssh-ed25519 SHA256:"),
+        run.stdout
+            .contains("# only once the VM is known to offer ssh-ed25519 SHA256:"),
         "{run:?}"
     );
 
@@ -319,7 +321,9 @@ fn a_session_refused_by_max_sessions_is_named() {
     let audit = lab.quiesce(&["audit"]);
     assert_ne!(audit.code, 0, "{audit:?}");
     assert!(
-        audit.stdout.contains("sshd refused a new session for probe"),
+        audit
+            .stdout
+            .contains("sshd refused a new session for probe"),
         "{audit:?}"
     );
 }
@@ -330,7 +334,10 @@ fn a_session_refused_by_max_sessions_is_named() {
 #[test]
 fn an_instance_down_at_the_thaw_is_reported_down_not_frozen() {
     let lab = deployed(69, &["x"]);
-    set_snapshot_command(&lab, "LAB snapshot DIR {host} && LAB exec DIR {host} iris stop IRIS");
+    set_snapshot_command(
+        &lab,
+        "LAB snapshot DIR {host} && LAB exec DIR {host} iris stop IRIS",
+    );
     let started = Instant::now();
     let run = backup(&lab, &[]);
     assert_eq!(run.code, 4, "{run:?}");
@@ -339,7 +346,8 @@ fn an_instance_down_at_the_thaw_is_reported_down_not_frozen() {
         "no retries: {run:?}"
     );
     assert!(
-        run.stdout.contains("IRIS was down at the thaw: its freeze ended when it stopped"),
+        run.stdout
+            .contains("IRIS was down at the thaw: its freeze ended when it stopped"),
         "{run:?}"
     );
     assert!(!run.stdout.contains("STILL FROZEN"), "{run:?}");
@@ -369,7 +377,10 @@ fn recover_refuses_a_run_still_under_way_unless_forced() {
         "{refused:?}"
     );
     assert!(refused.stderr.contains("--force"), "{refused:?}");
-    assert!(lab.is_frozen("x", "IRIS"), "the refused recover thawed nothing");
+    assert!(
+        lab.is_frozen("x", "IRIS"),
+        "the refused recover thawed nothing"
+    );
 
     let forced = lab.run(&["recover", &run_id, "--force"]);
     assert_eq!(forced.code, 0, "{forced:?}");

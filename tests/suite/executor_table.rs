@@ -89,6 +89,16 @@ impl Ran {
 
 /// Runs preflight, plan and the executor for `limit` against the fleet.
 async fn run(fleet: FakeFleet, limit: &[&str], stop_after: Option<Duration>) -> Ran {
+    run_with(fleet, limit, stop_after, None).await
+}
+
+/// `run`, with the journal's disk full from the first entry of kind `full_at` on.
+async fn run_with(
+    fleet: FakeFleet,
+    limit: &[&str],
+    stop_after: Option<Duration>,
+    full_at: Option<&str>,
+) -> Ran {
     let dir = tempfile::tempdir().expect("temp dir");
     let inventory = Inventory::parse(Path::new("table.yml"), INVENTORY).expect("inventory");
     let playbook =
@@ -115,6 +125,9 @@ async fn run(fleet: FakeFleet, limit: &[&str], stop_after: Option<Duration>) -> 
     let runs_dir = dir.path().join("runs");
     let run_dir = runs_dir.join("R1");
     let journal = Journal::create(&run_dir).expect("journal");
+    if let Some(event) = full_at {
+        journal.fill_disk_at(event);
+    }
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     if let Some(after) = stop_after {
         tokio::spawn(async move {
@@ -584,4 +597,47 @@ async fn every_row_of_the_decision_table() {
         }
     }
     assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+}
+
+/// A journal that cannot take the run's last entry (run-finished) fails the
+/// run all the same: every host gets a finding, so the exit code is 4.
+#[tokio::test(start_paused = true)]
+async fn a_journal_full_at_run_finished_fails_the_run() {
+    let fleet = FakeFleet::default();
+    fleet.host("solo", healthy("none"));
+    fleet.host(
+        "controller",
+        Script::default().on_arm("snapshot", Armed::Ends(Reply::ok("snapshot taken\n"))),
+    );
+    let ran = run_with(fleet, &["solo"], None, Some("run-finished")).await;
+    let solo = ran.host("solo");
+    assert_eq!(solo.outcome, Outcome::Valid, "{solo:?}");
+    assert!(
+        solo.findings
+            .iter()
+            .any(|f| f.contains("could not be written completely")),
+        "{solo:?}"
+    );
+    assert!(
+        !ran.journal
+            .iter()
+            .any(|e| matches!(e, Entry::RunFinished { .. })),
+        "{:?}",
+        ran.journal
+    );
+    let report = quiesce::review::backup_report::Report {
+        run_id: "R1",
+        playbook: "table",
+        journal: String::new(),
+        results: &ran.results,
+        skipped: &[],
+        unreachable: &[],
+        interrupted: false,
+    };
+    assert_eq!(
+        quiesce::review::backup_report::exit_code(quiesce::review::backup_report::Ending::Ran(
+            &report
+        )),
+        quiesce::output::exit_code::FAILED
+    );
 }

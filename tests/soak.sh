@@ -82,7 +82,7 @@ force_thaw() { # leave the lab clean for the next run, whatever happened
 
 declare -A injected=()
 left_frozen=0 false_valid=0 bad_journal=0 bad_exit=0 failures=0
-faults=(none none snapshot-fail snapshot-hang freeze-fail thaw-fail-once wd-resumed stun kill-snapshot kill-freeze sigint sigterm sighup dba-thaw hook-chmod hung-session sshd-restart state-lost run-full aba-freeze clock-back clock-forward)
+faults=(none none snapshot-fail snapshot-hang freeze-fail thaw-fail-once wd-resumed stun kill-snapshot kill-freeze sigint sigterm sighup dba-thaw hook-chmod hung-session sshd-restart state-lost run-full tmp-full aba-freeze clock-back clock-forward)
 
 for n in $(seq 1 "$runs"); do
 	fault=${faults[RANDOM % ${#faults[@]}]}
@@ -100,7 +100,10 @@ for n in $(seq 1 "$runs"); do
 	done
 	bash "$lab" clear-faults "$dir" x IRIS2
 	# The clock and /run of the previous run's fault.
-	for v in "${vms[@]}"; do bash "$lab" clock "$dir" "$v" 0; bash "$lab" exec "$dir" "$v" sh -c 'umount /run/quiesce 2>/dev/null; true'; done
+	for v in "${vms[@]}"; do
+		bash "$lab" clock "$dir" "$v" 0
+		bash "$lab" exec "$dir" "$v" sh -c "umount /run/quiesce 2>/dev/null; if mountpoint -q /run/lab-keep; then umount '$dir'; umount /tmp; umount /run/lab-keep; fi; true"
+	done
 	bash "$lab" set "$dir" x IRIS2 wd_limit_override=0 > /dev/null
 	signal='' kill_at=''
 	case $fault in
@@ -120,6 +123,8 @@ for n in $(seq 1 "$runs"); do
 	state-lost) set_snapshot "if [ {host} = $vm ]; then LAB exec DIR {host} rm -f /run/quiesce/frozen; fi; LAB snapshot DIR {host}" ;;
 	# /run/quiesce full before the freeze: that VM freezes nothing.
 	run-full) bash "$lab" exec "$dir" "$vm" sh -c 'mkdir -p /run/quiesce && mount -t tmpfs -o size=4k q /run/quiesce && dd if=/dev/zero of=/run/quiesce/fill bs=4k count=8 2>/dev/null; true' ;;
+	# The VM's /tmp full for the whole run (the lab's own files bound back in).
+	tmp-full) bash "$lab" exec "$dir" "$vm" sh -c "mkdir -p /run/lab-keep && mount --bind '$dir' /run/lab-keep && mount -t tmpfs -o size=64k full /tmp && mkdir -p '$dir' && mount --bind /run/lab-keep '$dir' && dd if=/dev/zero of=/tmp/fill bs=4k count=64 2>/dev/null; true" ;;
 	# Someone else thaws and freezes again during the snapshot (ABA).
 	aba-freeze) set_snapshot "if [ {host} = $vm ]; then LAB exec DIR {host} iris session $inst -U %SYS \"##Class(Backup.General).ExternalThaw(\\\"/dev/null\\\")\"; LAB snapshot DIR {host}; LAB exec DIR {host} iris session $inst -U %SYS \"##Class(Backup.General).ExternalFreeze(\\\"/dev/null\\\")\"; true; else LAB snapshot DIR {host}; fi" ;;
 	# The VM's clock stepped back or forward 10 minutes during the snapshot (NTP, time sync).

@@ -403,6 +403,29 @@ fn recover_refuses_a_run_still_under_way_unless_forced() {
     assert_journal_complete(&lab);
 }
 
+/// The VM's /tmp full during the whole run: the thaw's answer does not go
+/// through a file there, so the snapshot is known valid and IRIS records it.
+#[test]
+fn a_full_tmp_on_the_vm_loses_no_answer() {
+    let lab = deployed(71, &["x"]);
+    // The lab's own files (sshd's keys and config) live under the host's
+    // /tmp: they are bound back into the full one.
+    let dir = lab.dir.path().display().to_string();
+    let (code, out) = lab.sh(
+        "x",
+        &format!("mkdir -p /run/lab-keep && mount --bind {dir} /run/lab-keep && mount -t tmpfs -o size=64k full /tmp && mkdir -p {dir} && mount --bind /run/lab-keep {dir} && dd if=/dev/zero of=/tmp/fill bs=4k count=64 2>/dev/null; (echo data > /tmp/probe) 2>/dev/null && echo writable; df /tmp | tail -1"),
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("writable"), "/tmp is not full: {out}");
+    let run = backup(&lab, &[]);
+    let _ = lab.sh("x", &format!("umount {dir}; umount /tmp; umount /run/lab-keep"));
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("1 hosts: 1 valid"), "{run:?}");
+    assert_eq!(history_sets(&lab, "x"), 1, "IRIS recorded the backup");
+    lab.assert_truly_thawed("x");
+    assert_journal_complete(&lab);
+}
+
 /// Ctrl-C (SIGINT) or SIGTERM while snapshots run: no new freeze, the
 /// snapshots are killed, everything frozen is thawed, exit 130.
 fn interrupted_during_the_snapshot(net: u8, signal: i32) {

@@ -26,6 +26,11 @@ refuse() { # STATUS HOOK
 }
 checked_copy "$post" "$post_shas" || refuse $? post-thaw-script
 checked_copy "$pre" "$pre_shas" || refuse $? pre-freeze-script
+# A freeze whose answer could not be kept is not made.
+if ! { : > "$WORK/freeze.out" && : > "$WORK/freeze.err"; } 2> /dev/null; then
+	WHY="no room for the freeze's answer in $WORK (is the disk full?)"
+	refuse 98 pre-freeze-script
+fi
 QUIESCE_OWNER=$owner QUIESCE_FREEZE_SECONDS=$timeout /bin/sh "$COPY" freeze > "$WORK/freeze.out" 2> "$WORK/freeze.err"
 rc=$?
 cat "$WORK/freeze.out" 2> /dev/null || :
@@ -69,8 +74,15 @@ checked_copy "$post" "$post_shas" || {
 	exit "$rc"
 }
 # The thaw's answer goes straight to the controller: a full /tmp must not lose it.
-QUIESCE_OWNER=$owner QUIESCE_REASON=$reason QUIESCE_FROZEN=$frozen QUIESCE_FOREIGN=$foreign /bin/sh "$COPY" "$action" 2> "$WORK/thaw.err"
-rc=$?
-cat "$WORK/thaw.err" >&2 2> /dev/null || :
+# Its errors are kept in a file when there is room (a vanished controller
+# cannot fail their writes), else they go straight out: the thaw always runs.
+if { : > "$WORK/thaw.err"; } 2> /dev/null; then
+	QUIESCE_OWNER=$owner QUIESCE_REASON=$reason QUIESCE_FROZEN=$frozen QUIESCE_FOREIGN=$foreign /bin/sh "$COPY" "$action" 2> "$WORK/thaw.err"
+	rc=$?
+	cat "$WORK/thaw.err" >&2 2> /dev/null || :
+else
+	QUIESCE_OWNER=$owner QUIESCE_REASON=$reason QUIESCE_FROZEN=$frozen QUIESCE_FOREIGN=$foreign /bin/sh "$COPY" "$action"
+	rc=$?
+fi
 say "quiesce-thaw $rc $action"
 exit "$rc"

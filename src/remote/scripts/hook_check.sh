@@ -43,11 +43,19 @@ checked_copy() { # PATH SHA[,SHA...]
 	done <<- EOF
 		$meta
 	EOF
-	if [ -z "$WORK" ]; then
-		WORK=$(mktemp -d 2> /dev/null) || { WORK=''; WHY="cannot create a private directory for a copy of $given"; return 98; }
-	fi
-	COPY=$WORK/$name
-	cp -- "$file" "$COPY" 2> /dev/null || { WHY="cannot copy $given"; return 98; }
+	# The copy goes where there is room: /run first (root's own, no other
+	# user can plant names there), then the temporary directories; a full
+	# /tmp or /run alone must not stop a thaw.
+	for base in /run "${TMPDIR:-/tmp}" /dev/shm; do
+		if [ -z "$WORK" ]; then
+			WORK=$(mktemp -d "$base/quiesce-check.XXXXXX" 2> /dev/null) || { WORK=''; continue; }
+		fi
+		COPY=$WORK/$name
+		cp -- "$file" "$COPY" 2> /dev/null && break
+		rm -rf -- "$WORK"
+		WORK='' COPY=''
+	done
+	if [ -z "$COPY" ]; then WHY="cannot copy $given (no room for a private copy in /run, ${TMPDIR:-/tmp} or /dev/shm)"; return 98; fi
 	actual=$(sha256sum < "$COPY" 2> /dev/null) || { WHY="cannot checksum $given"; return 98; }
 	actual=${actual%% *}
 	case ",$shas," in *",$actual,"*) return 0 ;; esac

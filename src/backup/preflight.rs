@@ -93,7 +93,9 @@ impl HostFacts {
                     }
                     facts.instances.push(Instance {
                         name: name.to_string(),
-                        running: status.starts_with("running"),
+                        // Up unless qlist says down: `sign-on inhibited, …` and
+                        // `running on node ? (…)` are up and must be frozen too.
+                        running: !status.is_empty() && !status.starts_with("down"),
                         state: String::new(),
                         health: health
                             .first()

@@ -135,14 +135,22 @@ qlist() {
 	if [ "$QUIESCE_PLATFORM" = cache ]; then tool ccontrol qlist; else tool iris qlist; fi
 }
 
-# Running instances, one per line, from the stable ^-separated qlist: field 4
-# is `running, since ...` or `down, last used ...`, field 9 the instance's
-# state (ok, warn, hung; absent on old versions). A hung one is printed `?NAME`.
+# Up instances, one per line, from the stable ^-separated qlist: field 4 is
+# `running, since ...`, `down, last used ...`, or another state of an up
+# instance (`sign-on inhibited, ...`, `sign-on inhibited:primary transition`,
+# `running on node ? (...)`): every one but down is up and is frozen (or the
+# freeze fails), never skipped. Field 9 is the instance's state (ok, warn,
+# hung; absent on old versions). A hung one is printed `?NAME`.
 running_instances() {
 	qlist | while IFS='^' read -r name _dir _version status _cpf _p1 _p2 _p3 state _rest; do
 		case $status in
-		running*)
+		down* | '') ;;
+		*)
 			if ! plain_name "$name"; then err "ignoring instance with an unexpected name: $name"; continue; fi
+			case $status in
+			running,*) ;;
+			*) log "$name reports status '$status' (qlist): it is up, so it is frozen like a running one" ;;
+			esac
 			case $state in
 			hung) printf '?%s\n' "$name" ;;
 			warn) log "$name reports state warn (qlist): freezing it anyway; see its messages.log"; printf '%s\n' "$name" ;;
@@ -197,7 +205,9 @@ acquire_lock() { # WAIT_SECONDS
 # new one, so a freeze ended and made again by someone else, or an instance
 # restarted and frozen again, has another identity than the one recorded.
 identity() { # INSTANCE
-	id_since=$(qlist 2>/dev/null | awk -F'^' -v n="$1" '$1 == n { print $4; exit }')
+	# The start only (`… since DATE`): the status before it changes while an
+	# instance runs (running, sign-on inhibited), its start does not.
+	id_since=$(qlist 2>/dev/null | awk -F'^' -v n="$1" '$1 == n { s = $4; if (sub(/.*since /, "", s)) print s; exit }')
 	if [ "$QUIESCE_PLATFORM" = cache ]; then set -- csession "$1"; else set -- iris session "$1"; fi
 	id_journal=$(printf 'W "quiesce-journal=",##class(%%SYS.Journal.System).GetCurrentFileName(),!\nhalt\n' |
 		tool "$@" -U %SYS 2>/dev/null | tr -d '\r' | sed -n 's/.*quiesce-journal=//p' | tail -n 1)
@@ -208,7 +218,7 @@ identity() { # INSTANCE
 # (empty when it is, or when nothing tells them apart).
 replaced() { # INSTANCE IDENTITY
 	now_id=$(identity "$1")
-	if [ "${now_id%%@*}" != "${2%%@*}" ]; then
+	if [ -n "${now_id%%@*}" ] && [ -n "${2%%@*}" ] && [ "${now_id%%@*}" != "${2%%@*}" ]; then
 		echo "the instance restarted since this freeze"
 	elif [ -n "${now_id#*@}" ] && [ -n "${2#*@}" ] && [ "${now_id#*@}" != "${2#*@}" ]; then
 		echo "the journal switched from ${2#*@} to ${now_id#*@}: someone ended this freeze and froze it again"
@@ -306,7 +316,9 @@ $others"
 			fi
 			if [ "$kind" = valid ]; then
 				session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")"
-				[ $? = 5 ] || err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history"
+				# Not documented to exit 5 as ExternalFreeze does: a session that
+				# ends normally (0) or with 5 recorded it; 3 or anything else did not.
+				case $? in 0 | 5) ;; *) err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history" ;; esac
 			fi
 			outcome "$inst" "$kind"
 			log "Completed thaw of $inst" ;;
@@ -363,7 +375,7 @@ record() { # SED-EXPRESSION applied to the state file; fails when it cannot be w
 unrecorded() {
 	ADOPTED='' LOST=''
 	# qlist read here, not through running_instances: its notes are the freeze's.
-	for inst in $(qlist 2>/dev/null | awk -F'^' '$4 ~ /^running/ && $9 != "hung" { print $1 }'); do
+	for inst in $(qlist 2>/dev/null | awk -F'^' '$4 != "" && $4 !~ /^down/ && $9 != "hung" { print $1 }'); do
 		plain_name "$inst" || continue
 		case " ${QUIESCE_INSTANCES:-$inst} " in *" $inst "*) ;; *) continue ;; esac
 		grep -q "^[a-z]*:$inst:" "$STATE_FILE" 2>/dev/null && continue

@@ -118,6 +118,8 @@ CONF
 		install -m 0755 "$SIM" /usr/sbin/iris
 		ln -f /usr/sbin/iris /usr/sbin/ccontrol
 		ln -f /usr/sbin/iris /usr/sbin/csession
+		ln -f /usr/sbin/iris /usr/sbin/irisstat
+		ln -f /usr/sbin/iris /usr/sbin/cstat
 		rm -rf /etc/irissim; mkdir -p /etc/irissim
 		product=IRIS dir=/usr/irissys version=2024.1.0.262.0
 		[ "$PLATFORM" = cache ] && product=Cache dir=/usr/cachesys version=2018.1.5.659.0

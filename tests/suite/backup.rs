@@ -418,7 +418,10 @@ fn a_full_tmp_on_the_vm_loses_no_answer() {
     assert_eq!(code, 0, "{out}");
     assert!(!out.contains("writable"), "/tmp is not full: {out}");
     let run = backup(&lab, &[]);
-    let _ = lab.sh("x", &format!("umount {dir}; umount /tmp; umount /run/lab-keep"));
+    let _ = lab.sh(
+        "x",
+        &format!("umount {dir}; umount /tmp; umount /run/lab-keep"),
+    );
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("1 hosts: 1 valid"), "{run:?}");
     assert_eq!(history_sets(&lab, "x"), 1, "IRIS recorded the backup");

@@ -616,3 +616,110 @@ fn a_freeze_replaced_by_someone_elses_is_invalid_and_not_thawed() {
     );
     assert!(lab.is_frozen("vm1", "IRIS"));
 }
+
+/// An up instance is frozen whatever qlist says of it besides `down`
+/// (`sign-on inhibited, …`, `sign-on inhibited:primary transition`, `running
+/// on node ? (…)`): never skipped while the snapshot goes ahead. One that
+/// cannot be frozen fails the freeze loudly.
+#[test]
+fn up_instances_in_other_qlist_states_are_frozen_not_skipped() {
+    let lab = deployed(72, &["vm1=iris:IRIS,IRIS2,IRIS3"]);
+    lab.lab("set", &["vm1", "IRIS", "signon=inhibited"]);
+    lab.lab("set", &["vm1", "IRIS2", "signon=transition"]);
+    lab.lab("set", &["vm1", "IRIS3", "signon=node"]);
+    let (_, qlist) = lab.sh("vm1", "iris qlist");
+    assert!(qlist.contains("^sign-on inhibited, since "), "{qlist}");
+    assert!(
+        qlist.contains("^sign-on inhibited:primary transition^"),
+        "{qlist}"
+    );
+    assert!(qlist.contains("^running on node ? ("), "{qlist}");
+    assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+    for inst in ["IRIS", "IRIS2", "IRIS3"] {
+        assert!(lab.is_frozen("vm1", inst), "{inst} was skipped");
+    }
+    let log = snapshot_log(&lab, "vm1").join("\n");
+    assert!(
+        log.contains("IRIS2 reports status 'sign-on inhibited:primary transition' (qlist): it is up, so it is frozen like a running one"),
+        "{log}"
+    );
+    // The status changes while the freeze holds (the transition ends): the
+    // freeze is still this one, so it is thawed and the snapshot valid.
+    lab.lab("set", &["vm1", "IRIS2", "signon="]);
+    assert_eq!(lab.sh("vm1", THAW).0, 0, "{:?}", snapshot_log(&lab, "vm1"));
+    for inst in ["IRIS", "IRIS2", "IRIS3"] {
+        assert!(!lab.is_frozen("vm1", inst));
+    }
+
+    lab.lab("set", &["vm1", "IRIS2", "signon=transition"]);
+    lab.lab("fault", &["vm1", "IRIS2", "freeze=fail"]);
+    let (code, _) = lab.sh("vm1", FREEZE);
+    assert_ne!(
+        code, 0,
+        "an up instance that cannot be frozen fails the freeze"
+    );
+    for inst in ["IRIS", "IRIS2", "IRIS3"] {
+        assert!(
+            !lab.is_frozen("vm1", inst),
+            "{inst} left frozen by the rollback"
+        );
+    }
+}
+
+/// ExternalSetHistory is not documented to exit 5 (as ExternalFreeze does):
+/// a session ending 0 or 5 recorded the backup, no false error; 3 is one.
+#[test]
+fn external_set_history_is_accepted_as_real_iris_returns_it() {
+    let lab = deployed(74, &["vm1"]);
+    for (rc, error) in [("0", false), ("5", false), ("3", true)] {
+        lab.lab("set", &["vm1", "IRIS", &format!("set_history_rc={rc}")]);
+        let _ = lab.sh("vm1", ": > /var/log/snapshot.log");
+        assert_eq!(lab.sh("vm1", FREEZE).0, 0);
+        let (code, _) = lab.sh("vm1", THAW);
+        assert_eq!(code, 0, "rc {rc}");
+        let log = snapshot_log(&lab, "vm1").join("\n");
+        assert_eq!(
+            log.contains("ExternalSetHistory failed"),
+            error,
+            "rc {rc}: {log}"
+        );
+        assert!(!lab.is_frozen("vm1", "IRIS"));
+    }
+}
+
+/// The simulator as documented for a paused instance: with
+/// `paused_sessions=hang` a new session waits until the freeze ends, and
+/// `iris stat INST -W` (or `irisstat -sDIR -W`) ends it without a session.
+#[test]
+fn the_simulator_ends_a_paused_freeze_with_irisstat_w() {
+    let lab = deployed(75, &["vm1"]);
+    lab.lab("set", &["vm1", "IRIS", "paused_sessions=hang"]);
+    let (code, _) = lab.sh(
+        "vm1",
+        "iris session IRIS -U %SYS '##Class(Backup.General).ExternalFreeze(\"/dev/null\",,,,,,1)'",
+    );
+    assert_eq!(code, 5);
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let (code, out) = lab.sh(
+        "vm1",
+        "timeout 2 iris session IRIS -U %SYS '##Class(Backup.General).IsWDSuspendedExt()'; echo rc=$?",
+    );
+    assert_eq!(code, 0);
+    assert!(
+        out.ends_with("rc=124\n"),
+        "a new session waits while paused: {out}"
+    );
+    let (code, out) = lab.sh("vm1", "iris stat IRIS -W");
+    assert_eq!((code, out.as_str()), (0, "IRIS: system resumed\n"));
+    assert!(!lab.is_frozen("vm1", "IRIS"));
+    assert!(lab.events("vm1").contains("IRIS thawed by irisstat -W"));
+
+    let (code, _) = lab.sh(
+        "vm1",
+        "iris session IRIS -U %SYS '##Class(Backup.General).ExternalFreeze(\"/dev/null\",,,,,,30)'",
+    );
+    assert_eq!(code, 5);
+    let (code, out) = lab.sh("vm1", "irisstat -s/usr/irissys/IRIS/mgr -W");
+    assert_eq!((code, out.as_str()), (0, "IRIS: system resumed\n"));
+    assert!(!lab.is_frozen("vm1", "IRIS"));
+}

@@ -65,6 +65,9 @@ fn invalid_because(o: &InstanceOutcome) -> String {
         "replaced" => format!(
             "someone else ended this run's freeze of {i} and froze it again (or {i} restarted and was frozen again) before the thaw, so the snapshot may have caught it running: this snapshot is INVALID; that other freeze was left to whoever holds it"
         ),
+        "thawed-stat-w" => format!(
+            "no session could start on {i} (a freeze that outlived its timeout pauses the instance, which then takes no new login), so its freeze was ended with irisstat -W: this snapshot is INVALID"
+        ),
         "down" => format!(
             "{i} was down at the thaw: its freeze ended when it stopped, at a time nothing tells, so the snapshot may have caught it stopping: this snapshot is INVALID; start {i} and look at its messages.log"
         ),

@@ -131,6 +131,48 @@ session() { # INSTANCE OBJECTSCRIPT
 	return "$session_rc"
 }
 
+# How long a thaw waits for a session to answer: a paused instance (a freeze
+# that outlived ExternalFreezeTimeOut) takes no new login until it is thawed.
+THAW_SESSION_SECONDS=10
+session_seq=0
+
+# `session`, waited for at most SECONDS: it runs in the background and one
+# that has not answered by then is left to end by itself (an IRIS process is
+# never killed: that can hang the instance); returns 124 then.
+session_within() { # SECONDS INSTANCE OBJECTSCRIPT
+	session_seq=$((session_seq + 1))
+	sw_rc="$STATE_DIR/session.$$.$session_seq"
+	rm -f "$sw_rc"
+	if ! { mkdir -p "$STATE_DIR" && : > "$sw_rc.run"; } 2>/dev/null; then
+		session "$2" "$3"
+		return
+	fi
+	# Its output goes to the instance's log only: a session left behind must
+	# not hold the controller's channel open.
+	( session "$2" "$3"; echo "$?" > "$sw_rc.tmp" && mv -f "$sw_rc.tmp" "$sw_rc"; rm -f "$sw_rc.run" ) > /dev/null 2>&1 &
+	sw_waited=0
+	while [ ! -s "$sw_rc" ] && [ "$sw_waited" -lt $(($1 * 5)) ]; do
+		sleep 0.2
+		sw_waited=$((sw_waited + 1))
+	done
+	if [ -s "$sw_rc" ]; then
+		sw_status=$(cat "$sw_rc" 2>/dev/null)
+		rm -f "$sw_rc"
+		return "${sw_status:-1}"
+	fi
+	return 124
+}
+
+# Ends INSTANCE's backup freeze without a session (`iris stat INST -W`, Caché
+# `ccontrol stat INST -W`): documented for an instance that takes no new login.
+stat_w() { # INSTANCE
+	if [ "$QUIESCE_PLATFORM" = cache ]; then set -- ccontrol stat "$1" -W; else set -- iris stat "$1" -W; fi
+	stat_said=$(tool "$@" < /dev/null 2>&1)
+	stat_rc=$?
+	printf '%s\n' "$stat_said" >> "$(inst_log "$3")" 2>/dev/null || :
+	return "$stat_rc"
+}
+
 qlist() {
 	if [ "$QUIESCE_PLATFORM" = cache ]; then tool ccontrol qlist; else tool iris qlist; fi
 }
@@ -230,9 +272,13 @@ is_down() { # INSTANCE
 	qlist 2>/dev/null | awk -F'^' -v n="$1" '$1 == n { found = 1; down = ($4 ~ /^down/) } END { exit !(found && down) }'
 }
 
-is_suspended() { # INSTANCE -> 0 suspended, 1 not, 2 unknown
-	session "$1" '##Class(Backup.General).IsWDSuspendedExt()'
-	case $? in 5) return 0 ;; 3) return 1 ;; *) return 2 ;; esac
+is_suspended() { # INSTANCE [SECONDS] -> 0 suspended, 1 not, 2 unknown (3: no answer in SECONDS)
+	if [ -n "${2:-}" ]; then
+		session_within "$2" "$1" '##Class(Backup.General).IsWDSuspendedExt()'
+	else
+		session "$1" '##Class(Backup.General).IsWDSuspendedExt()'
+	fi
+	case $? in 5) return 0 ;; 3) return 1 ;; 124) return 3 ;; *) return 2 ;; esac
 }
 
 # Thaw this owner's instances of the state file in reverse order. MODE is
@@ -257,7 +303,11 @@ $others"
 			continue
 		fi
 		plain_name "$inst" || continue
-		is_suspended "$inst"; suspended=$?
+		is_suspended "$inst" "$THAW_SESSION_SECONDS"; suspended=$?
+		if [ "$suspended" = 3 ]; then
+			log "$inst: no session answered within ${THAW_SESSION_SECONDS}s (a paused instance takes no new login)"
+			suspended=2
+		fi
 		if [ "$suspended" = 2 ] && is_down "$inst"; then
 			# A stopped instance holds no freeze: it ended when the instance
 			# went down, at a time nothing here tells.
@@ -294,8 +344,22 @@ $others"
 			fi
 		fi
 		log "Attempting to thaw $inst"
-		session "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log "$inst")\")"
+		session_within "$THAW_SESSION_SECONDS" "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log "$inst")\")"
 		rc=$?
+		if [ "$rc" = 124 ]; then
+			err "$inst: no session started within ${THAW_SESSION_SECONDS}s to thaw it (a paused instance takes no new login): ending its freeze with irisstat -W"
+			if stat_w "$inst"; then
+				log "$inst: freeze ended by irisstat -W"
+				rc=5
+				if [ "$mode" = thaw ]; then
+					err "$inst: thawed by irisstat -W, not ExternalThaw: the snapshot of $inst is INVALID"
+					invalid=1
+				fi
+				kind=thawed-stat-w
+			else
+				err "$inst: irisstat -W failed too (exit $stat_rc): $stat_said"
+			fi
+		fi
 		if [ "$rc" != 5 ]; then
 			# A thaw that failed because the freeze already ended is no failure.
 			is_suspended "$inst"

@@ -723,3 +723,33 @@ fn the_simulator_ends_a_paused_freeze_with_irisstat_w() {
     assert_eq!((code, out.as_str()), (0, "IRIS: system resumed\n"));
     assert!(!lab.is_frozen("vm1", "IRIS"));
 }
+
+/// A paused instance takes no new login: the thaw does not hang on its
+/// sessions, it ends the freeze with `iris stat INST -W`, says so, and the
+/// snapshot is INVALID.
+#[test]
+fn a_paused_instance_that_takes_no_login_is_thawed_with_irisstat_w() {
+    let lab = crate::common::deployed(76, &["vm1"]);
+    lab.lab("set", &["vm1", "IRIS", "paused_sessions=hang"]);
+    assert_eq!(
+        lab.sh("vm1", &format!("QUIESCE_FREEZE_SECONDS=1 {FREEZE}"))
+            .0,
+        0
+    );
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let started = std::time::Instant::now();
+    let (code, out) = lab.sh("vm1", THAW);
+    assert_eq!(code, 4, "{out}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+    assert!(out.contains("quiesce-outcome IRIS thawed-stat-w"), "{out}");
+    assert!(!lab.is_frozen("vm1", "IRIS"));
+    assert!(lab.events("vm1").contains("IRIS thawed by irisstat -W"));
+    let log = snapshot_log(&lab, "vm1").join("\n");
+    assert!(log.contains("IRIS: no session started within 10s to thaw it (a paused instance takes no new login): ending its freeze with irisstat -W"), "{log}");
+    assert!(
+        log.contains(
+            "IRIS: thawed by irisstat -W, not ExternalThaw: the snapshot of IRIS is INVALID"
+        ),
+        "{log}"
+    );
+}

@@ -4,6 +4,7 @@
 #
 #   bash tests/soak.sh [N] [SEED]          (as root; N defaults to 20)
 #   QUIESCE_BIN=/path/to/quiesce bash tests/soak.sh ...   (soak that binary)
+#   SOAK_FAULTS="state-lost clock-back" bash tests/soak.sh ...   (draw only those)
 #
 # After every run it does what an operator would (runs `quiesce recover`, or
 # the printed fix, where quiesce says to; waits for the VMs' own dead-man's
@@ -83,6 +84,13 @@ force_thaw() { # leave the lab clean for the next run, whatever happened
 declare -A injected=()
 left_frozen=0 false_valid=0 bad_journal=0 bad_exit=0 failures=0
 faults=(none none snapshot-fail snapshot-hang freeze-fail thaw-fail-once wd-resumed stun kill-snapshot kill-freeze sigint sigterm sighup dba-thaw hook-chmod hung-session sshd-restart state-lost run-full tmp-full aba-freeze clock-back clock-forward)
+if [ -n "${SOAK_FAULTS:-}" ]; then
+	read -r -a wanted <<< "$SOAK_FAULTS"
+	for f in "${wanted[@]}"; do
+		case " ${faults[*]} " in *" $f "*) ;; *) echo "soak: no fault named $f (known: ${faults[*]})" >&2; exit 2 ;; esac
+	done
+	faults=("${wanted[@]}")
+fi
 
 for n in $(seq 1 "$runs"); do
 	fault=${faults[RANDOM % ${#faults[@]}]}

@@ -28,7 +28,7 @@ if [ -n "${QUIESCE_BIN:-}" ]; then
 	quiesce=$QUIESCE_BIN
 else
 	cargo build --quiet 2>&1 | tail -n 5
-	quiesce=$PWD/target/debug/quiesce
+	quiesce=${CARGO_TARGET_DIR:-$PWD/target}/debug/quiesce
 fi
 lab=$PWD/tests/lab/lab.sh
 dir=$(mktemp -d /tmp/quiesce-soak-XXXXXX)

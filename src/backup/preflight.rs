@@ -25,7 +25,8 @@ pub fn preflight_script() -> String {
 pub struct Instance {
     pub name: String,
     pub running: bool,
-    /// `suspended`, `running`, `hung`, `down` or `unknown`, from the hook's status.
+    /// `suspended`, `running`, `hung`, `down`, `no-answer` (no session in
+    /// time) or `unknown`, from the hook's status.
     pub state: String,
     /// qlist field 9: `ok`, `warn` or `hung` (empty on versions without it).
     pub health: String,
@@ -269,6 +270,17 @@ pub fn check(hosts: &[&Host], preflight: &Preflight) -> Checked {
                 let hung = facts.hung(&host.instances);
                 if !hung.is_empty() {
                     checked.left_out.push((host.name.clone(), format!("{}: instance {} is hung (qlist state hung); quiesce never freezes a hung instance: look at its messages.log, then run again", host.target(), hung.join(", ")), SkipKind::Problem));
+                    continue;
+                }
+                let silent: Vec<&str> = facts
+                    .instances
+                    .iter()
+                    .filter(|i| i.state == "no-answer")
+                    .filter(|i| host.instances.is_empty() || host.instances.contains(&i.name))
+                    .map(|i| i.name.as_str())
+                    .collect();
+                if !silent.is_empty() {
+                    checked.left_out.push((host.name.clone(), format!("{}: instance {} took no session within 10s (a paused instance takes no new login: a freeze outlived its timeout?); not freezing it: look at its messages.log, end a paused backup freeze with `iris stat INSTANCE -W` (Caché: `ccontrol stat INSTANCE -W`), then run again", host.target(), silent.join(", ")), SkipKind::Problem));
                     continue;
                 }
                 let suspended = facts.suspended();

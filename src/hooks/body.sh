@@ -54,6 +54,11 @@ STATE_FILE="$STATE_DIR/frozen"
 OUTCOMES="$STATE_DIR/outcomes"
 LOCK_DIR="$STATE_DIR/lock"
 OWNER=${QUIESCE_OWNER:-vmware}
+HOOK_PID=$$
+# Made when this process is stopped by a signal: its worker rolls back.
+STOP_FILE="$STATE_DIR/stop.$HOOK_PID"
+# Written by the worker of a freeze once every instance is frozen.
+DONE_FILE="$STATE_DIR/done.$HOOK_PID"
 QUIESCE_FROZEN=${QUIESCE_FROZEN:-} QUIESCE_FOREIGN=${QUIESCE_FOREIGN:-} ADOPTED='' LOST=''
 case "$QUIESCE_FROZEN $QUIESCE_FOREIGN" in *[!A-Za-z0-9_\ -]*) printf 'bad QUIESCE_FROZEN or QUIESCE_FOREIGN\n' >&2; exit 2 ;; esac
 case $OWNER in '' | *[!A-Za-z0-9_.-]*) printf 'bad QUIESCE_OWNER: %s\n' "$OWNER" >&2; exit 2 ;; esac
@@ -131,36 +136,64 @@ session() { # INSTANCE OBJECTSCRIPT
 	return "$session_rc"
 }
 
-# How long a thaw waits for a session to answer: a paused instance (a freeze
-# that outlived ExternalFreezeTimeOut) takes no new login until it is thawed.
+# How long the hook waits for one session to answer. Every session is
+# bounded: a paused instance (a freeze that outlived ExternalFreezeTimeOut)
+# takes no new login until it is thawed, and VMware Tools' one timer for the
+# whole quiesce operation must never be what ends a hook.
 THAW_SESSION_SECONDS=10
+CHECK_SECONDS=10
+# ExternalFreeze waits up to its own TimeOut (10 s by default) for the write
+# daemon: this leaves it room, and stays far under Tools' 900 s.
+FREEZE_SESSION_SECONDS=40
 session_seq=0
+WITHIN_BASE='' WITHIN_OUT=''
 
-# `session`, waited for at most SECONDS: it runs in the background and one
-# that has not answered by then is left to end by itself (an IRIS process is
-# never killed: that can hang the instance); returns 124 then.
-session_within() { # SECONDS INSTANCE OBJECTSCRIPT
+# FUNCTION ARGS run in the background, waited for at most SECONDS; returns its
+# status, or 124 when it has not ended by then. One left behind goes on and
+# ends by itself (an IRIS process is never killed: that can hang the
+# instance); WITHIN_BASE.run exists until it does. Its stdout is WITHIN_OUT,
+# its stderr goes on to ours; neither holds the caller's channel open.
+within() { # SECONDS FUNCTION ARGS...
+	w_secs=$1
+	shift
 	session_seq=$((session_seq + 1))
-	sw_rc="$STATE_DIR/session.$$.$session_seq"
-	rm -f "$sw_rc"
-	if ! { mkdir -p "$STATE_DIR" && : > "$sw_rc.run"; } 2>/dev/null; then
-		session "$2" "$3"
+	WITHIN_BASE="$STATE_DIR/session.$HOOK_PID.$session_seq" WITHIN_OUT=''
+	rm -f "$WITHIN_BASE" "$WITHIN_BASE.out" "$WITHIN_BASE.err"
+	# A byte, not an empty file: a full tmpfs still has inodes for those.
+	if ! { mkdir -p "$STATE_DIR" && echo "$HOOK_PID" > "$WITHIN_BASE.run"; } 2>/dev/null; then
+		rm -f "$WITHIN_BASE.run" 2>/dev/null
+		# No room to keep its answer: waited for in the foreground.
+		WITHIN_OUT=$("$@")
 		return
 	fi
-	# Its output goes to the instance's log only: a session left behind must
-	# not hold the controller's channel open.
-	( session "$2" "$3"; echo "$?" > "$sw_rc.tmp" && mv -f "$sw_rc.tmp" "$sw_rc"; rm -f "$sw_rc.run" ) > /dev/null 2>&1 &
-	sw_waited=0
-	while [ ! -s "$sw_rc" ] && [ "$sw_waited" -lt $(($1 * 5)) ]; do
+	( "$@"; echo "$?" > "$WITHIN_BASE.tmp" && mv -f "$WITHIN_BASE.tmp" "$WITHIN_BASE"; rm -f "$WITHIN_BASE.run" ) > "$WITHIN_BASE.out" 2> "$WITHIN_BASE.err" < /dev/null &
+	w_waited=0
+	while [ ! -s "$WITHIN_BASE" ] && [ "$w_waited" -lt $((w_secs * 5)) ]; do
 		sleep 0.2
-		sw_waited=$((sw_waited + 1))
+		w_waited=$((w_waited + 1))
 	done
-	if [ -s "$sw_rc" ]; then
-		sw_status=$(cat "$sw_rc" 2>/dev/null)
-		rm -f "$sw_rc"
-		return "${sw_status:-1}"
+	if [ -s "$WITHIN_BASE" ]; then
+		w_status=$(cat "$WITHIN_BASE" 2>/dev/null)
+		WITHIN_OUT=$(cat "$WITHIN_BASE.out" 2>/dev/null)
+		cat "$WITHIN_BASE.err" >&2 2>/dev/null || :
+		rm -f "$WITHIN_BASE" "$WITHIN_BASE.out" "$WITHIN_BASE.err"
+		return "${w_status:-1}"
 	fi
 	return 124
+}
+
+# Waits until the call left behind as BASE ends, at most SECONDS; 0 when it did.
+wait_for_call() { # BASE SECONDS
+	wf_waited=0
+	while [ -e "$1.run" ] && [ "$wf_waited" -lt $(($2 * 5)) ]; do
+		sleep 0.2
+		wf_waited=$((wf_waited + 1))
+	done
+	[ ! -e "$1.run" ]
+}
+
+session_within() { # SECONDS INSTANCE OBJECTSCRIPT
+	within "$1" session "$2" "$3"
 }
 
 # Ends INSTANCE's backup freeze without a session (`iris stat INST -W`, Caché
@@ -238,14 +271,84 @@ acquire_lock() { # WAIT_SECONDS
 		sleep 1
 		waited=$((waited + 1))
 	done
-	echo $$ > "$LOCK_DIR/pid"
-	trap 'rm -rf "$LOCK_DIR"' EXIT
+	# The worker's own pid ($$ is the waiting hook's): a hook stopped by a
+	# signal leaves its worker holding the lock until the work is done.
+	echo "${WORKER_PID:-$$}" > "$LOCK_DIR/pid"
+	trap 'rm -rf "$LOCK_DIR"; sweep' EXIT
+}
+
+# The files of calls that ended, this hook's and those of hooks long gone
+# (never a running call's, nor this hook's stop and done marks: the hook
+# reads them after its worker ended).
+# shellcheck disable=SC2317 # run by the EXIT trap
+sweep() {
+	for f in "$STATE_DIR"/session.* "$STATE_DIR"/stop.* "$STATE_DIR"/done.*; do
+		[ -e "$f" ] || continue
+		base=${f%.run}; base=${base%.out}; base=${base%.err}; base=${base%.tmp}
+		[ -e "$base.run" ] && continue
+		pid=${f#"$STATE_DIR"/*.}; pid=${pid%%.*}
+		case $pid in '' | *[!0-9]*) continue ;; esac
+		if [ "$pid" = "$HOOK_PID" ]; then
+			case $f in "$STATE_DIR"/session.*) ;; *) continue ;; esac
+		elif kill -0 "$pid" 2>/dev/null; then
+			continue
+		fi
+		rm -f "$f"
+	done
+}
+
+# Whether the hook that started this work was stopped: by a signal (VMware
+# Tools' timer sends SIGTERM, then SIGKILL 5 s later) or killed outright. Its
+# caller then takes the freeze as failed and runs no thaw for it.
+stopped() {
+	[ -e "$STOP_FILE" ] && return 0
+	kill -0 "$HOOK_PID" 2>/dev/null && return 1
+	return 0
+}
+
+# The hook's own process only waits: the work runs in a child that ignores
+# TERM and INT, so a signal to this pid (VMware Tools signals the script's pid
+# only) can never stop a rollback or a thaw half-way, and this process answers
+# a signal at once. A freeze whose hook was stopped is rolled back by the
+# child, also when its session answers after the hook is gone.
+run_worker() {
+	( trap '' TERM INT
+	read -r WORKER_PID _ < /proc/self/stat 2>/dev/null || WORKER_PID=''
+	case $action in
+	freeze) do_freeze "$timeout" ;;
+	*) do_thaw "$action" ;;
+	esac ) &
+	worker=$!
+	trap on_stop TERM INT
+	wait "$worker"
+	worker_rc=$?
+	# The answer is the worker's now: a signal from here on changes nothing
+	# (a TERM before this line found the done mark and undid the freeze).
+	trap '' TERM INT
+	rm -f "$STOP_FILE" "$DONE_FILE"
+	exit "$worker_rc"
+}
+
+# shellcheck disable=SC2317 # run by the TERM and INT trap
+on_stop() {
+	{ : > "$STOP_FILE"; } 2>/dev/null || :
+	log "$action: stopped by a signal (VMware Tools' timer, or its service stopping); process $worker goes on with the work"
+	if [ "$action" = freeze ] && [ -s "$DONE_FILE" ]; then
+		# The freeze was complete, but its caller takes a stopped hook as a
+		# failed one and thaws nothing: undo it.
+		log "the freeze was complete when the hook was stopped: thawing it (freezeFail)"
+		( trap '' TERM INT
+		read -r WORKER_PID _ < /proc/self/stat 2>/dev/null || WORKER_PID=''
+		do_thaw freezeFail ) > /dev/null 2>&1 &
+	fi
+	exit 143
 }
 
 # Whose freeze holds INSTANCE: its start (qlist field 4) and its current
 # journal file. ExternalFreeze switches the journal file and a start begins a
 # new one, so a freeze ended and made again by someone else, or an instance
 # restarted and frozen again, has another identity than the one recorded.
+# shellcheck disable=SC2317 # run through within
 identity() { # INSTANCE
 	# The start only (`… since DATE`): the status before it changes while an
 	# instance runs (running, sign-on inhibited), its start does not.
@@ -259,7 +362,8 @@ identity() { # INSTANCE
 # Why the freeze now holding INSTANCE is not the one recorded as IDENTITY
 # (empty when it is, or when nothing tells them apart).
 replaced() { # INSTANCE IDENTITY
-	now_id=$(identity "$1")
+	within "$CHECK_SECONDS" identity "$1"
+	now_id=$WITHIN_OUT
 	if [ -n "${now_id%%@*}" ] && [ -n "${2%%@*}" ] && [ "${now_id%%@*}" != "${2%%@*}" ]; then
 		echo "the instance restarted since this freeze"
 	elif [ -n "${now_id#*@}" ] && [ -n "${2#*@}" ] && [ "${now_id#*@}" != "${2#*@}" ]; then
@@ -362,7 +466,7 @@ $others"
 		fi
 		if [ "$rc" != 5 ]; then
 			# A thaw that failed because the freeze already ended is no failure.
-			is_suspended "$inst"
+			is_suspended "$inst" "$CHECK_SECONDS"
 			if [ $? = 1 ]; then
 				err "$inst: ExternalThaw returned $rc, but $inst is no longer frozen: someone else ended the freeze"
 				if [ "$mode" = thaw ]; then invalid=1; fi
@@ -379,10 +483,14 @@ $others"
 				invalid=1 kind=invalid-paused
 			fi
 			if [ "$kind" = valid ]; then
-				session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")"
+				within "$THAW_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")"
 				# Not documented to exit 5 as ExternalFreeze does: a session that
 				# ends normally (0) or with 5 recorded it; 3 or anything else did not.
-				case $? in 0 | 5) ;; *) err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history" ;; esac
+				case $? in
+				0 | 5) ;;
+				124) err "$inst: thawed, but ExternalSetHistory did not answer within ${THAW_SESSION_SECONDS}s: the backup may be missing from the history" ;;
+				*) err "$inst: thawed, but ExternalSetHistory failed: the backup is not in the history" ;;
+				esac
 			fi
 			outcome "$inst" "$kind"
 			log "Completed thaw of $inst" ;;
@@ -444,7 +552,10 @@ unrecorded() {
 		case " ${QUIESCE_INSTANCES:-$inst} " in *" $inst "*) ;; *) continue ;; esac
 		grep -q "^[a-z]*:$inst:" "$STATE_FILE" 2>/dev/null && continue
 		case " $QUIESCE_FOREIGN " in *" $inst "*) continue ;; esac
-		is_suspended "$inst" || continue
+		# No answer in time: taken as frozen (a paused instance takes no
+		# login), so it is thawed or reported, never passed over.
+		is_suspended "$inst" "$CHECK_SECONDS"
+		case $? in 0 | 3) ;; *) continue ;; esac
 		case " $QUIESCE_FROZEN " in
 		*" $inst "*)
 			log "$inst is frozen and its record is gone; this run's freeze froze it, so it is thawed"
@@ -476,47 +587,96 @@ do_freeze() { # TIMEOUT
 		err "cannot write $STATE_FILE (is /run full or read-only?): nothing was frozen, because a freeze that cannot be recorded might never be thawed"
 		exit 1
 	fi
-	trap 'err "freeze interrupted: thawing what was frozen"; thaw_recorded freezeFail; rm -rf "$LOCK_DIR"; exit 1' INT TERM
-	failed=0
+	failed=0 inflight=''
 	for inst in $(scope); do
 		case $inst in
 		'!'*) failed=1; break ;;
 		'?'*) err "${inst#?} is hung (qlist state hung): not freezing it; a hung instance must be looked at first (see its messages.log)"; failed=1; break ;;
 		esac
+		if stopped; then err "the hook was stopped before $inst was frozen: thawing what was frozen"; failed=1; break; fi
 		log "Attempting to freeze $inst"
-		is_suspended "$inst"
+		is_suspended "$inst" "$CHECK_SECONDS"
 		case $? in
 		0) err "$inst is already frozen by another backup; not freezing it again"; printf 'quiesce-foreign %s\n' "$inst" 2>/dev/null || :; failed=1; break ;;
 		2) err "$inst: cannot query its state (IsWDSuspendedExt); not freezing"; failed=1; break ;;
+		3) err "$inst: no session answered within ${CHECK_SECONDS}s (IsWDSuspendedExt); not freezing"; failed=1; break ;;
 		esac
 		if ! printf 'pending:%s:%s:m%s:%s\n' "$inst" "$OWNER" "$(mono)" "$timeout" >> "$STATE_FILE" 2>/dev/null || ! grep -q "^pending:$inst:" "$STATE_FILE" 2>/dev/null; then
 			err "$inst: cannot record its freeze in $STATE_FILE (is /run full?): not freezing it"
 			failed=1
 			break
 		fi
-		session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)"
+		within "$FREEZE_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)"
 		rc=$?
+		if [ "$rc" = 124 ]; then
+			# It may still freeze the instance: its record stays pending, and
+			# the rollback waits for it to end before it asks the instance.
+			err "$inst FREEZE FAILED: ExternalFreeze did not answer within ${FREEZE_SESSION_SECONDS}s"
+			inflight=$WITHIN_BASE
+			failed=1
+			break
+		fi
 		# 5: frozen. 3: certainly not frozen. Anything else: unknown, so the
 		# entry stays pending and a thaw checks IsWDSuspendedExt first.
 		case $rc in
 		5)
 			printf 'quiesce-frozen %s\n' "$inst" 2>/dev/null || :
+			within "$CHECK_SECONDS" identity "$inst"
 			# A failed rewrite leaves the entry pending: a thaw asks the instance first.
-			record "s|^pending:$inst:\(.*\)$|frozen:$inst:\1:$(identity "$inst")|" || log "$inst: cannot mark its record frozen; it stays pending"
+			record "s|^pending:$inst:\(.*\)$|frozen:$inst:\1:$WITHIN_OUT|" || log "$inst: cannot mark its record frozen; it stays pending"
 			log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
 		3) record "/^pending:$inst:/d" || :; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
 		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;
 		esac
 	done
+	if [ "$failed" = 0 ]; then
+		# Said before it is checked: a hook stopped from now on has its
+		# freeze undone by this worker (it sees the stop) or by the hook
+		# (it sees this), whichever comes second.
+		{ echo frozen > "$DONE_FILE"; } 2>/dev/null || :
+		if stopped; then
+			err "the hook was stopped as the freeze completed: thawing what was frozen, since its caller takes it as failed"
+			failed=1
+		fi
+	fi
 	if [ "$failed" = 1 ]; then
+		if [ -n "$inflight" ]; then
+			roll_back_after "$inflight" "$timeout"
+		fi
 		log "Pre freeze script failed: thawing what was frozen"
 		thaw_recorded freezeFail
 		err "Pre freeze script failed; nothing is left frozen unless a THAW FAILED line says so"
 		exit 1
 	fi
-	trap - INT TERM
 	log "Pre freeze script finished"
 	exit 0
+}
+
+# A freeze session that did not answer may still freeze its instance. The
+# hook answers now (failed); a process of its own, holding the lock, waits
+# for that session to end (at most the freeze timeout and a minute) and then
+# thaws whatever this freeze froze.
+roll_back_after() { # CALL TIMEOUT
+	(
+		trap '' TERM INT HUP
+		read -r WORKER_PID _ < /proc/self/stat 2>/dev/null || WORKER_PID=''
+		[ -z "$WORKER_PID" ] || echo "$WORKER_PID" > "$LOCK_DIR/pid"
+		trap 'rm -rf "$LOCK_DIR"; sweep' EXIT
+		if wait_for_call "$1" $(($2 + 60)); then
+			log "the freeze session left behind has ended: thawing what this freeze froze"
+		else
+			log "the freeze session left behind has not ended after $(($2 + 60))s: thawing what this freeze froze"
+		fi
+		thaw_recorded freezeFail
+		case $? in
+		1) err "the rollback after a freeze session that did not answer failed: see the THAW FAILED lines" ;;
+		*) log "rollback after the unanswered freeze session done" ;;
+		esac
+	) > /dev/null 2>&1 &
+	err "the rollback waits in process $! for the freeze session still under way to end, then thaws what it froze"
+	# This worker's lock is now that process's.
+	trap - EXIT
+	exit 1
 }
 
 do_thaw() { # MODE
@@ -569,8 +729,8 @@ do_status() {
 		'!'*) printf '%s down\n' "${inst#!}"; continue ;;
 		'?'*) printf '%s hung\n' "${inst#?}"; continue ;;
 		esac
-		is_suspended "$inst"
-		case $? in 0) s=suspended ;; 1) s=running ;; *) s=unknown ;; esac
+		is_suspended "$inst" "$CHECK_SECONDS"
+		case $? in 0) s=suspended ;; 1) s=running ;; 3) s=no-answer ;; *) s=unknown ;; esac
 		printf '%s %s\n' "$inst" "$s"
 	done
 	[ -f "$STATE_FILE" ] && awk -F: '{ print "recorded " $1 ":" $2 " by " ($3 == "" ? "vmware" : $3) }' "$STATE_FILE"
@@ -586,8 +746,8 @@ freeze)
 	case $timeout in '' | *[!0-9]*) err "QUIESCE_FREEZE_SECONDS must be whole seconds, not: $timeout"; exit 2 ;; esac
 	[ "$timeout" -gt 1200 ] && timeout=1200
 	[ "$timeout" -lt 1 ] && timeout=1
-	do_freeze "$timeout" ;;
-thaw | freezeFail) do_thaw "$action" ;;
+	run_worker ;;
+thaw | freezeFail) run_worker ;;
 status) do_status ;;
 facts) do_facts ;;
 *) err "unknown action: $action (expected freeze, thaw, freezeFail, status or facts)"; exit 2 ;;

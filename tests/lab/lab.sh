@@ -48,6 +48,9 @@
 #                                        `date` of its own, first on PATH (/usr/sbin); 0 removes it.
 #                                        The simulator and /proc/uptime keep real time.
 #   lab.sh events DIR VM                 the simulator's event log of the VM
+#   lab.sh tools DIR VM [ARGS...]        a quiesced snapshot as VMware Tools makes one, inside
+#                                        the VM: tests/lab/vmtools-standin ARGS (see its --help);
+#                                        --snapshot defaults to this lab's snapshot of VM
 #   lab.sh ls DIR                        NAME ADDRESS PID per running VM
 set -euo pipefail
 
@@ -439,6 +442,10 @@ hosts-entry)
 	[[ $3 =~ ^[a-z0-9.-]+$ && $4 =~ ^127\.[0-9.]+$ ]] || die "hosts-entry takes a NAME and a loopback ADDRESS"
 	in_vm "$1" "$2" sh -c 'echo "$1 $2" >> /etc/hosts' sh "$4" "$3" ;;
 events) cat "$(vm_dir "$1" "$2")/log/irissim/events.log" 2>/dev/null || true ;;
+tools)
+	dir=$(cd "$1" && pwd) vm=$2; shift 2
+	case " $* " in *" --snapshot "*) ;; *) set -- --snapshot "bash $here/lab.sh snapshot $dir $vm" "$@" ;; esac
+	in_vm "$dir" "$vm" python3 "$here/vmtools-standin" "$@" ;;
 signal)
 	while read -r pid; do
 		if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$4"; then kill "-$3" "$pid" 2>/dev/null || true; fi

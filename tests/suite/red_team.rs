@@ -353,7 +353,11 @@ fn d4_sigkill_while_a_two_instance_vm_is_mid_freeze() {
     child.wait().unwrap();
     assert!(
         eventually(15, || !lab.is_frozen("x", "IRIS")
-            && !lab.is_frozen("x", "IRIS2")),
+            && !lab.is_frozen("x", "IRIS2")
+            && !lab
+                .sh("x", "/usr/sbin/pre-freeze-script status")
+                .1
+                .contains("recorded")),
         "the VM did not thaw itself"
     );
     lab.assert_truly_thawed("x");

@@ -278,23 +278,25 @@ acquire_lock() { # WAIT_SECONDS
 }
 
 # The files of calls that ended, this hook's and those of hooks long gone
-# (never a running call's, nor this hook's stop and done marks: the hook
-# reads them after its worker ended).
+# (never a running call's, nor this hook's stop and done marks while the
+# hook lives: it reads them after its worker ended).
 # shellcheck disable=SC2317 # run by the EXIT trap
 sweep() {
+	set +f # the one glob of the hooks: names of its own making
 	for f in "$STATE_DIR"/session.* "$STATE_DIR"/stop.* "$STATE_DIR"/done.*; do
 		[ -e "$f" ] || continue
 		base=${f%.run}; base=${base%.out}; base=${base%.err}; base=${base%.tmp}
 		[ -e "$base.run" ] && continue
 		pid=${f#"$STATE_DIR"/*.}; pid=${pid%%.*}
 		case $pid in '' | *[!0-9]*) continue ;; esac
-		if [ "$pid" = "$HOOK_PID" ]; then
+		if [ "$pid" = "$HOOK_PID" ] && kill -0 "$pid" 2>/dev/null; then
 			case $f in "$STATE_DIR"/session.*) ;; *) continue ;; esac
-		elif kill -0 "$pid" 2>/dev/null; then
+		elif [ "$pid" != "$HOOK_PID" ] && kill -0 "$pid" 2>/dev/null; then
 			continue
 		fi
 		rm -f "$f"
 	done
+	set -f
 }
 
 # Whether the hook that started this work was stopped: by a signal (VMware

@@ -22,3 +22,4 @@ mod red_team;
 mod report;
 mod ssh_config_oracle;
 mod ssh_trust;
+mod vmware_tools;

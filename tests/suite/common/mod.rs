@@ -163,6 +163,28 @@ impl Lab {
         .contains("frozen=1")
     }
 
+    /// A quiesced snapshot of `vm` made as VMware Tools makes one
+    /// (tests/lab/vmtools-standin ARGS): its exit status and its event lines
+    /// with the times dropped (`run script=... action=freeze pid=N`).
+    pub fn tools(&self, vm: &str, args: &[&str]) -> (i32, Vec<String>) {
+        let out = Command::new(lab_script())
+            .arg("tools")
+            .arg(self.dir.path())
+            .arg(vm)
+            .args(args)
+            .output()
+            .expect("lab.sh tools");
+        let lines = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (time, event) = l.trim_start().split_once(' ')?;
+                time.parse::<f64>().ok()?;
+                Some(event.to_string())
+            })
+            .collect();
+        (out.status.code().unwrap_or(-1), lines)
+    }
+
     pub fn events(&self, vm: &str) -> String {
         String::from_utf8_lossy(&self.lab("events", &[vm]).stdout).into_owned()
     }

@@ -166,7 +166,32 @@ pub enum Finding {
     Unprobed {
         detail: String,
     },
+    /// tools.conf [vmbackup] execScripts is false: VMware Tools runs no hook.
+    ToolsScriptsOff {
+        line: u32,
+        value: String,
+    },
+    /// tools.conf [vmbackup] timeout: Tools' one timer for the whole
+    /// quiesced snapshot, too short for a slow freeze.
+    ToolsTimeout {
+        line: u32,
+        seconds: u64,
+    },
+    /// Note: VMware Tools also runs these (backupScripts.d), after this
+    /// hook at the freeze and before the thaw hook at the thaw.
+    ToolsOtherScripts {
+        paths: Vec<String>,
+    },
+    /// Note: VMware Tools runs its legacy hooks from /usr/sbin only.
+    ToolsNotCalled {
+        dir: String,
+    },
 }
+
+/// Below this, tools.conf's timeout is a finding: the hooks give each
+/// instance's freeze up to 40 s and its checks 10 s, and the snapshot itself
+/// runs under the same timer.
+pub const TOOLS_TIMEOUT_FLOOR: u64 = 60;
 
 impl Finding {
     pub fn code(&self) -> &'static str {
@@ -183,6 +208,10 @@ impl Finding {
             Finding::DirGroup { .. } => "dir-group",
             Finding::DirWritable { .. } => "dir-writable",
             Finding::Unprobed { .. } => "unprobed",
+            Finding::ToolsScriptsOff { .. } => "tools-scripts-off",
+            Finding::ToolsTimeout { .. } => "tools-timeout",
+            Finding::ToolsOtherScripts { .. } => "tools-other-scripts",
+            Finding::ToolsNotCalled { .. } => "tools-not-called",
         }
     }
 
@@ -221,7 +250,39 @@ impl Finding {
                 format!("hook directory {dir} has mode {mode}: writable by group or others")
             }
             Finding::Unprobed { detail } => format!("could not be checked: {detail}"),
+            Finding::ToolsScriptsOff { line, value } => format!(
+                "VMware Tools runs no hook: {TOOLS_CONF}:{line} [vmbackup] execScripts = {value}, so every snapshot is only crash-consistent; set it to true or remove the line"
+            ),
+            Finding::ToolsTimeout { line, seconds } => format!(
+                "VMware Tools gives the whole quiesced snapshot {seconds} s ({TOOLS_CONF}:{line} [vmbackup] timeout): a slow freeze or snapshot then fails the backup; set it to at least {TOOLS_TIMEOUT_FLOOR} or remove the line (900 s)"
+            ),
+            Finding::ToolsOtherScripts { paths } => format!(
+                "note: VMware Tools also runs {} (after this hook at the freeze, before post-thaw-script at the thaw): the freeze lasts while they run",
+                paths.join(", ")
+            ),
+            Finding::ToolsNotCalled { dir } => format!(
+                "note: VMware Tools runs its hooks from /usr/sbin only, not {dir}: something else must call these"
+            ),
         }
+    }
+
+    /// A note: said, but the hook is compliant all the same.
+    pub fn is_note(&self) -> bool {
+        matches!(
+            self,
+            Finding::ToolsOtherScripts { .. } | Finding::ToolsNotCalled { .. }
+        )
+    }
+
+    /// About VMware Tools' settings: not something deploy writes.
+    pub fn is_about_tools(&self) -> bool {
+        matches!(
+            self,
+            Finding::ToolsScriptsOff { .. }
+                | Finding::ToolsTimeout { .. }
+                | Finding::ToolsOtherScripts { .. }
+                | Finding::ToolsNotCalled { .. }
+        )
     }
 
     /// Findings about the directory rather than the hook file itself.
@@ -345,10 +406,91 @@ pub fn inspect_hook(facts: Option<&PathFacts>, expected_sha256: &str) -> Vec<Fin
     }
 }
 
-/// The facts of one host: its hook directory and both hooks.
+pub const TOOLS_CONF: &str = "/etc/vmware-tools/tools.conf";
+
+/// What VMware Tools' configuration says about running the hooks, from the
+/// probe's `tools` lines (outside input: only numbers and booleans are kept).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolsFacts {
+    /// execScripts and its line, when the line says false (as Tools reads
+    /// it: glib's keyfile boolean, "false" or "0"; anything else keeps the
+    /// default, true). The last line of a key wins, as in glib.
+    pub scripts_off: Option<(u32, String)>,
+    /// timeout in seconds and its line, when it is a number (0: no timer).
+    pub timeout: Option<(u32, u64)>,
+    pub other_scripts: Vec<String>,
+}
+
+pub fn parse_tools(text: &str) -> ToolsFacts {
+    let mut tools = ToolsFacts::default();
+    for line in text.lines() {
+        let mut fields = line.splitn(4, '\t');
+        if fields.next() != Some("tools") {
+            continue;
+        }
+        let key = fields.next();
+        let rest = (fields.next(), fields.next());
+        let at = rest.0.and_then(|n| n.parse::<u32>().ok());
+        match (key, at, rest.1) {
+            (Some("execScripts"), Some(at), Some(value)) => {
+                let v = value.trim();
+                tools.scripts_off = (v.eq_ignore_ascii_case("false") || v == "0")
+                    .then(|| (at, v.to_ascii_lowercase()));
+            }
+            (Some("timeout"), Some(at), Some(value)) => {
+                tools.timeout = value.trim().parse().ok().map(|t| (at, t));
+            }
+            (Some("script"), _, _) => {
+                let path = line.splitn(3, '\t').nth(2).unwrap_or_default();
+                if path.starts_with("/etc/vmware-tools/backupScripts.d/")
+                    && !path.chars().any(char::is_control)
+                    && !tools.other_scripts.iter().any(|p| p == path)
+                {
+                    tools.other_scripts.push(path.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    tools
+}
+
+/// What VMware Tools' settings mean for the hook `kind` in `hook_dir`.
+pub fn inspect_tools(tools: &ToolsFacts, hook_dir: &str, kind: HookKind) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    if let Some((line, value)) = &tools.scripts_off {
+        findings.push(Finding::ToolsScriptsOff {
+            line: *line,
+            value: value.clone(),
+        });
+    }
+    if let Some((line, seconds)) = tools.timeout
+        && seconds > 0
+        && seconds < TOOLS_TIMEOUT_FLOOR
+    {
+        findings.push(Finding::ToolsTimeout { line, seconds });
+    }
+    if kind == HookKind::PreFreeze {
+        if hook_dir.trim_end_matches('/') != "/usr/sbin" {
+            findings.push(Finding::ToolsNotCalled {
+                dir: hook_dir.to_string(),
+            });
+        }
+        if !tools.other_scripts.is_empty() {
+            findings.push(Finding::ToolsOtherScripts {
+                paths: tools.other_scripts.clone(),
+            });
+        }
+    }
+    findings
+}
+
+/// The facts of one host: its hook directory, both hooks, and what VMware
+/// Tools' settings say about running them.
 pub struct HostFacts {
     pub dir: Vec<Finding>,
     pub hooks: Vec<(HookKind, String, Vec<Finding>, Option<PathFacts>)>,
+    pub tools: ToolsFacts,
 }
 
 impl HostFacts {
@@ -375,7 +517,11 @@ impl HostFacts {
                 )
             })
             .collect();
-        HostFacts { dir, hooks }
+        HostFacts {
+            dir,
+            hooks,
+            tools: parse_tools(output),
+        }
     }
 }
 
@@ -434,7 +580,57 @@ mod tests {
         );
     }
 
+    #[test]
+    fn tools_settings_are_read_as_vmware_tools_reads_them() {
+        let out = "tools\texecScripts\t3\tFALSE\ntools\ttimeout\t4\t30\ntools\tscript\t/etc/vmware-tools/backupScripts.d/50-app\ntools\tscript\t/elsewhere\nstat\t/usr/sbin\tdirectory\troot\troot\t755\t4096\n";
+        let tools = parse_tools(out);
+        assert_eq!(
+            tools,
+            ToolsFacts {
+                scripts_off: Some((3, "false".into())),
+                timeout: Some((4, 30)),
+                other_scripts: vec!["/etc/vmware-tools/backupScripts.d/50-app".into()],
+            }
+        );
+        let codes = |kind, dir| {
+            inspect_tools(&tools, dir, kind)
+                .iter()
+                .map(Finding::code)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            codes(HookKind::PreFreeze, "/usr/sbin"),
+            ["tools-scripts-off", "tools-timeout", "tools-other-scripts"]
+        );
+        assert_eq!(
+            codes(HookKind::PostThaw, "/opt/hooks"),
+            ["tools-scripts-off", "tools-timeout"]
+        );
+        assert_eq!(
+            codes(HookKind::PreFreeze, "/opt/hooks")[2],
+            "tools-not-called"
+        );
+        // Anything but false or 0 keeps Tools' default (true); 0 s is no timer.
+        for (line, off) in [("true", false), ("yes", false), ("0", true), ("", false)] {
+            let t = parse_tools(&format!(
+                "tools\texecScripts\t1\t{line}\ntools\ttimeout\t2\t0\n"
+            ));
+            assert_eq!(t.scripts_off.is_some(), off, "{line}");
+            assert_eq!(
+                inspect_tools(&t, "/usr/sbin", HookKind::PostThaw).len(),
+                usize::from(off)
+            );
+        }
+        assert_eq!(parse_tools("tools\ttimeout\t1\t-5\n").timeout, None);
+    }
+
     proptest::proptest! {
+        #[test]
+        fn tools_parser_never_panics(text in "\\PC{0,300}") {
+            let tools = parse_tools(&text);
+            let _ = inspect_tools(&tools, "/usr/sbin", HookKind::PreFreeze);
+        }
+
         #[test]
         fn probe_parser_never_panics(text in "\\PC{0,300}") {
             let _ = parse_probe(&text);

@@ -3,7 +3,7 @@
 //! then verify — for deploy, all in one remote script, one round trip.
 //! `audit` is this with writing turned off.
 
-use crate::hooks::facts::{FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts};
+use crate::hooks::facts::{FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts, inspect_tools};
 use crate::hooks::{self, HookKind, Rendered};
 use crate::inventory::Host;
 use crate::output::error::HostError;
@@ -198,6 +198,12 @@ fn decide(
     for (kind, path, hook_findings, found) in &facts.hooks {
         let mut findings = facts.dir.clone();
         findings.extend(hook_findings.iter().cloned());
+        // What deploy can fix; Tools' settings are the site's to change, and
+        // said alongside (a note never makes a hook non-compliant).
+        let fixable = findings.is_empty();
+        let tools = inspect_tools(&facts.tools, &host.hook_dir, *kind);
+        let compliant = fixable && tools.iter().all(Finding::is_note);
+        findings.extend(tools);
         let diff = diffs
             .iter()
             .find(|(k, _)| k == kind)
@@ -205,15 +211,22 @@ fn decide(
         let in_the_way =
             matches!(found, Some(PathFacts::Present { kind, .. }) if *kind != FileKind::Regular);
         let check = settings.mode == Mode::Check;
-        let (status, detail, intent) = if findings.is_empty() {
-            let status = if settings.audit_labels || settings.mode == Mode::Audit {
+        let (status, detail, intent) = if settings.mode == Mode::Audit {
+            let status = if compliant {
                 Status::Compliant
+            } else {
+                Status::NonCompliant
+            };
+            (status, None, Intent::Nothing)
+        } else if fixable {
+            let status = if settings.audit_labels && compliant {
+                Status::Compliant
+            } else if settings.audit_labels {
+                Status::NonCompliant
             } else {
                 Status::Unchanged
             };
             (status, None, Intent::Nothing)
-        } else if settings.mode == Mode::Audit {
-            (Status::NonCompliant, None, Intent::Nothing)
         } else if hook_findings.is_empty() {
             // Only the directory was wrong.
             if check {

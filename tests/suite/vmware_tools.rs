@@ -254,3 +254,57 @@ fn exec_scripts_false_runs_no_hook() {
     assert!(!lines.iter().any(|l| l.starts_with("run ")), "{lines:#?}");
     assert!(!lab.events("vm1").contains("freeze_requested"));
 }
+
+/// The audit reads what tools.conf says about running the hooks, as Tools
+/// reads it (the [vmbackup] section only, blanks around keys and values,
+/// booleans in any case), and names the file and line; deploy says the same
+/// and writes nothing for it; another script in backupScripts.d is a note.
+#[test]
+fn the_audit_reads_tools_conf_and_names_its_line() {
+    let lab = deployed(82, &["vm1=iris:IRIS"]);
+    let (code, out) = lab.sh(
+        "vm1",
+        "mkdir -p /etc/vmware-tools/backupScripts.d && printf '# site\\n  [vmbackup]\\n execScripts = False \\n\\ttimeout=30\\n[guestinfo]\\ntimeout=5\\n' > /etc/vmware-tools/tools.conf && printf '#!/bin/sh\\n' > /etc/vmware-tools/backupScripts.d/50-app && chmod 0700 /etc/vmware-tools/backupScripts.d/50-app",
+    );
+    assert_eq!(code, 0, "{out}");
+    let off = "VMware Tools runs no hook: /etc/vmware-tools/tools.conf:3 [vmbackup] execScripts = false, so every snapshot is only crash-consistent; set it to true or remove the line";
+    let timeout = "VMware Tools gives the whole quiesced snapshot 30 s (/etc/vmware-tools/tools.conf:4 [vmbackup] timeout): a slow freeze or snapshot then fails the backup; set it to at least 60 or remove the line (900 s)";
+    let note = "note: VMware Tools also runs /etc/vmware-tools/backupScripts.d/50-app (after this hook at the freeze, before post-thaw-script at the thaw): the freeze lasts while they run";
+    let run = lab.quiesce(&["audit"]);
+    assert_eq!(run.code, 1, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "HOST  HOOK               STATUS         DETAIL\n\
+             vm1   pre-freeze-script  NON-COMPLIANT  {off}; {timeout}; {note}\n\
+             vm1   post-thaw-script   NON-COMPLIANT  {off}; {timeout}\n\
+             \n\
+             audit: 1 hosts, 2 hooks: 2 non-compliant\n"
+        )
+    );
+    let run = lab.quiesce(&["deploy"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout
+            .contains(&format!("vm1   pre-freeze-script  unchanged  {off}")),
+        "{}",
+        run.stdout
+    );
+    // Fixed by the site: the other script stays a note, and the hooks are compliant.
+    lab.sh(
+        "vm1",
+        "printf '[vmbackup]\\nexecScripts=true\\ntimeout = 0\\n' > /etc/vmware-tools/tools.conf",
+    );
+    let run = lab.quiesce(&["audit"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert_eq!(
+        run.stdout,
+        format!(
+            "HOST  HOOK               STATUS     DETAIL\n\
+             vm1   pre-freeze-script  compliant  {note}\n\
+             vm1   post-thaw-script   compliant\n\
+             \n\
+             audit: 1 hosts, 2 hooks: 2 compliant\n"
+        )
+    );
+}

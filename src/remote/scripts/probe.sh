@@ -20,3 +20,37 @@ done
 [ -z "$found" ] || stat -c 'stat	%n	%F	%U	%G	%a	%s' -- $found || printf 'error\t-\tstat failed\n'
 # shellcheck disable=SC2086 # word splitting is wanted: the paths have no blanks
 [ -z "$files" ] || sha256sum -- $files || true
+# VMware Tools' own say in whether and how long the hooks run: tools.conf
+# [vmbackup] execScripts and timeout as `tools	KEY	LINE	VALUE`, and each other
+# script it runs as `tools	script	PATH` (the files of backupScripts.d).
+# Shell builtins only: no process more.
+conf=/etc/vmware-tools/tools.conf
+tab='	'
+if [ -f "$conf" ] && [ -r "$conf" ]; then
+	section='' n=0
+	while IFS= read -r line || [ -n "$line" ]; do
+		n=$((n + 1))
+		while :; do case $line in ' '* | "$tab"*) line=${line#?} ;; *) break ;; esac; done
+		case $line in
+		'#'* | '') ;;
+		'['*']'*) section=${line#?}; section=${section%%]*} ;;
+		*=*)
+			[ "$section" = vmbackup ] || continue
+			key=${line%%=*} value=${line#*=}
+			while :; do case $key in *' ' | *"$tab") key=${key%?} ;; *) break ;; esac; done
+			while :; do case $value in ' '* | "$tab"*) value=${value#?} ;; *) break ;; esac; done
+			while :; do case $value in *' ' | *"$tab") value=${value%?} ;; *) break ;; esac; done
+			case $key in execScripts | timeout) printf 'tools\t%s\t%s\t%s\n' "$key" "$n" "$value" ;; esac
+			;;
+		esac
+	done < "$conf"
+fi
+if [ -d /etc/vmware-tools/backupScripts.d ]; then
+	set +f
+	for f in /etc/vmware-tools/backupScripts.d/*; do
+		case $f in *"$tab"* | *'
+'*) continue ;; esac
+		[ -f "$f" ] && printf 'tools\tscript\t%s\n' "$f"
+	done
+fi
+exit 0

@@ -308,14 +308,21 @@ stopped() {
 	return 0
 }
 
+# Run first in each process that does the work (a subshell): it is then the
+# lock's holder (WORKER_PID, its own pid: $$ is the hook's) and no TERM or
+# INT stops it half-way.
+become_worker() {
+	trap '' TERM INT
+	read -r WORKER_PID _ < /proc/self/stat 2>/dev/null || WORKER_PID=''
+}
+
 # The hook's own process only waits: the work runs in a child that ignores
 # TERM and INT, so a signal to this pid (VMware Tools signals the script's pid
 # only) can never stop a rollback or a thaw half-way, and this process answers
 # a signal at once. A freeze whose hook was stopped is rolled back by the
 # child, also when its session answers after the hook is gone.
 run_worker() {
-	( trap '' TERM INT
-	read -r WORKER_PID _ < /proc/self/stat 2>/dev/null || WORKER_PID=''
+	( become_worker
 	case $action in
 	freeze) do_freeze "$timeout" ;;
 	*) do_thaw "$action" ;;
@@ -339,8 +346,7 @@ on_stop() {
 		# The freeze was complete, but its caller takes a stopped hook as a
 		# failed one and thaws nothing: undo it.
 		log "the freeze was complete when the hook was stopped: thawing it (freezeFail)"
-		( trap '' TERM INT
-		read -r WORKER_PID _ < /proc/self/stat 2>/dev/null || WORKER_PID=''
+		( become_worker
 		do_thaw freezeFail ) > /dev/null 2>&1 &
 	fi
 	exit 143
@@ -660,8 +666,8 @@ do_freeze() { # TIMEOUT
 # thaws whatever this freeze froze.
 roll_back_after() { # CALL TIMEOUT
 	(
-		trap '' TERM INT HUP
-		read -r WORKER_PID _ < /proc/self/stat 2>/dev/null || WORKER_PID=''
+		become_worker
+		trap '' HUP
 		[ -z "$WORKER_PID" ] || echo "$WORKER_PID" > "$LOCK_DIR/pid"
 		trap 'rm -rf "$LOCK_DIR"; sweep' EXIT
 		if wait_for_call "$1" $(($2 + 60)); then

@@ -274,17 +274,6 @@ impl Finding {
         )
     }
 
-    /// About VMware Tools' settings: not something deploy writes.
-    pub fn is_about_tools(&self) -> bool {
-        matches!(
-            self,
-            Finding::ToolsScriptsOff { .. }
-                | Finding::ToolsTimeout { .. }
-                | Finding::ToolsOtherScripts { .. }
-                | Finding::ToolsNotCalled { .. }
-        )
-    }
-
     /// Findings about the directory rather than the hook file itself.
     pub fn is_about_dir(&self) -> bool {
         matches!(
@@ -424,14 +413,22 @@ pub struct ToolsFacts {
 pub fn parse_tools(text: &str) -> ToolsFacts {
     let mut tools = ToolsFacts::default();
     for line in text.lines() {
-        let mut fields = line.splitn(4, '\t');
-        if fields.next() != Some("tools") {
+        let Some(rest) = line.strip_prefix("tools\t") else {
+            continue;
+        };
+        if let Some(path) = rest.strip_prefix("script\t") {
+            if path.starts_with("/etc/vmware-tools/backupScripts.d/")
+                && !path.chars().any(char::is_control)
+                && !tools.other_scripts.iter().any(|p| p == path)
+            {
+                tools.other_scripts.push(path.to_string());
+            }
             continue;
         }
+        let mut fields = rest.splitn(3, '\t');
         let key = fields.next();
-        let rest = (fields.next(), fields.next());
-        let at = rest.0.and_then(|n| n.parse::<u32>().ok());
-        match (key, at, rest.1) {
+        let at = fields.next().and_then(|n| n.parse::<u32>().ok());
+        match (key, at, fields.next()) {
             (Some("execScripts"), Some(at), Some(value)) => {
                 let v = value.trim();
                 tools.scripts_off = (v.eq_ignore_ascii_case("false") || v == "0")
@@ -439,15 +436,6 @@ pub fn parse_tools(text: &str) -> ToolsFacts {
             }
             (Some("timeout"), Some(at), Some(value)) => {
                 tools.timeout = value.trim().parse().ok().map(|t| (at, t));
-            }
-            (Some("script"), _, _) => {
-                let path = line.splitn(3, '\t').nth(2).unwrap_or_default();
-                if path.starts_with("/etc/vmware-tools/backupScripts.d/")
-                    && !path.chars().any(char::is_control)
-                    && !tools.other_scripts.iter().any(|p| p == path)
-                {
-                    tools.other_scripts.push(path.to_string());
-                }
             }
             _ => {}
         }

@@ -200,9 +200,9 @@ fn decide(
         findings.extend(hook_findings.iter().cloned());
         // What deploy can fix; Tools' settings are the site's to change, and
         // said alongside (a note never makes a hook non-compliant).
-        let fixable = findings.is_empty();
+        let nothing_to_fix = findings.is_empty();
         let tools = inspect_tools(&facts.tools, &host.hook_dir, *kind);
-        let compliant = fixable && tools.iter().all(Finding::is_note);
+        let compliant = nothing_to_fix && tools.iter().all(Finding::is_note);
         findings.extend(tools);
         let diff = diffs
             .iter()
@@ -218,7 +218,7 @@ fn decide(
                 Status::NonCompliant
             };
             (status, None, Intent::Nothing)
-        } else if fixable {
+        } else if nothing_to_fix {
             let status = if settings.audit_labels && compliant {
                 Status::Compliant
             } else if settings.audit_labels {

@@ -2,7 +2,7 @@
 //! freeze, thaw, rollback on partial failure, freezeFail, an instance already
 //! frozen, an instance down, a thaw that fails once, an invalid snapshot.
 
-use crate::common::Lab;
+use crate::common::{Lab, instance_events, snapshot_log};
 
 const FREEZE: &str = "/usr/sbin/pre-freeze-script";
 const THAW: &str = "/usr/sbin/post-thaw-script";
@@ -12,27 +12,6 @@ fn deployed(net: u8, specs: &[&str]) -> Lab {
     let run = lab.quiesce(&["deploy", "--quiet"]);
     assert_eq!(run.code, 0, "{run:?}");
     lab
-}
-
-/// The simulator's events of `vm` as `INSTANCE EVENT` (timestamps dropped).
-fn events(lab: &Lab, vm: &str) -> Vec<String> {
-    lab.events(vm)
-        .lines()
-        .map(|l| l.split(' ').skip(1).take(2).collect::<Vec<_>>().join(" "))
-        .filter(|e| !e.ends_with("is_suspended"))
-        .collect()
-}
-
-fn snapshot_log(lab: &Lab, vm: &str) -> Vec<String> {
-    let (_, log) = lab.sh(vm, "cat /var/log/snapshot.log");
-    // Drop the `date` prefix, which ends at the first ": ".
-    log.lines()
-        .map(|l| {
-            l.split_once(": ")
-                .map(|(_, m)| m.to_string())
-                .unwrap_or_default()
-        })
-        .collect()
 }
 
 #[test]
@@ -45,7 +24,7 @@ fn freeze_then_thaw_in_reverse_order_records_history() {
     );
     assert_eq!(lab.sh("vm1", THAW).0, 0);
     assert_eq!(
-        events(&lab, "vm1"),
+        instance_events(&lab, "vm1"),
         [
             "IRIS freeze_requested",
             "IRIS frozen",
@@ -96,7 +75,7 @@ fn freeze_then_thaw_in_reverse_order_records_history() {
         0
     );
     assert_eq!(
-        events(&lab, "vm2"),
+        instance_events(&lab, "vm2"),
         [
             "CACHE freeze_requested",
             "CACHE frozen",
@@ -119,7 +98,7 @@ fn a_failed_freeze_thaws_what_it_froze() {
     );
     // IRIS was frozen, then thawed without recording a backup; IRIS3 never touched.
     assert_eq!(
-        events(&lab, "vm1"),
+        instance_events(&lab, "vm1"),
         [
             "IRIS freeze_requested",
             "IRIS frozen",
@@ -155,7 +134,7 @@ fn freeze_fail_thaws_without_recording_a_backup() {
     assert_eq!(lab.sh("vm1", FREEZE).0, 0);
     assert_eq!(lab.sh("vm1", &format!("{THAW} freezeFail")).0, 0);
     assert_eq!(
-        events(&lab, "vm1"),
+        instance_events(&lab, "vm1"),
         [
             "IRIS freeze_requested",
             "IRIS frozen",
@@ -216,7 +195,7 @@ fn instances_that_are_down_are_skipped_unless_configured() {
     assert_eq!(lab.sh("vm1", FREEZE).0, 0);
     assert_eq!(lab.sh("vm1", THAW).0, 0);
     assert_eq!(
-        events(&lab, "vm1"),
+        instance_events(&lab, "vm1"),
         [
             "IRIS freeze_requested",
             "IRIS frozen",
@@ -285,7 +264,7 @@ fn a_write_daemon_that_resumed_makes_the_snapshot_invalid() {
         "{out}"
     );
     assert_eq!(
-        events(&lab, "vm1").last().unwrap(),
+        instance_events(&lab, "vm1").last().unwrap(),
         "IRIS thawed",
         "thawed, and no backup history recorded"
     );
@@ -389,9 +368,11 @@ fn a_hung_instance_is_never_frozen_and_a_warning_one_is_logged_and_frozen() {
     // A1 came first and was frozen: the failed freeze thawed it.
     assert!(!lab.is_frozen("vm1", "A1") && !lab.is_frozen("vm1", "A2"));
     assert!(
-        events(&lab, "vm1").iter().any(|e| e == "A1 thawed"),
+        instance_events(&lab, "vm1")
+            .iter()
+            .any(|e| e == "A1 thawed"),
         "{:?}",
-        events(&lab, "vm1")
+        instance_events(&lab, "vm1")
     );
     let (_, status) = lab.sh("vm1", &format!("{FREEZE} status"));
     assert_eq!(status, "A1 running\nA2 hung\n");

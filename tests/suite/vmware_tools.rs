@@ -5,7 +5,7 @@
 //! environment; tools.conf's scriptArg and execScripts. Ground truth is the
 //! simulated instance's state, never only what Tools or the hook printed.
 
-use crate::common::{Lab, deployed, history_sets};
+use crate::common::{Lab, deployed, history_sets, instance_events, snapshot_log};
 use std::time::{Duration, Instant};
 
 const FREEZE: &str = "/usr/sbin/pre-freeze-script";
@@ -37,16 +37,22 @@ fn workers_done(lab: &Lab, vm: &str) {
     panic!("{vm}: a hook's worker still holds /run/quiesce/lock after 60 s");
 }
 
-fn snapshot_log(lab: &Lab, vm: &str) -> String {
-    lab.sh(vm, "cat /var/log/snapshot.log").1
-}
-
-fn instance_events(lab: &Lab, vm: &str) -> Vec<String> {
-    lab.events(vm)
-        .lines()
-        .map(|l| l.split(' ').skip(1).take(2).collect::<Vec<_>>().join(" "))
-        .filter(|e| !e.ends_with("is_suspended"))
-        .collect()
+/// A stopped hook's freeze was undone: after its worker is done the VM
+/// holds no freeze, and the simulator saw IRIS frozen once and thawed, and
+/// IRIS2 (after it in the hook's order) never asked to freeze.
+fn assert_the_freeze_of_iris_was_undone(lab: &Lab) {
+    workers_done(lab, "vm1");
+    lab.assert_truly_thawed("vm1");
+    lab.assert_nothing_frozen("vm1");
+    assert_eq!(
+        instance_events(lab, "vm1"),
+        [
+            "IRIS freeze_requested",
+            "IRIS frozen",
+            "IRIS thaw_requested",
+            "IRIS thawed"
+        ]
+    );
 }
 
 /// ExternalFreeze hangs past Tools' timer: Tools sends SIGTERM to the
@@ -72,20 +78,9 @@ fn the_tools_timer_during_a_hung_freeze_stops_the_hook_and_the_late_freeze_is_un
         ]
     );
     // Tools has given up; the freeze it asked for lands later and is undone.
-    workers_done(&lab, "vm1");
-    lab.assert_truly_thawed("vm1");
-    lab.assert_nothing_frozen("vm1");
-    assert_eq!(
-        instance_events(&lab, "vm1"),
-        [
-            "IRIS freeze_requested",
-            "IRIS frozen",
-            "IRIS thaw_requested",
-            "IRIS thawed"
-        ]
-    );
+    assert_the_freeze_of_iris_was_undone(&lab);
     assert_eq!(history_sets(&lab, "vm1"), 0, "no snapshot was taken");
-    let log = snapshot_log(&lab, "vm1");
+    let log = snapshot_log(&lab, "vm1").join("\n");
     assert!(
         log.contains("freeze: stopped by a signal (VMware Tools' timer, or its service stopping)"),
         "{log}"
@@ -153,7 +148,7 @@ chmod 0700 /etc/vmware-tools/backupScripts.d/50-app"#,
         )),
         "{lines:#?}"
     );
-    let log = snapshot_log(&lab, "vm1");
+    let log = snapshot_log(&lab, "vm1").join("\n");
     assert!(
         log.contains("freeze called with the script argument: nightly"),
         "{log}"
@@ -191,7 +186,7 @@ fn the_tools_timer_during_the_thaw_never_stops_it_half_way() {
     for inst in ["IRIS", "IRIS2"] {
         assert!(events.contains(&format!("{inst} thawed")), "{events:#?}");
     }
-    let log = snapshot_log(&lab, "vm1");
+    let log = snapshot_log(&lab, "vm1").join("\n");
     assert!(
         log.contains("thaw: stopped by a signal (VMware Tools' timer, or its service stopping)"),
         "{log}"
@@ -215,18 +210,7 @@ fn vmtoolsd_killed_mid_freeze_leaves_nothing_frozen() {
             "done result=tools-killed".into(),
         ]
     );
-    workers_done(&lab, "vm1");
-    lab.assert_truly_thawed("vm1");
-    lab.assert_nothing_frozen("vm1");
-    assert_eq!(
-        instance_events(&lab, "vm1"),
-        [
-            "IRIS freeze_requested",
-            "IRIS frozen",
-            "IRIS thaw_requested",
-            "IRIS thawed"
-        ]
-    );
+    assert_the_freeze_of_iris_was_undone(&lab);
     // The post-thaw script Tools never ran finds nothing to do.
     let (code, out) = lab.sh("vm1", THAW);
     assert_eq!(code, 0, "{out}");

@@ -301,6 +301,28 @@ pub fn assert_journal_complete(lab: &Lab) -> Vec<Entry> {
     entries
 }
 
+/// The simulator's events of `vm` as `INSTANCE EVENT` (timestamps dropped).
+pub fn instance_events(lab: &Lab, vm: &str) -> Vec<String> {
+    lab.events(vm)
+        .lines()
+        .map(|l| l.split(' ').skip(1).take(2).collect::<Vec<_>>().join(" "))
+        .filter(|e| !e.ends_with("is_suspended"))
+        .collect()
+}
+
+/// The hooks' log on `vm` (/var/log/snapshot.log), a message per line.
+pub fn snapshot_log(lab: &Lab, vm: &str) -> Vec<String> {
+    let (_, log) = lab.sh(vm, "cat /var/log/snapshot.log");
+    // Drop the `date` prefix, which ends at the first ": ".
+    log.lines()
+        .map(|l| {
+            l.split_once(": ")
+                .map(|(_, m)| m.to_string())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
 pub fn history_sets(lab: &Lab, vm: &str) -> usize {
     lab.events(vm)
         .lines()

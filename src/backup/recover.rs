@@ -65,7 +65,7 @@ pub async fn recover(
     let mut out = std::io::stdout().lock();
     let mut say = |line: String| {
         // A closed stdout must not stop a recovery half-way.
-        let _ = writeln!(out, "{line}");
+        let _ = writeln!(out, "{}", crate::output::terminal::scrub(&line));
         let _ = out.flush();
     };
     if text.damaged_lines > 0 {

@@ -84,7 +84,7 @@ pub fn backup(
                 Err(refusal) => {
                     drop(events);
                     let _ = consumer.await;
-                    eprintln!("error: refusing to start: {refusal}\n  hint: wait for that run to finish (or, if it is gone, `quiesce recover` it); nothing was frozen by this run");
+                    crate::output::terminal::eprint_line(&format!("error: refusing to start: {refusal}\n  hint: wait for that run to finish (or, if it is gone, `quiesce recover` it); nothing was frozen by this run"));
                     return Ok(backup_report::exit_code(Ending::Refused));
                 }
             }
@@ -102,9 +102,9 @@ pub fn backup(
             drop(events);
             let _ = consumer.await;
             for blocker in &checked.blockers {
-                eprintln!("error: {blocker}");
+                crate::output::terminal::eprint_line(&format!("error: {blocker}"));
             }
-            eprintln!("error: refusing to start: {} host(s) already have a freeze in place (nothing was frozen by this run)", checked.blockers.len());
+            crate::output::terminal::eprint_line(&format!("error: refusing to start: {} host(s) already have a freeze in place (nothing was frozen by this run)", checked.blockers.len()));
             return Ok(backup_report::exit_code(Ending::Refused));
         }
         if plan_only {
@@ -146,7 +146,7 @@ pub fn backup(
         let results_written = match crate::output::atomic_write(&run_dir.join("results.json"), json.as_bytes()) {
             Ok(()) => true,
             Err(e) => {
-                eprintln!("error: cannot write {}: {e}; the run's results are only in its journal (free the disk, then `quiesce report {run_id}`)", run_dir.join("results.json").display());
+                crate::output::terminal::eprint_line(&format!("error: cannot write {}: {e}; the run's results are only in its journal (free the disk, then `quiesce report {run_id}`)", run_dir.join("results.json").display()));
                 false
             }
         };
@@ -173,7 +173,7 @@ pub fn backup(
         if let Some(path) = metrics {
             let families = crate::review::backup_metrics::families(&report, &global.runs_dir, code, started.elapsed());
             if let Err(e) = crate::output::metrics::write(path, &families) {
-                eprintln!("warning: cannot write the metrics {}: {e}", path.display());
+                crate::output::terminal::eprint_line(&format!("warning: cannot write the metrics {}: {e}", path.display()));
             }
         }
         Ok(code)

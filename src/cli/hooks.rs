@@ -35,7 +35,10 @@ pub fn reconcile_hosts(
     if let Some(path) = metrics {
         let families = report::metrics(command, &records, code, started.elapsed());
         if let Err(e) = crate::output::metrics::write(path, &families) {
-            eprintln!("warning: cannot write the metrics {}: {e}", path.display());
+            crate::output::terminal::eprint_line(&format!(
+                "warning: cannot write the metrics {}: {e}",
+                path.display()
+            ));
         }
     }
     Ok(code)

@@ -249,9 +249,11 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
     }
 }
 
+/// Human output on stdout; what a VM said in it is shown, never obeyed
+/// (JSON is written elsewhere, with its exact bytes).
 pub(crate) fn print(text: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes());
+    let _ = out.write_all(crate::output::terminal::scrub(text).as_bytes());
     let _ = out.flush();
 }
 

@@ -75,7 +75,10 @@ pub fn status(
             started.elapsed(),
         ));
         if let Err(e) = crate::output::metrics::write(path, &families) {
-            eprintln!("warning: cannot write the metrics {}: {e}", path.display());
+            crate::output::terminal::eprint_line(&format!(
+                "warning: cannot write the metrics {}: {e}",
+                path.display()
+            ));
         }
     }
     Ok(code)

@@ -76,7 +76,7 @@ pub fn stun(
     } else {
         stun_report::table(&vms)
     };
-    print!("{text}");
+    crate::cli::print(&text);
     Ok(match vms.iter().map(|v| v.flag).max() {
         Some(Flag::Over) => exit_code::FAILED,
         _ if unreachable => exit_code::UNREACHABLE,
@@ -163,7 +163,7 @@ fn fetch(
             }
             Err(e) => {
                 failed = true;
-                eprintln!("error: {}: {e}", vm.host);
+                crate::output::terminal::eprint_line(&format!("error: {}: {e}", vm.host));
             }
         }
     }

@@ -49,6 +49,10 @@ mono() {
 trap '' PIPE HUP
 
 SNAPLOG="$QUIESCE_LOG_DIR/snapshot.log"
+# Who the hook writes the log directory's files as (log_writer): a directory
+# the instance's owner can write is written as that owner, never as root.
+log_writer "$QUIESCE_LOG_DIR"
+[ "$LOG_AS" != none ] || logger -p user.warning -t quiesce-hook -- "nothing is written in $QUIESCE_LOG_DIR: $LOG_WHY" 2>/dev/null || :
 STATE_DIR=/run/quiesce
 STATE_FILE="$STATE_DIR/frozen"
 OUTCOMES="$STATE_DIR/outcomes"
@@ -66,11 +70,27 @@ case $OWNER in '' | *[!A-Za-z0-9_.-]*) printf 'bad QUIESCE_OWNER: %s\n' "$OWNER"
 # `date`'s familiar form in every locale, with the UTC offset beside the zone
 # (Wed Nov 25 11:26:51 EST -0500 2026): the report converts the instances'
 # zone-less LogFile times with the offset of the line before ExternalFreeze.
-log() { printf '%s: %s\n' "$(LC_ALL=C date '+%a %b %e %H:%M:%S %Z %z %Y')" "$*" >> "$SNAPLOG" 2>/dev/null || :; }
+log() {
+	case $LOG_AS in
+	none) logger -p user.info -t quiesce-hook -- "$*" 2>/dev/null || : ;;
+	*) keep "$SNAPLOG" "$(LC_ALL=C date '+%a %b %e %H:%M:%S %Z %z %Y'): $*" ;;
+	esac
+}
 err() {
-	log "$*"
+	[ "$LOG_AS" = none ] || log "$*"
 	printf '%s\n' "$*" >&2 2>/dev/null || :
 	logger -p user.err -t quiesce-hook -- "$*" 2>/dev/null || :
+}
+# Appends TEXT and a newline to FILE in the log directory, as log_writer
+# decided: as root with the shell's own redirection in a directory root's
+# alone, else as its owner and never through a link, a FIFO or a device
+# (dd: O_NOFOLLOW, O_NONBLOCK); nothing for none.
+keep() { # FILE TEXT
+	case $LOG_AS in
+	root) printf '%s\n' "$2" >> "$1" 2>/dev/null || : ;;
+	none) ;;
+	*) printf '%s\n' "$2" | log_as dd of="$1" oflag=append,nofollow,nonblock conv=notrunc status=none 2>/dev/null || : ;;
+	esac
 }
 # What happened to INSTANCE, for the caller and for a later call of the same owner.
 outcome() { # INSTANCE KIND
@@ -126,7 +146,7 @@ session() { # INSTANCE OBJECTSCRIPT
 	fi
 	session_rc=$?
 	if [ -n "$session_said" ]; then
-		printf '%s\n' "$session_said" >> "$(inst_log "$1")" 2>/dev/null || :
+		keep "$(inst_log "$1")" "$session_said"
 		case $session_said in
 		*"Access Denied"* | *"Username:"* | *"Access denied"*)
 			err "$1: the session was refused (Access Denied): enable OS authentication for root, or set iris_user (the instance owner) in the inventory"
@@ -202,7 +222,7 @@ stat_w() { # INSTANCE
 	if [ "$QUIESCE_PLATFORM" = cache ]; then set -- ccontrol stat "$1" -W; else set -- iris stat "$1" -W; fi
 	stat_said=$(tool "$@" < /dev/null 2>&1)
 	stat_rc=$?
-	printf '%s\n' "$stat_said" >> "$(inst_log "$3")" 2>/dev/null || :
+	keep "$(inst_log "$3")" "$stat_said"
 	return "$stat_rc"
 }
 

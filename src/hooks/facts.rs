@@ -10,7 +10,10 @@ use std::collections::HashMap;
 /// for every path), `HASH  PATH` (one sha256sum for every regular file) and
 /// `link PATH TARGET`: two processes on the VM for any number of paths.
 /// Never follows a symlink: `stat` without -L, and a checksum only of regular files.
-pub const PROBE_SCRIPT: &str = include_str!("../remote/scripts/probe.sh");
+pub const PROBE_SCRIPT: &str = concat!(
+    include_str!("../remote/scripts/log_writer.sh"),
+    include_str!("../remote/scripts/probe.sh")
+);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -166,6 +169,19 @@ pub enum Finding {
     Unprobed {
         detail: String,
     },
+    /// A directory above the hook directory is not root's alone: its owner
+    /// (or anyone who can write it) can swap the hooks.
+    DirParent {
+        dir: String,
+        uid: u32,
+        mode: String,
+    },
+    /// The hooks write nothing in log_dir (another user could plant links
+    /// there): they log to syslog only.
+    LogDirUnsafe {
+        dir: String,
+        why: String,
+    },
     /// tools.conf [vmbackup] execScripts is false: VMware Tools runs no hook.
     ToolsScriptsOff {
         line: u32,
@@ -207,6 +223,8 @@ impl Finding {
             Finding::DirOwner { .. } => "dir-owner",
             Finding::DirGroup { .. } => "dir-group",
             Finding::DirWritable { .. } => "dir-writable",
+            Finding::DirParent { .. } => "dir-parent",
+            Finding::LogDirUnsafe { .. } => "log-dir-unsafe",
             Finding::Unprobed { .. } => "unprobed",
             Finding::ToolsScriptsOff { .. } => "tools-scripts-off",
             Finding::ToolsTimeout { .. } => "tools-timeout",
@@ -249,6 +267,16 @@ impl Finding {
             Finding::DirWritable { dir, mode } => {
                 format!("hook directory {dir} has mode {mode}: writable by group or others")
             }
+            Finding::DirParent { dir, uid, mode } => format!(
+                "hook directory's parent {dir} is not root's alone (uid {uid}, mode {mode}): its owner or anyone who can write it could swap the hooks, and backups refuse to run them; make it root's and writable by root alone"
+            ),
+            Finding::LogDirUnsafe { dir, why } => format!(
+                "the hooks write nothing in log_dir {dir}, only to syslog: {}",
+                why.chars()
+                    .filter(|c| !c.is_control())
+                    .take(300)
+                    .collect::<String>()
+            ),
             Finding::Unprobed { detail } => format!("could not be checked: {detail}"),
             Finding::ToolsScriptsOff { line, value } => format!(
                 "VMware Tools runs no hook: {TOOLS_CONF}:{line} [vmbackup] execScripts = {value}, so every snapshot is only crash-consistent; set it to true or remove the line"
@@ -283,8 +311,37 @@ impl Finding {
                 | Finding::DirOwner { .. }
                 | Finding::DirGroup { .. }
                 | Finding::DirWritable { .. }
+                | Finding::DirParent { .. }
         )
     }
+}
+
+/// The hook directory's parents from the probe's `parent` lines: each one
+/// that is not root's alone (the rule preflight applies before a run).
+pub fn inspect_parents(text: &str) -> Vec<Finding> {
+    text.lines()
+        .filter_map(|line| {
+            let mut f = line.strip_prefix("parent\t")?.split('\t');
+            let (dir, uid, mode) = (f.next()?, f.next()?.parse::<u32>().ok()?, f.next()?);
+            let bits = u32::from_str_radix(mode, 8).ok()?;
+            (uid != 0 || bits & 0o022 != 0).then(|| Finding::DirParent {
+                dir: dir.chars().filter(|c| !c.is_control()).collect(),
+                uid,
+                mode: mode_text(bits),
+            })
+        })
+        .collect()
+}
+
+/// The probe's `logdir AS WHY` line: a finding when the hooks may write
+/// nothing there.
+pub fn inspect_log_dir(text: &str, dir: &str) -> Option<Finding> {
+    let rest = text.lines().find_map(|l| l.strip_prefix("logdir\t"))?;
+    let (writer, why) = rest.split_once('\t').unwrap_or((rest, ""));
+    (writer == "none").then(|| Finding::LogDirUnsafe {
+        dir: dir.to_string(),
+        why: why.to_string(),
+    })
 }
 
 pub fn mode_text(mode: u32) -> String {
@@ -479,11 +536,13 @@ pub struct HostFacts {
     pub dir: Vec<Finding>,
     pub hooks: Vec<(HookKind, String, Vec<Finding>, Option<PathFacts>)>,
     pub tools: ToolsFacts,
+    /// log_dir as the hooks see it, when the probe was asked (audit).
+    pub log_dir: Option<Finding>,
 }
 
 impl HostFacts {
     pub fn probe_args(host: &Host) -> Vec<String> {
-        let mut args = vec![host.hook_dir.clone()];
+        let mut args = vec![host.hook_dir.clone(), format!("log_dir={}", host.log_dir)];
         args.extend(HookKind::ALL.iter().map(|k| k.path(host)));
         args
     }
@@ -491,7 +550,8 @@ impl HostFacts {
     /// The probe's `output` against `expected`, the hooks deploy writes.
     pub fn from_probe(host: &Host, output: &str, expected: &[hooks::Rendered]) -> HostFacts {
         let facts = parse_probe(output);
-        let dir = inspect_dir(&host.hook_dir, facts.get(&host.hook_dir));
+        let mut dir = inspect_dir(&host.hook_dir, facts.get(&host.hook_dir));
+        dir.extend(inspect_parents(output));
         let hooks = expected
             .iter()
             .map(|hook| {
@@ -509,6 +569,7 @@ impl HostFacts {
             dir,
             hooks,
             tools: parse_tools(output),
+            log_dir: inspect_log_dir(output, &host.log_dir),
         }
     }
 }

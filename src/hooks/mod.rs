@@ -12,6 +12,10 @@ use sha2::{Digest, Sha256};
 
 const BODY: &str = include_str!("body.sh");
 
+/// Who the hooks and `logs` open the log directory's files as (shell
+/// functions `log_writer` and `log_as`), shared with the scripts that read it.
+pub const LOG_WRITER: &str = include_str!("../remote/scripts/log_writer.sh");
+
 /// The two hooks VMware Tools runs in the guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum HookKind {
@@ -76,7 +80,7 @@ pub fn render(kind: HookKind, host: &Host) -> String {
         engine = quote(host.container_engine.unwrap_or_default().as_str()),
         iris_user = quote(host.iris_user.as_deref().unwrap_or("")),
     );
-    header + BODY
+    header + LOG_WRITER + BODY
 }
 
 /// The exit status of the checked scripts below when the hook on the host

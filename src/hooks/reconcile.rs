@@ -201,7 +201,8 @@ fn decide(
         // What deploy can fix; Tools' settings are the site's to change, and
         // said alongside (a note never makes a hook non-compliant).
         let nothing_to_fix = findings.is_empty();
-        let tools = inspect_tools(&facts.tools, &host.hook_dir, *kind);
+        let mut tools = inspect_tools(&facts.tools, &host.hook_dir, *kind);
+        tools.extend(facts.log_dir.clone());
         let compliant = nothing_to_fix && tools.iter().all(Finding::is_note);
         findings.extend(tools);
         let diff = diffs
@@ -211,6 +212,10 @@ fn decide(
         let in_the_way =
             matches!(found, Some(PathFacts::Present { kind, .. }) if *kind != FileKind::Regular);
         let check = settings.mode == Mode::Check;
+        let parent = findings.iter().find_map(|f| match f {
+            Finding::DirParent { dir, .. } => Some(dir.clone()),
+            _ => None,
+        });
         let (status, detail, intent) = if settings.mode == Mode::Audit {
             let status = if compliant {
                 Status::Compliant
@@ -227,6 +232,13 @@ fn decide(
                 Status::Unchanged
             };
             (status, None, Intent::Nothing)
+        } else if let Some(parent) = parent {
+            // Deploy refuses, --force or not (deploy.sh): the chain is the
+            // site's to fix.
+            let detail = format!(
+                "refused: the hook directory's parent {parent} is not root's alone; fix it by hand (--force does not override this)"
+            );
+            (Status::Refused, Some(detail), Intent::Nothing)
         } else if hook_findings.is_empty() {
             // Only the directory was wrong.
             if check {
@@ -496,6 +508,29 @@ mod tests {
         )
     }
 
+    /// A directory under /run: deploy refuses a hook directory below a
+    /// parent others can write, and /tmp is one.
+    fn root_tempdir() -> tempfile::TempDir {
+        tempfile::tempdir_in("/run").unwrap()
+    }
+
+    /// A hook directory in /tmp (sticky, world-writable) is refused whatever
+    /// --force says, and nothing is written.
+    #[test]
+    fn deploy_script_refuses_a_directory_under_a_parent_others_can_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("hooks");
+        for force in [false, true] {
+            let (code, report, err) = both(&dir, &all(), force);
+            assert_eq!(code, 4, "{err}");
+            assert!(
+                err.contains("its parent /tmp is not root's alone (uid 0, mode 1777)"),
+                "{err}"
+            );
+            assert!(report.wrote.is_empty() && !dir.exists());
+        }
+    }
+
     const PRE: &[u8] = b"#!/bin/sh\necho pre\n";
     const POST: &[u8] = b"#!/bin/sh\necho post-thaw, a little longer\n";
 
@@ -535,7 +570,7 @@ mod tests {
 
     #[test]
     fn deploy_script_writes_what_differs_and_keeps_what_is_right() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = root_tempdir();
         let dir = tmp.path();
         let (pre, post) = (dir.join("pre"), dir.join("post"));
 
@@ -572,7 +607,7 @@ mod tests {
 
     #[test]
     fn deploy_script_never_writes_through_a_symlink_and_replaces_one_only_with_force() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = root_tempdir();
         let dir = tmp.path();
         let elsewhere = tmp.path().join("elsewhere");
         std::fs::write(&elsewhere, "exit 0\n").unwrap();
@@ -601,7 +636,7 @@ mod tests {
 
     #[test]
     fn deploy_script_refuses_a_damaged_upload_and_leaves_the_old_hook() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = root_tempdir();
         let dir = tmp.path();
         std::fs::write(dir.join("pre"), "old\n").unwrap();
         // The connection dropped halfway through the first hook's bytes.
@@ -619,7 +654,7 @@ mod tests {
 
     #[test]
     fn deploy_script_fixes_the_directory_or_refuses_a_shared_one() {
-        let tmp = tempfile::tempdir().unwrap();
+        let tmp = root_tempdir();
         let dir = tmp.path().join("hooks");
         std::fs::create_dir(&dir).unwrap();
         let mode = |m| std::os::unix::fs::PermissionsExt::from_mode(m);

@@ -175,6 +175,12 @@ pub enum HostError {
         step: String,
         detail: String,
     },
+    /// The host sent more than the command's limit: it was ended there.
+    OutputTooLarge {
+        target: String,
+        step: String,
+        limit: usize,
+    },
     /// A hook on the host is not what quiesce deployed: it was not run.
     HookChanged {
         target: String,
@@ -234,11 +240,21 @@ impl HostError {
             HostError::ConnectionLost { .. } => "connection-lost",
             HostError::ChannelRefused { .. } => "channel-refused",
             HostError::StepFailed { .. } => "step-failed",
+            HostError::OutputTooLarge { .. } => "output-too-large",
             HostError::HookChanged { .. } => "hook-changed",
             HostError::Interrupted { .. } => "interrupted",
             HostError::Bastion { .. } => "bastion",
             HostError::NotSsh { .. } => "not-ssh",
         }
+    }
+}
+
+/// A byte count as people read it: `4 MiB`, `1000000 bytes`.
+fn size_text(bytes: usize) -> String {
+    if bytes >= 1 << 20 && bytes.is_multiple_of(1 << 20) {
+        format!("{} MiB", bytes >> 20)
+    } else {
+        format!("{bytes} bytes")
     }
 }
 
@@ -343,6 +359,15 @@ impl fmt::Display for HostError {
                 step,
                 detail,
             } => write!(f, "{target}: {step} failed: {detail}"),
+            HostError::OutputTooLarge {
+                target,
+                step,
+                limit,
+            } => write!(
+                f,
+                "{target}: {step} sent more than {} of output, so quiesce stopped reading it and ended the command\n  hint: find what prints without end on the VM: a login shell's rc file (~/.bashrc, /etc/profile.d), or a tool that ignores its arguments; `ssh HOST true | wc -c` shows what the shell alone prints",
+                size_text(*limit)
+            ),
             HostError::HookChanged { target, path, why } => write!(
                 f,
                 "{target}: {path} no longer matches what quiesce deployed, so it was not run ({why})\n  hint: someone changed it; see how with `quiesce deploy --check --diff`, redeploy with `quiesce deploy`, then thaw with `quiesce recover RUN`"

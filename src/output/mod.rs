@@ -10,5 +10,6 @@ pub mod exit_code;
 pub mod metrics;
 pub mod progress;
 pub mod table;
+pub mod terminal;
 
 pub use atomic::atomic_write;

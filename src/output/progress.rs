@@ -57,7 +57,7 @@ impl Progress {
 
     fn refresh(&self) {
         if let Some(bar) = &self.bar {
-            bar.set_message(self.bar_message());
+            bar.set_message(crate::output::terminal::scrub(&self.bar_message()).into_owned());
         }
     }
 
@@ -138,6 +138,7 @@ impl Progress {
     }
 
     fn line(&self, text: String) {
+        let text = crate::output::terminal::scrub(&text).into_owned();
         match &self.bar {
             Some(bar) => bar.println(text),
             None => {

@@ -10,7 +10,7 @@
 pub const BEGIN: &str = "quiesce-begin-3f1e";
 
 /// What the shell may print before the script, at most (then it is kept).
-const HELD_MAX: usize = 1 << 20;
+const HELD_MAX: usize = 256 << 10;
 
 /// One stream (stdout or stderr) of a remote command.
 #[derive(Debug, Default)]
@@ -33,7 +33,7 @@ impl Framing {
             push(out, &self.held[after..]);
             self.held = Vec::new();
         } else if self.held.len() > HELD_MAX {
-            // No marker in a megabyte: not ours to drop.
+            // No marker in 256 KiB: not ours to drop.
             self.begun = true;
             push(out, &std::mem::take(&mut self.held));
         }

@@ -328,6 +328,11 @@ impl Endpoint<'_> {
             keepalive_max: self.keepalive.1,
             nodelay: true,
             preferred,
+            // What a host may have in flight to us on one channel (window)
+            // and what waits unread (32 messages of 32 KiB): with
+            // MAX_CAPTURE, what a flooding host costs the controller.
+            window_size: 1 << 20,
+            channel_buffer_size: 32,
             ..Default::default()
         });
         let handler = Client {
@@ -627,6 +632,11 @@ pub struct Armed {
     /// What the login shell printed before the script is dropped.
     stdout_framing: Framing,
     stderr_framing: Framing,
+    /// Every byte the host sends on either stream counts against `limit`;
+    /// past it the command is ended and reported (`OutputTooLarge`).
+    limit: usize,
+    received: usize,
+    overflowed: bool,
 }
 
 impl Armed {
@@ -643,12 +653,51 @@ impl Armed {
             ended: false,
             stdout_framing: Framing::default(),
             stderr_framing: Framing::default(),
+            limit: MAX_CAPTURE,
+            received: 0,
+            overflowed: false,
+        }
+    }
+
+    /// At most `bytes` from the host on both streams together (the default
+    /// is `MAX_CAPTURE`), whether kept in memory or streamed to a sink.
+    pub fn limit(mut self, bytes: usize) -> Armed {
+        self.limit = bytes;
+        self
+    }
+
+    /// Counts `n` more bytes from the host; false once past the limit.
+    fn admit(&mut self, n: usize) -> bool {
+        self.received = self.received.saturating_add(n);
+        if self.received > self.limit {
+            self.overflowed = true;
+        }
+        !self.overflowed
+    }
+
+    /// The error for a command that sent more than its limit.
+    fn too_large(&self) -> HostError {
+        let (target, step) = match &self.lost {
+            HostError::ConnectionLost { target, step } => (target.clone(), step.clone()),
+            other => (other.to_string(), String::new()),
+        };
+        HostError::OutputTooLarge {
+            target,
+            step,
+            limit: self.limit,
         }
     }
 
     /// Takes one message from the channel; false once it has ended.
     async fn pump(&mut self) -> bool {
         if self.ended {
+            return false;
+        }
+        if self.overflowed {
+            // Nothing more is read: the channel is closed, and the command
+            // (a hook traps HUP and PIPE) goes on or ends without us.
+            let _ = self.channel.close().await;
+            self.ended = true;
             return false;
         }
         match self.channel.wait().await {
@@ -660,14 +709,12 @@ impl Armed {
             }
             Some(msg) => {
                 match msg {
-                    ChannelMsg::Data { data } => {
-                        self.stdout_framing
-                            .feed(&data, &mut self.stdout, push_capped)
-                    }
-                    ChannelMsg::ExtendedData { data, ext: 1 } => {
-                        self.stderr_framing
-                            .feed(&data, &mut self.stderr, push_capped)
-                    }
+                    ChannelMsg::Data { data } if self.admit(data.len()) => self
+                        .stdout_framing
+                        .feed(&data, &mut self.stdout, push_capped),
+                    ChannelMsg::ExtendedData { data, ext: 1 } if self.admit(data.len()) => self
+                        .stderr_framing
+                        .feed(&data, &mut self.stderr, push_capped),
                     ChannelMsg::ExitStatus { exit_status } => {
                         self.status = ExitStatus::Code(exit_status)
                     }
@@ -700,6 +747,9 @@ impl Armed {
     /// end-of-file (the command may take closed input as a signal).
     pub async fn wait_end(&mut self) -> Result<Output, HostError> {
         while self.pump().await {}
+        if self.overflowed {
+            return Err(self.too_large());
+        }
         if !self.closed && self.status == ExitStatus::Unknown {
             return Err(self.lost.clone());
         }
@@ -725,17 +775,20 @@ impl Armed {
     /// what came after the last line `read_line` returned.
     pub async fn finish(self, input: &[u8]) -> Result<Output, HostError> {
         let mut stdout = Vec::new();
-        let mut output = self.finish_into(input, &mut stdout).await?;
+        let mut output = self.finish_into(input, &mut stdout, usize::MAX).await?;
         output.stdout = stdout;
         Ok(output)
     }
 
     /// Like `finish`, but standard output goes to `sink` as it arrives
     /// (the returned `Output` has an empty stdout).
+    /// At most `sink_limit` bytes go to `sink`: more is `OutputTooLarge`,
+    /// with what fitted written.
     pub async fn finish_into<W: tokio::io::AsyncWrite + Unpin>(
         mut self,
         input: &[u8],
         sink: &mut W,
+        sink_limit: usize,
     ) -> Result<Output, HostError> {
         use tokio::io::AsyncWriteExt;
         let write_error = |e: std::io::Error| HostError::StepFailed {
@@ -755,18 +808,32 @@ impl Armed {
         }
         self.stdout.drain(..self.read);
         self.stderr.drain(..self.stderr_read);
+        let mut written = 0usize;
         loop {
+            // Last round: what the end released (a script that never
+            // began: the shell's words).
+            let more = self.pump().await;
             if !self.stdout.is_empty() {
-                sink.write_all(&self.stdout).await.map_err(write_error)?;
+                let room = sink_limit.saturating_sub(written);
+                let take = self.stdout.len().min(room);
+                sink.write_all(&self.stdout[..take])
+                    .await
+                    .map_err(write_error)?;
+                written += take;
+                if take < self.stdout.len() {
+                    self.overflowed = true;
+                    self.limit = sink_limit;
+                }
                 self.stdout.clear();
             }
-            if !self.pump().await {
+            if !more {
                 break;
             }
         }
-        // What the end released (a script that never began: the shell's words).
-        sink.write_all(&self.stdout).await.map_err(write_error)?;
         sink.flush().await.map_err(write_error)?;
+        if self.overflowed {
+            return Err(self.too_large());
+        }
         if !self.closed && self.status == ExitStatus::Unknown {
             return Err(self.lost);
         }
@@ -841,9 +908,10 @@ impl Session for Armed {
     }
 }
 
-/// The most of a command's stdout or stderr kept in memory (a command that
-/// streams its output to a file through `finish_into` is not bound by it).
-pub const MAX_CAPTURE: usize = 16 << 20;
+/// The most a command may send, stdout and stderr together, unless its
+/// caller sets another `limit` (a log fetch: what it asked for). Twenty hosts
+/// that print without end hold at most this much each.
+pub const MAX_CAPTURE: usize = 2 << 20;
 
 /// Appends what still fits under `MAX_CAPTURE`; a host that prints without
 /// end cannot exhaust the controller's memory.

@@ -2,7 +2,7 @@
 //! entry says where it runs (`esxi`, `vm_dir`), its vmware.log (and the
 //! rotated vmware-N.log when asked) is read over SSH, one connection per
 //! ESXi host, with the same host-key rules as every other host. Read-only:
-//! the script only `cat`s a file of an allowed name.
+//! the script only reads (the end of) a file of an allowed name.
 
 use crate::inventory::{EsxiHost, Host};
 use crate::output::error::HostError;

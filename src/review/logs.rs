@@ -14,13 +14,24 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
 /// Args: LOG_DIR SINCE (epoch seconds). One line per file written since:
-/// NAME SIZE MTIME (tab-separated).
-const LIST_SCRIPT: &str = include_str!("../remote/scripts/list_logs.sh");
+/// NAME SIZE MTIME DEVICE:INODE (tab-separated), or `unsafe WHY`.
+const LIST_SCRIPT: &str = concat!(
+    include_str!("../remote/scripts/log_writer.sh"),
+    include_str!("../remote/scripts/list_logs.sh")
+);
 
-/// Args: PATH MAX_BYTES. The last MAX_BYTES of the file, decompressed if gzip'd.
-const FETCH_SCRIPT: &str = include_str!("../remote/scripts/fetch_log.sh");
+/// Args: PATH MAX_BYTES DEVICE:INODE. The last MAX_BYTES of the file
+/// listed, decompressed if gzip'd; never a file put in its place since.
+const FETCH_SCRIPT: &str = concat!(
+    include_str!("../remote/scripts/log_writer.sh"),
+    include_str!("../remote/scripts/fetch_log.sh")
+);
 
 pub const DEFAULT_MAX_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What a fetch may receive beyond the bytes asked for: the login shell's
+/// words before the script, its stderr.
+const FETCH_SLACK: usize = 512 << 10;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Fetched {
@@ -79,11 +90,21 @@ async fn collect_host(
         .await
         .map_err(|e| local(&dir.display().to_string(), e))?;
     let mut fetched = Vec::new();
-    for line in listing.stdout_text().lines() {
+    let listed = listing.stdout_text();
+    if let Some(why) = listed.lines().find_map(|l| l.strip_prefix("unsafe\t")) {
+        return Err(HostError::StepFailed {
+            target: host.target(),
+            step: "list logs".into(),
+            detail: format!("{why} (the hooks write nothing there either: they log to syslog)"),
+        });
+    }
+    for line in listed.lines() {
         let mut fields = line.split('\t');
-        let (Some(name), Some(size)) = (
+        let (Some(name), Some(size), Some(_mtime), Some(id)) = (
             fields.next(),
             fields.next().and_then(|s| s.parse::<u64>().ok()),
+            fields.next(),
+            fields.next().filter(|id| is_file_id(id)),
         ) else {
             continue;
         };
@@ -104,10 +125,16 @@ async fn collect_host(
             .arm_script(
                 "fetch log",
                 FETCH_SCRIPT,
-                &[&remote, &max_bytes.to_string()],
+                &[&remote, &max_bytes.to_string(), id],
             )
             .await?;
-        let out = armed.finish_into(&[], &mut file).await?;
+        // However the host answers (a `tail` that ignores -c), no more
+        // than asked for reaches the disk, nor much more the memory.
+        let asked = usize::try_from(max_bytes).unwrap_or(usize::MAX);
+        let out = armed
+            .limit(asked.saturating_add(FETCH_SLACK))
+            .finish_into(&[], &mut file, asked)
+            .await?;
         if out.status != ExitStatus::Code(0) {
             return Err(HostError::StepFailed {
                 target: host.target(),
@@ -133,6 +160,15 @@ async fn collect_host(
     });
     connection.close().await;
     Ok(fetched)
+}
+
+/// `DEVICE:INODE` as stat prints them: digits only.
+fn is_file_id(id: &str) -> bool {
+    id.split_once(':').is_some_and(|(d, i)| {
+        [d, i]
+            .iter()
+            .all(|n| !n.is_empty() && n.len() <= 20 && n.bytes().all(|b| b.is_ascii_digit()))
+    })
 }
 
 /// Collects from every host, `forks` at a time; an unreachable host is
@@ -217,10 +253,24 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     crate::output::atomic_write(path, bytes)
 }
 
-/// A truncated file starts mid-line: the parsers read from its first full line.
+/// The most of one collected file the report reads back: its end.
+pub const READ_BACK_MAX: u64 = 16 << 20;
+
+/// A collected file as text, its last `READ_BACK_MAX` bytes at most. A
+/// truncated file starts mid-line: the parsers read from its first full line.
 pub fn read_collected(path: &PathBuf, truncated: bool) -> String {
-    let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
-    match (truncated, text.find('\n')) {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = Vec::new();
+    let mut cut = false;
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        if len > READ_BACK_MAX {
+            cut = file.seek(SeekFrom::Start(len - READ_BACK_MAX)).is_ok();
+        }
+        let _ = file.take(READ_BACK_MAX).read_to_end(&mut bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
+    match (truncated || cut, text.find('\n')) {
         (true, Some(i)) => text[i + 1..].to_string(),
         _ => text,
     }

@@ -17,6 +17,7 @@ command -v chromium >/dev/null || missing+=(chromium)   # the HTML report test r
 command -v locale-gen >/dev/null || missing+=(locales)   # ... and another locale
 command -v promtool >/dev/null || missing+=(prometheus)   # promtool checks the metrics and alert rules
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # systemd-analyze verify checks the units
+[ -x /usr/bin/time ] || missing+=(time)   # GNU time measures the controller's peak memory under a flood
 python3 -c 'import venv, ensurepip' 2>/dev/null || missing+=(python3-venv)   # the venv of the oracles below
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "installing: ${missing[*]}" >&2

@@ -14,6 +14,7 @@ mod exact_output;
 mod executor_table;
 mod hooks;
 mod hostile_inputs;
+mod hostile_vm;
 mod inventory_errors;
 mod operations;
 mod parsers_at_scale;

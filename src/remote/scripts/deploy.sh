@@ -3,7 +3,9 @@
 # A whole deploy of one host in one round trip, after the functions probe
 # (probe.sh), dir_fix (dir_fix.sh) and write_hook (write_hook.sh):
 #   1. probes DIR and the hooks, and prints it after `section	before`;
-#   2. fixes DIR if it is not a directory of root's that only root writes;
+#   2. refuses (exit 4, whatever FORCE) a DIR under a parent that is not
+#      root's alone, and fixes DIR if it is not a directory of root's that
+#      only root writes;
 #   3. leaves each hook that is exactly right (a regular file, root:root,
 #      0700, that sha256) and writes each other one, except one in the way
 #      (a symlink, a directory…) without FORCE=force, which it refuses;
@@ -28,6 +30,22 @@ before=$(probe $paths)
 printf 'section\tbefore\n%s\n' "$before"
 facts="$nl$before$nl"
 changed=''
+
+# The hook directory's parents are root's alone, or no hook there is safe:
+# whoever can write one can swap the directory (and preflight would then
+# refuse to run the hooks). --force does not change that.
+parent=${dir%/*}
+while [ -n "$parent" ]; do
+	if meta=$(stat -L -c '%u %a' -- "$parent" 2>/dev/null); then
+		uid=${meta%% *} pmode=${meta#* }
+		if [ "$uid" != 0 ] || [ $((0$pmode & 022)) != 0 ]; then
+			printf 'step\tcheck the hook directory'"'"'s parents\n'
+			echo "refusing to deploy into $dir: its parent $parent is not root's alone (uid $uid, mode $pmode), so whoever owns or can write it could swap the hooks; make it root's and writable by root alone (chown root: $parent; chmod go-w $parent), --force does not override this" >&2
+			exit 4
+		fi
+	fi
+	parent=${parent%/*}
+done
 
 mode=''
 case $facts in

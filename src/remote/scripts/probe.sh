@@ -1,12 +1,30 @@
-# Args: PATH... (quiesce's own paths: no blanks, checked at load). Prints
+# Args: [log_dir=DIR] PATH... (quiesce's own paths: no blanks, checked at load). Prints
 # `missing PATH` for each path that is not there, then one `stat` line for
 # all that are: `stat PATH TYPE OWNER GROUP MODE SIZE` (tab-separated), one
 # `sha256sum` line for each regular file (`HASH  PATH`) and `link PATH
 # TARGET` for each symlink. Two processes whatever the number of paths (the
 # VM's CPU is what a fleet-wide audit costs). Never follows a symlink: stat
 # without -L, and a checksum only of regular files.
-found='' files=''
+# An argument `log_dir=DIR` is not a path to stat: it prints
+# `logdir	AS	WHY`, who the hooks write DIR's files as (log_writer.sh, sent
+# before this), and `parent	DIR	UID	MODE` for each directory above the first
+# PATH (the hook directory), which must all be root's alone.
+found='' files='' first=''
 for p in "$@"; do
+	case $p in
+	log_dir=*)
+		log_writer "${p#log_dir=}"
+		printf 'logdir\t%s\t%s\n' "$LOG_AS" "$LOG_WHY"
+		continue
+		;;
+	esac
+	if [ -z "$first" ]; then
+		first=$p parent=${p%/*}
+		while [ -n "$parent" ]; do
+			meta=$(stat -L -c '%u %a' -- "$parent" 2>/dev/null) && printf 'parent\t%s\t%s\t%s\n' "$parent" "${meta%% *}" "${meta#* }"
+			parent=${parent%/*}
+		done
+	fi
 	if [ ! -e "$p" ] && [ ! -L "$p" ]; then printf 'missing\t%s\n' "$p"; continue; fi
 	found="$found $p"
 	if [ -L "$p" ]; then

@@ -441,3 +441,37 @@ pub fn chromium_dom(lab: &Lab, page: &Path) -> String {
         .expect("chromium (tests/lab/install-deps.sh installs it)");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Runs quiesce against `lab` and measures it: the run, and the peak
+/// resident memory of the quiesce process in KiB (GNU time's %M).
+pub fn quiesce_peak_rss(lab: &Lab, args: &[&str]) -> (Run, u64) {
+    let measure = lab.path("peak-rss");
+    let runs = lab.path("runs").display().to_string();
+    let out = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("%M")
+        .arg("-o")
+        .arg(&measure)
+        .arg(env!("CARGO_BIN_EXE_quiesce"))
+        .args(["--runs-dir", runs.as_str(), "-i"])
+        .arg(lab.inventory())
+        .arg("--known-hosts")
+        .arg(lab.known_hosts())
+        .arg("--no-agent")
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .output()
+        .expect("GNU time (tests/lab/install-deps.sh installs it)");
+    let peak = std::fs::read_to_string(&measure)
+        .unwrap_or_default()
+        .lines()
+        .last()
+        .and_then(|l| l.trim().parse().ok())
+        .expect("GNU time's %M");
+    let run = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    (run, peak)
+}

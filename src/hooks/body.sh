@@ -274,14 +274,51 @@ scope() {
 	done
 }
 
+# The lock is a directory (mkdir is atomic everywhere) holding its holder's
+# pid. A holder that died leaves it behind, and it is taken over under a
+# second directory, LOCK_DIR.takeover: of two hooks that find the same dead
+# holder only one removes the lock (the other would remove the winner's new
+# one, and both would go on). A lock with no pid (its maker died between
+# mkdir and writing it) is stale once LOCK_EMPTY_SECONDS old, and so is a
+# takeover left by a hook killed in the middle of one.
+LOCK_EMPTY_SECONDS=10
+age_of() { # PATH: seconds since it was made (0 when it is gone)
+	ao_m=$(stat -c %Y -- "$1" 2>/dev/null) || { echo 0; return 0; }
+	echo $(($(date +%s) - ao_m))
+}
+lock_is_stale() { # HOLDER (the pid in the lock, maybe empty)
+	if [ -n "$1" ]; then
+		! kill -0 "$1" 2>/dev/null
+	else
+		[ -d "$LOCK_DIR" ] && [ "$(age_of "$LOCK_DIR")" -ge "$LOCK_EMPTY_SECONDS" ]
+	fi
+}
+# Removes the lock if it still is HOLDER's stale one; 1 when another hook is
+# taking it over now.
+take_over() { # HOLDER
+	if ! mkdir "$LOCK_DIR.takeover" 2>/dev/null; then
+		[ "$(age_of "$LOCK_DIR.takeover")" -lt "$LOCK_EMPTY_SECONDS" ] || rmdir "$LOCK_DIR.takeover" 2>/dev/null
+		return 1
+	fi
+	to_now=$(cat "$LOCK_DIR/pid" 2>/dev/null || :)
+	if [ "$to_now" = "$1" ] && lock_is_stale "$to_now"; then
+		log "removing the stale lock of process ${1:-unknown (the lock has no pid)}"
+		rm -rf "$LOCK_DIR"
+	fi
+	rmdir "$LOCK_DIR.takeover" 2>/dev/null
+	return 0
+}
+
 acquire_lock() { # WAIT_SECONDS
 	mkdir -p "$STATE_DIR"
-	waited=0
+	waited=0 turns=0
 	while ! mkdir "$LOCK_DIR" 2>/dev/null; do
 		holder=$(cat "$LOCK_DIR/pid" 2>/dev/null || :)
-		if [ -n "$holder" ] && ! kill -0 "$holder" 2>/dev/null; then
-			log "removing the stale lock of process $holder"
-			rm -rf "$LOCK_DIR"
+		# Released since: try again.
+		[ -e "$LOCK_DIR" ] || continue
+		if lock_is_stale "$holder" && [ "$turns" -lt 50 ]; then
+			take_over "$holder" || sleep 0.2
+			turns=$((turns + 1))
 			continue
 		fi
 		if [ "$waited" -ge "$1" ]; then
@@ -611,7 +648,8 @@ do_freeze() { # TIMEOUT
 		exit 3
 	fi
 	log "Pre freeze script started"
-	if ! { : > "$STATE_FILE"; } 2>/dev/null; then
+	# Created, never truncated: entries are removed only by the thaw.
+	if ! { : >> "$STATE_FILE"; } 2>/dev/null; then
 		err "cannot write $STATE_FILE (is /run full or read-only?): nothing was frozen, because a freeze that cannot be recorded might never be thawed"
 		exit 1
 	fi

@@ -327,3 +327,49 @@ fn nothing_a_vm_prints_reaches_the_terminal_raw() {
     lab.assert_truly_thawed("vm1");
     lab.assert_nothing_frozen("vm2");
 }
+
+#[test]
+fn two_hooks_that_find_the_same_stale_lock_never_both_hold_it() {
+    let lab = deployed(89, &["vm1=iris:IRIS,IRIS2"]);
+    // Ten rounds: a lock left by a dead process, two freezes at once.
+    let (code, out) = lab.sh(
+        "vm1",
+        &format!(
+            "for round in 1 2 3 4 5 6 7 8 9 10; do \
+               dead=$(sh -c 'echo $$'); mkdir -p /run/quiesce/lock && echo $dead > /run/quiesce/lock/pid; \
+               {FREEZE} > /tmp/a.out 2>&1 & a=$!; {FREEZE} > /tmp/b.out 2>&1 & b=$!; \
+               wait $a; ra=$?; wait $b; rb=$?; \
+               echo \"round $round: $ra $rb $(cut -d: -f1,2 /run/quiesce/frozen | sort | tr '\\n' ' ')\"; \
+               {THAW} > /dev/null 2>&1 || echo \"round $round: thaw failed\"; \
+             done"
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    let rounds: Vec<&str> = out.lines().filter(|l| l.starts_with("round ")).collect();
+    assert_eq!(rounds.len(), 10, "{out}");
+    for line in rounds {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let codes = [fields[2], fields[3]];
+        assert!(
+            codes == ["0", "3"] || codes == ["3", "0"],
+            "exactly one freeze holds the lock: {line}\n{out}"
+        );
+        assert_eq!(
+            &fields[4..],
+            ["frozen:IRIS", "frozen:IRIS2"],
+            "the holder's record is whole: {line}"
+        );
+    }
+    lab.assert_truly_thawed("vm1");
+
+    // A lock with no pid: stale once it is old, respected while it is fresh.
+    let (code, out) = lab.sh(
+        "vm1",
+        &format!("mkdir -p /run/quiesce/lock && {FREEZE}; echo \"fresh $?\"; touch -d '1 minute ago' /run/quiesce/lock && {FREEZE}; echo \"old $?\"; {THAW}"),
+    );
+    assert!(
+        out.contains("fresh 3") && out.contains("old 0"),
+        "{code} {out}"
+    );
+    lab.assert_truly_thawed("vm1");
+}

@@ -128,7 +128,7 @@ async fn fetch_vmware_logs(
             Ok(files) => {
                 for (name, bytes) in files {
                     let _ = std::fs::create_dir_all(&host_dir);
-                    let _ = std::fs::write(host_dir.join(name), bytes);
+                    let _ = crate::output::atomic_write(&host_dir.join(name), &bytes);
                 }
             }
             Err(e) => events.send(Event::Note {
@@ -142,10 +142,10 @@ async fn fetch_vmware_logs(
 /// Writes report.json and report.html into a run directory that has results.
 pub fn write_report(run_dir: &Path) {
     if let Ok(report) = run_report::build(run_dir) {
-        let _ = std::fs::write(run_dir.join("report.json"), report.json());
-        let _ = std::fs::write(
-            run_dir.join("report.html"),
-            crate::review::html::page(&report),
+        let _ = crate::output::atomic_write(&run_dir.join("report.json"), report.json().as_bytes());
+        let _ = crate::output::atomic_write(
+            &run_dir.join("report.html"),
+            crate::review::html::page(&report).as_bytes(),
         );
     }
 }

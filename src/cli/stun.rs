@@ -153,7 +153,7 @@ fn fetch(
                 })?;
                 for (name, bytes) in list {
                     let path = vm_dir.join(name);
-                    std::fs::write(&path, bytes).map_err(|source| Error::File {
+                    crate::output::atomic_write(&path, &bytes).map_err(|source| Error::File {
                         path: path.clone(),
                         action: "write",
                         source,

@@ -250,22 +250,42 @@ impl Playbook {
     }
 }
 
-/// Checks the command's placeholders: each `{…}` must be a known one, and
-/// none may stand inside quotes. A bare placeholder becomes a double-quoted
-/// variable reference (see `render_command`), which no value can break out
-/// of; inside quotes it would change meaning, so it is refused.
-fn check_placeholders(command: &str) -> Result<(), String> {
+/// One piece of a snapshot command as quiesce reads it.
+#[derive(Debug, PartialEq, Eq)]
+enum Piece<'a> {
+    /// Shell text, sent as it is.
+    Text(&'a str),
+    /// A known `{name}`, outside quotes.
+    Placeholder(&'a str),
+}
+
+/// The one reading of a snapshot command, shared by the check at load and
+/// the renderer, so the two can never disagree about where a placeholder
+/// is: each `{…}` must be a known placeholder standing bare (a bare one
+/// becomes a double-quoted variable reference, which no value can break out
+/// of; inside quotes, or after a backslash, it would change meaning, so it
+/// is refused). Braces are for placeholders only.
+fn pieces(command: &str) -> Result<Vec<Piece<'_>>, String> {
     #[derive(PartialEq)]
     enum Quote {
         None,
         Single,
         Double,
     }
+    let column = |at: usize| command[..at].chars().count() + 1;
     let mut quote = Quote::None;
-    let mut chars = command.char_indices();
+    let mut out = Vec::new();
+    let mut text_from = 0;
+    let mut chars = command.char_indices().peekable();
     while let Some((at, c)) = chars.next() {
         match (&quote, c) {
             (Quote::None | Quote::Double, '\\') => {
+                if let Some((_, '{')) = chars.peek() {
+                    return Err(format!(
+                        "a backslash stands before `{{` (at character {}): braces in the snapshot command are for placeholders only, written bare ({{vm}}); remove the backslash",
+                        column(at)
+                    ));
+                }
                 chars.next();
             }
             (Quote::None, '\'') => quote = Quote::Single,
@@ -286,18 +306,31 @@ fn check_placeholders(command: &str) -> Result<(), String> {
                 if quote != Quote::None {
                     return Err(format!(
                         "placeholder `{{{name}}}` stands inside quotes (at character {}); write it bare: quiesce passes its value as \"${}\", which no value can break out of",
-                        command[..at].chars().count() + 1,
+                        column(at),
                         placeholder_var(name)
                     ));
                 }
-                for _ in 0..=end {
+                if text_from < at {
+                    out.push(Piece::Text(&command[text_from..at]));
+                }
+                out.push(Piece::Placeholder(name));
+                text_from = at + end + 2;
+                while chars.peek().is_some_and(|(i, _)| *i < text_from) {
                     chars.next();
                 }
             }
             _ => {}
         }
     }
-    Ok(())
+    if text_from < command.len() {
+        out.push(Piece::Text(&command[text_from..]));
+    }
+    Ok(out)
+}
+
+/// Checks the command's placeholders (see `pieces`).
+fn check_placeholders(command: &str) -> Result<(), String> {
+    pieces(command).map(|_| ())
 }
 
 /// The environment variable a placeholder's value is passed in.
@@ -308,29 +341,25 @@ pub fn placeholder_var(name: &str) -> String {
 /// The command with each `{placeholder}` replaced by a double-quoted
 /// reference to its variable (`"$QUIESCE_VM"`), and those variables with
 /// their values: run the command with them in its environment. The values
-/// never become shell text, so no value and no placement can inject.
+/// never become shell text, so no value and no placement can inject. A
+/// command the check refuses (never one loaded from a playbook) is kept as
+/// it is, with no reference put in.
 pub fn render_command(template: &str, values: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
     let mut out = String::with_capacity(template.len() + 32);
-    let mut rest = template;
-    while let Some(start) = rest.find('{') {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + 1..];
-        match after.find('}').map(|end| (end, &after[..end])) {
-            Some((end, name)) => {
-                if values.iter().any(|(k, _)| *k == name) {
-                    out.push_str(&format!("\"${}\"", placeholder_var(name)));
-                } else {
-                    out.push_str(&rest[start..start + end + 2]);
+    match pieces(template) {
+        Ok(pieces) => {
+            for piece in pieces {
+                match piece {
+                    Piece::Text(text) => out.push_str(text),
+                    Piece::Placeholder(name) if values.iter().any(|(k, _)| *k == name) => {
+                        out.push_str(&format!("\"${}\"", placeholder_var(name)))
+                    }
+                    Piece::Placeholder(name) => out.push_str(&format!("{{{name}}}")),
                 }
-                rest = &after[end + 1..];
-            }
-            None => {
-                out.push_str(&rest[start..]);
-                rest = "";
             }
         }
+        Err(_) => out.push_str(template),
     }
-    out.push_str(rest);
     let env = values
         .iter()
         .map(|(k, v)| (placeholder_var(k), v.to_string()))
@@ -412,6 +441,13 @@ mod tests {
                 .contains("write it bare")
         );
         assert!(check_placeholders("x \\\"{vm} 'a\"b' {host}").is_ok());
+        // A backslash before a placeholder: refused, never half a literal.
+        assert!(
+            check_placeholders("snap \\{vm} \\{vm}")
+                .unwrap_err()
+                .contains("a backslash stands before `{` (at character 6)")
+        );
+        assert_eq!(render_command("snap \\{vm}", &[("vm", "a b")]).0, "snap \\{vm}");
     }
 
     proptest::proptest! {
@@ -419,6 +455,22 @@ mod tests {
         fn rendering_never_panics(template in "\\PC{0,60}", value in "\\PC{0,20}") {
             let _ = check_placeholders(&template);
             let _ = render_command(&template, &[("vm", &value)]);
+        }
+
+        /// Whatever the command, what the check accepts the renderer reads
+        /// the same way: every placeholder it puts in stands bare.
+        #[test]
+        fn the_check_and_the_renderer_agree(template in "(\\{vm\\}|[a \\\\'\"$]){0,12}") {
+            if check_placeholders(&template).is_ok() {
+                let (command, _) = render_command(&template, &[("vm", "v")]);
+                let (again, _) = render_command(&command.replace("\"$QUIESCE_VM\"", "{vm}"), &[("vm", "v")]);
+                proptest::prop_assert_eq!(&again, &command);
+                // No reference is escaped: an even run of backslashes before each.
+                for (at, _) in command.match_indices("\"$QUIESCE_VM\"") {
+                    let run = command[..at].chars().rev().take_while(|c| *c == '\\').count();
+                    proptest::prop_assert!(run % 2 == 0, "{command}");
+                }
+            }
         }
 
         #[test]

@@ -55,6 +55,41 @@ fn write_via(path: &Path, bytes: &[u8], nanos: impl Fn() -> u32) -> std::io::Res
     }
 }
 
+/// A new file beside `path`, created exclusively under a unique name, for a
+/// caller that streams into it and then renames it over `path`
+/// (`std::fs::rename`, which replaces a planted symlink, never follows it).
+pub fn exclusive_temp(path: &Path) -> std::io::Result<(std::fs::File, std::path::PathBuf)> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut attempt = 0u32;
+    loop {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let tmp = dir.join(format!(
+            ".{name}.{}.{nanos:09}.{attempt}.tmp",
+            std::process::id()
+        ));
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                attempt += 1;
+            }
+            other => return other.map(|file| (file, tmp)),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,4 +12,4 @@ pub mod progress;
 pub mod table;
 pub mod terminal;
 
-pub use atomic::atomic_write;
+pub use atomic::{atomic_write, exclusive_temp};

@@ -117,9 +117,10 @@ async fn collect_host(
         }
         let local_name = name.strip_suffix(".gz").unwrap_or(name);
         let path = dir.join(local_name);
-        let mut file = tokio::fs::File::create(&path)
-            .await
+        // A name planted in the runs directory (a symlink) is never opened.
+        let (file, part) = crate::output::exclusive_temp(&path)
             .map_err(|e| local(&path.display().to_string(), e))?;
+        let mut file = tokio::fs::File::from_std(file);
         let remote = format!("{}/{name}", host.log_dir.trim_end_matches('/'));
         let armed = connection
             .arm_script(
@@ -134,7 +135,14 @@ async fn collect_host(
         let out = armed
             .limit(asked.saturating_add(FETCH_SLACK))
             .finish_into(&[], &mut file, asked)
-            .await?;
+            .await;
+        drop(file);
+        // What came is kept, even from a fetch that failed half-way.
+        std::fs::rename(&part, &path).map_err(|e| {
+            let _ = std::fs::remove_file(&part);
+            local(&path.display().to_string(), e)
+        })?;
+        let out = out?;
         if out.status != ExitStatus::Code(0) {
             return Err(HostError::StepFailed {
                 target: host.target(),

@@ -182,6 +182,11 @@ pub enum Finding {
         dir: String,
         why: String,
     },
+    /// A tool quiesce's scripts need is missing on the VM, or is busybox's.
+    VmTool {
+        tool: String,
+        busybox: bool,
+    },
     /// tools.conf [vmbackup] execScripts is false: VMware Tools runs no hook.
     ToolsScriptsOff {
         line: u32,
@@ -225,6 +230,7 @@ impl Finding {
             Finding::DirWritable { .. } => "dir-writable",
             Finding::DirParent { .. } => "dir-parent",
             Finding::LogDirUnsafe { .. } => "log-dir-unsafe",
+            Finding::VmTool { .. } => "vm-tool",
             Finding::Unprobed { .. } => "unprobed",
             Finding::ToolsScriptsOff { .. } => "tools-scripts-off",
             Finding::ToolsTimeout { .. } => "tools-timeout",
@@ -276,6 +282,15 @@ impl Finding {
                     .filter(|c| !c.is_control())
                     .take(300)
                     .collect::<String>()
+            ),
+            Finding::VmTool { tool, busybox } => format!(
+                "`{tool}` {} on the VM: deploy, audit and the hooks' checks need GNU coreutils 8.23 or later (stat -c, sha256sum, mktemp, mv -T, timeout); install coreutils{}",
+                if *busybox {
+                    "is busybox's"
+                } else {
+                    "is missing"
+                },
+                if *busybox { " beside busybox" } else { "" }
             ),
             Finding::Unprobed { detail } => format!("could not be checked: {detail}"),
             Finding::ToolsScriptsOff { line, value } => format!(
@@ -331,6 +346,29 @@ pub fn inspect_parents(text: &str) -> Vec<Finding> {
             })
         })
         .collect()
+}
+
+/// The probe's `needs TOOL missing|busybox` lines.
+pub fn inspect_needs(text: &str) -> Vec<Finding> {
+    const KNOWN: [&str; 6] = ["stat", "sha256sum", "mktemp", "mv", "dd", "timeout"];
+    let mut found: Vec<Finding> = Vec::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix("needs\t") else {
+            continue;
+        };
+        let (tool, how) = rest.split_once('\t').unwrap_or((rest, ""));
+        let Some(tool) = KNOWN.iter().find(|t| **t == tool) else {
+            continue;
+        };
+        let finding = Finding::VmTool {
+            tool: tool.to_string(),
+            busybox: how == "busybox",
+        };
+        if !found.contains(&finding) {
+            found.push(finding);
+        }
+    }
+    found
 }
 
 /// The probe's `logdir AS WHY` line: a finding when the hooks may write
@@ -552,6 +590,7 @@ impl HostFacts {
         let facts = parse_probe(output);
         let mut dir = inspect_dir(&host.hook_dir, facts.get(&host.hook_dir));
         dir.extend(inspect_parents(output));
+        dir.extend(inspect_needs(output));
         let hooks = expected
             .iter()
             .map(|hook| {

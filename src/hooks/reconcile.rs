@@ -212,8 +212,14 @@ fn decide(
         let in_the_way =
             matches!(found, Some(PathFacts::Present { kind, .. }) if *kind != FileKind::Regular);
         let check = settings.mode == Mode::Check;
-        let parent = findings.iter().find_map(|f| match f {
-            Finding::DirParent { dir, .. } => Some(dir.clone()),
+        // What deploy refuses to work around, --force or not (deploy.sh).
+        let unfixable = findings.iter().find_map(|f| match f {
+            Finding::DirParent { dir, .. } => Some(format!(
+                "refused: the hook directory's parent {dir} is not root's alone; fix it by hand (--force does not override this)"
+            )),
+            Finding::VmTool { tool, .. } => Some(format!(
+                "refused: `{tool}` is not GNU coreutils' on the VM; install coreutils (--force does not override this)"
+            )),
             _ => None,
         });
         let (status, detail, intent) = if settings.mode == Mode::Audit {
@@ -232,12 +238,7 @@ fn decide(
                 Status::Unchanged
             };
             (status, None, Intent::Nothing)
-        } else if let Some(parent) = parent {
-            // Deploy refuses, --force or not (deploy.sh): the chain is the
-            // site's to fix.
-            let detail = format!(
-                "refused: the hook directory's parent {parent} is not root's alone; fix it by hand (--force does not override this)"
-            );
+        } else if let Some(detail) = unfixable {
             (Status::Refused, Some(detail), Intent::Nothing)
         } else if hook_findings.is_empty() {
             // Only the directory was wrong.

@@ -447,7 +447,10 @@ mod tests {
                 .unwrap_err()
                 .contains("a backslash stands before `{` (at character 6)")
         );
-        assert_eq!(render_command("snap \\{vm}", &[("vm", "a b")]).0, "snap \\{vm}");
+        assert_eq!(
+            render_command("snap \\{vm}", &[("vm", "a b")]).0,
+            "snap \\{vm}"
+        );
     }
 
     proptest::proptest! {

@@ -103,7 +103,7 @@ fn a_log_directory_shared_with_a_group_gets_nothing_and_audit_says_so() {
     assert!(
         run.stdout.contains("vm1: NOT COLLECTED: ")
             && run.stdout.contains(
-                "/var/log/iris is writable by group or others (mode 775): another user could plant a link there; make it writable by its owner alone (chmod go-w /var/log/iris)"
+                "/var/log/iris is writable by group or others (mode 0775): another user could plant a link there; make it writable by its owner alone (chmod go-w /var/log/iris)"
             ),
         "{run:?}"
     );
@@ -372,4 +372,65 @@ fn two_hooks_that_find_the_same_stale_lock_never_both_hold_it() {
         "{code} {out}"
     );
     lab.assert_truly_thawed("vm1");
+}
+
+#[test]
+fn audit_and_deploy_check_the_hook_directorys_parents_the_log_dir_and_the_vms_tools() {
+    let lab = deployed(90, &["vm1", "vm2", "vm3"]);
+    // vm1: hooks under /etc/q, which another user owns (they could rename
+    // the hook directory away and put their own).
+    lab.sh("vm1", "mkdir -p /etc/q/hooks && chown nobody /etc/q");
+    add_settings(&lab, "vm1", ", hook_dir: /etc/q/hooks");
+    // vm2: a log directory everyone may write.
+    lab.sh(
+        "vm2",
+        "mkdir -p /var/log/shared && chmod 0777 /var/log/shared",
+    );
+    add_settings(&lab, "vm2", ", log_dir: /var/log/shared");
+    // vm3: busybox's mktemp first on root's PATH.
+    lab.sh(
+        "vm3",
+        "mkdir -p /etc/lab-busybox && printf '#!/bin/sh\\nexec /usr/bin/$(basename \"$0\") \"$@\"\\n' > /etc/lab-busybox/busybox && chmod 0755 /etc/lab-busybox/busybox && ln -sf /etc/lab-busybox/busybox /usr/sbin/mktemp",
+    );
+    let audit = lab.quiesce(&["audit"]);
+    assert_ne!(audit.code, 0, "{audit:?}");
+    for expected in [
+        "hook directory's parent /etc/q is not root's alone (uid 65534, mode 0755): its owner or anyone who can write it could swap the hooks, and backups refuse to run them; make it root's and writable by root alone",
+        "the hooks write nothing in log_dir /var/log/shared, only to syslog: /var/log/shared is writable by group or others (mode 0777): another user could plant a link there; make it writable by its owner alone (chmod go-w /var/log/shared)",
+        "`mktemp` is busybox's on the VM: deploy, audit and the hooks' checks need GNU coreutils 8.23 or later (stat -c, sha256sum, mktemp, mv -T, timeout); install coreutils beside busybox",
+    ] {
+        assert!(audit.stdout.contains(expected), "{expected}\n{audit:?}");
+    }
+    // Deploy refuses vm1 and vm3, --force or not, and writes nothing there.
+    for force in [&["deploy"][..], &["deploy", "--force"][..]] {
+        let run = lab.quiesce(force);
+        assert_ne!(run.code, 0, "{run:?}");
+        assert!(
+            run.stdout
+                .contains("its parent /etc/q is not root's alone (uid 65534, mode 0755)")
+                || run
+                    .stderr
+                    .contains("its parent /etc/q is not root's alone (uid 65534, mode 0755)"),
+            "{run:?}"
+        );
+        assert!(
+            (run.stdout.clone() + &run.stderr)
+                .contains("refusing to deploy: mktemp is busybox on the VM"),
+            "{run:?}"
+        );
+        let (_, listing) = lab.sh("vm1", "ls -A /etc/q/hooks");
+        assert_eq!(listing, "", "nothing is written under /etc/q");
+    }
+    // The hooks still freeze and thaw on vm2, logging to syslog only.
+    let (code, out) = lab.sh(
+        "vm2",
+        "/usr/sbin/pre-freeze-script && /usr/sbin/post-thaw-script; ls -A /var/log/shared",
+    );
+    assert_eq!(code, 0, "{out}");
+    // Only the instance's own LogFile (the instance opens it, not the hook).
+    assert!(
+        !out.contains("snapshot.log"),
+        "the hooks wrote there: {out}"
+    );
+    lab.assert_truly_thawed("vm2");
 }

@@ -31,13 +31,25 @@ printf 'section\tbefore\n%s\n' "$before"
 facts="$nl$before$nl"
 changed=''
 
+# A VM without GNU coreutils (busybox alone, or a tool missing) gets nothing:
+# a hook written there could not be checked before it runs.
+case $facts in
+*"${nl}needs	"*)
+	printf 'step\tcheck the tools on the VM\n'
+	need=${facts#*"${nl}needs	"}
+	need=${need%%"$nl"*}
+	echo "refusing to deploy: ${need%%	*} is ${need#*	} on the VM, and quiesce needs GNU coreutils 8.23 or later (stat -c, sha256sum, mktemp, mv -T, timeout); install coreutils" >&2
+	exit 4
+	;;
+esac
+
 # The hook directory's parents are root's alone, or no hook there is safe:
 # whoever can write one can swap the directory (and preflight would then
 # refuse to run the hooks). --force does not change that.
 parent=${dir%/*}
 while [ -n "$parent" ]; do
 	if meta=$(stat -L -c '%u %a' -- "$parent" 2>/dev/null); then
-		uid=${meta%% *} pmode=${meta#* }
+		uid=${meta%% *} pmode=$(printf '%04d' "${meta#* }")
 		if [ "$uid" != 0 ] || [ $((0$pmode & 022)) != 0 ]; then
 			printf 'step\tcheck the hook directory'"'"'s parents\n'
 			echo "refusing to deploy into $dir: its parent $parent is not root's alone (uid $uid, mode $pmode), so whoever owns or can write it could swap the hooks; make it root's and writable by root alone (chown root: $parent; chmod go-w $parent), --force does not override this" >&2

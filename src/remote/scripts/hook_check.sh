@@ -30,7 +30,14 @@ checked_copy() { # PATH SHA[,SHA...]
 		d=${d%/*}
 		[ -n "$d" ] || d=/
 	done
-	meta=$(stat -c '%u %g %a %F' -- "$@" 2> /dev/null) || { WHY="cannot read the owner and mode of $given"; return 98; }
+	meta=$(stat -c '%u %g %a %F' -- "$@" 2> /dev/null) || {
+		if stat -c %u / > /dev/null 2>&1; then
+			WHY="cannot read the owner and mode of $given"
+		else
+			WHY="stat -c does not work on the VM (busybox, or no coreutils): install GNU coreutils (8.23 or later)"
+		fi
+		return 98
+	}
 	while read -r uid gid mode kind; do
 		if [ $# -gt 1 ]; then
 			[ "$uid" = 0 ] || { WHY="directory $1 is owned by uid $uid, not root"; return 97; }
@@ -56,6 +63,10 @@ checked_copy() { # PATH SHA[,SHA...]
 		WORK='' COPY=''
 	done
 	if [ -z "$COPY" ]; then WHY="cannot copy $given (no room for a private copy in /run, ${TMPDIR:-/tmp} or /dev/shm)"; return 98; fi
+	if ! command -v sha256sum > /dev/null 2>&1; then
+		WHY="sha256sum is missing on the VM, so no hook can be checked: install GNU coreutils (8.23 or later)"
+		return 98
+	fi
 	actual=$(sha256sum < "$COPY" 2> /dev/null) || { WHY="cannot checksum $given"; return 98; }
 	actual=${actual%% *}
 	case ",$shas," in *",$actual,"*) return 0 ;; esac

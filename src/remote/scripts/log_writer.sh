@@ -47,7 +47,7 @@ log_writer() { # DIR
 		fi
 		lw_bits=$((0$lw_mode))
 		if [ $((lw_bits & 022)) != 0 ] && { [ -z "$lw_left" ] || [ $((lw_bits & 01000)) = 0 ]; }; then
-			LOG_WHY="$lw_at is writable by group or others (mode $lw_mode): another user could plant a link there; make it writable by its owner alone (chmod go-w $lw_at)"
+			LOG_WHY="$lw_at is writable by group or others (mode $(printf '%04d' "$lw_mode")): another user could plant a link there; make it writable by its owner alone (chmod go-w $lw_at)"
 			return 0
 		fi
 		if [ "$lw_uid" != 0 ]; then

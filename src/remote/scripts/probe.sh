@@ -38,6 +38,16 @@ done
 [ -z "$found" ] || stat -c 'stat	%n	%F	%U	%G	%a	%s' -- $found || printf 'error\t-\tstat failed\n'
 # shellcheck disable=SC2086 # word splitting is wanted: the paths have no blanks
 [ -z "$files" ] || sha256sum -- $files || true
+# What quiesce's scripts need on the VM (GNU coreutils, util-linux): a tool
+# missing is `needs	TOOL	missing`, one that is busybox's `needs	TOOL	busybox`.
+# Builtins only, but for a readlink when a tool is a symlink.
+for tool in stat sha256sum mktemp mv dd timeout; do
+	if ! where=$(command -v "$tool"); then
+		printf 'needs\t%s\tmissing\n' "$tool"
+	elif [ -L "$where" ]; then
+		case $(readlink -- "$where") in *busybox*) printf 'needs\t%s\tbusybox\n' "$tool" ;; esac
+	fi
+done
 # VMware Tools' own say in whether and how long the hooks run: tools.conf
 # [vmbackup] execScripts and timeout as `tools	KEY	LINE	VALUE`, and each other
 # script it runs as `tools	script	PATH` (the files of backupScripts.d).

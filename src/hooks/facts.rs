@@ -620,6 +620,28 @@ mod tests {
     const SHA: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 
     #[test]
+    fn reads_the_chain_the_tools_and_the_log_dir() {
+        let text = "parent\t/srv/q\t1001\t755\nparent\t/srv\t0\t755\nparent\t/tmp\t0\t1777\nneeds\tmv\tbusybox\nneeds\tsh\tmissing\nneeds\tmv\tbusybox\nlogdir\tnone\t/x is a file\n";
+        let parents: Vec<String> = inspect_parents(text).iter().map(Finding::message).collect();
+        assert_eq!(parents.len(), 2, "{parents:?}");
+        assert!(parents[0].contains("/srv/q is not root's alone (uid 1001, mode 0755)"));
+        assert!(parents[1].contains("/tmp is not root's alone (uid 0, mode 1777)"));
+        // Only the tools quiesce asks about, each once.
+        assert_eq!(
+            inspect_needs(text),
+            [Finding::VmTool {
+                tool: "mv".into(),
+                busybox: true
+            }]
+        );
+        assert_eq!(
+            inspect_log_dir(text, "/x").map(|f| f.code()),
+            Some("log-dir-unsafe")
+        );
+        assert_eq!(inspect_log_dir("logdir\troot\t\n", "/x"), None);
+    }
+
+    #[test]
     fn parses_each_kind_of_line() {
         let out = format!(
             "missing\t/x\nlink\t/usr/sbin/post-thaw-script\t/tmp/evil\nstat\t/usr/sbin\tdirectory\troot\troot\t755\t4096\nstat\t/usr/sbin/pre-freeze-script\tregular file\troot\troot\t700\t12\nstat\t/usr/sbin/post-thaw-script\tsymbolic link\troot\troot\t777\t9\n{SHA}  /usr/sbin/pre-freeze-script\n{SHA}  /usr/sbin/post-thaw-script\nnoise\n"
@@ -722,6 +744,15 @@ mod tests {
         #[test]
         fn probe_parser_never_panics(text in "\\PC{0,300}") {
             let _ = parse_probe(&text);
+        }
+
+        /// The probe's parent, needs and logdir lines: any text, any fields.
+        #[test]
+        fn chain_and_tool_lines_never_panic(kind in "parent|needs|logdir", fields in proptest::collection::vec("[a-z0-9/ \t-]{0,12}", 0..6)) {
+            let text = format!("{kind}\t{}\n", fields.join("\t"));
+            for finding in inspect_parents(&text).iter().chain(&inspect_needs(&text)).chain(&inspect_log_dir(&text, "/l")) {
+                let _ = finding.message();
+            }
         }
 
         #[test]

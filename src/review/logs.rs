@@ -90,31 +90,28 @@ async fn collect_host(
         .await
         .map_err(|e| local(&dir.display().to_string(), e))?;
     let mut fetched = Vec::new();
-    let listed = listing.stdout_text();
-    if let Some(why) = listed.lines().find_map(|l| l.strip_prefix("unsafe\t")) {
-        return Err(HostError::StepFailed {
-            target: host.target(),
-            step: "list logs".into(),
-            detail: format!("{why} (the hooks write nothing there either: they log to syslog)"),
-        });
-    }
-    for line in listed.lines() {
-        let mut fields = line.split('\t');
-        let (Some(name), Some(size), Some(_mtime), Some(id)) = (
-            fields.next(),
-            fields.next().and_then(|s| s.parse::<u64>().ok()),
-            fields.next(),
-            fields.next().filter(|id| is_file_id(id)),
-        ) else {
-            continue;
-        };
-        if !safe_file_name(name) {
-            events.send(Event::Note {
-                host: host.name.clone(),
-                text: format!("skipping log file with an unexpected name: {name:?}"),
+    let listed = match parse_listing(&listing.stdout_text()) {
+        Ok(listed) => listed,
+        Err(why) => {
+            return Err(HostError::StepFailed {
+                target: host.target(),
+                step: "list logs".into(),
+                detail: format!("{why} (the hooks write nothing there either: they log to syslog)"),
             });
-            continue;
         }
+    };
+    for entry in listed {
+        let (name, size, id) = match entry {
+            Listed::File { name, size, id } => (name, size, id),
+            Listed::Unexpected(name) => {
+                events.send(Event::Note {
+                    host: host.name.clone(),
+                    text: format!("skipping log file with an unexpected name: {name:?}"),
+                });
+                continue;
+            }
+        };
+        let (name, id) = (name.as_str(), id.as_str());
         let local_name = name.strip_suffix(".gz").unwrap_or(name);
         let path = dir.join(local_name);
         // A name planted in the runs directory (a symlink) is never opened.
@@ -168,6 +165,50 @@ async fn collect_host(
     });
     connection.close().await;
     Ok(fetched)
+}
+
+/// One line of the VM's listing.
+#[derive(Debug, PartialEq, Eq)]
+enum Listed {
+    File {
+        name: String,
+        size: u64,
+        id: String,
+    },
+    /// A name quiesce does not fetch (it could climb out of the host's directory).
+    Unexpected(String),
+}
+
+/// The listing script's output (outside input): its files, or why the
+/// directory is not read at all. Malformed lines are passed over.
+fn parse_listing(text: &str) -> Result<Vec<Listed>, String> {
+    if let Some(why) = text.lines().find_map(|l| l.strip_prefix("unsafe\t")) {
+        return Err(why.chars().filter(|c| !c.is_control()).take(400).collect());
+    }
+    Ok(text
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split('\t');
+            let (Some(name), Some(size), Some(_mtime), Some(id), None) = (
+                fields.next(),
+                fields.next().and_then(|s| s.parse::<u64>().ok()),
+                fields.next(),
+                fields.next().filter(|id| is_file_id(id)),
+                fields.next(),
+            ) else {
+                return None;
+            };
+            Some(if safe_file_name(name) {
+                Listed::File {
+                    name: name.to_string(),
+                    size,
+                    id: id.to_string(),
+                }
+            } else {
+                Listed::Unexpected(name.chars().take(200).collect())
+            })
+        })
+        .collect())
 }
 
 /// `DEVICE:INODE` as stat prints them: digits only.
@@ -348,6 +389,37 @@ mod tests {
         assert_eq!(hosts, [("a", true), ("b", true), ("c", false)]);
         let merged = merge_record(&path, &[ok("c")]);
         assert!(merged.iter().all(|c| c.error.is_none()));
+    }
+
+    #[test]
+    fn the_listing_is_read_strictly() {
+        let listed = parse_listing(
+            "snapshot.log\t10\t1700000000\t64768:12\n../x\t1\t2\t3:4\nbad\tline\nIRIS-pre_post.log\t5\t1\t1:x\n",
+        )
+        .unwrap();
+        assert_eq!(
+            listed,
+            [
+                Listed::File {
+                    name: "snapshot.log".into(),
+                    size: 10,
+                    id: "64768:12".into()
+                },
+                Listed::Unexpected("../x".into())
+            ]
+        );
+        assert_eq!(
+            parse_listing("unsafe\t/l is shared\u{1b}[2K\n"),
+            Err("/l is shared[2K".into())
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_listing_parser_never_panics(text in "\\PC{0,300}", fields in proptest::collection::vec("[a-z0-9:./\t-]{0,12}", 0..6)) {
+            let _ = parse_listing(&text);
+            let _ = parse_listing(&fields.join("\t"));
+        }
     }
 
     #[test]

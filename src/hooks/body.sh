@@ -314,8 +314,16 @@ acquire_lock() { # WAIT_SECONDS
 	waited=0 turns=0
 	while ! mkdir "$LOCK_DIR" 2>/dev/null; do
 		holder=$(cat "$LOCK_DIR/pid" 2>/dev/null || :)
-		# Released since: try again.
-		[ -e "$LOCK_DIR" ] || continue
+		# Released since: try again (a few times: mkdir can fail for want
+		# of room too).
+		if [ ! -e "$LOCK_DIR" ]; then
+			turns=$((turns + 1))
+			if [ "$turns" -ge 50 ]; then
+				err "cannot make the lock $LOCK_DIR (is /run full or read-only?): nothing was done"
+				exit 1
+			fi
+			continue
+		fi
 		if lock_is_stale "$holder" && [ "$turns" -lt 50 ]; then
 			take_over "$holder" || sleep 0.2
 			turns=$((turns + 1))

@@ -260,10 +260,21 @@ impl HostKeyPolicy {
         let key = key
             .to_openssh()
             .map_err(|e| std::io::Error::other(e.to_string()))?;
+        // Never through a link planted where known_hosts should be, nor into
+        // anything but one plain file (a hard link would write elsewhere too).
+        use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&self.known_hosts)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() || meta.nlink() != 1 {
+            return Err(std::io::Error::other(format!(
+                "{} is not one plain file (a device, a FIFO or a hard link): not written",
+                self.known_hosts.display()
+            )));
+        }
         file.write_all(format!("{separator}{host} {key}\n").as_bytes())?;
         file.sync_all()
     }
@@ -309,5 +320,39 @@ impl HostKeyPolicy {
     /// What the files say of `key` for `address:port`, as OpenSSH decides it.
     fn recorded(&self, address: &str, port: u16, key: &PublicKey) -> Result<Decision, String> {
         Ok(decide(&self.lines()?, address, port, key))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOTfLdEhh35WzIQsvKC9qW0SdXSJ93etOShtXg6GaxKQ";
+
+    /// A key accepted by name is appended to known_hosts itself, never
+    /// through a link or a hard link planted in its place.
+    #[test]
+    fn a_new_key_is_never_written_through_a_planted_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = PublicKey::from_openssh(KEY).unwrap();
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        let path = dir.path().join("known_hosts");
+        let policy = HostKeyPolicy::new(path.clone(), AcceptNew::AnyHost);
+
+        std::os::unix::fs::symlink(&victim, &path).unwrap();
+        assert!(policy.append("10.0.0.1", 22, &key).is_err());
+        std::fs::remove_file(&path).unwrap();
+        std::fs::hard_link(&victim, &path).unwrap();
+        assert!(policy.append("10.0.0.1", 22, &key).is_err());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+
+        std::fs::remove_file(&path).unwrap();
+        policy.append("10.0.0.1", 2222, &key).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("[10.0.0.1]:2222 {KEY}\n")
+        );
     }
 }

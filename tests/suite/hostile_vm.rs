@@ -372,6 +372,19 @@ fn two_hooks_that_find_the_same_stale_lock_never_both_hold_it() {
         "{code} {out}"
     );
     lab.assert_truly_thawed("vm1");
+
+    // No room for a lock at all (/run/quiesce read-only): said, not a hang.
+    let (code, out) = lab.sh(
+        "vm1",
+        &format!("rm -rf /run/quiesce/lock; mount -t tmpfs -o ro q /run/quiesce && {FREEZE}; echo \"exit $?\"; umount /run/quiesce"),
+    );
+    assert!(
+        out.contains(
+            "cannot make the lock /run/quiesce/lock (is /run full or read-only?): nothing was done"
+        ) && out.contains("exit 1"),
+        "{code} {out}"
+    );
+    lab.assert_nothing_frozen("vm1");
 }
 
 #[test]
@@ -433,4 +446,38 @@ fn audit_and_deploy_check_the_hook_directorys_parents_the_log_dir_and_the_vms_to
         "the hooks wrote there: {out}"
     );
     lab.assert_truly_thawed("vm2");
+}
+
+#[test]
+fn instance_tools_that_print_hostile_bytes_gain_nothing() {
+    let lab = deployed(91, &["vm1", "vm2"]);
+    // vm2's iris says something hostile on stderr on every call, and its
+    // freeze fails.
+    let (code, out) = lab.sh(
+        "vm2",
+        &format!(
+            "mv /usr/sbin/iris /usr/sbin/iris.real && printf '%s\\n' '#!/bin/sh' \"printf '{ESCAPES}' >&2\" 'exec /usr/sbin/iris.real \"$@\"' > /usr/sbin/iris && chmod 0755 /usr/sbin/iris"
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    lab.lab("fault", &["vm2", "IRIS", "freeze=fail"]);
+    let run = backup(&lab, &[]);
+    assert_ne!(run.code, 0, "{run:?}");
+    let seen = run.stdout.clone() + &run.stderr;
+    assert_eq!(raw_controls(&seen), [] as [char; 0], "{run:?}");
+    let json = std::fs::read_to_string(lab.path(&format!("runs/{}/results.json", lab.journal().0)))
+        .unwrap();
+    assert_eq!(raw_controls(&json), [] as [char; 0]);
+    lab.assert_truly_thawed("vm1");
+    lab.assert_nothing_frozen("vm2");
+    // Never called valid.
+    let vm2 = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("vm2 "))
+        .unwrap_or_default();
+    assert!(
+        !vm2.ends_with("valid") || vm2.contains("INVALID"),
+        "{run:?}"
+    );
 }

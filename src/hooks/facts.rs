@@ -197,6 +197,10 @@ pub enum Finding {
     ToolsTimeout {
         line: u32,
         seconds: u64,
+        /// The least that fits (`tools_timeout_needed`).
+        needed: u64,
+        /// The host's freeze timeout, in seconds.
+        freeze_timeout: u64,
     },
     /// Note: VMware Tools also runs these (backupScripts.d), after this
     /// hook at the freeze and before the thaw hook at the thaw.
@@ -296,8 +300,18 @@ impl Finding {
             Finding::ToolsScriptsOff { line, value } => format!(
                 "VMware Tools runs no hook: {TOOLS_CONF}:{line} [vmbackup] execScripts = {value}, so every snapshot is only crash-consistent; set it to true or remove the line"
             ),
-            Finding::ToolsTimeout { line, seconds } => format!(
-                "VMware Tools gives the whole quiesced snapshot {seconds} s ({TOOLS_CONF}:{line} [vmbackup] timeout): a slow freeze or snapshot then fails the backup; set it to at least {TOOLS_TIMEOUT_FLOOR} or remove the line (900 s)"
+            Finding::ToolsTimeout {
+                line,
+                seconds,
+                needed,
+                freeze_timeout,
+            } => format!(
+                "VMware Tools gives the whole quiesced snapshot {seconds} s ({TOOLS_CONF}:{line} [vmbackup] timeout), less than this host's freeze timeout ({freeze_timeout} s) and a minute for the hooks: a slow freeze or snapshot then fails the backup; set it to at least {needed}{}",
+                if *needed <= 900 {
+                    " or remove the line (900 s)"
+                } else {
+                    ""
+                }
             ),
             Finding::ToolsOtherScripts { paths } => format!(
                 "note: VMware Tools also runs {} (after this hook at the freeze, before post-thaw-script at the thaw): the freeze lasts while they run",
@@ -539,7 +553,19 @@ pub fn parse_tools(text: &str) -> ToolsFacts {
 }
 
 /// What VMware Tools' settings mean for the hook `kind` in `hook_dir`.
-pub fn inspect_tools(tools: &ToolsFacts, hook_dir: &str, kind: HookKind) -> Vec<Finding> {
+/// Tools' timer must outlast the freeze timeout (a snapshot the instance
+/// still holds validly must not be aborted by Tools) and a minute for the
+/// hooks themselves, and never be under `TOOLS_TIMEOUT_FLOOR`.
+pub fn tools_timeout_needed(freeze_timeout_secs: u64) -> u64 {
+    (freeze_timeout_secs + 60).max(TOOLS_TIMEOUT_FLOOR)
+}
+
+pub fn inspect_tools(
+    tools: &ToolsFacts,
+    hook_dir: &str,
+    kind: HookKind,
+    freeze_timeout_secs: u64,
+) -> Vec<Finding> {
     let mut findings = Vec::new();
     if let Some((line, value)) = &tools.scripts_off {
         findings.push(Finding::ToolsScriptsOff {
@@ -547,11 +573,17 @@ pub fn inspect_tools(tools: &ToolsFacts, hook_dir: &str, kind: HookKind) -> Vec<
             value: value.clone(),
         });
     }
+    let needed = tools_timeout_needed(freeze_timeout_secs);
     if let Some((line, seconds)) = tools.timeout
         && seconds > 0
-        && seconds < TOOLS_TIMEOUT_FLOOR
+        && seconds < needed
     {
-        findings.push(Finding::ToolsTimeout { line, seconds });
+        findings.push(Finding::ToolsTimeout {
+            line,
+            seconds,
+            needed,
+            freeze_timeout: freeze_timeout_secs,
+        });
     }
     if kind == HookKind::PreFreeze {
         if hook_dir.trim_end_matches('/') != "/usr/sbin" {
@@ -703,7 +735,7 @@ mod tests {
             }
         );
         let codes = |kind, dir| {
-            inspect_tools(&tools, dir, kind)
+            inspect_tools(&tools, dir, kind, 600)
                 .iter()
                 .map(Finding::code)
                 .collect::<Vec<_>>()
@@ -727,18 +759,26 @@ mod tests {
             ));
             assert_eq!(t.scripts_off.is_some(), off, "{line}");
             assert_eq!(
-                inspect_tools(&t, "/usr/sbin", HookKind::PostThaw).len(),
+                inspect_tools(&t, "/usr/sbin", HookKind::PostThaw, 600).len(),
                 usize::from(off)
             );
         }
         assert_eq!(parse_tools("tools\ttimeout\t1\t-5\n").timeout, None);
+        // The floor follows the host's freeze timeout.
+        let t = parse_tools("tools\ttimeout\t7\t900\n");
+        assert!(inspect_tools(&t, "/usr/sbin", HookKind::PostThaw, 600).is_empty());
+        let found = inspect_tools(&t, "/usr/sbin", HookKind::PostThaw, 1200);
+        assert_eq!(
+            found[0].message(),
+            "VMware Tools gives the whole quiesced snapshot 900 s (/etc/vmware-tools/tools.conf:7 [vmbackup] timeout), less than this host's freeze timeout (1200 s) and a minute for the hooks: a slow freeze or snapshot then fails the backup; set it to at least 1260"
+        );
     }
 
     proptest::proptest! {
         #[test]
         fn tools_parser_never_panics(text in "\\PC{0,300}") {
             let tools = parse_tools(&text);
-            let _ = inspect_tools(&tools, "/usr/sbin", HookKind::PreFreeze);
+            let _ = inspect_tools(&tools, "/usr/sbin", HookKind::PreFreeze, 600);
         }
 
         #[test]

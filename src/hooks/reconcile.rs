@@ -201,7 +201,12 @@ fn decide(
         // What deploy can fix; Tools' settings are the site's to change, and
         // said alongside (a note never makes a hook non-compliant).
         let nothing_to_fix = findings.is_empty();
-        let mut tools = inspect_tools(&facts.tools, &host.hook_dir, *kind);
+        let mut tools = inspect_tools(
+            &facts.tools,
+            &host.hook_dir,
+            *kind,
+            host.freeze_timeout.as_secs(),
+        );
         tools.extend(facts.log_dir.clone());
         let compliant = nothing_to_fix && tools.iter().all(Finding::is_note);
         findings.extend(tools);

@@ -252,7 +252,7 @@ fn the_audit_reads_tools_conf_and_names_its_line() {
     );
     assert_eq!(code, 0, "{out}");
     let off = "VMware Tools runs no hook: /etc/vmware-tools/tools.conf:3 [vmbackup] execScripts = false, so every snapshot is only crash-consistent; set it to true or remove the line";
-    let timeout = "VMware Tools gives the whole quiesced snapshot 30 s (/etc/vmware-tools/tools.conf:4 [vmbackup] timeout): a slow freeze or snapshot then fails the backup; set it to at least 60 or remove the line (900 s)";
+    let timeout = "VMware Tools gives the whole quiesced snapshot 30 s (/etc/vmware-tools/tools.conf:4 [vmbackup] timeout), less than this host's freeze timeout (600 s) and a minute for the hooks: a slow freeze or snapshot then fails the backup; set it to at least 660 or remove the line (900 s)";
     let note = "note: VMware Tools also runs /etc/vmware-tools/backupScripts.d/50-app (after this hook at the freeze, before post-thaw-script at the thaw): the freeze lasts while they run";
     let run = lab.quiesce(&["audit"]);
     assert_eq!(run.code, 1, "{run:?}");

@@ -56,6 +56,8 @@ pub struct HostAccess {
     pub container_engine: Option<crate::inventory::ContainerEngine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iris_user: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refuse_vmware_primary: bool,
     /// Bastions, key and known_hosts files: `recover` goes the same way.
     #[serde(default)]
     pub ssh: crate::inventory::reach::SshReach,
@@ -84,6 +86,7 @@ impl HostAccess {
             iris_container: host.iris_container.clone(),
             container_engine: host.container_engine,
             iris_user: host.iris_user.clone(),
+            refuse_vmware_primary: host.refuse_vmware_primary,
             ssh: host.ssh.clone(),
         }
     }
@@ -111,6 +114,7 @@ impl HostAccess {
             iris_container: self.iris_container.clone(),
             container_engine: self.container_engine,
             iris_user: self.iris_user.clone(),
+            refuse_vmware_primary: self.refuse_vmware_primary,
             esxi: None,
             ssh: self.ssh.clone(),
         }

@@ -662,7 +662,27 @@ do_freeze() { # TIMEOUT
 		exit 1
 	fi
 	failed=0 inflight=''
-	for inst in $(scope); do
+	in_scope=$(scope)
+	# A freeze VMware Tools asked for (a backup product's quiesced snapshot,
+	# not a quiesce run, which orders the mirror itself): each instance's
+	# mirror role is logged, and a failover primary refused when the
+	# inventory says so (refuse_vmware_primary), before anything is frozen.
+	if [ "$OWNER" = vmware ]; then
+		roles=$(qlist 2>/dev/null | awk -F'^' '$1 != "" && $11 != "" { print $1 "^" $11 "^" $12 }')
+		for inst in $in_scope; do
+			role=$(printf '%s\n' "$roles" | awk -F'^' -v n="${inst#[?!]}" '$1 == n { print $2 " " $3; exit }')
+			[ -n "$role" ] || continue
+			log "${inst#[?!]}: mirror member $role, frozen for VMware Tools: the VM's stun counts against the mirror's QoS timeout"
+			case $role in
+			Failover*Primary*)
+				if [ "$QUIESCE_REFUSE_VMWARE_PRIMARY" = yes ]; then
+					err "${inst#[?!]} is its mirror's failover primary: refusing a freeze VMware Tools asked for (refuse_vmware_primary), so this quiesced snapshot is aborted; back the mirror up with quiesce backup, which freezes the primary last and briefly"
+					exit 1
+				fi ;;
+			esac
+		done
+	fi
+	for inst in $in_scope; do
 		case $inst in
 		'!'*) failed=1; break ;;
 		'?'*) err "${inst#?} is hung (qlist state hung): not freezing it; a hung instance must be looked at first (see its messages.log)"; failed=1; break ;;

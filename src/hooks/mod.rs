@@ -66,7 +66,8 @@ pub fn render(kind: HookKind, host: &Host) -> String {
          QUIESCE_FREEZE_TIMEOUT={timeout}\n\
          QUIESCE_CONTAINER={container}\n\
          QUIESCE_ENGINE={engine}\n\
-         QUIESCE_IRIS_USER={iris_user}\n",
+         QUIESCE_IRIS_USER={iris_user}\n\
+         QUIESCE_REFUSE_VMWARE_PRIMARY={refuse}\n",
         name = kind.file_name(),
         version = env!("CARGO_PKG_VERSION"),
         host = host.name,
@@ -79,6 +80,11 @@ pub fn render(kind: HookKind, host: &Host) -> String {
         container = quote(host.iris_container.as_deref().unwrap_or("")),
         engine = quote(host.container_engine.unwrap_or_default().as_str()),
         iris_user = quote(host.iris_user.as_deref().unwrap_or("")),
+        refuse = if host.refuse_vmware_primary {
+            "yes"
+        } else {
+            "no"
+        },
     );
     header + LOG_WRITER + BODY
 }

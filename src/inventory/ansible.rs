@@ -562,7 +562,7 @@ const ANSIBLE_VARS: [&str; 12] = [
     "ansible_connection",
 ];
 
-const QUIESCE_VARS: [&str; 14] = [
+const QUIESCE_VARS: [&str; 15] = [
     "quiesce_platform",
     "quiesce_instances",
     "quiesce_vm",
@@ -577,6 +577,7 @@ const QUIESCE_VARS: [&str; 14] = [
     "quiesce_jump",
     "quiesce_become",
     "quiesce_identity_file",
+    "quiesce_refuse_vmware_primary",
 ];
 
 /// Ansible's connections that are SSH.
@@ -778,6 +779,15 @@ fn resolve(path: &Path, doc: Doc) -> Result<Converted, Error> {
                 "quiesce_iris_container" => {
                     s.iris_container = Some(text()?);
                     at("iris_container", &mut map);
+                }
+                "quiesce_refuse_vmware_primary" => {
+                    s.refuse_vmware_primary = Some(boolean(&var.value).ok_or_else(|| {
+                        err(
+                            format!("{key} must be true or false"),
+                            "write true or false (yes/no)",
+                        )
+                    })?);
+                    at("refuse_vmware_primary", &mut map);
                 }
                 "quiesce_iris_user" => {
                     s.iris_user = Some(text()?);
@@ -1043,7 +1053,7 @@ mod tests {
     fn every_variable_quiesce_reads_changes_the_inventory() {
         let sample = |name: &str| match name {
             "ansible_port" | "ansible_ssh_port" => "2222",
-            "ansible_become" | "quiesce_become" => "true",
+            "ansible_become" | "quiesce_become" | "quiesce_refuse_vmware_primary" => "true",
             "ansible_connection" => "local",
             "ansible_ssh_common_args" | "ansible_ssh_extra_args" => "'-J ops@bastion'",
             "quiesce_platform" => "cache",

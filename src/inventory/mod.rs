@@ -115,6 +115,8 @@ struct RawSettings {
     iris_container: Option<String>,
     container_engine: Option<ContainerEngine>,
     iris_user: Option<String>,
+    /// Refuse a VMware-driven freeze of a mirror's failover primary.
+    refuse_vmware_primary: Option<bool>,
     /// The ESXi host (a name under `esxi_hosts`) that runs the VM.
     esxi: Option<String>,
     /// The VM's directory on that host's datastore (where its vmware.log is).
@@ -190,6 +192,13 @@ pub struct Host {
     /// log in with OS authentication).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iris_user: Option<String>,
+    /// The hooks refuse a freeze that VMware Tools asks for (not a quiesce
+    /// run) while an instance is a mirror's failover primary: Tools then
+    /// aborts that quiesced snapshot, so a backup product's stun never
+    /// reaches the primary. Off by default (the snapshot goes ahead and the
+    /// role is logged).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub refuse_vmware_primary: bool,
     /// Where the VM's vmware.log is: its ESXi host and datastore directory.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub esxi: Option<VmLocation>,
@@ -236,6 +245,7 @@ impl EsxiHost {
             iris_container: None,
             container_engine: None,
             iris_user: None,
+            refuse_vmware_primary: false,
             esxi: None,
             ssh: SshReach::default(),
         }
@@ -668,6 +678,11 @@ impl Resolver<'_> {
                 iris_container: pick(&|l| l.iris_container.clone()),
                 container_engine: layers.iter().rev().find_map(|(_, l)| l.container_engine),
                 iris_user: pick(&|l| l.iris_user.clone()),
+                refuse_vmware_primary: layers
+                    .iter()
+                    .rev()
+                    .find_map(|(_, l)| l.refuse_vmware_primary)
+                    .unwrap_or(false),
                 esxi: match (pick(&|l| l.esxi.clone()), pick(&|l| l.vm_dir.clone())) {
                     (Some(esxi), Some(vm_dir)) => Some(VmLocation {
                         esxi: esxi_hosts[&esxi].clone(),

@@ -292,3 +292,58 @@ fn the_audit_reads_tools_conf_and_names_its_line() {
         )
     );
 }
+
+/// A quiesced snapshot VMware Tools asks for (a backup product's) logs each
+/// instance's mirror role; with refuse_vmware_primary the failover primary
+/// is refused before anything is frozen, so Tools aborts that snapshot, and
+/// its backup member still goes ahead.
+#[test]
+fn a_vmware_driven_freeze_logs_the_mirror_role_and_can_refuse_the_primary() {
+    let lab = deployed(92, &["--mirror", "M=p,b", "p", "b"]);
+    let (code, lines) = lab.tools("p", &[]);
+    assert_eq!(code, 0, "{lines:#?}");
+    lab.assert_truly_thawed("p");
+    let log = snapshot_log(&lab, "p");
+    assert!(
+        log.iter().any(|l| l.ends_with(
+            "IRIS: mirror member Failover Primary, frozen for VMware Tools: the VM's stun counts against the mirror's QoS timeout"
+        )),
+        "{log:#?}"
+    );
+
+    // Refused for the primary, by the inventory's word.
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    std::fs::write(
+        lab.inventory(),
+        text.replace("defaults: {", "defaults: { refuse_vmware_primary: true,"),
+    )
+    .unwrap();
+    let run = lab.quiesce(&["deploy", "--quiet"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let before = instance_events(&lab, "p").len();
+    let (code, lines) = lab.tools("p", &[]);
+    assert_ne!(code, 0, "{lines:#?}");
+    let events = instance_events(&lab, "p");
+    assert!(
+        !events[before..]
+            .iter()
+            .any(|e| e.contains("freeze_requested")),
+        "{events:#?}"
+    );
+    lab.assert_nothing_frozen("p");
+    let log = snapshot_log(&lab, "p");
+    assert!(
+        log.iter().any(|l| l.ends_with(
+            "IRIS is its mirror's failover primary: refusing a freeze VMware Tools asked for (refuse_vmware_primary), so this quiesced snapshot is aborted; back the mirror up with quiesce backup, which freezes the primary last and briefly"
+        )),
+        "{log:#?}"
+    );
+    // The backup member is frozen and thawed as before.
+    let (code, lines) = lab.tools("b", &[]);
+    assert_eq!(code, 0, "{lines:#?}");
+    lab.assert_truly_thawed("b");
+    // A quiesce run still backs the primary up (it orders the mirror itself).
+    let run = crate::common::backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab.assert_truly_thawed("p");
+}

@@ -63,11 +63,16 @@ checked_copy() { # PATH SHA[,SHA...]
 		WORK='' COPY=''
 	done
 	if [ -z "$COPY" ]; then WHY="cannot copy $given (no room for a private copy in /run, ${TMPDIR:-/tmp} or /dev/shm)"; return 98; fi
-	if ! command -v sha256sum > /dev/null 2>&1; then
-		WHY="sha256sum is missing on the VM, so no hook can be checked: install GNU coreutils (8.23 or later)"
+	# Asked only after a failure, and in a subshell: a lookup in this
+	# shell would pin the path of the next call.
+	actual=$(sha256sum < "$COPY" 2> /dev/null) || {
+		if (command -v sha256sum) > /dev/null 2>&1; then
+			WHY="cannot checksum $given"
+		else
+			WHY="sha256sum is missing on the VM, so no hook can be checked: install GNU coreutils (8.23 or later)"
+		fi
 		return 98
-	fi
-	actual=$(sha256sum < "$COPY" 2> /dev/null) || { WHY="cannot checksum $given"; return 98; }
+	}
 	actual=${actual%% *}
 	case ",$shas," in *",$actual,"*) return 0 ;; esac
 	WHY="$given does not match what quiesce deployed (sha256 $actual)"

@@ -106,6 +106,16 @@ outcome() { # INSTANCE KIND
 # The owners holding recorded freezes, for messages.
 holders() { cut -d: -f3 "$STATE_FILE" 2>/dev/null | sed 's/^$/vmware/' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
 inst_log() { printf '%s/%s-pre_post.log' "$QUIESCE_LOG_DIR" "$1"; }
+# The instance writes its LogFile itself, as its owner (iris_user): in a
+# directory where root alone may create files the hook makes it theirs
+# first (nothing can be planted in root's own directory), or the instance's
+# freeze lines, with the journal file and marker, would be lost.
+own_log_file() { # INSTANCE
+	if [ -n "$QUIESCE_IRIS_USER" ] && [ -z "$QUIESCE_CONTAINER" ] && [ "$LOG_AS" = root ]; then
+		olf=$(inst_log "$1")
+		[ -L "$olf" ] || { : >> "$olf" && chown -- "$QUIESCE_IRIS_USER" "$olf"; } 2>/dev/null || :
+	fi
+}
 
 plain_name() {
 	case $1 in
@@ -689,6 +699,7 @@ do_freeze() { # TIMEOUT
 		esac
 		if stopped; then err "the hook was stopped before $inst was frozen: thawing what was frozen"; failed=1; break; fi
 		log "Attempting to freeze $inst"
+		own_log_file "$inst"
 		is_suspended "$inst" "$CHECK_SECONDS"
 		case $? in
 		0) err "$inst is already frozen by another backup; not freezing it again"; printf 'quiesce-foreign %s\n' "$inst" 2>/dev/null || :; failed=1; break ;;

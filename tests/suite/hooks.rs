@@ -734,3 +734,33 @@ fn a_paused_instance_that_takes_no_login_is_thawed_with_irisstat_w() {
         "{log}"
     );
 }
+
+/// With iris_user and a log directory root's alone, the instance's own
+/// LogFile lines (the journal file and marker) still reach the file `logs`
+/// collects: the hook makes it the owner's before the freeze.
+#[test]
+fn the_instances_logfile_is_its_owners_to_write() {
+    let lab = Lab::start(93, &["vm1"]);
+    lab.lab("owner", &["vm1", "IRIS", "irisowner"]);
+    // The lab's owner step made the file; a real VM has none.
+    lab.sh("vm1", "rm -f /var/log/IRIS-pre_post.log");
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let line = text.lines().find(|l| l.starts_with("  vm1: {")).unwrap();
+    let new = line.replace(" }", ", iris_user: irisowner }");
+    std::fs::write(lab.inventory(), text.replace(line, &new)).unwrap();
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} && {THAW}"));
+    assert_eq!(code, 0, "{out}");
+    lab.assert_truly_thawed("vm1");
+    let (_, owner) = lab.sh("vm1", "stat -c %U /var/log/IRIS-pre_post.log");
+    assert_eq!(owner, "irisowner\n");
+    let (_, log) = lab.sh("vm1", "cat /var/log/IRIS-pre_post.log");
+    assert!(
+        log.contains("Backup.General.ExternalFreeze: Start a journal restore for this backup with journal file:")
+            && log.contains("Backup.General.ExternalThaw: Resuming system"),
+        "{log}"
+    );
+    let run = lab.run(&["logs", "--since", "1h"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("IRIS-pre_post.log"), "{run:?}");
+}

@@ -24,7 +24,7 @@ pub fn run() -> Result<(), ExitCode> {
         Ok(0) => Ok(()),
         Ok(code) => Err(ExitCode::from(code)),
         Err(error) => {
-            eprintln!("error: {}", output::terminal::scrub(&error.to_string()));
+            output::terminal::eprint_line(&format!("error: {error}"));
             Err(ExitCode::from(error.exit_code()))
         }
     }

@@ -35,12 +35,6 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
-/// `text` on one line: newlines too are shown escaped (a VM's words inside
-/// one line of ours cannot start a line that looks like ours).
-pub fn scrub_line(text: &str) -> String {
-    scrub(text).replace('\n', "\\n")
-}
-
 /// Writes `text` and a newline on stderr, scrubbed.
 pub fn eprint_line(text: &str) {
     use std::io::Write;
@@ -59,7 +53,6 @@ mod tests {
         );
         assert_eq!(scrub("\u{9b}2J \u{7f} \u{0}"), "\\u009b2J \\u007f \\u0000");
         assert!(matches!(scrub("plain text\n"), Cow::Borrowed(_)));
-        assert_eq!(scrub_line("a\nb\rc"), "a\\nb\\rc");
     }
 
     #[test]
@@ -75,7 +68,6 @@ mod tests {
         fn nothing_a_terminal_obeys_is_left(text in "\\PC{0,50}|[\\x00-\\x1f\\x7f-\\u{9f}a-z]{0,50}") {
             let out = scrub(&text);
             proptest::prop_assert!(!out.chars().any(is_control));
-            proptest::prop_assert!(!scrub_line(&text).contains('\n'));
             let json = serde_json::to_string(&text).unwrap();
             let back: String = serde_json::from_str(&scrub(&json)).unwrap();
             proptest::prop_assert_eq!(back, text);

@@ -45,19 +45,19 @@ esac
 
 # The hook directory's parents are root's alone, or no hook there is safe:
 # whoever can write one can swap the directory (and preflight would then
-# refuse to run the hooks). --force does not change that.
-parent=${dir%/*}
-while [ -n "$parent" ]; do
-	if meta=$(stat -L -c '%u %a' -- "$parent" 2>/dev/null); then
-		uid=${meta%% *} pmode=$(printf '%04d' "${meta#* }")
-		if [ "$uid" != 0 ] || [ $((0$pmode & 022)) != 0 ]; then
-			printf 'step\tcheck the hook directory'"'"'s parents\n'
-			echo "refusing to deploy into $dir: its parent $parent is not root's alone (uid $uid, mode $pmode), so whoever owns or can write it could swap the hooks; make it root's and writable by root alone (chown root: $parent; chmod go-w $parent), --force does not override this" >&2
-			exit 4
-		fi
+# refuse to run the hooks). --force does not change that. The probe's
+# `parent` lines say who owns each.
+while IFS='	' read -r kind parent uid pmode; do
+	[ "$kind" = parent ] || continue
+	pmode=$(printf '%04d' "$pmode")
+	if [ "$uid" != 0 ] || [ $((0$pmode & 022)) != 0 ]; then
+		printf 'step\tcheck the hook directory'"'"'s parents\n'
+		echo "refusing to deploy into $dir: its parent $parent is not root's alone (uid $uid, mode $pmode), so whoever owns or can write it could swap the hooks; make it root's and writable by root alone (chown root: $parent; chmod go-w $parent), --force does not override this" >&2
+		exit 4
 	fi
-	parent=${parent%/*}
-done
+done <<EOF
+$before
+EOF
 
 mode=''
 case $facts in

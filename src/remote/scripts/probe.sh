@@ -2,8 +2,8 @@
 # `missing PATH` for each path that is not there, then one `stat` line for
 # all that are: `stat PATH TYPE OWNER GROUP MODE SIZE` (tab-separated), one
 # `sha256sum` line for each regular file (`HASH  PATH`) and `link PATH
-# TARGET` for each symlink. Two processes whatever the number of paths (the
-# VM's CPU is what a fleet-wide audit costs). Never follows a symlink: stat
+# TARGET` for each symlink. A few processes whatever the number of paths
+# (the VM's CPU is what a fleet-wide audit costs). Never follows a symlink: stat
 # without -L, and a checksum only of regular files.
 # An argument `log_dir=DIR` is not a path to stat: it prints
 # `logdir	AS	WHY`, who the hooks write DIR's files as (log_writer.sh, sent
@@ -19,11 +19,14 @@ for p in "$@"; do
 		;;
 	esac
 	if [ -z "$first" ]; then
-		first=$p parent=${p%/*}
+		first=$p parent=${p%/*} parents=''
 		while [ -n "$parent" ]; do
-			meta=$(stat -L -c '%u %a' -- "$parent" 2>/dev/null) && printf 'parent\t%s\t%s\t%s\n' "$parent" "${meta%% *}" "${meta#* }"
+			parents="$parents $parent"
 			parent=${parent%/*}
 		done
+		# One process for all of them; one that is not there prints nothing.
+		# shellcheck disable=SC2086 # word splitting is wanted: the paths have no blanks
+		[ -z "$parents" ] || stat -L -c 'parent	%n	%u	%a' -- $parents 2>/dev/null || :
 	fi
 	if [ ! -e "$p" ] && [ ! -L "$p" ]; then printf 'missing\t%s\n' "$p"; continue; fi
 	found="$found $p"

@@ -58,6 +58,8 @@ pub struct HostAccess {
     pub iris_user: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refuse_vmware_primary: bool,
+    #[serde(default, skip_serializing_if = "crate::inventory::Framework::is_vmware")]
+    pub framework: crate::inventory::Framework,
     /// Bastions, key and known_hosts files: `recover` goes the same way.
     #[serde(default)]
     pub ssh: crate::inventory::reach::SshReach,
@@ -87,6 +89,7 @@ impl HostAccess {
             container_engine: host.container_engine,
             iris_user: host.iris_user.clone(),
             refuse_vmware_primary: host.refuse_vmware_primary,
+            framework: host.framework,
             ssh: host.ssh.clone(),
         }
     }
@@ -115,6 +118,7 @@ impl HostAccess {
             container_engine: self.container_engine,
             iris_user: self.iris_user.clone(),
             refuse_vmware_primary: self.refuse_vmware_primary,
+            framework: self.framework,
             esxi: None,
             ssh: self.ssh.clone(),
         }

@@ -14,7 +14,7 @@ use serde::Serialize;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Args: HOOK_DIR PLATFORM PRE_SHAS POST_SHAS. Checks both hooks as every
+/// Args: HOOK_DIR PLATFORM PRE_SHAS POST_SHAS PRE_NAME POST_NAME. Checks both hooks as every
 /// run of a hook does (place, owner, mode, content) and runs a checked copy
 /// of the freeze hook's `status` only when both pass.
 pub fn preflight_script() -> String {
@@ -172,8 +172,8 @@ pub struct Preflight {
 
 pub fn expected_shas(host: &Host) -> (String, String) {
     (
-        hooks::sha256_hex(hooks::render(HookKind::PreFreeze, host).as_bytes()),
-        hooks::sha256_hex(hooks::render(HookKind::PostThaw, host).as_bytes()),
+        hooks::sha256_hex(hooks::render(HookKind::freezer(host), host).as_bytes()),
+        hooks::sha256_hex(hooks::render(HookKind::thawer(host), host).as_bytes()),
     )
 }
 
@@ -183,7 +183,14 @@ pub async fn read_facts(connection: &dyn Transport, host: &Host) -> Result<HostF
         .run_script(
             "preflight",
             &preflight_script(),
-            &[&host.hook_dir, host.platform.as_str(), &pre, &post],
+            &[
+                &host.hook_dir,
+                host.platform.as_str(),
+                &pre,
+                &post,
+                HookKind::freezer(host).file_name(),
+                HookKind::thawer(host).file_name(),
+            ],
             None,
         )
         .await?;
@@ -333,8 +340,12 @@ fn freeze_in_place(host: &Host, suspended: &[&str], recorded: &[String]) -> Stri
     let hint = match holders.as_slice() {
         [] => "someone froze it outside the quiesce hooks (ExternalFreeze by hand, another tool): find out who, and let them thaw it; then run again".to_string(),
         ["vmware"] => format!(
-            "VMware Tools (or a backup product calling the hooks) froze it: let that snapshot finish; if it is gone, thaw it on the VM with `QUIESCE_OWNER=vmware {}/post-thaw-script freezeFail`, then run again",
-            host.hook_dir.trim_end_matches('/')
+            "VMware Tools (or a backup product calling the hooks) froze it: let that snapshot finish; if it is gone, thaw it on the VM with `QUIESCE_OWNER=vmware {} freezeFail`, then run again",
+            HookKind::thawer(host).path(host)
+        ),
+        ["qemu-ga"] => format!(
+            "qemu-guest-agent (a hypervisor's fsfreeze-freeze) froze it: let that snapshot finish; if it is gone, thaw it on the VM with `QUIESCE_OWNER=qemu-ga {} thaw` (or the agent's guest-fsfreeze-thaw), then run again",
+            HookKind::thawer(host).path(host)
         ),
         many => format!(
             "quiesce run {} froze it: if that run is still going, let it finish; if it is over, thaw with `quiesce recover {}`, then run again",

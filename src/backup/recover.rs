@@ -106,7 +106,7 @@ pub async fn recover(
             continue;
         };
         let host = access.to_host();
-        let path = HookKind::PostThaw.path(&host);
+        let path = HookKind::thawer(&host).path(&host);
         let shas = accepted_shas(access, current.as_ref());
         let result = match runner::connect(&host, ssh, &events).await {
             Ok(connection) => {
@@ -185,7 +185,7 @@ fn accepted_shas(access: &HostAccess, current: Option<&Inventory>) -> Vec<String
         hosts.push(host.clone());
     }
     for host in hosts {
-        let sha = hooks::sha256_hex(hooks::render(HookKind::PostThaw, &host).as_bytes());
+        let sha = hooks::sha256_hex(hooks::render(HookKind::thawer(&host), &host).as_bytes());
         if !shas.contains(&sha) {
             shas.push(sha);
         }

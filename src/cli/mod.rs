@@ -139,7 +139,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                     hint: "`quiesce hosts` lists the inventory's hosts".into(),
                 });
             };
-            for kind in HookKind::ALL {
+            for &kind in HookKind::of(host) {
                 if hook.as_deref().is_none_or(|h| h == kind.file_name()) {
                     print(&crate::hooks::render(kind, host));
                 }

@@ -57,7 +57,14 @@ STATE_DIR=/run/quiesce
 STATE_FILE="$STATE_DIR/frozen"
 OUTCOMES="$STATE_DIR/outcomes"
 LOCK_DIR="$STATE_DIR/lock"
-OWNER=${QUIESCE_OWNER:-vmware}
+# The freeze framework that calls the hook when quiesce does not owns that
+# freeze: `vmware` (VMware Tools, or a person calling the hook by hand) or
+# `qemu-ga` (qemu-guest-agent's fsfreeze-hook, which passes freeze or thaw).
+case $QUIESCE_FRAMEWORK in
+qemu-ga) FRAMEWORK_OWNER=qemu-ga FRAMEWORK_NAME=qemu-guest-agent THAW_HOOK="$QUIESCE_HOOK_DIR/quiesce" ;;
+*) FRAMEWORK_OWNER=vmware FRAMEWORK_NAME='VMware Tools' THAW_HOOK="$QUIESCE_HOOK_DIR/post-thaw-script" ;;
+esac
+OWNER=${QUIESCE_OWNER:-$FRAMEWORK_OWNER}
 HOOK_PID=$$
 # Made when this process is stopped by a signal: its worker rolls back.
 STOP_FILE="$STATE_DIR/stop.$HOOK_PID"
@@ -662,7 +669,7 @@ do_freeze() { # TIMEOUT
 	if [ -s "$STATE_FILE" ]; then
 		who=$(holders)
 		printf 'quiesce-holder %s\n' "$who" 2>/dev/null || :
-		err "a previous freeze by $who ($(cut -d: -f1,2 "$STATE_FILE" | tr '\n' ' ' | sed 's/ $//')) was never thawed; this freeze did nothing. Finish it first: \`quiesce recover RUN\` for a quiesce run, or QUIESCE_OWNER=$who $QUIESCE_HOOK_DIR/post-thaw-script freezeFail on the host"
+		err "a previous freeze by $who ($(cut -d: -f1,2 "$STATE_FILE" | tr '\n' ' ' | sed 's/ $//')) was never thawed; this freeze did nothing. Finish it first: \`quiesce recover RUN\` for a quiesce run, or QUIESCE_OWNER=$who $THAW_HOOK freezeFail on the host"
 		exit 3
 	fi
 	log "Pre freeze script started"
@@ -673,20 +680,21 @@ do_freeze() { # TIMEOUT
 	fi
 	failed=0 inflight=''
 	in_scope=$(scope)
-	# A freeze VMware Tools asked for (a backup product's quiesced snapshot,
-	# not a quiesce run, which orders the mirror itself): each instance's
-	# mirror role is logged, and a failover primary refused when the
-	# inventory says so (refuse_vmware_primary), before anything is frozen.
-	if [ "$OWNER" = vmware ]; then
+	# A freeze the framework asked for (a backup product's quiesced snapshot,
+	# a hypervisor's fsfreeze, not a quiesce run, which orders the mirror
+	# itself): each instance's mirror role is logged, and a failover primary
+	# refused when the inventory says so (refuse_vmware_primary), before
+	# anything is frozen.
+	if [ "$OWNER" = "$FRAMEWORK_OWNER" ]; then
 		roles=$(qlist 2>/dev/null | awk -F'^' '$1 != "" && $11 != "" { print $1 "^" $11 "^" $12 }')
 		for inst in $in_scope; do
 			role=$(printf '%s\n' "$roles" | awk -F'^' -v n="${inst#[?!]}" '$1 == n { print $2 " " $3; exit }')
 			[ -n "$role" ] || continue
-			log "${inst#[?!]}: mirror member $role, frozen for VMware Tools: the VM's stun counts against the mirror's QoS timeout"
+			log "${inst#[?!]}: mirror member $role, frozen for $FRAMEWORK_NAME: the VM's stun counts against the mirror's QoS timeout"
 			case $role in
 			Failover*Primary*)
 				if [ "$QUIESCE_REFUSE_VMWARE_PRIMARY" = yes ]; then
-					err "${inst#[?!]} is its mirror's failover primary: refusing a freeze VMware Tools asked for (refuse_vmware_primary), so this quiesced snapshot is aborted; back the mirror up with quiesce backup, which freezes the primary last and briefly"
+					err "${inst#[?!]} is its mirror's failover primary: refusing a freeze $FRAMEWORK_NAME asked for (refuse_vmware_primary), so this quiesced snapshot is aborted; back the mirror up with quiesce backup, which freezes the primary last and briefly"
 					exit 1
 				fi ;;
 			esac
@@ -751,6 +759,9 @@ do_freeze() { # TIMEOUT
 		log "Pre freeze script failed: thawing what was frozen"
 		thaw_recorded freezeFail
 		err "Pre freeze script failed; nothing is left frozen unless a THAW FAILED line says so"
+		# qemu-ga aborts the fsfreeze on this status only when it runs this
+		# hook itself (-F/.../quiesce); its stock fsfreeze-hook ignores it.
+		[ "$OWNER" != qemu-ga ] || err "qemu-guest-agent goes on with the snapshot unless it runs this hook directly (fsfreeze-hook=$QUIESCE_HOOK_DIR/quiesce): the stock fsfreeze-hook ignores this failure, and that snapshot holds no frozen database"
 		exit 1
 	fi
 	log "Pre freeze script finished"

@@ -1,8 +1,9 @@
 //! Read-only probes of a host's hooks ("facts") and what they say against
 //! what quiesce would deploy ("findings"). Deploy and audit both start here.
 
+use crate::hooks::qemu_ga::{self, QGA_CONF, QgaFacts};
 use crate::hooks::{self, HookKind};
-use crate::inventory::Host;
+use crate::inventory::{Framework, Host};
 use serde::Serialize;
 use std::collections::HashMap;
 
@@ -207,8 +208,21 @@ pub enum Finding {
     ToolsOtherScripts {
         paths: Vec<String>,
     },
-    /// Note: VMware Tools runs its legacy hooks from /usr/sbin only.
-    ToolsNotCalled {
+    /// qemu-guest-agent is not installed: no fsfreeze calls the hook.
+    QgaMissing,
+    /// qemu-guest-agent is installed but not running.
+    QgaNotRunning,
+    /// qemu-guest-agent runs no fsfreeze hook (no -F, nothing configured).
+    QgaHookOff,
+    /// qemu-guest-agent runs a hook that neither is quiesce's nor runs the
+    /// hook directory.
+    QgaOtherHook {
+        hook: String,
+    },
+    /// Note: qemu-guest-agent runs a dispatcher of the hook directory, and
+    /// the stock one ignores the hooks' status.
+    QgaStatusIgnored {
+        hook: String,
         dir: String,
     },
 }
@@ -239,7 +253,11 @@ impl Finding {
             Finding::ToolsScriptsOff { .. } => "tools-scripts-off",
             Finding::ToolsTimeout { .. } => "tools-timeout",
             Finding::ToolsOtherScripts { .. } => "tools-other-scripts",
-            Finding::ToolsNotCalled { .. } => "tools-not-called",
+            Finding::QgaMissing => "qga-missing",
+            Finding::QgaNotRunning => "qga-not-running",
+            Finding::QgaHookOff => "qga-hook-off",
+            Finding::QgaOtherHook { .. } => "qga-other-hook",
+            Finding::QgaStatusIgnored { .. } => "qga-status-ignored",
         }
     }
 
@@ -317,8 +335,16 @@ impl Finding {
                 "note: VMware Tools also runs {} (after this hook at the freeze, before post-thaw-script at the thaw): the freeze lasts while they run",
                 paths.join(", ")
             ),
-            Finding::ToolsNotCalled { dir } => format!(
-                "note: VMware Tools runs its hooks from /usr/sbin only, not {dir}: something else must call these"
+            Finding::QgaMissing => "qemu-guest-agent is not installed: no hypervisor's fsfreeze calls this hook; install qemu-guest-agent (or set framework: none when only quiesce runs it)".into(),
+            Finding::QgaNotRunning => "qemu-guest-agent is not running on the VM: a snapshot taken now freezes no database; start it (systemctl start qemu-guest-agent)".into(),
+            Finding::QgaHookOff => format!(
+                "qemu-guest-agent runs no fsfreeze hook (no -F, no fsfreeze-hook in {QGA_CONF}): its freezes never reach the database; add `fsfreeze-hook=/etc/qemu/fsfreeze-hook` under [general] in {QGA_CONF} and restart the agent"
+            ),
+            Finding::QgaOtherHook { hook } => format!(
+                "qemu-guest-agent runs the fsfreeze hook `{hook}`, which is not quiesce's and does not run its directory: this hook is never called; point fsfreeze-hook in {QGA_CONF} at /etc/qemu/fsfreeze-hook (or at this hook) and restart the agent"
+            ),
+            Finding::QgaStatusIgnored { hook, dir } => format!(
+                "note: qemu-guest-agent runs {hook}, which runs the hooks of {dir}; the stock one ignores their exit status, so a failed freeze does not stop the snapshot (which then holds no frozen database); `fsfreeze-hook={dir}/quiesce` in {QGA_CONF} makes a failed freeze fail the snapshot"
             ),
         }
     }
@@ -327,7 +353,7 @@ impl Finding {
     pub fn is_note(&self) -> bool {
         matches!(
             self,
-            Finding::ToolsOtherScripts { .. } | Finding::ToolsNotCalled { .. }
+            Finding::ToolsOtherScripts { .. } | Finding::QgaStatusIgnored { .. }
         )
     }
 
@@ -562,7 +588,6 @@ pub fn tools_timeout_needed(freeze_timeout_secs: u64) -> u64 {
 
 pub fn inspect_tools(
     tools: &ToolsFacts,
-    hook_dir: &str,
     kind: HookKind,
     freeze_timeout_secs: u64,
 ) -> Vec<Finding> {
@@ -585,19 +610,22 @@ pub fn inspect_tools(
             freeze_timeout: freeze_timeout_secs,
         });
     }
-    if kind == HookKind::PreFreeze {
-        if hook_dir.trim_end_matches('/') != "/usr/sbin" {
-            findings.push(Finding::ToolsNotCalled {
-                dir: hook_dir.to_string(),
-            });
-        }
-        if !tools.other_scripts.is_empty() {
-            findings.push(Finding::ToolsOtherScripts {
-                paths: tools.other_scripts.clone(),
-            });
-        }
+    if kind == HookKind::PreFreeze && !tools.other_scripts.is_empty() {
+        findings.push(Finding::ToolsOtherScripts {
+            paths: tools.other_scripts.clone(),
+        });
     }
     findings
+}
+
+/// What the framework that calls the hooks says about running `kind` on
+/// `host`: VMware Tools' settings, qemu-guest-agent's, or nothing.
+pub fn inspect_framework(facts: &HostFacts, host: &Host, kind: HookKind) -> Vec<Finding> {
+    match host.framework {
+        Framework::Vmware => inspect_tools(&facts.tools, kind, host.freeze_timeout.as_secs()),
+        Framework::QemuGa => qemu_ga::inspect(&facts.qga, host),
+        Framework::None => Vec::new(),
+    }
 }
 
 /// The facts of one host: its hook directory, both hooks, and what VMware
@@ -606,6 +634,8 @@ pub struct HostFacts {
     pub dir: Vec<Finding>,
     pub hooks: Vec<(HookKind, String, Vec<Finding>, Option<PathFacts>)>,
     pub tools: ToolsFacts,
+    /// qemu-guest-agent's settings (probed for qemu-ga hosts only).
+    pub qga: QgaFacts,
     /// log_dir as the hooks see it, when the probe was asked (audit).
     pub log_dir: Option<Finding>,
 }
@@ -613,7 +643,10 @@ pub struct HostFacts {
 impl HostFacts {
     pub fn probe_args(host: &Host) -> Vec<String> {
         let mut args = vec![host.hook_dir.clone(), format!("log_dir={}", host.log_dir)];
-        args.extend(HookKind::ALL.iter().map(|k| k.path(host)));
+        if host.framework == Framework::QemuGa {
+            args.push("framework=qemu-ga".into());
+        }
+        args.extend(HookKind::of(host).iter().map(|k| k.path(host)));
         args
     }
 
@@ -640,6 +673,7 @@ impl HostFacts {
             dir,
             hooks,
             tools: parse_tools(output),
+            qga: qemu_ga::parse(output),
             log_dir: inspect_log_dir(output, &host.log_dir),
         }
     }
@@ -734,24 +768,17 @@ mod tests {
                 other_scripts: vec!["/etc/vmware-tools/backupScripts.d/50-app".into()],
             }
         );
-        let codes = |kind, dir| {
-            inspect_tools(&tools, dir, kind, 600)
+        let codes = |kind| {
+            inspect_tools(&tools, kind, 600)
                 .iter()
                 .map(Finding::code)
                 .collect::<Vec<_>>()
         };
         assert_eq!(
-            codes(HookKind::PreFreeze, "/usr/sbin"),
+            codes(HookKind::PreFreeze),
             ["tools-scripts-off", "tools-timeout", "tools-other-scripts"]
         );
-        assert_eq!(
-            codes(HookKind::PostThaw, "/opt/hooks"),
-            ["tools-scripts-off", "tools-timeout"]
-        );
-        assert_eq!(
-            codes(HookKind::PreFreeze, "/opt/hooks")[2],
-            "tools-not-called"
-        );
+        assert_eq!(codes(HookKind::PostThaw), ["tools-scripts-off", "tools-timeout"]);
         // Anything but false or 0 keeps Tools' default (true); 0 s is no timer.
         for (line, off) in [("true", false), ("yes", false), ("0", true), ("", false)] {
             let t = parse_tools(&format!(
@@ -759,15 +786,15 @@ mod tests {
             ));
             assert_eq!(t.scripts_off.is_some(), off, "{line}");
             assert_eq!(
-                inspect_tools(&t, "/usr/sbin", HookKind::PostThaw, 600).len(),
+                inspect_tools(&t, HookKind::PostThaw, 600).len(),
                 usize::from(off)
             );
         }
         assert_eq!(parse_tools("tools\ttimeout\t1\t-5\n").timeout, None);
         // The floor follows the host's freeze timeout.
         let t = parse_tools("tools\ttimeout\t7\t900\n");
-        assert!(inspect_tools(&t, "/usr/sbin", HookKind::PostThaw, 600).is_empty());
-        let found = inspect_tools(&t, "/usr/sbin", HookKind::PostThaw, 1200);
+        assert!(inspect_tools(&t, HookKind::PostThaw, 600).is_empty());
+        let found = inspect_tools(&t, HookKind::PostThaw, 1200);
         assert_eq!(
             found[0].message(),
             "VMware Tools gives the whole quiesced snapshot 900 s (/etc/vmware-tools/tools.conf:7 [vmbackup] timeout), less than this host's freeze timeout (1200 s) and a minute for the hooks: a slow freeze or snapshot then fails the backup; set it to at least 1260"
@@ -778,7 +805,7 @@ mod tests {
         #[test]
         fn tools_parser_never_panics(text in "\\PC{0,300}") {
             let tools = parse_tools(&text);
-            let _ = inspect_tools(&tools, "/usr/sbin", HookKind::PreFreeze, 600);
+            let _ = inspect_tools(&tools, HookKind::PreFreeze, 600);
         }
 
         #[test]

@@ -2,10 +2,11 @@
 //! header of validated, quoted settings and one shared POSIX sh body.
 
 pub mod facts;
+pub mod qemu_ga;
 pub mod reconcile;
 pub mod report;
 
-use crate::inventory::Host;
+use crate::inventory::{Framework, Host};
 use crate::remote::shell::quote;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -16,29 +17,57 @@ const BODY: &str = include_str!("body.sh");
 /// functions `log_writer` and `log_as`), shared with the scripts that read it.
 pub const LOG_WRITER: &str = include_str!("../remote/scripts/log_writer.sh");
 
-/// The two hooks VMware Tools runs in the guest.
+/// The hooks quiesce deploys: the two VMware Tools runs in the guest, or
+/// the one qemu-guest-agent's fsfreeze-hook runs with `freeze` and `thaw`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 pub enum HookKind {
     #[serde(rename = "pre-freeze-script")]
     PreFreeze,
     #[serde(rename = "post-thaw-script")]
     PostThaw,
+    /// One hook for both (qemu-ga): it does what its argument says.
+    #[serde(rename = "fsfreeze-hook")]
+    Fsfreeze,
 }
 
 impl HookKind {
-    pub const ALL: [HookKind; 2] = [HookKind::PreFreeze, HookKind::PostThaw];
+    /// Every kind, for parsing names back.
+    pub const ALL: [HookKind; 3] = [HookKind::PreFreeze, HookKind::PostThaw, HookKind::Fsfreeze];
+    const VMWARE: [HookKind; 2] = [HookKind::PreFreeze, HookKind::PostThaw];
+    const QEMU_GA: [HookKind; 1] = [HookKind::Fsfreeze];
+
+    /// The hooks deployed to `host`, in the order they are written.
+    pub fn of(host: &Host) -> &'static [HookKind] {
+        match host.framework {
+            Framework::QemuGa => &HookKind::QEMU_GA,
+            Framework::Vmware | Framework::None => &HookKind::VMWARE,
+        }
+    }
+
+    /// The hook that freezes on `host` (called with `freeze`).
+    pub fn freezer(host: &Host) -> HookKind {
+        HookKind::of(host)[0]
+    }
+
+    /// The hook that thaws on `host` (called with `thaw` or `freezeFail`).
+    pub fn thawer(host: &Host) -> HookKind {
+        *HookKind::of(host).last().unwrap_or(&HookKind::PostThaw)
+    }
 
     pub fn file_name(self) -> &'static str {
         match self {
             HookKind::PreFreeze => "pre-freeze-script",
             HookKind::PostThaw => "post-thaw-script",
+            HookKind::Fsfreeze => "quiesce",
         }
     }
 
+    /// What the hook does without an argument: qemu-ga always passes one.
     fn default_action(self) -> &'static str {
         match self {
             HookKind::PreFreeze => "freeze",
             HookKind::PostThaw => "thaw",
+            HookKind::Fsfreeze => "",
         }
     }
 
@@ -60,6 +89,7 @@ pub fn render(kind: HookKind, host: &Host) -> String {
          set -u\n\
          QUIESCE_DEFAULT_ACTION={action}\n\
          QUIESCE_PLATFORM={platform}\n\
+         QUIESCE_FRAMEWORK={framework}\n\
          QUIESCE_INSTANCES={instances}\n\
          QUIESCE_HOOK_DIR={hook_dir}\n\
          QUIESCE_LOG_DIR={log_dir}\n\
@@ -73,6 +103,7 @@ pub fn render(kind: HookKind, host: &Host) -> String {
         host = host.name,
         action = quote(kind.default_action()),
         platform = quote(host.platform.as_str()),
+        framework = quote(host.framework.as_str()),
         instances = quote(&host.instances.join(" ")),
         hook_dir = quote(&host.hook_dir),
         log_dir = quote(&host.log_dir),
@@ -126,9 +157,9 @@ pub struct Rendered {
     pub sha256: String,
 }
 
-/// Both hooks for `host`, in `HookKind::ALL` order.
-pub fn render_both(host: &Host) -> Vec<Rendered> {
-    HookKind::ALL
+/// Every hook for `host`, in `HookKind::of` order.
+pub fn render_all(host: &Host) -> Vec<Rendered> {
+    HookKind::of(host)
         .iter()
         .map(|&kind| {
             let content = render(kind, host);

@@ -3,7 +3,7 @@
 //! then verify — for deploy, all in one remote script, one round trip.
 //! `audit` is this with writing turned off.
 
-use crate::hooks::facts::{FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts, inspect_tools};
+use crate::hooks::facts::{FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts, inspect_framework};
 use crate::hooks::{self, HookKind, Rendered};
 use crate::inventory::Host;
 use crate::output::error::HostError;
@@ -77,7 +77,7 @@ pub async fn host(host: Host, connector: &dyn Connector, settings: Settings, eve
 }
 
 fn emit_all(host: &Host, events: &EventSender, status: Status, error: &HostError) {
-    for kind in HookKind::ALL {
+    for &kind in HookKind::of(host) {
         events.send(Event::Hook(HookRecord {
             host: host.name.clone(),
             address: host.address.clone(),
@@ -156,7 +156,7 @@ async fn on_connection(
     settings: Settings,
     events: &EventSender,
 ) -> Result<(), HostError> {
-    let rendered = hooks::render_both(host);
+    let rendered = hooks::render_all(host);
     // --diff reads the hooks as they are before anything is written.
     let mut diffs = Vec::new();
     if settings.mode != Mode::Apply || settings.diff {
@@ -201,12 +201,7 @@ fn decide(
         // What deploy can fix; Tools' settings are the site's to change, and
         // said alongside (a note never makes a hook non-compliant).
         let nothing_to_fix = findings.is_empty();
-        let mut tools = inspect_tools(
-            &facts.tools,
-            &host.hook_dir,
-            *kind,
-            host.freeze_timeout.as_secs(),
-        );
+        let mut tools = inspect_framework(facts, host, *kind);
         tools.extend(facts.log_dir.clone());
         let compliant = nothing_to_fix && tools.iter().all(Finding::is_note);
         findings.extend(tools);

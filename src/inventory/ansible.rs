@@ -4,7 +4,7 @@
 //! with every error at the Ansible file's line and column.
 
 use super::{
-    ContainerEngine, DurationText, JumpText, Platform, RawGroup, RawInventory, RawMirror,
+    ContainerEngine, DurationText, Framework, JumpText, Platform, RawGroup, RawInventory, RawMirror,
     RawSettings,
 };
 use crate::inventory::source_map::{Pos, SourceMap};
@@ -562,7 +562,7 @@ const ANSIBLE_VARS: [&str; 12] = [
     "ansible_connection",
 ];
 
-const QUIESCE_VARS: [&str; 15] = [
+const QUIESCE_VARS: [&str; 16] = [
     "quiesce_platform",
     "quiesce_instances",
     "quiesce_vm",
@@ -578,6 +578,7 @@ const QUIESCE_VARS: [&str; 15] = [
     "quiesce_become",
     "quiesce_identity_file",
     "quiesce_refuse_vmware_primary",
+    "quiesce_framework",
 ];
 
 /// Ansible's connections that are SSH.
@@ -730,6 +731,20 @@ fn resolve(path: &Path, doc: Doc) -> Result<Converted, Error> {
                         }
                     });
                     at("platform", &mut map);
+                }
+                "quiesce_framework" => {
+                    s.framework = Some(match text()?.as_str() {
+                        "vmware" => Framework::Vmware,
+                        "qemu-ga" => Framework::QemuGa,
+                        "none" => Framework::None,
+                        other => {
+                            return Err(err(
+                                format!("quiesce_framework `{other}` is not vmware, qemu-ga or none"),
+                                "write vmware (VMware Tools runs the hooks), qemu-ga (qemu-guest-agent does) or none (only quiesce does)",
+                            ));
+                        }
+                    });
+                    at("framework", &mut map);
                 }
                 "quiesce_container_engine" => {
                     s.container_engine = Some(match text()?.as_str() {
@@ -1058,6 +1073,7 @@ mod tests {
             "ansible_ssh_common_args" | "ansible_ssh_extra_args" => "'-J ops@bastion'",
             "quiesce_platform" => "cache",
             "quiesce_container_engine" => "podman",
+            "quiesce_framework" => "none",
             "quiesce_freeze_timeout" | "quiesce_qos_timeout" => "5m",
             "quiesce_instances" => "A1",
             _ => "/x/y",

@@ -55,6 +55,73 @@ impl ContainerEngine {
     }
 }
 
+/// What runs the hooks when quiesce does not: the freeze framework of the
+/// VM's hypervisor, which decides where the hooks live and how they are
+/// called (docs/frameworks.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+pub enum Framework {
+    /// VMware Tools: `/usr/sbin/pre-freeze-script` and `post-thaw-script`.
+    #[default]
+    #[serde(rename = "vmware")]
+    Vmware,
+    /// qemu-guest-agent (Proxmox, KVM, KubeVirt, OpenStack): one hook in
+    /// its fsfreeze-hook.d, called with `freeze` and `thaw`.
+    #[serde(rename = "qemu-ga")]
+    QemuGa,
+    /// Nothing but quiesce runs the hooks (any `hook_dir`).
+    #[serde(rename = "none")]
+    None,
+}
+
+/// Where qemu-ga's stock fsfreeze-hook runs the hooks from: Debian's and
+/// upstream's, and RHEL's.
+pub const QEMU_GA_HOOK_DIRS: [&str; 2] = ["/etc/qemu/fsfreeze-hook.d", "/etc/qemu-ga/fsfreeze-hook.d"];
+
+impl Framework {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Framework::Vmware => "vmware",
+            Framework::QemuGa => "qemu-ga",
+            Framework::None => "none",
+        }
+    }
+
+    pub fn is_vmware(&self) -> bool {
+        *self == Framework::Vmware
+    }
+
+    /// The hook directory when the inventory names none.
+    pub fn default_hook_dir(self) -> &'static str {
+        match self {
+            Framework::QemuGa => QEMU_GA_HOOK_DIRS[0],
+            Framework::Vmware | Framework::None => DEFAULT_HOOK_DIR,
+        }
+    }
+
+    /// Why hooks in `dir` would never run for this framework (or would run
+    /// wrongly), with what to write instead; none when `dir` is right.
+    pub fn refuses_hook_dir(self, dir: &str) -> Option<(String, &'static str)> {
+        let dir = dir.trim_end_matches('/');
+        match self {
+            Framework::None => None,
+            Framework::Vmware if dir == DEFAULT_HOOK_DIR => None,
+            Framework::Vmware if dir == "/etc/vmware-tools/backupScripts.d" => Some((
+                format!("hook_dir `{dir}`: VMware Tools runs every file there with `freeze` (and `thaw`), so both of quiesce's hooks would be called for each and the second would refuse: every quiesced snapshot would fail"),
+                "remove hook_dir (VMware Tools runs /usr/sbin/pre-freeze-script and post-thaw-script), or set framework: none when only quiesce runs these hooks",
+            )),
+            Framework::Vmware => Some((
+                format!("hook_dir `{dir}`: VMware Tools runs its hooks from /usr/sbin only, so hooks there would never run for a quiesced snapshot"),
+                "remove hook_dir (the default is /usr/sbin), or set framework: none when only quiesce runs these hooks (framework: qemu-ga for qemu-guest-agent)",
+            )),
+            Framework::QemuGa if QEMU_GA_HOOK_DIRS.contains(&dir) => None,
+            Framework::QemuGa => Some((
+                format!("hook_dir `{dir}`: qemu-guest-agent's fsfreeze-hook runs the hooks of /etc/qemu/fsfreeze-hook.d (/etc/qemu-ga/fsfreeze-hook.d on RHEL) only"),
+                "remove hook_dir (the default is /etc/qemu/fsfreeze-hook.d), or set framework: none when only quiesce runs these hooks",
+            )),
+        }
+    }
+}
+
 impl Platform {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -108,6 +175,8 @@ struct RawSettings {
     identity_file: Option<String>,
     r#become: Option<bool>,
     platform: Option<Platform>,
+    /// What runs the hooks besides quiesce: vmware, qemu-ga or none.
+    framework: Option<Framework>,
     instances: Option<Vec<String>>,
     hook_dir: Option<String>,
     log_dir: Option<String>,
@@ -174,6 +243,9 @@ pub struct Host {
     pub identity_file: Option<PathBuf>,
     pub r#become: bool,
     pub platform: Platform,
+    /// What runs the hooks besides quiesce (where they live, how called).
+    #[serde(skip_serializing_if = "Framework::is_vmware")]
+    pub framework: Framework,
     pub vm: String,
     pub instances: Vec<String>,
     pub hook_dir: String,
@@ -235,6 +307,7 @@ impl EsxiHost {
             identity_file: self.identity_file.clone(),
             r#become: false,
             platform: Platform::Iris,
+            framework: Framework::Vmware,
             vm: self.name.clone(),
             instances: Vec::new(),
             hook_dir: DEFAULT_HOOK_DIR.into(),
@@ -593,6 +666,22 @@ impl Resolver<'_> {
                     format!("{}:{}:{}", self.path.display(), pos.line, pos.column)
                 })
             };
+            let framework = layers
+                .iter()
+                .rev()
+                .find_map(|(_, l)| l.framework)
+                .unwrap_or_default();
+            // Hooks the framework would never run, or would run wrongly.
+            if let Some((layer, dir)) = layers
+                .iter()
+                .rev()
+                .find_map(|(p, l)| Some((p, l.hook_dir.as_ref()?)))
+                && let Some((why, hint)) = framework.refuses_hook_dir(dir)
+            {
+                let mut path = layer.clone();
+                path.push("hook_dir");
+                return Err(self.err(&path, why, hint));
+            }
             // Every layer's freeze_timeout was validated by check_settings.
             let freeze_timeout = layers
                 .iter()
@@ -664,13 +753,15 @@ impl Resolver<'_> {
                     .rev()
                     .find_map(|(_, l)| l.platform)
                     .unwrap_or(Platform::Iris),
+                framework,
                 vm: own.vm.clone().unwrap_or_else(|| name.clone()),
                 instances: layers
                     .iter()
                     .rev()
                     .find_map(|(_, l)| l.instances.clone())
                     .unwrap_or_default(),
-                hook_dir: pick(&|l| l.hook_dir.clone()).unwrap_or_else(|| DEFAULT_HOOK_DIR.into()),
+                hook_dir: pick(&|l| l.hook_dir.clone())
+                    .unwrap_or_else(|| framework.default_hook_dir().into()),
                 log_dir: pick(&|l| l.log_dir.clone()).unwrap_or_else(|| DEFAULT_LOG_DIR.into()),
                 freeze_timeout,
                 groups: groups.iter().map(|g| g.to_string()).collect(),

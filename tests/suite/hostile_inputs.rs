@@ -97,7 +97,7 @@ fn deploy_never_takes_over_a_shared_directory_unless_forced() {
     );
     let inventory = std::fs::read_to_string(lab.inventory()).unwrap().replace(
         "platform: iris }\n",
-        "platform: iris, hook_dir: /var/log/shared }\n",
+        "platform: iris, framework: none, hook_dir: /var/log/shared }\n",
     );
     std::fs::write(lab.inventory(), inventory).unwrap();
     let run = lab.quiesce(&["deploy"]);

@@ -393,7 +393,7 @@ fn audit_and_deploy_check_the_hook_directorys_parents_the_log_dir_and_the_vms_to
     // vm1: hooks under /etc/q, which another user owns (they could rename
     // the hook directory away and put their own).
     lab.sh("vm1", "mkdir -p /etc/q/hooks && chown nobody /etc/q");
-    add_settings(&lab, "vm1", ", hook_dir: /etc/q/hooks");
+    add_settings(&lab, "vm1", ", framework: none, hook_dir: /etc/q/hooks");
     // vm2: a log directory everyone may write.
     lab.sh(
         "vm2",

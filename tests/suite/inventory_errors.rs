@@ -22,7 +22,7 @@ fn unknown_key() {
     check(
         "inv.yml",
         "hosts:\n  db1: { address: 10.0.0.1, adress: x }\n",
-        "2:29: hosts.db1: unknown field `adress`, expected one of `address`, `vm`, `port`, `user`, `identity_file`, `become`, `platform`, `instances`, `hook_dir`, `log_dir`, `freeze_timeout`, `iris_container`, `container_engine`, `iris_user`, `refuse_vmware_primary`, `esxi`, `vm_dir`, `jump`\n  hint: did you mean `address`? see docs/inventory.md for every key and its type",
+        "2:29: hosts.db1: unknown field `adress`, expected one of `address`, `vm`, `port`, `user`, `identity_file`, `become`, `platform`, `framework`, `instances`, `hook_dir`, `log_dir`, `freeze_timeout`, `iris_container`, `container_engine`, `iris_user`, `refuse_vmware_primary`, `esxi`, `vm_dir`, `jump`\n  hint: did you mean `address`? see docs/inventory.md for every key and its type",
     );
 }
 
@@ -183,5 +183,31 @@ fn duplicate_host_through_a_yaml_alias() {
         "inv.yml",
         "hosts:\n  &x db1: { address: 10.0.0.1 }\n  *x : { address: 10.0.0.2 }\n",
         "3:3: duplicate key `db1`: hosts.db1 is already defined at line 2\n  hint: each host, group, mirror and setting may appear only once; merge the two entries",
+    );
+}
+
+/// Hooks their framework would never run (or would run wrongly) are refused
+/// at load, where the directory is written.
+#[test]
+fn a_hook_dir_the_framework_never_runs() {
+    check(
+        "inv.yml",
+        "defaults: { hook_dir: /opt/hooks }\nhosts:\n  db1: { address: 10.0.0.1 }\n",
+        "1:23: hook_dir `/opt/hooks`: VMware Tools runs its hooks from /usr/sbin only, so hooks there would never run for a quiesced snapshot\n  hint: remove hook_dir (the default is /usr/sbin), or set framework: none when only quiesce runs these hooks (framework: qemu-ga for qemu-guest-agent)",
+    );
+    check(
+        "inv.yml",
+        "hosts:\n  db1: { address: 10.0.0.1, hook_dir: /etc/vmware-tools/backupScripts.d }\n",
+        "2:39: hook_dir `/etc/vmware-tools/backupScripts.d`: VMware Tools runs every file there with `freeze` (and `thaw`), so both of quiesce's hooks would be called for each and the second would refuse: every quiesced snapshot would fail\n  hint: remove hook_dir (VMware Tools runs /usr/sbin/pre-freeze-script and post-thaw-script), or set framework: none when only quiesce runs these hooks",
+    );
+    check(
+        "inv.yml",
+        "hosts:\n  kvm1: { address: 10.0.0.1, framework: qemu-ga, hook_dir: /usr/sbin }\n",
+        "2:60: hook_dir `/usr/sbin`: qemu-guest-agent's fsfreeze-hook runs the hooks of /etc/qemu/fsfreeze-hook.d (/etc/qemu-ga/fsfreeze-hook.d on RHEL) only\n  hint: remove hook_dir (the default is /etc/qemu/fsfreeze-hook.d), or set framework: none when only quiesce runs these hooks",
+    );
+    check(
+        "inv.yml",
+        "hosts:\n  kvm1: { address: 10.0.0.1, framework: kvm }\n",
+        "2:41: hosts.kvm1.framework: unknown variant `kvm`, expected one of `vmware`, `qemu-ga`, `none`\n  hint: see docs/inventory.md for every key and its type",
     );
 }

@@ -31,8 +31,8 @@ impl Run<'_> {
         };
         let (pre_sha, post_sha) = expected_shas(host);
         let (pre, post) = (
-            HookKind::PreFreeze.path(host),
-            HookKind::PostThaw.path(host),
+            HookKind::freezer(host).path(host),
+            HookKind::thawer(host).path(host),
         );
         let timeout_secs = freeze_timeout.as_secs().to_string();
         let deadline = vm_deadline(freeze_timeout, self.playbook.freeze_margin)
@@ -88,9 +88,9 @@ impl Run<'_> {
                 .stdout_text()
                 .contains("quiesce-unchecked post-thaw-script")
             {
-                HookKind::PostThaw
+                HookKind::thawer(host)
             } else {
-                HookKind::PreFreeze
+                HookKind::freezer(host)
             };
             return match out.code() {
                 Some(hooks::MISMATCH) => {

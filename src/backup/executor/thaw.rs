@@ -65,7 +65,7 @@ impl Run<'_> {
                     }
                     ThawVerdict::HookMismatch { why } => {
                         // Retrying cannot help: a person has to redeploy the hook.
-                        let error = self.hook_changed(name, HookKind::PostThaw, why);
+                        let error = self.hook_changed(name, HookKind::thawer(self.host(name)), why);
                         let detail = first_line(&error);
                         self.emit(BackupEvent::ThawFailed {
                             host: name.to_string(),
@@ -139,7 +139,7 @@ impl Run<'_> {
         let reason = format!("retry {attempt} of the controller's thaw");
         self.run_hook(
             name,
-            HookKind::PostThaw,
+            HookKind::thawer(self.host(name)),
             &reason,
             &[action.word()],
             UNBOUNDED,
@@ -199,8 +199,8 @@ impl Run<'_> {
             ""
         };
         let on_the_vm = format!(
-            "env QUIESCE_OWNER={run} {}/post-thaw-script freezeFail",
-            host.hook_dir.trim_end_matches('/')
+            "env QUIESCE_OWNER={run} {} freezeFail",
+            crate::hooks::HookKind::thawer(host).path(host)
         );
         // How known_hosts names the host (ssh-keygen -R's argument).
         let known_as = if host.port == 22 {

@@ -1,8 +1,8 @@
-# Args: HOOK_DIR PLATFORM PRE_SHAS POST_SHAS. Checks both hooks (never runs a
-# changed one), then asks the checked hook what preflight needs: each
+# Args: HOOK_DIR PLATFORM PRE_SHAS POST_SHAS [PRE_NAME POST_NAME]. Checks
+# both hooks (never runs a changed one; one file for qemu-ga's, named twice), then asks the checked hook what preflight needs: each
 # instance's state (`status`) and its qlist fields and mirror role (`facts`),
 # through the hook so that its container and owner settings apply.
-dir=$1
+dir=$1 pre_name=${5:-pre-freeze-script} post_name=${6:-post-thaw-script}
 trap 'rm -rf "$WORK"' EXIT
 check() { # HOOK SHAS
 	if checked_copy "$dir/$1" "$2"; then
@@ -14,11 +14,11 @@ check() { # HOOK SHAS
 	fi
 }
 ok=0
-if check pre-freeze-script "$3"; then
+if check "$pre_name" "$3"; then
 	pre_copy=$COPY
-	check post-thaw-script "$4" && ok=1
+	check "$post_name" "$4" && ok=1
 else
-	check post-thaw-script "$4" || :
+	check "$post_name" "$4" || :
 fi
 if [ "$ok" = 1 ]; then
 	/bin/sh "$pre_copy" status 2>/dev/null | sed 's/^/status\t/'

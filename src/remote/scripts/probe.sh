@@ -1,4 +1,4 @@
-# Args: [log_dir=DIR] PATH... (quiesce's own paths: no blanks, checked at load). Prints
+# Args: [framework=qemu-ga] [log_dir=DIR] PATH... (quiesce's own paths: no blanks, checked at load). Prints
 # `missing PATH` for each path that is not there, then one `stat` line for
 # all that are: `stat PATH TYPE OWNER GROUP MODE SIZE` (tab-separated), one
 # `sha256sum` line for each regular file (`HASH  PATH`) and `link PATH
@@ -9,9 +9,36 @@
 # `logdir	AS	WHY`, who the hooks write DIR's files as (log_writer.sh, sent
 # before this), and `parent	DIR	UID	MODE` for each directory above the first
 # PATH (the hook directory), which must all be root's alone.
+# An argument `framework=qemu-ga` prints what qemu-guest-agent will run at
+# a freeze: `qga	conf	VALUE` (its fsfreeze-hook setting as the agent
+# itself reads its configuration: qemu-ga -D), `qga	proc	PID	ARG...` for
+# each agent running in this mount namespace (its arguments, tab-separated),
+# after `qga	installed`, or `qga	missing` when the agent is not installed.
+qga_facts() {
+	if ! agent=$(command -v qemu-ga); then
+		printf 'qga\tmissing\n'
+		return 0
+	fi
+	printf 'qga\tinstalled\n'
+	"$agent" -D 2>/dev/null | sed -n 's/^fsfreeze-hook=/qga\tconf\t/p'
+	ns=$(readlink /proc/self/ns/mnt)
+	set +f
+	for d in /proc/[0-9]*; do
+		comm='' pid=${d#/proc/}
+		{ read -r comm < "$d/comm"; } 2>/dev/null || continue
+		[ "$comm" = qemu-ga ] || continue
+		[ "$(readlink "$d/ns/mnt" 2>/dev/null)" = "$ns" ] || continue
+		args=$(tr '\t\n\000' '  \t' < "/proc/$pid/cmdline" 2>/dev/null) || continue
+		printf 'qga\tproc\t%s\t%s\n' "$pid" "$args"
+	done
+}
 found='' files='' first=''
 for p in "$@"; do
 	case $p in
+	framework=qemu-ga)
+		qga_facts
+		continue
+		;;
 	log_dir=*)
 		log_writer "${p#log_dir=}"
 		printf 'logdir\t%s\t%s\n' "$LOG_AS" "$LOG_WHY"

@@ -58,7 +58,10 @@ pub struct HostAccess {
     pub iris_user: Option<String>,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refuse_vmware_primary: bool,
-    #[serde(default, skip_serializing_if = "crate::inventory::Framework::is_vmware")]
+    #[serde(
+        default,
+        skip_serializing_if = "crate::inventory::Framework::is_vmware"
+    )]
     pub framework: crate::inventory::Framework,
     /// Bastions, key and known_hosts files: `recover` goes the same way.
     #[serde(default)]

@@ -586,11 +586,7 @@ pub fn tools_timeout_needed(freeze_timeout_secs: u64) -> u64 {
     (freeze_timeout_secs + 60).max(TOOLS_TIMEOUT_FLOOR)
 }
 
-pub fn inspect_tools(
-    tools: &ToolsFacts,
-    kind: HookKind,
-    freeze_timeout_secs: u64,
-) -> Vec<Finding> {
+pub fn inspect_tools(tools: &ToolsFacts, kind: HookKind, freeze_timeout_secs: u64) -> Vec<Finding> {
     let mut findings = Vec::new();
     if let Some((line, value)) = &tools.scripts_off {
         findings.push(Finding::ToolsScriptsOff {
@@ -778,7 +774,10 @@ mod tests {
             codes(HookKind::PreFreeze),
             ["tools-scripts-off", "tools-timeout", "tools-other-scripts"]
         );
-        assert_eq!(codes(HookKind::PostThaw), ["tools-scripts-off", "tools-timeout"]);
+        assert_eq!(
+            codes(HookKind::PostThaw),
+            ["tools-scripts-off", "tools-timeout"]
+        );
         // Anything but false or 0 keeps Tools' default (true); 0 s is no timer.
         for (line, off) in [("true", false), ("yes", false), ("0", true), ("", false)] {
             let t = parse_tools(&format!(

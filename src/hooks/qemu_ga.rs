@@ -103,7 +103,13 @@ pub fn inspect(facts: &QgaFacts, host: &Host) -> Vec<Finding> {
         let finding = match hook {
             None => Finding::QgaHookOff,
             Some(hook) if hook == ours => continue,
-            Some(hook) if hook.rsplit_once('/').map(|(d, _)| format!("{d}/fsfreeze-hook.d")).as_deref() == Some(dir) => {
+            Some(hook)
+                if hook
+                    .rsplit_once('/')
+                    .map(|(d, _)| format!("{d}/fsfreeze-hook.d"))
+                    .as_deref()
+                    == Some(dir) =>
+            {
                 Finding::QgaStatusIgnored {
                     hook,
                     dir: dir.to_string(),
@@ -133,14 +139,20 @@ mod tests {
     }
 
     fn codes(text: &str) -> Vec<&'static str> {
-        inspect(&parse(text), &host()).iter().map(Finding::code).collect()
+        inspect(&parse(text), &host())
+            .iter()
+            .map(Finding::code)
+            .collect()
     }
 
     #[test]
     fn the_agents_own_arguments_decide_which_hook_it_runs() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
         assert_eq!(hook_of(&args(&["-m", "unix-listen"]), None), None);
-        assert_eq!(hook_of(&args(&["-F"]), None).as_deref(), Some(DEFAULT_FSFREEZE_HOOK));
+        assert_eq!(
+            hook_of(&args(&["-F"]), None).as_deref(),
+            Some(DEFAULT_FSFREEZE_HOOK)
+        );
         assert_eq!(hook_of(&args(&["-F/x/h"]), None).as_deref(), Some("/x/h"));
         assert_eq!(
             hook_of(&args(&["--fsfreeze-hook=/y"]), Some("/conf")).as_deref(),
@@ -159,7 +171,10 @@ mod tests {
         assert_eq!(codes(""), ["unprobed"]);
         assert_eq!(codes("qga\tmissing\n"), ["qga-missing"]);
         // Installed, not running, nothing configured.
-        assert_eq!(codes("qga\tinstalled\n"), ["qga-not-running", "qga-hook-off"]);
+        assert_eq!(
+            codes("qga\tinstalled\n"),
+            ["qga-not-running", "qga-hook-off"]
+        );
         assert_eq!(
             codes("qga\tproc\t42\t/usr/sbin/qemu-ga\t-m\tvirtio-serial\n"),
             ["qga-hook-off"]
@@ -170,9 +185,15 @@ mod tests {
         assert!(inspect(&parse(stock), &host())[0].is_note());
         // Our hook itself: nothing to say.
         assert!(codes("qga\tproc\t42\tqemu-ga\t-F/etc/qemu/fsfreeze-hook.d/quiesce\n").is_empty());
-        assert_eq!(codes("qga\tconf\t/etc/other/hook\nqga\tproc\t7\tqemu-ga\n"), ["qga-other-hook"]);
+        assert_eq!(
+            codes("qga\tconf\t/etc/other/hook\nqga\tproc\t7\tqemu-ga\n"),
+            ["qga-other-hook"]
+        );
         // An empty setting is a hook qemu-ga cannot run.
-        assert_eq!(codes("qga\tconf\t\nqga\tproc\t7\tqemu-ga\n"), ["qga-other-hook"]);
+        assert_eq!(
+            codes("qga\tconf\t\nqga\tproc\t7\tqemu-ga\n"),
+            ["qga-other-hook"]
+        );
     }
 
     proptest::proptest! {

@@ -3,9 +3,11 @@
 //! then verify — for deploy, all in one remote script, one round trip.
 //! `audit` is this with writing turned off.
 
-use crate::hooks::facts::{FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts, inspect_framework};
+use crate::hooks::facts::{
+    FileKind, Finding, HostFacts, PROBE_SCRIPT, PathFacts, inspect_framework,
+};
 use crate::hooks::{self, HookKind, Rendered};
-use crate::inventory::Host;
+use crate::inventory::{Framework, Host};
 use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender, HookRecord, Status};
 use crate::remote::transport::{Connector, Output, Transport};
@@ -337,6 +339,11 @@ async fn deploy(
     let mut args = vec![
         host.hook_dir.clone(),
         if force { "force" } else { "-" }.to_string(),
+        match host.framework {
+            Framework::QemuGa => "framework=qemu-ga",
+            Framework::Vmware | Framework::None => "-",
+        }
+        .to_string(),
     ];
     let mut stdin = Vec::new();
     for hook in rendered {
@@ -482,6 +489,7 @@ mod tests {
         let mut args = vec![
             dir_text.clone(),
             if force { "force" } else { "-" }.to_string(),
+            "-".to_string(),
         ];
         for (name, content) in hooks {
             args.push(format!("{dir_text}/{name}"));

@@ -4,8 +4,8 @@
 //! with every error at the Ansible file's line and column.
 
 use super::{
-    ContainerEngine, DurationText, Framework, JumpText, Platform, RawGroup, RawInventory, RawMirror,
-    RawSettings,
+    ContainerEngine, DurationText, Framework, JumpText, Platform, RawGroup, RawInventory,
+    RawMirror, RawSettings,
 };
 use crate::inventory::source_map::{Pos, SourceMap};
 use crate::output::error::Error;
@@ -739,7 +739,9 @@ fn resolve(path: &Path, doc: Doc) -> Result<Converted, Error> {
                         "none" => Framework::None,
                         other => {
                             return Err(err(
-                                format!("quiesce_framework `{other}` is not vmware, qemu-ga or none"),
+                                format!(
+                                    "quiesce_framework `{other}` is not vmware, qemu-ga or none"
+                                ),
                                 "write vmware (VMware Tools runs the hooks), qemu-ga (qemu-guest-agent does) or none (only quiesce does)",
                             ));
                         }

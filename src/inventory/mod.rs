@@ -75,7 +75,8 @@ pub enum Framework {
 
 /// Where qemu-ga's stock fsfreeze-hook runs the hooks from: Debian's and
 /// upstream's, and RHEL's.
-pub const QEMU_GA_HOOK_DIRS: [&str; 2] = ["/etc/qemu/fsfreeze-hook.d", "/etc/qemu-ga/fsfreeze-hook.d"];
+pub const QEMU_GA_HOOK_DIRS: [&str; 2] =
+    ["/etc/qemu/fsfreeze-hook.d", "/etc/qemu-ga/fsfreeze-hook.d"];
 
 impl Framework {
     pub fn as_str(self) -> &'static str {
@@ -106,16 +107,22 @@ impl Framework {
             Framework::None => None,
             Framework::Vmware if dir == DEFAULT_HOOK_DIR => None,
             Framework::Vmware if dir == "/etc/vmware-tools/backupScripts.d" => Some((
-                format!("hook_dir `{dir}`: VMware Tools runs every file there with `freeze` (and `thaw`), so both of quiesce's hooks would be called for each and the second would refuse: every quiesced snapshot would fail"),
+                format!(
+                    "hook_dir `{dir}`: VMware Tools runs every file there with `freeze` (and `thaw`), so both of quiesce's hooks would be called for each and the second would refuse: every quiesced snapshot would fail"
+                ),
                 "remove hook_dir (VMware Tools runs /usr/sbin/pre-freeze-script and post-thaw-script), or set framework: none when only quiesce runs these hooks",
             )),
             Framework::Vmware => Some((
-                format!("hook_dir `{dir}`: VMware Tools runs its hooks from /usr/sbin only, so hooks there would never run for a quiesced snapshot"),
+                format!(
+                    "hook_dir `{dir}`: VMware Tools runs its hooks from /usr/sbin only, so hooks there would never run for a quiesced snapshot"
+                ),
                 "remove hook_dir (the default is /usr/sbin), or set framework: none when only quiesce runs these hooks (framework: qemu-ga for qemu-guest-agent)",
             )),
             Framework::QemuGa if QEMU_GA_HOOK_DIRS.contains(&dir) => None,
             Framework::QemuGa => Some((
-                format!("hook_dir `{dir}`: qemu-guest-agent's fsfreeze-hook runs the hooks of /etc/qemu/fsfreeze-hook.d (/etc/qemu-ga/fsfreeze-hook.d on RHEL) only"),
+                format!(
+                    "hook_dir `{dir}`: qemu-guest-agent's fsfreeze-hook runs the hooks of /etc/qemu/fsfreeze-hook.d (/etc/qemu-ga/fsfreeze-hook.d on RHEL) only"
+                ),
                 "remove hook_dir (the default is /etc/qemu/fsfreeze-hook.d), or set framework: none when only quiesce runs these hooks",
             )),
         }

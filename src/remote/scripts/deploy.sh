@@ -1,4 +1,5 @@
-# Args: DIR FORCE, then PATH SHA256 SIZE for each hook (PATH is in DIR);
+# Args: DIR FORCE FRAMEWORK, then PATH SHA256 SIZE for each hook (PATH is
+# in DIR; FRAMEWORK `framework=qemu-ga` has the probe read the agent, or -);
 # standard input: the hooks' contents, one after another in that order.
 # A whole deploy of one host in one round trip, after the functions probe
 # (probe.sh), dir_fix (dir_fix.sh) and write_hook (write_hook.sh):
@@ -16,8 +17,10 @@
 # as plain commands, never `step || exit`: a function tested by || or if
 # runs with `set -e` switched off, and a failed chown would go on to mv.
 set -u
-dir=$1 force=$2
-shift 2
+dir=$1 force=$2 framework=$3
+shift 3
+[ "$framework" != - ] || framework=''
+
 hooks='' paths=$dir
 while [ $# -ge 3 ]; do
 	hooks="$hooks $1:$2:$3" paths="$paths $1"
@@ -26,7 +29,7 @@ done
 nl='
 '
 # shellcheck disable=SC2086 # word splitting is wanted: the paths have no blanks
-before=$(probe $paths)
+before=$(probe $framework $paths)
 printf 'section\tbefore\n%s\n' "$before"
 facts="$nl$before$nl"
 changed=''
@@ -109,5 +112,5 @@ done
 if [ -n "$changed" ]; then
 	printf 'section\tafter\n'
 	# shellcheck disable=SC2086 # word splitting is wanted: the paths have no blanks
-	probe $paths
+	probe $framework $paths
 fi

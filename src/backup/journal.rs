@@ -53,6 +53,8 @@ pub struct HostAccess {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iris_container: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_log_dir: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_engine: Option<crate::inventory::ContainerEngine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iris_user: Option<String>,
@@ -89,6 +91,7 @@ impl HostAccess {
             instances: host.instances.clone(),
             freeze_timeout_secs: Some(host.freeze_timeout.as_secs()),
             iris_container: host.iris_container.clone(),
+            container_log_dir: host.container_log_dir.clone(),
             container_engine: host.container_engine,
             iris_user: host.iris_user.clone(),
             refuse_vmware_primary: host.refuse_vmware_primary,
@@ -118,6 +121,7 @@ impl HostAccess {
             groups: Vec::new(),
             mirror: None,
             iris_container: self.iris_container.clone(),
+            container_log_dir: self.container_log_dir.clone(),
             container_engine: self.container_engine,
             iris_user: self.iris_user.clone(),
             refuse_vmware_primary: self.refuse_vmware_primary,

@@ -113,15 +113,42 @@ outcome() { # INSTANCE KIND
 # The owners holding recorded freezes, for messages.
 holders() { cut -d: -f3 "$STATE_FILE" 2>/dev/null | sed 's/^$/vmware/' | sort -u | tr '\n' ' ' | sed 's/ $//'; }
 inst_log() { printf '%s/%s-pre_post.log' "$QUIESCE_LOG_DIR" "$1"; }
+# The LogFile argument of the instance's methods: the instance opens it
+# itself, so in a container it is the path there (container_log_dir, the
+# target of log_dir's volume).
+inst_log_arg() {
+	if [ -n "$QUIESCE_CONTAINER" ]; then
+		printf '%s/%s-pre_post.log' "$QUIESCE_CONTAINER_LOG_DIR" "$1"
+	else
+		inst_log "$1"
+	fi
+}
 # The instance writes its LogFile itself, as its owner (iris_user): in a
 # directory where root alone may create files the hook makes it theirs
 # first (nothing can be planted in root's own directory), or the instance's
-# freeze lines, with the journal file and marker, would be lost.
+# freeze lines, with the journal file and marker, would be lost. In a
+# container the file is made from inside it, by the container's root, and
+# given to the user the instance runs as there: its owner is then right
+# whatever the container's uid mapping.
 own_log_file() { # INSTANCE
-	if [ -n "$QUIESCE_IRIS_USER" ] && [ -z "$QUIESCE_CONTAINER" ] && [ "$LOG_AS" = root ]; then
-		olf=$(inst_log "$1")
+	olf=$(inst_log "$1")
+	if [ -n "$QUIESCE_CONTAINER" ]; then
+		[ -e "$olf" ] || [ -L "$olf" ] || within "$CHECK_SECONDS" container_touch "$(inst_log_arg "$1")" 2>/dev/null || :
+	elif [ -n "$QUIESCE_IRIS_USER" ] && [ "$LOG_AS" = root ]; then
 		[ -L "$olf" ] || { : >> "$olf" && chown -- "$QUIESCE_IRIS_USER" "$olf"; } 2>/dev/null || :
 	fi
+}
+container_touch() { # FILE (inside the container)
+	# shellcheck disable=SC2016 # the container's shell expands $1 and $2
+	"$QUIESCE_ENGINE" exec "$QUIESCE_CONTAINER" sh -c ': >> "$1" && { [ -z "$2" ] || chown -- "$2" "$1"; }' sh "$1" "$QUIESCE_IRIS_USER"
+}
+# After a freeze in a container: the instance's own lines (journal file and
+# marker) must have reached log_dir through the volume, or a restore could
+# not be started from what quiesce collects.
+check_log_file() { # INSTANCE
+	[ -n "$QUIESCE_CONTAINER" ] && [ "$LOG_AS" != none ] || return 0
+	grep -q 'Start a journal restore for this backup with journal file' "$(inst_log "$1")" 2>/dev/null && return 0
+	err "$1: the instance's LogFile lines did not reach $(inst_log "$1"): $(inst_log_arg "$1") in container $QUIESCE_CONTAINER is not log_dir's volume; set container_log_dir to where $QUIESCE_LOG_DIR is mounted in the container (the journal file and marker of this backup are in the instance's messages.log)"
 }
 
 plain_name() {
@@ -538,7 +565,7 @@ $others"
 			fi
 		fi
 		log "Attempting to thaw $inst"
-		session_within "$THAW_SESSION_SECONDS" "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log "$inst")\")"
+		session_within "$THAW_SESSION_SECONDS" "$inst" "##Class(Backup.General).ExternalThaw(\"$(inst_log_arg "$inst")\")"
 		rc=$?
 		if [ "$rc" = 124 ]; then
 			err "$inst: no session started within ${THAW_SESSION_SECONDS}s to thaw it (a paused instance takes no new login): ending its freeze with irisstat -W"
@@ -573,7 +600,7 @@ $others"
 				invalid=1 kind=invalid-paused
 			fi
 			if [ "$kind" = valid ]; then
-				within "$THAW_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log "$inst")\")"
+				within "$THAW_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log_arg "$inst")\")"
 				# Not documented to exit 5 as ExternalFreeze does: a session that
 				# ends normally (0) or with 5 recorded it; 3 or anything else did not.
 				case $? in
@@ -719,7 +746,7 @@ do_freeze() { # TIMEOUT
 			failed=1
 			break
 		fi
-		within "$FREEZE_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log "$inst")\",,,,,,$timeout)"
+		within "$FREEZE_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log_arg "$inst")\",,,,,,$timeout)"
 		rc=$?
 		if [ "$rc" = 124 ]; then
 			# It may still freeze the instance: its record stays pending, and
@@ -737,7 +764,8 @@ do_freeze() { # TIMEOUT
 			within "$CHECK_SECONDS" identity "$inst"
 			# A failed rewrite leaves the entry pending: a thaw asks the instance first.
 			record "s|^pending:$inst:\(.*\)$|frozen:$inst:\1:$WITHIN_OUT|" || log "$inst: cannot mark its record frozen; it stays pending"
-			log "$inst IS FROZEN"; log "Completed freeze of $inst" ;;
+			log "$inst IS FROZEN"; log "Completed freeze of $inst"
+			check_log_file "$inst" ;;
 		3) record "/^pending:$inst:/d" || :; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
 		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;
 		esac

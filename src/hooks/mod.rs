@@ -95,6 +95,7 @@ pub fn render(kind: HookKind, host: &Host) -> String {
          QUIESCE_LOG_DIR={log_dir}\n\
          QUIESCE_FREEZE_TIMEOUT={timeout}\n\
          QUIESCE_CONTAINER={container}\n\
+         QUIESCE_CONTAINER_LOG_DIR={container_log_dir}\n\
          QUIESCE_ENGINE={engine}\n\
          QUIESCE_IRIS_USER={iris_user}\n\
          QUIESCE_REFUSE_VMWARE_PRIMARY={refuse}\n",
@@ -109,6 +110,10 @@ pub fn render(kind: HookKind, host: &Host) -> String {
         log_dir = quote(&host.log_dir),
         timeout = quote(&host.freeze_timeout.as_secs().to_string()),
         container = quote(host.iris_container.as_deref().unwrap_or("")),
+        container_log_dir = quote(match &host.iris_container {
+            Some(_) => host.container_log_dir.as_deref().unwrap_or(&host.log_dir),
+            None => "",
+        }),
         engine = quote(host.container_engine.unwrap_or_default().as_str()),
         iris_user = quote(host.iris_user.as_deref().unwrap_or("")),
         refuse = if host.refuse_vmware_primary {

@@ -562,7 +562,7 @@ const ANSIBLE_VARS: [&str; 12] = [
     "ansible_connection",
 ];
 
-const QUIESCE_VARS: [&str; 16] = [
+const QUIESCE_VARS: [&str; 17] = [
     "quiesce_platform",
     "quiesce_instances",
     "quiesce_vm",
@@ -579,6 +579,7 @@ const QUIESCE_VARS: [&str; 16] = [
     "quiesce_identity_file",
     "quiesce_refuse_vmware_primary",
     "quiesce_framework",
+    "quiesce_container_log_dir",
 ];
 
 /// Ansible's connections that are SSH.
@@ -792,6 +793,10 @@ fn resolve(path: &Path, doc: Doc) -> Result<Converted, Error> {
                 "quiesce_log_dir" => {
                     s.log_dir = Some(text()?);
                     at("log_dir", &mut map);
+                }
+                "quiesce_container_log_dir" => {
+                    s.container_log_dir = Some(text()?);
+                    at("container_log_dir", &mut map);
                 }
                 "quiesce_iris_container" => {
                     s.iris_container = Some(text()?);

@@ -189,6 +189,8 @@ struct RawSettings {
     log_dir: Option<String>,
     freeze_timeout: Option<DurationText>,
     iris_container: Option<String>,
+    /// Where `log_dir` is inside the container (its volume's target).
+    container_log_dir: Option<String>,
     container_engine: Option<ContainerEngine>,
     iris_user: Option<String>,
     /// Refuse a VMware-driven freeze of a mirror's failover primary.
@@ -265,6 +267,10 @@ pub struct Host {
     /// command goes through `ENGINE exec CONTAINER`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub iris_container: Option<String>,
+    /// `log_dir` as the container sees it (the instance opens its LogFile
+    /// there); none: the same path.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_log_dir: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub container_engine: Option<ContainerEngine>,
     /// Run the instance commands as this user (its owner, when root may not
@@ -323,6 +329,7 @@ impl EsxiHost {
             groups: Vec::new(),
             mirror: None,
             iris_container: None,
+            container_log_dir: None,
             container_engine: None,
             iris_user: None,
             refuse_vmware_primary: false,
@@ -678,6 +685,21 @@ impl Resolver<'_> {
                 .rev()
                 .find_map(|(_, l)| l.framework)
                 .unwrap_or_default();
+            // A volume target means nothing without the container.
+            if let Some((layer, _)) = layers
+                .iter()
+                .rev()
+                .find_map(|(p, l)| Some((p, l.container_log_dir.as_ref()?)))
+                && pick(&|l| l.iris_container.clone()).is_none()
+            {
+                let mut path = layer.clone();
+                path.push("container_log_dir");
+                return Err(self.err(
+                    &path,
+                    "container_log_dir without iris_container".into(),
+                    "container_log_dir is where log_dir is mounted inside the instance's container: set iris_container too, or remove it",
+                ));
+            }
             // Hooks the framework would never run, or would run wrongly.
             if let Some((layer, dir)) = layers
                 .iter()
@@ -774,6 +796,7 @@ impl Resolver<'_> {
                 groups: groups.iter().map(|g| g.to_string()).collect(),
                 mirror: mirror_of.get(name.as_str()).map(|m| m.to_string()),
                 iris_container: pick(&|l| l.iris_container.clone()),
+                container_log_dir: pick(&|l| l.container_log_dir.clone()),
                 container_engine: layers.iter().rev().find_map(|(_, l)| l.container_engine),
                 iris_user: pick(&|l| l.iris_user.clone()),
                 refuse_vmware_primary: layers
@@ -897,7 +920,11 @@ impl Resolver<'_> {
                 return Err(self.err(&p, format!("instance name `{inst}` is not a plain identifier"), "instance names are letters, digits, `_` and `-`, starting with a letter (as `iris qlist` shows them)"));
             }
         }
-        for (key, value) in [("hook_dir", &s.hook_dir), ("log_dir", &s.log_dir)] {
+        for (key, value) in [
+            ("hook_dir", &s.hook_dir),
+            ("log_dir", &s.log_dir),
+            ("container_log_dir", &s.container_log_dir),
+        ] {
             if let Some(dir) = value
                 && !is_safe_dir(dir)
             {

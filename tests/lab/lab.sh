@@ -33,8 +33,11 @@
 #                                        (MaxSessions; the lab's default is 64); sshd restarts
 #   lab.sh zone DIR VM ZONE [LANG]       the VM's /etc/localtime (e.g. America/New_York) and its
 #                                        sessions' LANG (e.g. de_DE.UTF-8); its sshd restarts
-#   lab.sh containerize DIR VM NAME      the VM's instances run in container NAME: iris, ccontrol
-#                                        and csession exist only through `docker|podman exec NAME`
+#   lab.sh containerize DIR VM NAME [HOSTDIR:CDIR]  the VM's instances run in container NAME: iris,
+#                                        ccontrol and csession exist only through `docker|podman exec
+#                                        NAME`. With a volume, the container has a file system of its
+#                                        own there: the VM's HOSTDIR is at CDIR (under /mnt) and HOSTDIR
+#                                        itself is an empty directory of the container's.
 #   lab.sh owner DIR VM INST USER        only USER (created if missing) may open sessions of INST
 #   lab.sh certify DIR VM CA_KEY [PRINCIPALS]  the VM's host key gets a host certificate signed by
 #                                        CA_KEY (for PRINCIPALS, default its address); sshd restarts
@@ -382,6 +385,7 @@ containerize)
 	in_vm "$1" "$2" sh -euc '
 		dir=/etc/lab-containers/$1
 		mkdir -p "$dir/bin"
+		if [ -n "$2" ]; then printf "%s\n" "$2" > "$dir/volume"; else rm -f "$dir/volume"; fi
 		for tool in iris ccontrol csession; do mv -f "/usr/sbin/$tool" "$dir/bin/$tool"; done
 		cat > /usr/sbin/docker <<"ENGINE"
 #!/bin/sh
@@ -403,12 +407,18 @@ shift
 PATH=/etc/lab-containers/$name/bin:$PATH
 export PATH
 printf "%s exec %s %s %s\n" "$(date +%s)" "$name" "${user:-root}" "$*" >> /var/log/lab-container.log
-if [ -n "$user" ]; then exec runuser -u "$user" -- env PATH="$PATH" "$@"; fi
+if [ -n "$user" ]; then set -- runuser -u "$user" -- env PATH="$PATH" "$@"; fi
+# A volume: the command runs where HOSTDIR is the container'"'"'s own (empty)
+# directory and the VM'"'"'s HOSTDIR is at CDIR, as with `docker run -v HOSTDIR:CDIR`.
+if [ -f "/etc/lab-containers/$name/volume" ]; then
+	IFS=: read -r vh vc < "/etc/lab-containers/$name/volume"
+	exec unshare --mount --propagation private -- sh -c '"'"'mount -t tmpfs lab-container /mnt && mkdir -p "$2" && mount --bind "$1" "$2" && mount -t tmpfs lab-container "$1" && shift 2 && exec "$@"'"'"' lab "$vh" "$vc" "$@"
+fi
 exec "$@"
 ENGINE
 		chmod 0755 /usr/sbin/docker
 		ln -f /usr/sbin/docker /usr/sbin/podman
-	' sh "$3" ;;
+	' sh "$3" "${4:-}" ;;
 owner)
 	dir=$1 vm=$2 inst=$3 user=$4
 	# The user exists in the VM only (its own /etc).

@@ -764,3 +764,74 @@ fn the_instances_logfile_is_its_owners_to_write() {
     assert_eq!(run.code, 0, "{run:?}");
     assert!(run.stdout.contains("IRIS-pre_post.log"), "{run:?}");
 }
+
+/// In a container the instance opens its LogFile in the container's own file
+/// system: the hook passes the path there (container_log_dir, where log_dir's
+/// volume is mounted), makes the file from inside the container for the user
+/// the instance runs as, and says so when the lines did not come through.
+#[test]
+fn the_instances_logfile_is_opened_inside_its_container() {
+    let lab = Lab::start(95, &["vm1"]);
+    lab.sh("vm1", "mkdir -m 0755 /var/log/iris");
+    assert!(
+        lab.lab(
+            "containerize",
+            &["vm1", "iris1", "/var/log/iris:/mnt/irislogs"]
+        )
+        .status
+        .success()
+    );
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let line = text.lines().find(|l| l.starts_with("  vm1: {")).unwrap();
+    let settings = |extra: &str| {
+        let new = line.replace(
+            " }",
+            &format!(", iris_container: iris1, log_dir: /var/log/iris{extra} }}"),
+        );
+        std::fs::write(lab.inventory(), text.replace(line, &new)).unwrap();
+        assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    };
+    let journal_line =
+        "Backup.General.ExternalFreeze: Start a journal restore for this backup with journal file:";
+    let log = || lab.sh("vm1", "cat /var/log/iris/IRIS-pre_post.log").1;
+
+    // log_dir's host path means nothing inside the container: the lines are
+    // lost there, and the hook says what to set.
+    settings("");
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} && {THAW}"));
+    assert_eq!(code, 0, "{out}");
+    lab.assert_truly_thawed("vm1");
+    assert!(!log().contains(journal_line), "{}", log());
+    assert!(
+        out.contains("IRIS: the instance's LogFile lines did not reach /var/log/iris/IRIS-pre_post.log: /var/log/iris/IRIS-pre_post.log in container iris1 is not log_dir's volume; set container_log_dir"),
+        "{out}"
+    );
+
+    // The volume's target named: the instance's own lines arrive.
+    settings(", container_log_dir: /mnt/irislogs");
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} && {THAW}"));
+    assert_eq!(code, 0, "{out}");
+    assert!(!out.contains("did not reach"), "{out}");
+    assert!(
+        log().contains(journal_line)
+            && log().contains("Backup.General.ExternalThaw: Resuming system"),
+        "{}",
+        log()
+    );
+
+    // The instance running as its owner inside the container, log_dir root's
+    // alone on the VM: the file is made inside the container and given to
+    // the owner, who then writes it.
+    lab.lab("owner", &["vm1", "IRIS", "irisowner"]);
+    lab.sh("vm1", "rm -f /var/log/iris/IRIS-pre_post.log");
+    settings(", container_log_dir: /mnt/irislogs, iris_user: irisowner");
+    let (code, out) = lab.sh("vm1", &format!("{FREEZE} && {THAW}"));
+    assert_eq!(code, 0, "{out}");
+    lab.assert_truly_thawed("vm1");
+    let (_, owner) = lab.sh("vm1", "stat -c %U /var/log/iris/IRIS-pre_post.log");
+    assert_eq!(owner, "irisowner\n");
+    assert!(log().contains(journal_line), "{}", log());
+    let run = lab.run(&["logs", "--since", "1h"]);
+    assert_eq!(run.code, 0, "{run:?}");
+    assert!(run.stdout.contains("IRIS-pre_post.log"), "{run:?}");
+}

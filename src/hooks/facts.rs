@@ -323,6 +323,14 @@ impl Finding {
                 seconds,
                 needed,
                 freeze_timeout,
+            } if *line == 0 => format!(
+                "VMware Tools gives the whole quiesced snapshot {seconds} s (its default: no [vmbackup] timeout in {TOOLS_CONF}), less than this host's freeze timeout ({freeze_timeout} s) and a minute for the hooks: a slow freeze or snapshot then fails the backup; set timeout={needed} under [vmbackup]"
+            ),
+            Finding::ToolsTimeout {
+                line,
+                seconds,
+                needed,
+                freeze_timeout,
             } => format!(
                 "VMware Tools gives the whole quiesced snapshot {seconds} s ({TOOLS_CONF}:{line} [vmbackup] timeout), less than this host's freeze timeout ({freeze_timeout} s) and a minute for the hooks: a slow freeze or snapshot then fails the backup; set it to at least {needed}{}",
                 if *needed <= 900 {
@@ -531,6 +539,8 @@ pub fn inspect_hook(facts: Option<&PathFacts>, expected_sha256: &str) -> Vec<Fin
 }
 
 pub const TOOLS_CONF: &str = "/etc/vmware-tools/tools.conf";
+/// Tools' timer for a quiesced snapshot when tools.conf sets none.
+pub const TOOLS_DEFAULT_TIMEOUT: u64 = 900;
 
 /// What VMware Tools' configuration says about running the hooks, from the
 /// probe's `tools` lines (outside input: only numbers and booleans are kept).
@@ -595,10 +605,9 @@ pub fn inspect_tools(tools: &ToolsFacts, kind: HookKind, freeze_timeout_secs: u6
         });
     }
     let needed = tools_timeout_needed(freeze_timeout_secs);
-    if let Some((line, seconds)) = tools.timeout
-        && seconds > 0
-        && seconds < needed
-    {
+    // No line: Tools' own default (line 0 in the finding).
+    let (line, seconds) = tools.timeout.unwrap_or((0, TOOLS_DEFAULT_TIMEOUT));
+    if seconds > 0 && seconds < needed {
         findings.push(Finding::ToolsTimeout {
             line,
             seconds,
@@ -790,6 +799,13 @@ mod tests {
             );
         }
         assert_eq!(parse_tools("tools\ttimeout\t1\t-5\n").timeout, None);
+        // No line: Tools' default 900 s, too short for a 20-minute freeze timeout.
+        let none = parse_tools("");
+        assert!(inspect_tools(&none, HookKind::PostThaw, 600).is_empty());
+        assert_eq!(
+            inspect_tools(&none, HookKind::PostThaw, 1200)[0].message(),
+            "VMware Tools gives the whole quiesced snapshot 900 s (its default: no [vmbackup] timeout in /etc/vmware-tools/tools.conf), less than this host's freeze timeout (1200 s) and a minute for the hooks: a slow freeze or snapshot then fails the backup; set timeout=1260 under [vmbackup]"
+        );
         // The floor follows the host's freeze timeout.
         let t = parse_tools("tools\ttimeout\t7\t900\n");
         assert!(inspect_tools(&t, HookKind::PostThaw, 600).is_empty());

@@ -72,6 +72,8 @@ pub enum BackupEvent {
         ok: bool,
         detail: String,
         stun_us: Option<u64>,
+        /// What the provider made (snapshot ids, paths).
+        ids: Vec<String>,
         attempt: u32,
         /// Another attempt follows.
         retrying: bool,
@@ -167,6 +169,7 @@ impl BackupEvent {
                 ok,
                 detail,
                 stun_us,
+                ids,
                 ..
             } => Entry::SnapshotFinished {
                 host,
@@ -174,6 +177,7 @@ impl BackupEvent {
                 ok: *ok,
                 detail: detail.clone(),
                 stun_us: *stun_us,
+                ids: ids.clone(),
             },
             BackupEvent::ThawStarted { at, action, .. } => Entry::ThawStarted {
                 host,
@@ -296,9 +300,11 @@ impl HostRun {
                 ok,
                 detail,
                 stun_us,
+                ids,
                 ..
             } => {
                 self.snapshot_finished = Some(*at);
+                self.snapshot_ids.extend(ids.iter().cloned());
                 self.stun_us = stun_us.or(self.stun_us);
                 if !ok {
                     self.outcome = Outcome::Failed;

@@ -60,6 +60,9 @@ pub struct HostRun {
     /// Problems beside the outcome, e.g. a stun over the mirror's QoS timeout.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<String>,
+    /// What the snapshot provider made (ids, paths), every attempt's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshot_ids: Vec<String>,
 }
 
 impl HostRun {
@@ -74,6 +77,7 @@ impl HostRun {
             lane: lane.name.clone(),
             role,
             qos_timeout_ms,
+            snapshot_ids: Vec::new(),
             instances: Vec::new(),
             freeze_started: None,
             frozen_at: None,

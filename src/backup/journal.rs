@@ -173,6 +173,9 @@ pub enum Entry {
         ok: bool,
         detail: String,
         stun_us: Option<u64>,
+        /// What the provider made: `recover` names them (orphans to remove).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ids: Vec<String>,
     },
     ThawStarted {
         host: String,

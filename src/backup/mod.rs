@@ -9,6 +9,7 @@ pub mod host_run;
 pub mod journal;
 pub mod plan;
 pub mod preflight;
+pub mod provider;
 pub mod recover;
 pub mod role;
 pub mod run_dir;

@@ -168,6 +168,8 @@ impl HostFacts {
 pub struct Preflight {
     pub facts: HashMap<String, Result<HostFacts, HostError>>,
     pub connections: HashMap<String, Arc<dyn Transport>>,
+    /// What the snapshot provider settled for each host (`prepare_snapshots`).
+    pub prepared: HashMap<String, crate::backup::provider::Prepared>,
 }
 
 pub fn expected_shas(host: &Host) -> (String, String) {
@@ -226,6 +228,7 @@ pub async fn preflight(
     let mut preflight = Preflight {
         facts: HashMap::new(),
         connections: HashMap::new(),
+        prepared: HashMap::new(),
     };
     for (name, result) in results {
         match result {
@@ -239,6 +242,40 @@ pub async fn preflight(
         }
     }
     preflight
+}
+
+/// Before anything is frozen, read-only: what the snapshot provider will
+/// take on each reachable host. A host it cannot snapshot is left out (with
+/// why); nothing of it is frozen.
+pub async fn prepare_snapshots(
+    hosts: &[&Host],
+    preflight: &mut Preflight,
+    provider: &dyn crate::backup::provider::Provider,
+    forks: usize,
+) -> Vec<(String, String)> {
+    let ready: Vec<(&Host, Arc<dyn Transport>)> = hosts
+        .iter()
+        .filter_map(|h| Some((*h, preflight.connections.get(&h.name)?.clone())))
+        .collect();
+    let results: Vec<(String, Result<crate::backup::provider::Prepared, String>)> =
+        futures::stream::iter(ready.into_iter().map(|(host, connection)| async move {
+            let result = provider.prepare(host, &*connection).await;
+            (host.name.clone(), result)
+        }))
+        .buffer_unordered(forks.max(1))
+        .collect()
+        .await;
+    let mut refused = Vec::new();
+    for (name, result) in results {
+        match result {
+            Ok(prepared) => {
+                preflight.prepared.insert(name, prepared);
+            }
+            Err(why) => refused.push((name, why)),
+        }
+    }
+    refused.sort();
+    refused
 }
 
 /// Problems that stop the whole run before anything is frozen, and hosts to

@@ -16,6 +16,26 @@ pub struct SnapshotResult {
     pub detail: String,
     /// The longest stun the command reported, in microseconds.
     pub stun_us: Option<u64>,
+    /// What was made: the `quiesce-snapshot-id ID` lines the command (or
+    /// the provider's script) printed, in order.
+    pub ids: Vec<String>,
+}
+
+/// The ids a snapshot command printed (`quiesce-snapshot-id ID`, one per
+/// line; outside input: printable, at most 200 characters, 64 of them).
+pub fn ids_of(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("quiesce-snapshot-id "))
+        .map(|id| {
+            id.trim()
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(200)
+                .collect::<String>()
+        })
+        .filter(|id| !id.is_empty())
+        .take(64)
+        .collect()
 }
 
 /// The longest stun the command reported, read as vmware.log is (an ESXi 8
@@ -43,6 +63,7 @@ pub async fn run(
         ok: false,
         detail,
         stun_us: None,
+        ids: Vec::new(),
     };
     if *stop.borrow() {
         return failed("interrupted before the snapshot".into());
@@ -85,6 +106,7 @@ fn judge(on: RunOn, out: &Output) -> SnapshotResult {
             ok: true,
             detail: "snapshot taken".into(),
             stun_us,
+            ids: ids_of(&out.stdout_text()),
         };
     }
     let detail = match on {
@@ -107,5 +129,7 @@ fn judge(on: RunOn, out: &Output) -> SnapshotResult {
         ok: false,
         detail,
         stun_us,
+        // What a failed command made is still named: an orphan to remove.
+        ids: ids_of(&out.stdout_text()),
     }
 }

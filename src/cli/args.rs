@@ -264,6 +264,11 @@ pub enum Command {
     },
     /// Print the manual page (roff): `quiesce man | man -l -`.
     Man,
+    /// The snapshots the playbook's provider made: list them, prune them by its retention.
+    Snapshots {
+        #[command(subcommand)]
+        action: SnapshotsAction,
+    },
     /// Remove old run directories, never one whose journal shows something not thawed.
     Prune {
         /// Keep runs younger than this (e.g. 30d, 12h).
@@ -272,6 +277,31 @@ pub enum Command {
         /// Only say what would be removed.
         #[arg(long)]
         dry_run: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SnapshotsAction {
+    /// Each snapshot quiesce made, per host and run, with the run's verdict
+    /// (read from the provider itself; an orphan has no backup behind it).
+    List {
+        /// The playbook (YAML): its provider and hosts.
+        #[arg(short, long, value_name = "FILE")]
+        playbook: PathBuf,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
+    /// Remove what the playbook's retention does not keep: orphans and
+    /// invalid ones first; never a host's newest valid backup.
+    Prune {
+        /// The playbook (YAML): its provider, hosts and snapshot.retention.
+        #[arg(short, long, value_name = "FILE")]
+        playbook: PathBuf,
+        /// Only say what would be removed.
+        #[arg(long)]
+        check: bool,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
     },
 }
 

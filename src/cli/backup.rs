@@ -89,8 +89,17 @@ pub fn backup(
                 }
             }
         };
-        let preflight = crate::backup::preflight::preflight(&hosts, &connector, forks, &events).await;
-        let checked = crate::backup::preflight::check(&hosts, &preflight);
+        let mut preflight = crate::backup::preflight::preflight(&hosts, &connector, forks, &events).await;
+        let provider = crate::backup::provider::of(&playbook.snapshot);
+        let refused = crate::backup::preflight::prepare_snapshots(&hosts, &mut preflight, &*provider, forks).await;
+        let mut checked = crate::backup::preflight::check(&hosts, &preflight);
+        for (name, why) in refused {
+            if checked.left_out.iter().any(|(h, ..)| *h == name) {
+                continue;
+            }
+            let target = hosts.iter().find(|h| h.name == name).map(|h| h.target()).unwrap_or(name.clone());
+            checked.left_out.push((name, format!("{target}: the {} provider cannot snapshot it: {why}; nothing of it is frozen", provider.kind().as_str()), plan::SkipKind::Problem));
+        }
         let left_out: Vec<&str> = checked.left_out.iter().map(|(h, ..)| h.as_str()).collect();
         let unreachable: Vec<String> = checked.left_out.iter().filter(|(.., why)| *why == plan::SkipKind::Unreachable).map(|(h, ..)| h.clone()).collect();
         let plannable: Vec<&Host> = hosts.iter().copied().filter(|h| !left_out.contains(&h.name.as_str())).collect();

@@ -8,10 +8,11 @@ mod hosts;
 mod logs;
 mod prune;
 pub mod report;
+mod snapshots;
 mod status;
 mod stun;
 
-use crate::cli::args::{Cli, Command, Global, HostsFormat};
+use crate::cli::args::{Cli, Command, Global, HostsFormat, SnapshotsAction};
 use crate::hooks::HookKind;
 use crate::hooks::reconcile::{Mode, Settings};
 use crate::inventory::{Host, Inventory, limit};
@@ -168,6 +169,23 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 metrics.as_deref(),
             )
         }
+        Command::Snapshots { action } => match action {
+            SnapshotsAction::List { playbook, format } => {
+                snapshots::snapshots(&cli.global, &inventory, hosts, &playbook, None, format)
+            }
+            SnapshotsAction::Prune {
+                playbook,
+                check,
+                format,
+            } => snapshots::snapshots(
+                &cli.global,
+                &inventory,
+                hosts,
+                &playbook,
+                Some(check),
+                format,
+            ),
+        },
         Command::Plan { playbook, format } => backup::backup(
             &cli.global,
             &inventory,

@@ -139,7 +139,7 @@ own_log_file() { # INSTANCE
 	fi
 }
 container_touch() { # FILE (inside the container)
-	# shellcheck disable=SC2016 # the container's shell expands $1 and $2
+	# shellcheck disable=SC2016,SC2317 # the container's shell expands $1 and $2; called through within
 	"$QUIESCE_ENGINE" exec "$QUIESCE_CONTAINER" sh -c ': >> "$1" && { [ -z "$2" ] || chown -- "$2" "$1"; }' sh "$1" "$QUIESCE_IRIS_USER"
 }
 # After a freeze in a container: the instance's own lines (journal file and

@@ -1028,7 +1028,7 @@ fn is_address(address: &str) -> bool {
         })
 }
 
-fn is_safe_dir(dir: &str) -> bool {
+pub fn is_safe_dir(dir: &str) -> bool {
     dir.starts_with('/')
         && dir.len() <= 200
         && dir

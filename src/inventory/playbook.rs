@@ -23,15 +23,62 @@ pub enum RunOn {
     Vm,
 }
 
+/// Who takes the snapshot: the site's command, or quiesce itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// `snapshot.command`: a hypervisor CLI, a script.
+    #[default]
+    Command,
+    /// Read-only btrfs snapshots of the instance's subvolumes, on the VM.
+    Btrfs,
+}
+
+impl ProviderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Command => "command",
+            ProviderKind::Btrfs => "btrfs",
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSnapshot {
-    command: String,
+    #[serde(default)]
+    provider: ProviderKind,
+    command: Option<String>,
     #[serde(default = "default_run_on")]
     on: RunOn,
     timeout: Option<String>,
     #[serde(default)]
     retries: u32,
+    btrfs: Option<RawBtrfs>,
+    retention: Option<RawRetention>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBtrfs {
+    /// Where the snapshots go, on the same btrfs file system.
+    dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    keep: Option<u32>,
+    max_age: Option<String>,
+}
+
+/// Which snapshots `snapshots prune` keeps: the newest `keep` valid ones of
+/// each host and those younger than `max_age`; always the newest valid one.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Retention {
+    pub keep: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_secs: Option<u64>,
 }
 
 fn default_run_on() -> RunOn {
@@ -54,11 +101,17 @@ struct RawPlaybook {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct SnapshotStep {
+    pub provider: ProviderKind,
+    /// The command (provider `command`; empty for the others).
     pub command: String,
     pub on: RunOn,
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
     pub retries: u32,
+    /// btrfs: the directory of the snapshots on the VM.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub btrfs_dir: Option<String>,
+    pub retention: Retention,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -119,14 +172,71 @@ impl Playbook {
                     }),
                 }
             };
-        if raw.snapshot.command.trim().is_empty() {
-            return Err(err(
-                &["snapshot", "command"],
-                "the snapshot command is empty".into(),
-                "give the command that takes the snapshot, e.g. a hypervisor CLI call with {vm}",
-            ));
+        let provider = raw.snapshot.provider;
+        let command = raw.snapshot.command.clone().unwrap_or_default();
+        match provider {
+            ProviderKind::Command if command.trim().is_empty() => {
+                let at: &[&str] = if raw.snapshot.command.is_some() {
+                    &["snapshot", "command"]
+                } else {
+                    &["snapshot"]
+                };
+                return Err(err(
+                    at,
+                    "the snapshot command is empty".into(),
+                    "give the command that takes the snapshot, e.g. a hypervisor CLI call with {vm}, or a provider (provider: btrfs)",
+                ));
+            }
+            ProviderKind::Btrfs if raw.snapshot.command.is_some() => {
+                return Err(err(
+                    &["snapshot", "command"],
+                    "snapshot.command is for provider: command".into(),
+                    "the btrfs provider takes the snapshots itself: remove the command, or the provider",
+                ));
+            }
+            ProviderKind::Btrfs if raw.snapshot.btrfs.is_none() => {
+                return Err(err(
+                    &["snapshot", "provider"],
+                    "provider btrfs needs snapshot.btrfs.dir".into(),
+                    "where the read-only snapshots go on the VM, on the same btrfs file system as the instance's databases and journals, e.g. btrfs: { dir: /srv/.snapshots }",
+                ));
+            }
+            _ => {}
         }
-        check_placeholders(&raw.snapshot.command).map_err(|why| {
+        if let Some(b) = &raw.snapshot.btrfs {
+            if provider != ProviderKind::Btrfs {
+                return Err(err(
+                    &["snapshot", "btrfs"],
+                    "snapshot.btrfs is for provider: btrfs".into(),
+                    "add provider: btrfs, or remove the btrfs settings",
+                ));
+            }
+            if !crate::inventory::is_safe_dir(&b.dir) || b.dir.trim_end_matches('/').is_empty() {
+                return Err(err(
+                    &["snapshot", "btrfs", "dir"],
+                    format!("btrfs.dir `{}` is not a plain absolute directory", b.dir),
+                    "use an absolute path of letters, digits, `/`, `.`, `_` and `-`, without `..`, not `/`",
+                ));
+            }
+        }
+        let retention = match &raw.snapshot.retention {
+            None => Retention::default(),
+            Some(r) => Retention {
+                keep: r.keep,
+                max_age_secs: match &r.max_age {
+                    None => None,
+                    Some(_) => Some(
+                        parse_duration(
+                            &r.max_age,
+                            &["snapshot", "retention", "max_age"],
+                            Duration::ZERO,
+                        )?
+                        .as_secs(),
+                    ),
+                },
+            },
+        };
+        check_placeholders(&command).map_err(|why| {
             err(
                 &["snapshot", "command"],
                 why,
@@ -182,10 +292,16 @@ impl Playbook {
             include_primaries: raw.include_primaries,
             consistency_groups: raw.consistency_groups,
             snapshot: SnapshotStep {
-                command: raw.snapshot.command,
+                provider,
+                command,
                 on: raw.snapshot.on,
                 timeout,
                 retries: raw.snapshot.retries,
+                btrfs_dir: raw
+                    .snapshot
+                    .btrfs
+                    .map(|b| b.dir.trim_end_matches('/').to_string()),
+                retention,
             },
             freeze_margin,
             qos_warn_fraction,

@@ -14,11 +14,12 @@ use crate::backup::host_run::{HostRun, Outcome};
 use crate::backup::journal::{Entry, HostAccess, Journal, now_ms};
 use crate::backup::plan::{Job, Lane, LaneKind, Plan};
 use crate::backup::preflight::{Preflight, Role, expected_shas, read_facts};
+use crate::backup::provider::{Create, Prepared, Provider};
 use crate::backup::snapshot;
 use crate::backup::stun_history::{Measured, StunHistory};
 use crate::backup::thaw_verdict::{self, ThawVerdict};
 use crate::hooks::{self, HookKind};
-use crate::inventory::playbook::{Playbook, render_command};
+use crate::inventory::playbook::Playbook;
 use crate::inventory::{Host, Inventory};
 use crate::output::error::HostError;
 use crate::output::event::{Event, EventSender};
@@ -68,6 +69,10 @@ struct Run<'a> {
     history: StunHistory,
     /// Set when a journal append failed: no new freeze starts, thaws go on.
     journal_broken: AtomicBool,
+    /// Who takes the snapshots, and what it settled for each host before
+    /// any freeze.
+    provider: Box<dyn Provider>,
+    prepared: HashMap<String, Prepared>,
 }
 
 /// Executes `plan`; returns every host's result. `stop` turns true on
@@ -131,6 +136,8 @@ pub async fn execute(
         events,
         history,
         journal_broken: AtomicBool::new(false),
+        provider: crate::backup::provider::of(&playbook.snapshot),
+        prepared: preflight.prepared,
     };
     run.record(&Entry::RunStarted {
         run_id,

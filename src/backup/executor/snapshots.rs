@@ -101,8 +101,9 @@ impl Run<'_> {
             let host = self.host(name);
             let step = &self.playbook.snapshot;
             let run_dir = self.run_dir.display().to_string();
-            let (command, env) = render_command(&step.command, &[("host", &host.name), ("vm", &host.vm), ("address", &host.address), ("run_id", &self.run_id), ("run_dir", &run_dir)]);
-            let transport = if step.on == crate::inventory::playbook::RunOn::Vm { self.connection(name).await.ok() } else { Some(self.connector.local()) };
+            let needs_vm = step.on == crate::inventory::playbook::RunOn::Vm || step.provider != crate::inventory::playbook::ProviderKind::Command;
+            let vm = if needs_vm { self.connection(name).await.ok() } else { None };
+            let local = self.connector.local();
             let mut attempt = 0;
             loop {
                 attempt += 1;
@@ -110,12 +111,12 @@ impl Run<'_> {
                 let timeout = step.timeout.min(left);
                 self.emit(BackupEvent::SnapshotStarted { host: name.clone(), at: now_ms() });
                 let result = if timeout.is_zero() {
-                    snapshot::SnapshotResult { ok: false, detail: "no time left before the freeze timeout".into(), stun_us: None }
+                    snapshot::SnapshotResult { ok: false, detail: "no time left before the freeze timeout".into(), stun_us: None, ids: Vec::new() }
                 } else {
-                    snapshot::run(step, &command, &env, transport.as_deref(), timeout, self.stop.clone()).await
+                    self.provider.create(Create { step, host, run_id: &self.run_id, run_dir: &run_dir, prepared: self.prepared.get(name), vm: vm.as_deref(), local: &*local, timeout, stop: self.stop.clone() }).await
                 };
                 let last = result.ok || attempt > step.retries || *self.stop.borrow() || timeout.is_zero();
-                self.emit(BackupEvent::SnapshotFinished { host: name.clone(), at: now_ms(), ok: result.ok, detail: result.detail.clone(), stun_us: result.stun_us, attempt, retrying: !last });
+                self.emit(BackupEvent::SnapshotFinished { host: name.clone(), at: now_ms(), ok: result.ok, detail: result.detail.clone(), stun_us: result.stun_us, ids: result.ids.clone(), attempt, retrying: !last });
                 if let (Some(stun), LaneKind::Mirror { mirror, qos_timeout }) = (result.stun_us, &lane.kind) {
                     let limit = qos_timeout.as_micros() as f64 * self.playbook.qos_warn_fraction;
                     if stun as u128 >= qos_timeout.as_micros() {

@@ -1,0 +1,154 @@
+//! Snapshot providers: what takes the snapshot between freeze and thaw, and
+//! what it made. One trait for all of them, so the mirror order, the freeze
+//! budget, always-thaw and the journal stay the executor's, the same for
+//! every provider.
+
+pub mod btrfs;
+pub mod cpf;
+
+use crate::backup::snapshot::{self, SnapshotResult};
+use crate::inventory::Host;
+use crate::inventory::playbook::{ProviderKind, SnapshotStep, render_command};
+use crate::remote::transport::Transport;
+use futures::FutureExt;
+use futures::future::BoxFuture;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// What a provider settled before any freeze: the snapshots it will make.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prepared {
+    /// (what, its name's tail): for btrfs, the subvolume and `N@LABEL`
+    /// (the run's id, known only once the run starts, goes before it).
+    pub snapshots: Vec<(String, String)>,
+}
+
+/// One snapshot to take, with everything it may use.
+pub struct Create<'a> {
+    pub step: &'a SnapshotStep,
+    pub host: &'a Host,
+    pub run_id: &'a str,
+    pub run_dir: &'a str,
+    pub prepared: Option<&'a Prepared>,
+    /// The VM's connection (none: it could not be reached).
+    pub vm: Option<&'a dyn Transport>,
+    /// The controller itself.
+    pub local: &'a dyn Transport,
+    pub timeout: Duration,
+    pub stop: watch::Receiver<bool>,
+}
+
+/// A snapshot a provider lists, with what its name says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub name: String,
+    pub run_id: String,
+    pub host: String,
+    pub id: String,
+    pub created: String,
+}
+
+pub trait Provider: Send + Sync {
+    fn kind(&self) -> ProviderKind;
+
+    /// Before any freeze, read-only: what the snapshot of `host` will hold.
+    /// An error leaves the host out of the run, with nothing frozen.
+    fn prepare<'a>(
+        &'a self,
+        host: &'a Host,
+        vm: &'a dyn Transport,
+    ) -> BoxFuture<'a, Result<Prepared, String>>;
+
+    /// Between freeze and thaw: takes the snapshot within `timeout`. A
+    /// success means the point in time is fixed and what was made is on
+    /// durable storage (ExternalSetHistory follows only then).
+    fn create<'a>(&'a self, create: Create<'a>) -> BoxFuture<'a, SnapshotResult>;
+
+    /// Every snapshot of this provider's making on `host`.
+    fn list<'a>(
+        &'a self,
+        host: &'a Host,
+        vm: &'a dyn Transport,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, String>>;
+
+    /// Removes the named snapshots; each one's outcome, in order.
+    fn remove<'a>(
+        &'a self,
+        host: &'a Host,
+        vm: &'a dyn Transport,
+        names: &'a [String],
+    ) -> BoxFuture<'a, Vec<(String, Result<(), String>)>>;
+}
+
+/// The provider the playbook's snapshot step names.
+pub fn of(step: &SnapshotStep) -> Box<dyn Provider> {
+    match step.provider {
+        ProviderKind::Command => Box::new(CommandProvider),
+        ProviderKind::Btrfs => Box::new(btrfs::Btrfs {
+            dir: step.btrfs_dir.clone().unwrap_or_default(),
+        }),
+    }
+}
+
+/// `snapshot.command`: the site's own command, on the controller or the VM.
+pub struct CommandProvider;
+
+const NO_RECORD: &str = "the command provider keeps no record of the snapshots its command makes: list and remove them with the hypervisor's own tools";
+
+impl Provider for CommandProvider {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Command
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        _host: &'a Host,
+        _vm: &'a dyn Transport,
+    ) -> BoxFuture<'a, Result<Prepared, String>> {
+        async { Ok(Prepared::default()) }.boxed()
+    }
+
+    fn create<'a>(&'a self, c: Create<'a>) -> BoxFuture<'a, SnapshotResult> {
+        async move {
+            let (command, env) = render_command(
+                &c.step.command,
+                &[
+                    ("host", c.host.name.as_str()),
+                    ("vm", c.host.vm.as_str()),
+                    ("address", c.host.address.as_str()),
+                    ("run_id", c.run_id),
+                    ("run_dir", c.run_dir),
+                ],
+            );
+            let transport = match c.step.on {
+                crate::inventory::playbook::RunOn::Vm => c.vm,
+                crate::inventory::playbook::RunOn::Controller => Some(c.local),
+            };
+            snapshot::run(c.step, &command, &env, transport, c.timeout, c.stop).await
+        }
+        .boxed()
+    }
+
+    fn list<'a>(
+        &'a self,
+        _host: &'a Host,
+        _vm: &'a dyn Transport,
+    ) -> BoxFuture<'a, Result<Vec<Listed>, String>> {
+        async { Err(NO_RECORD.to_string()) }.boxed()
+    }
+
+    fn remove<'a>(
+        &'a self,
+        _host: &'a Host,
+        _vm: &'a dyn Transport,
+        names: &'a [String],
+    ) -> BoxFuture<'a, Vec<(String, Result<(), String>)>> {
+        async move {
+            names
+                .iter()
+                .map(|n| (n.clone(), Err(NO_RECORD.to_string())))
+                .collect()
+        }
+        .boxed()
+    }
+}

@@ -1,0 +1,326 @@
+//! `snapshots list` and `snapshots prune`: the snapshots the playbook's
+//! provider made, read from the provider itself (not only runs/), each with
+//! its run's verdict; and their removal by the playbook's retention.
+
+use super::{print, runtime, ssh_options};
+use crate::backup::host_run::Outcome;
+use crate::backup::provider::{self, Listed};
+use crate::cli::args::{Global, HostsFormat};
+use crate::inventory::playbook::{Playbook, Retention};
+use crate::inventory::{Host, Inventory, limit};
+use crate::output::error::Error;
+use crate::output::event::Event;
+use crate::output::exit_code;
+use crate::remote::runner;
+use crate::review::backup_report::Results;
+use serde::Serialize;
+use std::path::Path;
+
+/// One run's snapshots of one host: they are kept or removed together.
+#[derive(Debug, Clone, Serialize)]
+pub struct SnapshotSet {
+    pub host: String,
+    pub run_id: String,
+    /// Seconds since the run started (from its id).
+    pub age_secs: Option<u64>,
+    /// The run's verdict for the host: `valid`, `INVALID`, `FAILED`…, or
+    /// `unknown` when runs/ has no results for it.
+    pub verdict: String,
+    /// No valid or invalid backup stands behind it: a crashed run, a failed
+    /// snapshot, a run removed from runs/.
+    pub orphan: bool,
+    pub names: Vec<String>,
+    pub ids: Vec<String>,
+    /// `prune`: what the retention says.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<String>,
+}
+
+/// The run id's time (`20261124T031500Z-4f2a`), in seconds since the epoch.
+fn run_started(run_id: &str) -> Option<i64> {
+    let stamp = run_id.split('-').next()?;
+    let at = jiff::civil::DateTime::strptime("%Y%m%dT%H%M%SZ", stamp).ok()?;
+    Some(jiff::tz::TimeZone::UTC.to_timestamp(at).ok()?.as_second())
+}
+
+fn verdict(runs_dir: &Path, run_id: &str, host: &str) -> Option<Outcome> {
+    let plain = run_id
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '-');
+    if !plain {
+        return None;
+    }
+    let text = std::fs::read_to_string(runs_dir.join(run_id).join("results.json")).ok()?;
+    let results: Results = serde_json::from_str(&text).ok()?;
+    results
+        .hosts
+        .iter()
+        .find(|h| h.host == host)
+        .map(|h| h.outcome)
+}
+
+/// Groups one host's listed snapshots by run, newest run first.
+fn sets(runs_dir: &Path, host: &str, listed: Vec<Listed>, now: i64) -> Vec<SnapshotSet> {
+    let mut sets: Vec<SnapshotSet> = Vec::new();
+    for l in listed {
+        match sets.iter_mut().find(|s| s.run_id == l.run_id) {
+            Some(set) => {
+                set.names.push(l.name);
+                set.ids.push(l.id);
+            }
+            None => {
+                let outcome = verdict(runs_dir, &l.run_id, host);
+                sets.push(SnapshotSet {
+                    host: host.to_string(),
+                    age_secs: run_started(&l.run_id).map(|t| (now - t).max(0) as u64),
+                    verdict: outcome
+                        .map(|o| o.label().to_string())
+                        .unwrap_or_else(|| "unknown".into()),
+                    orphan: !matches!(outcome, Some(Outcome::Valid | Outcome::Invalid)),
+                    run_id: l.run_id,
+                    names: vec![l.name],
+                    ids: vec![l.id],
+                    decision: None,
+                });
+            }
+        }
+    }
+    sets.sort_by(|a, b| b.run_id.cmp(&a.run_id));
+    sets
+}
+
+/// Marks each of one host's sets (newest first) keep or remove: the newest
+/// valid one always stays; other valid ones by `keep` and `max_age`
+/// (neither set: every valid one stays); invalid and orphaned ones go.
+pub fn decide(sets: &mut [SnapshotSet], retention: &Retention) {
+    let mut valid_seen = 0u32;
+    for set in sets.iter_mut() {
+        let decision = if set.orphan {
+            "remove: orphan (no backup stands behind it)".to_string()
+        } else if set.verdict != "valid" {
+            format!("remove: the run's verdict is {}", set.verdict)
+        } else {
+            valid_seen += 1;
+            let young = match (retention.max_age_secs, set.age_secs) {
+                (Some(max), Some(age)) => age <= max,
+                _ => false,
+            };
+            let within = retention.keep.is_some_and(|k| valid_seen <= k);
+            let unlimited = retention.keep.is_none() && retention.max_age_secs.is_none();
+            if valid_seen == 1 {
+                "keep: the newest valid backup".to_string()
+            } else if unlimited || within || young {
+                "keep: within the retention".to_string()
+            } else {
+                "remove: beyond the retention".to_string()
+            }
+        };
+        set.decision = Some(decision);
+    }
+}
+
+fn age_text(secs: Option<u64>) -> String {
+    match secs {
+        None => "?".into(),
+        Some(s) if s < 3600 => format!("{}m", s / 60),
+        Some(s) if s < 172_800 => format!("{}h", s / 3600),
+        Some(s) => format!("{}d", s / 86_400),
+    }
+}
+
+/// `snapshots list` (prune: None) and `snapshots prune` (Some(check)).
+pub fn snapshots(
+    global: &Global,
+    inventory: &Inventory,
+    limited: Vec<Host>,
+    playbook_path: &Path,
+    prune: Option<bool>,
+    format: HostsFormat,
+) -> Result<u8, Error> {
+    let playbook = Playbook::load(playbook_path, inventory)?;
+    let provider = provider::of(&playbook.snapshot);
+    let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
+    let hosts: Vec<&Host> = in_playbook
+        .into_iter()
+        .filter(|h| limited.iter().any(|l| l.name == h.name))
+        .collect();
+    let ssh = ssh_options(global)?;
+    let runs_dir = global.runs_dir.clone();
+    let now = jiff::Timestamp::now().as_second();
+    let (all, errors) = runtime()?.block_on(async {
+        let (events, consumer) = runner::event_stream(global.quiet);
+        events.send(Event::RunStarted {
+            command: "snapshots",
+            hosts: hosts.len(),
+        });
+        let connector = runner::SshConnector {
+            options: ssh.clone(),
+        };
+        let mut all: Vec<SnapshotSet> = Vec::new();
+        let mut errors: Vec<String> = Vec::new();
+        // One host at a time: a removal is never two at once (btrfs has no
+        // stun; a hypervisor's consolidation does).
+        for host in &hosts {
+            let connection =
+                match crate::remote::transport::Connector::connect(&connector, host, &events).await
+                {
+                    Ok(c) => c,
+                    Err(e) => {
+                        errors.push(e.to_string().lines().next().unwrap_or_default().to_string());
+                        continue;
+                    }
+                };
+            match provider.list(host, &*connection).await {
+                Err(why) => errors.push(format!("{}: {why}", host.target())),
+                Ok(listed) => {
+                    let mut host_sets = sets(&runs_dir, &host.name, listed, now);
+                    if let Some(check) = prune {
+                        decide(&mut host_sets, &playbook.snapshot.retention);
+                        if !check {
+                            for set in host_sets.iter_mut().filter(|s| {
+                                s.decision
+                                    .as_deref()
+                                    .is_some_and(|d| d.starts_with("remove"))
+                            }) {
+                                let removed = provider.remove(host, &*connection, &set.names).await;
+                                let failed: Vec<String> = removed
+                                    .iter()
+                                    .filter_map(|(n, r)| {
+                                        r.as_ref().err().map(|e| format!("{n}: {e}"))
+                                    })
+                                    .collect();
+                                if failed.is_empty() {
+                                    set.decision = set
+                                        .decision
+                                        .as_ref()
+                                        .map(|d| d.replacen("remove", "removed", 1));
+                                } else {
+                                    errors.push(format!(
+                                        "{}: could not remove {}",
+                                        host.target(),
+                                        failed.join("; ")
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    all.extend(host_sets);
+                }
+            }
+            connection.close().await;
+        }
+        drop(events);
+        let _ = consumer.await;
+        (all, errors)
+    });
+    match format {
+        HostsFormat::Json => print(
+            &(serde_json::to_string_pretty(&serde_json::json!({
+                "provider": provider.kind().as_str(),
+                "snapshots": all,
+                "errors": errors,
+            }))
+            .unwrap_or_default()
+                + "\n"),
+        ),
+        HostsFormat::Table => {
+            let mut headers = vec!["HOST", "RUN", "AGE", "VERDICT", "SNAPSHOTS"];
+            if prune.is_some() {
+                headers.push("DECISION");
+            }
+            let mut rows: Vec<Vec<String>> = Vec::new();
+            for set in &all {
+                let mut row = vec![
+                    set.host.clone(),
+                    set.run_id.clone(),
+                    age_text(set.age_secs),
+                    if set.orphan {
+                        format!("{} (orphan)", set.verdict)
+                    } else {
+                        set.verdict.clone()
+                    },
+                    set.names.len().to_string(),
+                ];
+                if let Some(d) = &set.decision {
+                    row.push(d.clone());
+                }
+                rows.push(row);
+            }
+            let mut text = crate::output::table::render(&headers, &rows);
+            for e in &errors {
+                text.push_str(&format!("error: {e}\n"));
+            }
+            print(&text);
+        }
+    }
+    Ok(if errors.is_empty() {
+        exit_code::SUCCESS
+    } else {
+        exit_code::UNREACHABLE
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(run: &str, verdict: &str, orphan: bool, age: u64) -> SnapshotSet {
+        SnapshotSet {
+            host: "h".into(),
+            run_id: run.into(),
+            age_secs: Some(age),
+            verdict: verdict.into(),
+            orphan,
+            names: vec![],
+            ids: vec![],
+            decision: None,
+        }
+    }
+
+    #[test]
+    fn retention_keeps_the_newest_valid_and_removes_orphans_and_invalid_first() {
+        let mut sets = vec![
+            set("R5", "unknown", true, 10),
+            set("R4", "INVALID", false, 20),
+            set("R3", "valid", false, 30),
+            set("R2", "valid", false, 4000),
+            set("R1", "valid", false, 9000),
+        ];
+        decide(
+            &mut sets,
+            &Retention {
+                keep: Some(1),
+                max_age_secs: Some(3600),
+            },
+        );
+        let d: Vec<&str> = sets
+            .iter()
+            .map(|s| s.decision.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            d,
+            [
+                "remove: orphan (no backup stands behind it)",
+                "remove: the run's verdict is INVALID",
+                "keep: the newest valid backup",
+                "remove: beyond the retention",
+                "remove: beyond the retention",
+            ]
+        );
+        // keep 0 still keeps the newest valid; no policy keeps every valid one.
+        decide(
+            &mut sets,
+            &Retention {
+                keep: Some(0),
+                max_age_secs: None,
+            },
+        );
+        assert_eq!(
+            sets[2].decision.as_deref(),
+            Some("keep: the newest valid backup")
+        );
+        decide(&mut sets, &Retention::default());
+        assert!(sets[3].decision.as_deref().unwrap().starts_with("keep"));
+        assert_eq!(run_started("20261124T031500Z-4f2a"), Some(1795490100));
+    }
+}

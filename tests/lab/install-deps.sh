@@ -17,6 +17,7 @@ command -v chromium >/dev/null || missing+=(chromium)   # the HTML report test r
 command -v locale-gen >/dev/null || missing+=(locales)   # ... and another locale
 command -v promtool >/dev/null || missing+=(prometheus)   # promtool checks the metrics and alert rules
 command -v qemu-ga >/dev/null || missing+=(qemu-guest-agent)   # the qemu-ga framework test drives the real agent
+command -v mkfs.btrfs >/dev/null || missing+=(btrfs-progs)   # the btrfs snapshot provider test
 command -v mkfs.ext4 >/dev/null || missing+=(e2fsprogs)   # ... on a loop-mounted file system
 command -v systemd-analyze >/dev/null || missing+=(systemd)   # systemd-analyze verify checks the units
 [ -x /usr/bin/time ] || missing+=(time)   # GNU time measures the controller's peak memory under a flood

@@ -18,6 +18,7 @@ mod hostile_vm;
 mod inventory_errors;
 mod operations;
 mod parsers_at_scale;
+mod providers;
 mod qemu_ga;
 mod real_world;
 mod red_team;

@@ -1,0 +1,213 @@
+//! Snapshot providers against real peers: btrfs on a loop-mounted file
+//! system inside a lab VM (btrfs-progs), driven over the VM's SSH
+//! connection. Ground truth is the file system (`btrfs subvolume show`) and
+//! the simulated instance, not what quiesce printed.
+
+use crate::common::Lab;
+
+/// A VM whose instance IRIS lives on a btrfs file system: databases in the
+/// subvolume `db`, the mgr directory (and WIJ) at the top level, journals
+/// in the subvolume `journal`; its CPF says so.
+struct Btrfs<'a> {
+    lab: &'a Lab,
+    mount: String,
+}
+
+impl<'a> Btrfs<'a> {
+    fn new(lab: &'a Lab, vm: &str) -> Btrfs<'a> {
+        let base = lab.path(&format!("vms/{vm}"));
+        let mount = base.join("bt").display().to_string();
+        let image = base.join("bt.img").display().to_string();
+        let script = format!(
+            "set -e; truncate -s 200M {image}; mkfs.btrfs -q -f {image}; mkdir -p {m}; mount -o loop {image} {m}
+             btrfs -q subvolume create {m}/db; btrfs -q subvolume create {m}/journal
+             mkdir -p {m}/iris/mgr {m}/db/user
+             printf '[Databases]\\nIRISSYS={m}/iris/mgr/\\nUSER={m}/db/user/\\n[Journal]\\nCurrentDirectory={m}/journal/\\nAlternateDirectory={m}/journal/\\n[config]\\nwijdir=\\n' > {m}/iris/iris.cpf
+             echo data > {m}/db/user/IRIS.DAT",
+            m = mount
+        );
+        let (code, out) = lab.sh(vm, &script);
+        assert_eq!(code, 0, "btrfs setup: {out}");
+        assert!(
+            lab.lab("set", &[vm, "IRIS", &format!("dir={mount}/iris")])
+                .status
+                .success()
+        );
+        Btrfs { lab, mount }
+    }
+
+    fn playbook(&self, extra: &str) -> String {
+        let path = self.lab.path("btrfs.yml");
+        std::fs::write(
+            &path,
+            format!(
+                "name: btrfs\nsnapshot:\n  provider: btrfs\n  btrfs: {{ dir: {}/.snapshots }}\n  timeout: 20s\n{extra}freeze_margin: 10s\n",
+                self.mount
+            ),
+        )
+        .unwrap();
+        path.display().to_string()
+    }
+
+    /// (name, read-only) of each snapshot on the file system.
+    fn snapshots(&self, vm: &str) -> Vec<(String, bool)> {
+        let (_, out) = self.lab.sh(
+            vm,
+            &format!(
+                "for s in {m}/.snapshots/*; do [ -d \"$s\" ] || continue; printf '%s %s\\n' \"${{s##*/}}\" \"$(btrfs property get -ts \"$s\" ro)\"; done",
+                m = self.mount
+            ),
+        );
+        out.lines()
+            .filter_map(|l| l.split_once(' '))
+            .map(|(n, ro)| (n.to_string(), ro == "ro=true"))
+            .collect()
+    }
+}
+
+impl Drop for Btrfs<'_> {
+    fn drop(&mut self) {
+        self.lab.sh(
+            "vm1",
+            &format!(
+                "for s in {m}/.snapshots/*; do btrfs -q subvolume delete \"$s\" 2>/dev/null; done; umount {m}",
+                m = self.mount
+            ),
+        );
+    }
+}
+
+#[test]
+fn btrfs_snapshots_hold_the_databases_wij_and_journals_and_are_pruned_by_retention() {
+    let lab = Lab::start(96, &["vm1=iris:IRIS"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let fs = Btrfs::new(&lab, "vm1");
+    let playbook = fs.playbook("  retention: { keep: 1 }\n");
+
+    // plan reads the instance's directories (the CPF's order, journals
+    // last) and says nothing is in the way.
+    let plan = lab.run(&["plan", "-p", &playbook]);
+    assert_eq!(plan.code, 0, "{plan:?}");
+
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab.assert_truly_thawed("vm1");
+    let (first, _) = lab.journal();
+    let taken = fs.snapshots("vm1");
+    let names: Vec<&str> = taken.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            format!("quiesce@{first}@vm1@0@bt"),
+            format!("quiesce@{first}@vm1@1@db"),
+            format!("quiesce@{first}@vm1@2@journal"),
+        ],
+        "{run:?}"
+    );
+    assert!(taken.iter().all(|(_, ro)| *ro), "{taken:?}");
+    // The database file is in the snapshot of its subvolume.
+    let (_, data) = lab.sh(
+        "vm1",
+        &format!(
+            "cat {}/.snapshots/quiesce@{first}@vm1@1@db/user/IRIS.DAT",
+            fs.mount
+        ),
+    );
+    assert_eq!(data, "data\n");
+    // The run's results name what was made.
+    let results: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.path("runs").join(&first).join("results.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(results["hosts"][0]["outcome"], "valid", "{results}");
+    assert_eq!(
+        results["hosts"][0]["snapshot_ids"].as_array().map(Vec::len),
+        Some(3),
+        "{results}"
+    );
+
+    // A second run; then an orphan (a snapshot no run vouches for).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (second, _) = lab.journal();
+    assert_ne!(first, second);
+    lab.sh(
+        "vm1",
+        &format!(
+            "btrfs -q subvolume snapshot -r {m}/db {m}/.snapshots/quiesce@20200101T000000Z-0000@vm1@0@db",
+            m = fs.mount
+        ),
+    );
+    let list = lab.run(&["snapshots", "list", "-p", &playbook, "--format", "json"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let listed: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let sets: Vec<(String, String, bool, usize)> = listed["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["run_id"].as_str().unwrap().to_string(),
+                s["verdict"].as_str().unwrap().to_string(),
+                s["orphan"].as_bool().unwrap(),
+                s["names"].as_array().unwrap().len(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sets,
+        [
+            (second.clone(), "valid".to_string(), false, 3),
+            (first.clone(), "valid".to_string(), false, 3),
+            (
+                "20200101T000000Z-0000".to_string(),
+                "unknown".to_string(),
+                true,
+                1
+            ),
+        ]
+    );
+
+    // --check changes nothing; prune keeps the newest valid run only.
+    let check = lab.run(&["snapshots", "prune", "-p", &playbook, "--check"]);
+    assert_eq!(check.code, 0, "{check:?}");
+    assert_eq!(fs.snapshots("vm1").len(), 7);
+    let prune = lab.run(&["snapshots", "prune", "-p", &playbook]);
+    assert_eq!(prune.code, 0, "{prune:?}");
+    let left: Vec<String> = fs.snapshots("vm1").into_iter().map(|(n, _)| n).collect();
+    assert!(
+        left.len() == 3 && left.iter().all(|n| n.contains(&second)),
+        "{left:?}\n{prune:?}"
+    );
+}
+
+#[test]
+fn a_host_the_btrfs_provider_cannot_snapshot_is_left_out_before_any_freeze() {
+    let lab = Lab::start(97, &["vm1=iris:IRIS"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let fs = Btrfs::new(&lab, "vm1");
+    // The journal moved off btrfs (the VM's own /var/log is not).
+    lab.sh(
+        "vm1",
+        &format!(
+            "mkdir -p /var/log/journal-elsewhere; sed -i 's|^CurrentDirectory=.*|CurrentDirectory=/var/log/journal-elsewhere/|' {}/iris/iris.cpf",
+            fs.mount
+        ),
+    );
+    let playbook = fs.playbook("");
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_ne!(run.code, 0, "{run:?}");
+    let text = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        text.contains("the btrfs provider cannot snapshot it: instance IRIS's journal directory /var/log/journal-elsewhere is on"),
+        "{run:?}"
+    );
+    // Nothing was frozen, nothing was made.
+    assert!(
+        !lab.events("vm1").contains("freeze_requested"),
+        "{}",
+        lab.events("vm1")
+    );
+    assert!(fs.snapshots("vm1").is_empty());
+}

@@ -80,6 +80,24 @@ pub async fn recover(
             "warning: run {run_id} is still under way ({holder}); recovering beside it (--force): what it thaws after this is not its own doing"
         ));
     }
+    // Snapshots a run that never finished made: no backup stands behind
+    // them (an orphan a provider keeps is said, never left unsaid).
+    let finished = text
+        .entries
+        .iter()
+        .any(|e| matches!(e, Entry::RunFinished { .. }));
+    if !finished {
+        for entry in &text.entries {
+            if let Entry::SnapshotFinished { host, ids, .. } = entry
+                && !ids.is_empty()
+            {
+                say(format!(
+                    "run {run_id} made snapshots on {host} and did not finish: {}; no backup stands behind them: `quiesce snapshots list -p PLAYBOOK` shows them as orphans and `quiesce snapshots prune -p PLAYBOOK` removes them",
+                    ids.join(", ")
+                ));
+            }
+        }
+    }
     let mut pending = left_frozen(&text.entries);
     for host in &text.uncertain_hosts {
         if hosts.iter().any(|h| &h.name == host) && !pending.contains(host) {

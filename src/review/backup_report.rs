@@ -139,6 +139,18 @@ impl Report<'_> {
                 let _ = writeln!(out, "{}  {finding}", r.host);
             }
         }
+        // What the provider made, with when its point in time was fixed
+        // (the snapshot's end, before the thaw).
+        for r in self.results.iter().filter(|r| !r.snapshot_ids.is_empty()) {
+            let _ = writeln!(
+                out,
+                "{}  snapshot{} fixed at {} UTC: {}",
+                r.host,
+                if r.snapshot_ids.len() == 1 { "" } else { "s" },
+                clock(r.snapshot_finished),
+                r.snapshot_ids.join(", ")
+            );
+        }
         for r in self
             .results
             .iter()

@@ -291,7 +291,7 @@ fn dynamic_scripts_plugins_typos_and_bad_ranges_are_refused() {
     refused(
         "hosts.yml",
         "all:\n  hosts:\n    db1:\n      quiesce_mirorr: M1\n",
-        "4:23: `quiesce_mirorr` is not a quiesce variable\n  hint: did you mean `quiesce_mirror`? quiesce reads quiesce_platform, quiesce_instances, quiesce_vm, quiesce_hook_dir, quiesce_log_dir, quiesce_freeze_timeout, quiesce_iris_container, quiesce_container_engine, quiesce_iris_user, quiesce_mirror, quiesce_qos_timeout, quiesce_jump, quiesce_become, quiesce_identity_file, quiesce_refuse_vmware_primary, quiesce_framework",
+        "4:23: `quiesce_mirorr` is not a quiesce variable\n  hint: did you mean `quiesce_mirror`? quiesce reads quiesce_platform, quiesce_instances, quiesce_vm, quiesce_hook_dir, quiesce_log_dir, quiesce_freeze_timeout, quiesce_iris_container, quiesce_container_engine, quiesce_iris_user, quiesce_mirror, quiesce_qos_timeout, quiesce_jump, quiesce_become, quiesce_identity_file, quiesce_refuse_vmware_primary, quiesce_framework, quiesce_container_log_dir",
     );
     refused(
         "hosts.ini",

@@ -22,7 +22,7 @@ fn unknown_key() {
     check(
         "inv.yml",
         "hosts:\n  db1: { address: 10.0.0.1, adress: x }\n",
-        "2:29: hosts.db1: unknown field `adress`, expected one of `address`, `vm`, `port`, `user`, `identity_file`, `become`, `platform`, `framework`, `instances`, `hook_dir`, `log_dir`, `freeze_timeout`, `iris_container`, `container_engine`, `iris_user`, `refuse_vmware_primary`, `esxi`, `vm_dir`, `jump`\n  hint: did you mean `address`? see docs/inventory.md for every key and its type",
+        "2:29: hosts.db1: unknown field `adress`, expected one of `address`, `vm`, `port`, `user`, `identity_file`, `become`, `platform`, `framework`, `instances`, `hook_dir`, `log_dir`, `freeze_timeout`, `iris_container`, `container_log_dir`, `container_engine`, `iris_user`, `refuse_vmware_primary`, `esxi`, `vm_dir`, `jump`\n  hint: did you mean `address`? see docs/inventory.md for every key and its type",
     );
 }
 

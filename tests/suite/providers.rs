@@ -211,3 +211,56 @@ fn a_host_the_btrfs_provider_cannot_snapshot_is_left_out_before_any_freeze() {
     );
     assert!(fs.snapshots("vm1").is_empty());
 }
+
+/// The controller killed while btrfs had already made a snapshot: the armed
+/// thaw thaws the VM, `recover` finds nothing frozen, and the snapshot no
+/// run stands behind is an orphan that `snapshots list` names and `prune`
+/// removes.
+#[test]
+fn a_snapshot_made_before_the_controller_died_is_an_orphan_that_prune_removes() {
+    let lab = Lab::start(98, &["vm1=iris:IRIS"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let fs = Btrfs::new(&lab, "vm1");
+    let playbook = fs.playbook("");
+    std::fs::copy(&playbook, lab.path("playbook.yml")).unwrap();
+    // btrfs makes the first snapshot, then hangs (a slow device).
+    let (code, out) = lab.sh(
+        "vm1",
+        "printf '#!/bin/sh\\n/usr/bin/btrfs \"$@\"; rc=$?\\n[ \"$1 $2\" = \"subvolume snapshot\" ] && sleep 60\\nexit $rc\\n' > /usr/sbin/btrfs; chmod 0755 /usr/sbin/btrfs",
+    );
+    assert_eq!(code, 0, "{out}");
+    let mut child = crate::common::spawn_backup(&lab);
+    crate::common::wait_for_entry(&lab, |e| {
+        matches!(e, quiesce::backup::journal::Entry::SnapshotStarted { .. })
+    });
+    let start = std::time::Instant::now();
+    while fs.snapshots("vm1").is_empty() {
+        assert!(start.elapsed().as_secs() < 10, "no snapshot was made");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = std::time::Instant::now();
+    while {
+        let status = lab.sh("vm1", "/usr/sbin/pre-freeze-script status").1;
+        status.contains("suspended") || status.contains("recorded")
+    } {
+        assert!(start.elapsed().as_secs() < 15, "the armed thaw never fired");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    lab.assert_truly_thawed("vm1");
+    lab.sh("vm1", "rm -f /usr/sbin/btrfs");
+    let (run_id, _) = lab.journal();
+    assert_eq!(lab.run(&["recover", &run_id]).code, 0);
+
+    let list = lab.run(&["snapshots", "list", "-p", &playbook, "--format", "json"]);
+    assert_eq!(list.code, 0, "{list:?}");
+    let listed: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let set = &listed["snapshots"][0];
+    assert_eq!(set["run_id"], run_id.as_str(), "{listed}");
+    assert_eq!(set["orphan"], true, "{listed}");
+    let prune = lab.run(&["snapshots", "prune", "-p", &playbook]);
+    assert_eq!(prune.code, 0, "{prune:?}");
+    assert!(prune.stdout.contains("removed: orphan"), "{prune:?}");
+    assert!(fs.snapshots("vm1").is_empty());
+}

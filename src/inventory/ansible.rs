@@ -89,34 +89,158 @@ pub(super) struct Converted {
 const QUIESCE_SECTIONS: [&str; 5] = ["defaults", "hosts", "groups", "mirrors", "esxi_hosts"];
 const GROUP_KEYS: [&str; 3] = ["hosts", "children", "vars"];
 
-/// A dynamic inventory (a script or a plugin's config) is refused: quiesce
-/// does not run it.
-pub fn refuse_dynamic(path: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false);
+/// How long a dynamic inventory script may take to print its `--list`.
+const SCRIPT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+/// The most of its output quiesce reads.
+const SCRIPT_MAX_OUTPUT: usize = 64 << 20;
+
+/// A dynamic inventory (an executable script, as AWX hands a job its
+/// inventory): run with `--list`, its JSON is the inventory. None: `path`
+/// is a plain file. A script others may write is refused: whoever can
+/// change it would run anything as the user running quiesce.
+pub fn dynamic_list(path: &Path) -> Result<Option<String>, Error> {
+    use std::io::Read;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let at = Pos { line: 1, column: 1 };
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(None);
+    };
+    let executable = meta.is_file() && meta.permissions().mode() & 0o111 != 0;
     let shebang = std::fs::read(path)
         .map(|b| b.starts_with(b"#!"))
         .unwrap_or(false);
-    if executable || shebang {
+    if !executable && !shebang {
+        return Ok(None);
+    }
+    if !executable {
         return Err(Error::input(
             path,
-            Pos { line: 1, column: 1 },
-            "this is a dynamic inventory (an executable script); quiesce does not run it",
+            at,
+            "this is a dynamic inventory script (it starts with #!), but it is not executable",
             format!(
-                "write its result to a static file and use that: ansible-inventory -i {} --list --yaml > hosts.yml",
+                "make it executable (chmod u+x {}), or give its output: ansible-inventory -i {} --list > hosts.json",
+                path.display(),
                 path.display()
             ),
         ));
     }
-    Ok(())
+    let me = own_uid();
+    if meta.mode() & 0o022 != 0 || (meta.uid() != 0 && meta.uid() != me) {
+        return Err(Error::input(
+            path,
+            at,
+            format!(
+                "dynamic inventory script {} is writable by others or owned by another user (uid {}, mode {:04o}): quiesce does not run it",
+                path.display(),
+                meta.uid(),
+                meta.mode() & 0o7777
+            ),
+            "make it yours (or root's) and writable by its owner alone: chmod go-w, chown",
+        ));
+    }
+    let mut child = std::process::Command::new(path)
+        .arg("--list")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            Error::input(
+                path,
+                at,
+                format!("cannot run the dynamic inventory script: {e}"),
+                "check its #! line and that its interpreter is installed",
+            )
+        })?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let reader = std::thread::spawn(move || {
+        let mut out = Vec::new();
+        let _ = (&mut stdout)
+            .take(SCRIPT_MAX_OUTPUT as u64 + 1)
+            .read_to_end(&mut out);
+        out
+    });
+    let errors = std::thread::spawn(move || {
+        let mut err = Vec::new();
+        let _ = (&mut stderr).take(64 << 10).read_to_end(&mut err);
+        err
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break Some(status),
+            Ok(None) if started.elapsed() < SCRIPT_TIMEOUT => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+        }
+    };
+    let out = reader.join().unwrap_or_default();
+    let err = errors.join().unwrap_or_default();
+    let last_error = String::from_utf8_lossy(&err)
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| format!(": {}", crate::output::terminal::scrub(l.trim())))
+        .unwrap_or_default();
+    match status {
+        None => Err(Error::input(
+            path,
+            at,
+            format!(
+                "the dynamic inventory script did not finish its --list within {} s",
+                SCRIPT_TIMEOUT.as_secs()
+            ),
+            "run it by hand (`SCRIPT --list`) to see why it hangs",
+        )),
+        Some(s) if !s.success() => Err(Error::input(
+            path,
+            at,
+            format!("the dynamic inventory script's --list failed ({s}){last_error}"),
+            "run it by hand (`SCRIPT --list`) to see why",
+        )),
+        Some(_) if out.len() > SCRIPT_MAX_OUTPUT => Err(Error::input(
+            path,
+            at,
+            format!(
+                "the dynamic inventory script printed more than {} MiB",
+                SCRIPT_MAX_OUTPUT >> 20
+            ),
+            "limit the inventory it prints",
+        )),
+        Some(_) => String::from_utf8(out).map(Some).map_err(|_| {
+            Error::input(
+                path,
+                at,
+                "the dynamic inventory script's --list is not UTF-8 text",
+                "it must print the JSON that `ansible-inventory --list` prints",
+            )
+        }),
+    }
+}
+
+/// The real uid of this process (from /proc: no unsafe code).
+fn own_uid() -> u32 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid())
+        .unwrap_or(u32::MAX)
 }
 
 /// The inventory as quiesce's, when the text is an Ansible inventory; None
 /// for a quiesce inventory.
 pub(super) fn convert(path: &Path, text: &str) -> Result<Option<Converted>, Error> {
-    let doc = if super::ansible_ini::looks_like_ini(text) {
+    let doc = if super::ansible_json::looks_like_json(text) {
+        match super::ansible_json::doc(path, text)? {
+            Some(doc) => doc,
+            None => return Ok(None),
+        }
+    } else if super::ansible_ini::looks_like_ini(text) {
         super::ansible_ini::parse(path, text)?
     } else if looks_like_ansible_yaml(text) {
         match yaml_doc(path, text)? {
@@ -200,7 +324,7 @@ fn refs(path: &[String]) -> Vec<&str> {
     path.iter().map(String::as_str).collect()
 }
 
-fn key_text(key: &serde_yaml::Value) -> String {
+pub(super) fn key_text(key: &serde_yaml::Value) -> String {
     match key {
         serde_yaml::Value::String(s) => s.clone(),
         serde_yaml::Value::Number(n) => n.to_string(),
@@ -295,7 +419,7 @@ fn yaml_group(
     Ok(())
 }
 
-fn yaml_value(value: &serde_yaml::Value) -> Value {
+pub(super) fn yaml_value(value: &serde_yaml::Value) -> Value {
     match value {
         serde_yaml::Value::String(s) => Value::Text(s.clone()),
         serde_yaml::Value::Bool(b) => Value::Bool(*b),

@@ -4,6 +4,7 @@
 
 pub mod ansible;
 mod ansible_ini;
+mod ansible_json;
 pub mod limit;
 pub mod playbook;
 pub mod reach;
@@ -393,8 +394,10 @@ impl Inventory {
     /// Reads a quiesce or an Ansible inventory (told apart by content) and
     /// resolves every host with the user's ssh_config.
     pub fn load(path: &Path, config: &SshConfig) -> Result<Inventory, Error> {
-        ansible::refuse_dynamic(path)?;
-        let text = crate::inventory::source_map::read_input(path, "inventory")?;
+        let text = match ansible::dynamic_list(path)? {
+            Some(listed) => listed,
+            None => crate::inventory::source_map::read_input(path, "inventory")?,
+        };
         Inventory::parse_with(path, &text, config)
     }
 

@@ -192,6 +192,73 @@ fn hosts_groups_and_connection_values_are_what_ansible_resolves() {
     }
 }
 
+/// AWX hands a job its inventory as a script printing the JSON of
+/// `ansible-inventory --list`: that JSON, as a file and from an executable
+/// script, resolves to what Ansible resolves from the original.
+#[test]
+fn the_json_of_ansible_inventory_list_and_a_script_printing_it_read_the_same() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    for (i, file) in inventories().into_iter().enumerate() {
+        let (a_hosts, a_groups) = ansible_view(&file);
+        let out = std::process::Command::new(ansible_inventory())
+            .args(["-i", file.to_str().unwrap(), "--list"])
+            .env("ANSIBLE_LOCALHOST_WARNING", "false")
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let json = dir.path().join(format!("list{i}.json"));
+        std::fs::write(&json, &out.stdout).unwrap();
+        let script = dir.path().join(format!("awx{i}.sh"));
+        std::fs::write(
+            &script,
+            format!(
+                "#!/bin/sh\n[ \"$1\" = --list ] || exit 9\ncat '{}'\n",
+                json.display()
+            ),
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+        for input in [&json, &script] {
+            let (q_hosts, q_groups, _) = quiesce_view(input, &a_hosts);
+            assert_eq!(
+                q_hosts,
+                a_hosts,
+                "{} as {}",
+                file.display(),
+                input.display()
+            );
+            assert_eq!(
+                q_groups,
+                a_groups,
+                "{} as {}",
+                file.display(),
+                input.display()
+            );
+        }
+    }
+    // A script others may write is never run; a failing one says so.
+    let script = dir.path().join("shared.sh");
+    std::fs::write(&script, "#!/bin/sh\necho '{}'\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let run = quiesce(&["-i", script.to_str().unwrap(), "hosts"]);
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(
+        run.stderr.contains("is writable by others or owned by another user (uid 0, mode 0777): quiesce does not run it"),
+        "{run:?}"
+    );
+    std::fs::write(&script, "#!/bin/sh\necho 'no such cloud' >&2\nexit 3\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let run = quiesce(&["-i", script.to_str().unwrap(), "hosts"]);
+    assert_eq!(
+        run.stderr,
+        format!(
+            "error: {}:1:1: the dynamic inventory script's --list failed (exit status: 3): no such cloud\n  hint: run it by hand (`SCRIPT --list`) to see why\n",
+            script.display()
+        )
+    );
+}
+
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fixtures/ansible")
@@ -261,7 +328,7 @@ fn what_quiesce_cannot_evaluate_is_refused_at_its_place() {
 }
 
 #[test]
-fn dynamic_scripts_plugins_typos_and_bad_ranges_are_refused() {
+fn unrunnable_scripts_plugins_typos_and_bad_ranges_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("inventory.py");
     std::fs::write(&script, "#!/usr/bin/env python3\nprint('{}')\n").unwrap();
@@ -270,7 +337,7 @@ fn dynamic_scripts_plugins_typos_and_bad_ranges_are_refused() {
     assert_eq!(
         run.stderr,
         format!(
-            "error: {0}:1:1: this is a dynamic inventory (an executable script); quiesce does not run it\n  hint: write its result to a static file and use that: ansible-inventory -i {0} --list --yaml > hosts.yml\n",
+            "error: {0}:1:1: this is a dynamic inventory script (it starts with #!), but it is not executable\n  hint: make it executable (chmod u+x {0}), or give its output: ansible-inventory -i {0} --list > hosts.json\n",
             script.display()
         )
     );

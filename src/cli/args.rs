@@ -38,7 +38,7 @@ pub struct Global {
     #[arg(short, long, global = true, value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub forks: Option<u16>,
     /// The known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "QUIESCE_KNOWN_HOSTS")]
     pub known_hosts: Option<PathBuf>,
     /// Host keys read too, never written, like OpenSSH's GlobalKnownHostsFile
     /// [default: /etc/ssh/ssh_known_hosts and /etc/ssh/ssh_known_hosts2]; `none` for none.

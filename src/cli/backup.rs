@@ -173,7 +173,12 @@ pub fn backup(
             let _ = consumer.await;
             let missing: Vec<&str> = collected.iter().filter(|c| c.error.is_some()).map(|c| c.host.as_str()).collect();
             let note = if missing.is_empty() { String::new() } else { format!(" (logs not collected from {}: `quiesce logs {run_id}` retries)", missing.join(", ")) };
-            print(&format!("report: {}{note}\n", run_dir.join("report.html").display()));
+            let line = format!("report: {}{note}", run_dir.join("report.html").display());
+            // --format json: stdout is one JSON document, and nothing else.
+            match format {
+                HostsFormat::Table => print(&(line + "\n")),
+                HostsFormat::Json => crate::output::terminal::eprint_line(&line),
+            }
         }
         let mut code = backup_report::exit_code(Ending::Ran(&report));
         if !results_written && code == exit_code::SUCCESS {

@@ -921,7 +921,8 @@ fn push_capped(buffer: &mut Vec<u8>, data: &[u8]) {
 }
 
 /// The key files to try: the inventory's, then ssh_config's IdentityFile
-/// lines; with neither, OpenSSH's default names.
+/// lines; with neither, QUIESCE_IDENTITY_FILE (a key a job runner such as
+/// AWX injects as a file), else OpenSSH's default names.
 fn candidate_keys(host: &Host) -> Vec<PathBuf> {
     let given: Vec<PathBuf> = host
         .identity_file
@@ -931,6 +932,9 @@ fn candidate_keys(host: &Host) -> Vec<PathBuf> {
         .collect();
     if !given.is_empty() {
         return given;
+    }
+    if let Some(file) = std::env::var_os("QUIESCE_IDENTITY_FILE").filter(|f| !f.is_empty()) {
+        return vec![PathBuf::from(file)];
     }
     let Some(home) = std::env::var_os("HOME") else {
         return Vec::new();

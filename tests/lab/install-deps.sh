@@ -4,6 +4,7 @@
 # Chromium (the HTML report is checked in a real browser).
 # Does nothing when everything is already there.
 set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 [ "$(id -u)" = 0 ] || { echo "the lab needs root (mount namespaces, cgroups, sshd)" >&2; exit 2; }
 missing=()
 command -v /usr/sbin/sshd >/dev/null || missing+=(openssh-server)
@@ -41,6 +42,21 @@ if ! [ -x "$oracles/bin/ansible-inventory" ]; then
 	echo "installing ansible-core into $oracles" >&2
 	python3 -m venv "$oracles"
 	"$oracles/bin/pip" install -q 'ansible-core>=2.19,<2.20'
+fi
+# ansible-runner (the job events AWX stores) and ansible-builder (the
+# execution environment's build context), for the collection's tests.
+if ! [ -x "$oracles/bin/ansible-runner" ] || ! [ -x "$oracles/bin/ansible-builder" ]; then
+	echo "installing ansible-runner and ansible-builder into $oracles" >&2
+	"$oracles/bin/pip" install -q 'ansible-runner>=2.4,<2.5' 'ansible-builder>=3.1,<3.2'
+fi
+# ansible-test sanity bootstraps pip in its venvs from a script on
+# ci-files.testing.ansible.com, which only PyPI-reachable machines cannot
+# fetch: this stand-in installs the same pip from PyPI instead (the system
+# CA bundle passed on, as ansible-test runs pip without pip.conf).
+cache=$HOME/.ansible/test/cache
+if ! [ -f "$cache/get_pip_24_2.py" ]; then
+	mkdir -p "$cache"
+	cp "$here/get_pip_standin.py" "$cache/get_pip_24_2.py"
 fi
 # A distribution sshd on port 22 of every address would take the lab's port.
 if [ -x /etc/init.d/ssh ] && ss -ltn 2>/dev/null | grep -q '0.0.0.0:22 '; then

@@ -7,6 +7,7 @@
 mod common;
 
 mod ansible_inventory;
+mod awx;
 mod backup;
 mod bastions;
 mod deploy_audit;

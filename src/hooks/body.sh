@@ -143,11 +143,12 @@ container_touch() { # FILE (inside the container)
 	"$QUIESCE_ENGINE" exec "$QUIESCE_CONTAINER" sh -c ': >> "$1" && { [ -z "$2" ] || chown -- "$2" "$1"; }' sh "$1" "$QUIESCE_IRIS_USER"
 }
 # After a freeze in a container: the instance's own lines (journal file and
-# marker) must have reached log_dir through the volume, or a restore could
-# not be started from what quiesce collects.
+# marker) must have reached log_dir through the volume since the freeze
+# began (LOG_SIZE bytes were there), or a restore could not be started from
+# what quiesce collects.
 check_log_file() { # INSTANCE
 	[ -n "$QUIESCE_CONTAINER" ] && [ "$LOG_AS" != none ] || return 0
-	grep -q 'Start a journal restore for this backup with journal file' "$(inst_log "$1")" 2>/dev/null && return 0
+	tail -c +$((LOG_SIZE + 1)) -- "$(inst_log "$1")" 2>/dev/null | grep -q 'Start a journal restore for this backup with journal file' && return 0
 	err "$1: the instance's LogFile lines did not reach $(inst_log "$1"): $(inst_log_arg "$1") in container $QUIESCE_CONTAINER is not log_dir's volume; set container_log_dir to where $QUIESCE_LOG_DIR is mounted in the container (the journal file and marker of this backup are in the instance's messages.log)"
 }
 
@@ -746,6 +747,8 @@ do_freeze() { # TIMEOUT
 			failed=1
 			break
 		fi
+		LOG_SIZE=$(wc -c < "$(inst_log "$inst")" 2>/dev/null) || LOG_SIZE=0
+		case $LOG_SIZE in '' | *[!0-9]*) LOG_SIZE=0 ;; esac
 		within "$FREEZE_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log_arg "$inst")\",,,,,,$timeout)"
 		rc=$?
 		if [ "$rc" = 124 ]; then

@@ -74,9 +74,20 @@ pub async fn run(
     let command = crate::remote::shell::env_prelude(env) + command;
     // The guard's own time limit is a little over the run's.
     let secs = (timeout.as_secs() + 2).to_string();
-    let mut session = match transport.arm("snapshot", GUARD, &[&secs, &command]).await {
-        Ok(session) => session,
-        Err(e) => {
+    // The whole step, its start included, within `timeout`: a session slow
+    // to open must not stretch the freeze past what was budgeted.
+    let started = tokio::time::Instant::now();
+    let args = [secs.as_str(), command.as_str()];
+    let arming = tokio::time::timeout(timeout, transport.arm("snapshot", GUARD, &args));
+    let mut session = match arming.await {
+        Err(_) => {
+            return failed(format!(
+                "snapshot timed out after {} before its command started",
+                crate::output::duration::format(timeout)
+            ));
+        }
+        Ok(Ok(session)) => session,
+        Ok(Err(e)) => {
             let detail = e.to_string().lines().next().unwrap_or_default().to_string();
             return failed(match step.on {
                 RunOn::Controller => format!("cannot start the snapshot command: {detail}"),
@@ -89,7 +100,7 @@ pub async fn run(
             Ok(out) => return judge(step.on, &out),
             Err(e) => return failed(e.to_string().lines().next().unwrap_or_default().to_string()),
         },
-        _ = tokio::time::sleep(timeout) => failed(format!("snapshot command timed out after {}", crate::output::duration::format(timeout))),
+        _ = tokio::time::sleep(timeout.saturating_sub(started.elapsed())) => failed(format!("snapshot command timed out after {}", crate::output::duration::format(timeout))),
         _ = stop.wait_for(|s| *s) => failed("interrupted during the snapshot".into()),
     };
     // End of input: the guard kills the command's whole process group

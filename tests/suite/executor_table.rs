@@ -99,10 +99,21 @@ async fn run_with(
     stop_after: Option<Duration>,
     full_at: Option<&str>,
 ) -> Ran {
+    run_playbook(fleet, limit, stop_after, full_at, PLAYBOOK).await
+}
+
+/// `run_with` for another playbook, its provider's preparation included.
+async fn run_playbook(
+    fleet: FakeFleet,
+    limit: &[&str],
+    stop_after: Option<Duration>,
+    full_at: Option<&str>,
+    playbook_text: &str,
+) -> Ran {
     let dir = tempfile::tempdir().expect("temp dir");
     let inventory = Inventory::parse(Path::new("table.yml"), INVENTORY).expect("inventory");
-    let playbook =
-        Playbook::parse(Path::new("table-playbook.yml"), PLAYBOOK, &inventory).expect("playbook");
+    let playbook = Playbook::parse(Path::new("table-playbook.yml"), playbook_text, &inventory)
+        .expect("playbook");
     let hosts: Vec<_> = inventory
         .hosts
         .iter()
@@ -118,9 +129,15 @@ async fn run_with(
         false,
     );
     let (events, consumer) = runner::event_stream(true);
-    let preflight = preflight::preflight(&hosts, &fleet, 4, &events).await;
+    let mut preflight = preflight::preflight(&hosts, &fleet, 4, &events).await;
+    let provider = quiesce::backup::provider::of(&playbook.snapshot);
+    let refused = preflight::prepare_snapshots(&hosts, &mut preflight, &*provider, 4).await;
     let checked = preflight::check(&hosts, &preflight);
     assert!(checked.blockers.is_empty(), "{:?}", checked.blockers);
+    let hosts: Vec<_> = hosts
+        .into_iter()
+        .filter(|h| !refused.iter().any(|(r, _)| *r == h.name))
+        .collect();
     let plan = plan::plan(&inventory, &playbook, &hosts, &checked.roles).expect("plan");
     let runs_dir = dir.path().join("runs");
     let run_dir = runs_dir.join("R1");
@@ -639,5 +656,145 @@ async fn a_journal_full_at_run_finished_fails_the_run() {
             &report
         )),
         quiesce::output::exit_code::FAILED
+    );
+}
+
+/// The btrfs provider through the executor: what its scripts answer (the
+/// preparation's two reads share the step name `snapshot plan`; each reads
+/// its own lines), and what a failing, hanging or late snapshot does.
+const BTRFS_PLAYBOOK: &str = "\
+name: table-btrfs
+snapshot: { provider: btrfs, btrfs: { dir: /srv/.snapshots }, timeout: 20s }
+freeze_margin: 10s
+";
+
+const BTRFS_PLAN: &str = "inst\tIRIS\t/srv/iris\ncpf\tIRIS\t[Databases]\ncpf\tIRIS\tUSER=/srv/db/\ncpf\tIRIS\t[Journal]\ncpf\tIRIS\tCurrentDirectory=/srv/journal/\nfs\t/srv/db\tbtrfs\tU1\t/srv/db\nfs\t/srv/iris/mgr\tbtrfs\tU1\t/srv\nfs\t/srv/journal\tbtrfs\tU1\t/srv/journal\nsnapdir\t/srv\tbtrfs\tU1\n";
+
+fn btrfs_host(snapshot: Armed) -> Script {
+    healthy("none")
+        .on_run("snapshot plan", Reply::ok(BTRFS_PLAN))
+        .on_arm("snapshot", snapshot)
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_btrfs_provider_fails_hangs_answers_late_or_is_refused_before_any_freeze() {
+    let made = "quiesce-snapshot-id /srv/.snapshots/quiesce@R1@solo@0@db\nquiesce-snapshot-id /srv/.snapshots/quiesce@R1@solo@1@srv\nquiesce-snapshot-id /srv/.snapshots/quiesce@R1@solo@2@journal\n";
+    let cases: Vec<(&str, Script, Outcome, &str, &[&str])> = vec![
+        (
+            "taken",
+            btrfs_host(Armed::Ends(Reply::ok(made))),
+            Outcome::Valid,
+            "snapshot taken while frozen",
+            &[
+                "connect",
+                "preflight",
+                "snapshot",
+                "snapshot",
+                "freeze",
+                "snapshot",
+                "freeze <thaw",
+            ],
+        ),
+        (
+            "fails",
+            btrfs_host(Armed::Ends(Reply::fail(
+                1,
+                "btrfs subvolume snapshot -r /srv/db /srv/.snapshots/x failed\n",
+            ))),
+            Outcome::Failed,
+            "btrfs snapshot failed: exit status 1: btrfs subvolume snapshot -r /srv/db /srv/.snapshots/x failed",
+            &[
+                "connect",
+                "preflight",
+                "snapshot",
+                "snapshot",
+                "freeze",
+                "snapshot",
+                "freeze <freezeFail",
+            ],
+        ),
+        (
+            "hangs",
+            btrfs_host(Armed::Ends(Reply::Hang)),
+            Outcome::Failed,
+            "snapshot command timed out after 20s",
+            // The end of input tells the VM's guard to kill what still runs.
+            &[
+                "connect",
+                "preflight",
+                "snapshot",
+                "snapshot",
+                "freeze",
+                "snapshot",
+                "snapshot <eof",
+                "freeze <freezeFail",
+            ],
+        ),
+        (
+            "answers after its timeout",
+            btrfs_host(Armed::Slow(
+                Duration::from_secs(25),
+                Box::new(Armed::Ends(Reply::ok(made))),
+            )),
+            Outcome::Failed,
+            "snapshot timed out after 20s before its command started",
+            &[
+                "connect",
+                "preflight",
+                "snapshot",
+                "snapshot",
+                "freeze",
+                "snapshot",
+                "freeze <freezeFail",
+            ],
+        ),
+        (
+            "makes fewer than planned",
+            btrfs_host(Armed::Ends(Reply::ok(
+                "quiesce-snapshot-id /srv/.snapshots/quiesce@R1@solo@0@db\n",
+            ))),
+            Outcome::Failed,
+            "the snapshot script made 1 of 3 snapshots",
+            &[
+                "connect",
+                "preflight",
+                "snapshot",
+                "snapshot",
+                "freeze",
+                "snapshot",
+                "freeze <freezeFail",
+            ],
+        ),
+    ];
+    for (name, script, outcome, detail, expected) in cases {
+        let fleet = FakeFleet::default();
+        fleet.host("solo", script);
+        let ran = run_playbook(fleet, &["solo"], None, None, BTRFS_PLAYBOOK).await;
+        let r = ran.host("solo");
+        assert_eq!(
+            (r.outcome, r.detail.as_str()),
+            (outcome, detail),
+            "{name}: {r:#?}"
+        );
+        assert_eq!(steps(&ran, "solo"), expected, "{name}");
+        if outcome == Outcome::Valid {
+            assert_eq!(r.snapshot_ids.len(), 3, "{name}");
+        }
+    }
+    // A journal off btrfs: the host is left out before anything is frozen.
+    let off = BTRFS_PLAN.replace(
+        "/srv/journal\tbtrfs\tU1\t/srv/journal",
+        "/srv/journal\text4\tE\t-",
+    );
+    let fleet = FakeFleet::default();
+    fleet.host(
+        "solo",
+        healthy("none").on_run("snapshot plan", Reply::ok(&off)),
+    );
+    let ran = run_playbook(fleet, &["solo"], None, None, BTRFS_PLAYBOOK).await;
+    assert!(ran.results.is_empty(), "{:#?}", ran.results);
+    assert_eq!(
+        steps(&ran, "solo"),
+        ["connect", "preflight", "snapshot", "snapshot"]
     );
 }

@@ -265,6 +265,9 @@ impl Provider for Btrfs {
             let mut step = c.step.clone();
             step.on = RunOn::Vm;
             let mut result = snapshot::run(&step, &command, &[], c.vm, c.timeout, c.stop).await;
+            if let Some(rest) = result.detail.strip_prefix("snapshot command failed") {
+                result.detail = format!("btrfs snapshot failed{rest}");
+            }
             if result.ok {
                 let made = result.ids.len();
                 result.detail = format!(

@@ -22,6 +22,7 @@ pub async fn recover(
     ssh: &SshOptions,
     quiet: bool,
     force: bool,
+    json: bool,
 ) -> Result<u8, Error> {
     let dir = crate::backup::run_dir::resolve(runs_dir, run)?;
     let path = dir.join("journal.jsonl");
@@ -62,12 +63,19 @@ pub async fn recover(
             hint: "pass the journal of a `quiesce backup` run".into(),
         });
     };
+    // --format json: the lines are kept for one JSON document at the end.
+    let said = std::cell::RefCell::new(Vec::<String>::new());
     let mut out = std::io::stdout().lock();
     let mut say = |line: String| {
+        if json {
+            said.borrow_mut().push(line);
+            return;
+        }
         // A closed stdout must not stop a recovery half-way.
         let _ = writeln!(out, "{}", crate::output::terminal::scrub(&line));
         let _ = out.flush();
     };
+    let mut thawed: Vec<(String, String)> = Vec::new();
     if text.damaged_lines > 0 {
         say(format!(
             "note: {} line(s) of {} are damaged (a torn write?); every host they name is checked",
@@ -108,6 +116,15 @@ pub async fn recover(
         say(format!(
             "run {run_id}: nothing was left frozen; nothing to do"
         ));
+        drop(say);
+        print_json(
+            json,
+            run_id,
+            exit_code::SUCCESS,
+            &said.borrow(),
+            &thawed,
+            &[],
+        );
         return Ok(exit_code::SUCCESS);
     }
     let journal = Journal::open(&path).map_err(|source| Error::File {
@@ -157,6 +174,7 @@ pub async fn recover(
                     detail: detail.clone(),
                 });
                 say(format!("{name}: {detail}"));
+                thawed.push((name.clone(), detail));
             }
             Ok(out) if out.code() == Some(hooks::MISMATCH) => {
                 say(format!(
@@ -180,17 +198,49 @@ pub async fn recover(
     }
     drop(events);
     let _ = consumer.await;
-    if still_frozen.is_empty() {
+    let code = if still_frozen.is_empty() {
         say(format!("run {run_id}: recovered {} hosts", pending.len()));
-        Ok(exit_code::SUCCESS)
+        exit_code::SUCCESS
     } else {
         say(format!(
             "run {run_id}: {} hosts could not be thawed ({}); fix what is said above and run `quiesce recover {run_id}` again, or on the VM: env QUIESCE_OWNER={run_id} HOOK_DIR/post-thaw-script freezeFail",
             still_frozen.len(),
             still_frozen.join(", ")
         ));
-        Ok(exit_code::LEFT_FROZEN)
+        exit_code::LEFT_FROZEN
+    };
+    drop(say);
+    print_json(json, run_id, code, &said.borrow(), &thawed, &still_frozen);
+    Ok(code)
+}
+
+/// `recover --format json`: what was thawed, what is still frozen, and every
+/// line the table form says.
+fn print_json(
+    json: bool,
+    run_id: &str,
+    code: u8,
+    lines: &[String],
+    thawed: &[(String, String)],
+    still_frozen: &[String],
+) {
+    if !json {
+        return;
     }
+    let value = serde_json::json!({
+        "command": "recover",
+        "run_id": run_id,
+        "exit_code": code,
+        "thawed": thawed.iter().map(|(h, d)| serde_json::json!({"host": h, "detail": d})).collect::<Vec<_>>(),
+        "still_frozen": still_frozen,
+        "lines": lines,
+    });
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{}",
+        serde_json::to_string_pretty(&value).unwrap_or_default()
+    );
 }
 
 /// The post-thaw-script checksums `recover` accepts: the one journaled at

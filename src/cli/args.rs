@@ -194,6 +194,8 @@ pub enum Command {
         /// lock): only when that process is hung; its own thaw is otherwise on the way.
         #[arg(long)]
         force: bool,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
     },
     /// Fetch snapshot.log and every INST-pre_post.log from the hosts into a run directory.
     Logs {

@@ -50,7 +50,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
         Command::Prune { keep, dry_run } => {
             return prune::prune(&cli.global.runs_dir, keep, *dry_run);
         }
-        Command::Recover { run, force } => {
+        Command::Recover { run, force, format } => {
             let ssh = ssh_options(&cli.global)?;
             return runtime()?.block_on(crate::backup::recover::recover(
                 &cli.global.runs_dir,
@@ -59,6 +59,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 &ssh,
                 cli.global.quiet,
                 *force,
+                *format == HostsFormat::Json,
             ));
         }
         Command::Report {

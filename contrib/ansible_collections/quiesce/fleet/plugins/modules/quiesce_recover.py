@@ -53,6 +53,16 @@ exit_code:
   description: quiesce's exit code (5 when something could not be thawed).
   returned: always
   type: int
+thawed:
+  description: The hosts this recovery thawed (or found thawed), each with what it found.
+  returned: always
+  type: list
+  elements: dict
+still_frozen:
+  description: The hosts that could not be thawed.
+  returned: always
+  type: list
+  elements: str
 lines:
   description: What recover said, one line per host.
   returned: always
@@ -72,16 +82,22 @@ def main():
         force=dict(type="bool", default=False),
     )
     module = AnsibleModule(argument_spec=spec, supports_check_mode=False)
-    args = ["recover", module.params["run"]]
+    args = ["recover", module.params["run"], "--format", "json"]
     if module.params["force"]:
         args.append("--force")
-    rc, data, out, err, cmd = quiesce_cli.run(module, args, parse_json=False)
-    lines = [line for line in out.splitlines() if line.strip()]
-    nothing = any("nothing was left frozen; nothing to do" in line for line in lines)
-    result = dict(changed=not nothing and rc == quiesce_cli.SUCCESS, exit_code=rc, cmd=cmd, lines=lines,
-                  run_id=module.params["run"])
+    rc, data, out, err, cmd = quiesce_cli.run(module, args)
+    data = data or {}
+    result = dict(
+        changed=bool(data.get("thawed")),
+        exit_code=rc,
+        cmd=cmd,
+        run_id=data.get("run_id") or module.params["run"],
+        thawed=data.get("thawed", []),
+        still_frozen=data.get("still_frozen", []),
+        lines=data.get("lines", []),
+    )
     if rc == quiesce_cli.LEFT_FROZEN:
-        result["left_frozen_hosts"] = [line.split(":", 1)[0] for line in lines if "FROZEN" in line]
+        result["left_frozen_hosts"] = result["still_frozen"]
     quiesce_cli.fail(module, rc, err, result, "quiesce recover")
     module.exit_json(**result)
 

@@ -116,7 +116,6 @@ pub async fn recover(
         say(format!(
             "run {run_id}: nothing was left frozen; nothing to do"
         ));
-        drop(say);
         print_json(
             json,
             run_id,
@@ -209,7 +208,6 @@ pub async fn recover(
         ));
         exit_code::LEFT_FROZEN
     };
-    drop(say);
     print_json(json, run_id, code, &said.borrow(), &thawed, &still_frozen);
     Ok(code)
 }

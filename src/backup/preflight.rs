@@ -170,6 +170,8 @@ pub struct Preflight {
     pub connections: HashMap<String, Arc<dyn Transport>>,
     /// What the snapshot provider settled for each host (`prepare_snapshots`).
     pub prepared: HashMap<String, crate::backup::provider::Prepared>,
+    /// The provider that prepared them: the run goes on with it (its session).
+    pub provider: Option<Arc<dyn crate::backup::provider::Provider>>,
 }
 
 pub fn expected_shas(host: &Host) -> (String, String) {
@@ -229,6 +231,7 @@ pub async fn preflight(
         facts: HashMap::new(),
         connections: HashMap::new(),
         prepared: HashMap::new(),
+        provider: None,
     };
     for (name, result) in results {
         match result {
@@ -250,9 +253,10 @@ pub async fn preflight(
 pub async fn prepare_snapshots(
     hosts: &[&Host],
     preflight: &mut Preflight,
-    provider: &dyn crate::backup::provider::Provider,
+    provider: &Arc<dyn crate::backup::provider::Provider>,
     forks: usize,
 ) -> Vec<(String, String)> {
+    preflight.provider = Some(provider.clone());
     let ready: Vec<(&Host, Arc<dyn Transport>)> = hosts
         .iter()
         .filter_map(|h| Some((*h, preflight.connections.get(&h.name)?.clone())))

@@ -91,7 +91,7 @@ pub fn backup(
         };
         let mut preflight = crate::backup::preflight::preflight(&hosts, &connector, forks, &events).await;
         let provider = crate::backup::provider::of(&playbook.snapshot);
-        let refused = crate::backup::preflight::prepare_snapshots(&hosts, &mut preflight, &*provider, forks).await;
+        let refused = crate::backup::preflight::prepare_snapshots(&hosts, &mut preflight, &provider, forks).await;
         let mut checked = crate::backup::preflight::check(&hosts, &preflight);
         for (name, why) in refused {
             if checked.left_out.iter().any(|(h, ..)| *h == name) {
@@ -108,6 +108,7 @@ pub fn backup(
             plan.skipped.push(plan::Skipped { host: host.clone(), reason: reason.lines().next().unwrap_or("").to_string(), why: *why });
         }
         if !checked.blockers.is_empty() {
+            provider.finish().await;
             drop(events);
             let _ = consumer.await;
             for blocker in &checked.blockers {
@@ -117,6 +118,7 @@ pub fn backup(
             return Ok(backup_report::exit_code(Ending::Refused));
         }
         if plan_only {
+            provider.finish().await;
             drop(events);
             let _ = consumer.await;
             match format {
@@ -141,6 +143,7 @@ pub fn backup(
         let options = executor::Options { force, forks, runs_dir: global.runs_dir.clone(), history };
         let journal_path = journal.path().display().to_string();
         let mut results = executor::execute(inventory, &playbook, &plan, preflight, &ssh, &connector, &options, run_id.clone(), journal, stop_rx.clone(), events.clone()).await;
+        provider.finish().await;
         signals.abort();
         let interrupted = *stop_rx.borrow();
         let order: Vec<&str> = plan.lanes.iter().flat_map(|l| &l.jobs).flat_map(|j| j.members.iter().map(|m| &m.host)).map(String::as_str).collect();

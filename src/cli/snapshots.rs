@@ -209,6 +209,7 @@ pub fn snapshots(
             }
             connection.close().await;
         }
+        provider.finish().await;
         drop(events);
         let _ = consumer.await;
         (all, errors)

@@ -747,8 +747,12 @@ do_freeze() { # TIMEOUT
 			failed=1
 			break
 		fi
-		LOG_SIZE=$(wc -c < "$(inst_log "$inst")" 2>/dev/null) || LOG_SIZE=0
-		case $LOG_SIZE in '' | *[!0-9]*) LOG_SIZE=0 ;; esac
+		# Only in a container: what its instance adds is looked for after.
+		LOG_SIZE=0
+		if [ -n "$QUIESCE_CONTAINER" ] && [ -f "$(inst_log "$inst")" ]; then
+			LOG_SIZE=$({ wc -c < "$(inst_log "$inst")"; } 2>/dev/null) || LOG_SIZE=0
+			case $LOG_SIZE in '' | *[!0-9]*) LOG_SIZE=0 ;; esac
+		fi
 		within "$FREEZE_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalFreeze(\"$(inst_log_arg "$inst")\",,,,,,$timeout)"
 		rc=$?
 		if [ "$rc" = 124 ]; then

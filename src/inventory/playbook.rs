@@ -32,6 +32,8 @@ pub enum ProviderKind {
     Command,
     /// Read-only btrfs snapshots of the instance's subvolumes, on the VM.
     Btrfs,
+    /// A snapshot per VM through vCenter or ESXi (vim25 SOAP).
+    Vsphere,
 }
 
 impl ProviderKind {
@@ -39,6 +41,7 @@ impl ProviderKind {
         match self {
             ProviderKind::Command => "command",
             ProviderKind::Btrfs => "btrfs",
+            ProviderKind::Vsphere => "vsphere",
         }
     }
 }
@@ -55,7 +58,87 @@ struct RawSnapshot {
     #[serde(default)]
     retries: u32,
     btrfs: Option<RawBtrfs>,
+    vsphere: Option<RawVsphere>,
     retention: Option<RawRetention>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVsphere {
+    /// `https://vcenter.example.com/sdk`
+    url: String,
+    /// vCenter's certificate SHA-256 (pinned).
+    thumbprint: Option<String>,
+    /// A CA bundle (PEM) to verify vCenter's certificate with.
+    ca_file: Option<String>,
+    /// Trust any certificate: only when named.
+    #[serde(default)]
+    insecure: bool,
+    /// `user=…` and `password=…` lines, mode 0600; else the environment's
+    /// QUIESCE_VSPHERE_USERNAME and QUIESCE_VSPHERE_PASSWORD.
+    credentials_file: Option<String>,
+}
+
+/// Where vCenter is and how it is trusted and logged in to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VsphereSettings {
+    pub url: String,
+    #[serde(skip)]
+    pub trust: crate::backup::provider::vsphere::tls::Trust,
+    pub credentials_file: Option<PathBuf>,
+}
+
+impl VsphereSettings {
+    /// The user and password: the environment's, else the credentials file's
+    /// (which others may not read). Never on a command line.
+    pub fn credentials(&self) -> Result<(String, String), String> {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let (Some(u), Some(p)) = (
+            env("QUIESCE_VSPHERE_USERNAME"),
+            env("QUIESCE_VSPHERE_PASSWORD"),
+        ) {
+            return Ok((u, p));
+        }
+        let Some(path) = &self.credentials_file else {
+            return Err("no vSphere credentials: set QUIESCE_VSPHERE_USERNAME and QUIESCE_VSPHERE_PASSWORD, or snapshot.vsphere.credentials_file".into());
+        };
+        use std::os::unix::fs::MetadataExt;
+        let meta = std::fs::metadata(path).map_err(|e| {
+            format!(
+                "cannot read the vSphere credentials file {}: {e}",
+                path.display()
+            )
+        })?;
+        if meta.mode() & 0o077 != 0 {
+            return Err(format!(
+                "the vSphere credentials file {} may be read by others (mode {:04o}): chmod 0600 it",
+                path.display(),
+                meta.mode() & 0o7777
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            format!(
+                "cannot read the vSphere credentials file {}: {e}",
+                path.display()
+            )
+        })?;
+        let value = |key: &str| {
+            text.lines().find_map(|l| {
+                l.trim()
+                    .strip_prefix(key)?
+                    .trim_start()
+                    .strip_prefix('=')
+                    .map(|v| v.trim().to_string())
+            })
+        };
+        match (value("user"), value("password")) {
+            (Some(u), Some(p)) if !u.is_empty() => Ok((u, p)),
+            _ => Err(format!(
+                "the vSphere credentials file {} needs `user=…` and `password=…` lines",
+                path.display()
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -111,6 +194,9 @@ pub struct SnapshotStep {
     /// btrfs: the directory of the snapshots on the VM.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub btrfs_dir: Option<String>,
+    /// vsphere: where vCenter is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vsphere: Option<VsphereSettings>,
     pub retention: Retention,
 }
 
@@ -219,6 +305,66 @@ impl Playbook {
                 ));
             }
         }
+        let vsphere = match (&raw.snapshot.vsphere, provider) {
+            (None, ProviderKind::Vsphere) => {
+                return Err(err(
+                    &["snapshot", "provider"],
+                    "provider vsphere needs snapshot.vsphere.url".into(),
+                    "e.g. vsphere: { url: https://vcenter.example.com/sdk, thumbprint: SHA256 }",
+                ));
+            }
+            (Some(_), p) if p != ProviderKind::Vsphere => {
+                return Err(err(
+                    &["snapshot", "vsphere"],
+                    "snapshot.vsphere is for provider: vsphere".into(),
+                    "add provider: vsphere, or remove the vsphere settings",
+                ));
+            }
+            (None, _) => None,
+            (Some(v), _) => {
+                use crate::backup::provider::vsphere::tls::{Trust, thumbprint};
+                if !v.url.starts_with("https://")
+                    || v.url.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(err(
+                        &["snapshot", "vsphere", "url"],
+                        format!("vsphere.url `{}` is not an https URL", v.url),
+                        "vCenter's SDK endpoint, e.g. https://vcenter.example.com/sdk (TLS is always verified)",
+                    ));
+                }
+                let given = [v.thumbprint.is_some(), v.ca_file.is_some(), v.insecure]
+                    .iter()
+                    .filter(|g| **g)
+                    .count();
+                if given > 1 {
+                    return Err(err(
+                        &["snapshot", "vsphere"],
+                        "give one of thumbprint, ca_file and insecure".into(),
+                        "how vCenter's certificate is trusted: a pinned SHA-256, a CA file, or (only when named) not at all; none of them: the system's CA store",
+                    ));
+                }
+                let trust = match (&v.thumbprint, &v.ca_file) {
+                    (Some(t), _) => Trust::Thumbprint(thumbprint(t).ok_or_else(|| {
+                        err(
+                            &["snapshot", "vsphere", "thumbprint"],
+                            format!("vsphere.thumbprint `{t}` is not a SHA-256"),
+                            "64 hex digits, with or without colons (openssl x509 -noout -fingerprint -sha256)",
+                        )
+                    })?),
+                    (None, Some(f)) => Trust::CaFile(path.parent().unwrap_or(Path::new(".")).join(f)),
+                    (None, None) if v.insecure => Trust::Insecure,
+                    (None, None) => Trust::System,
+                };
+                Some(VsphereSettings {
+                    url: v.url.clone(),
+                    trust,
+                    credentials_file: v
+                        .credentials_file
+                        .as_ref()
+                        .map(|f| path.parent().unwrap_or(Path::new(".")).join(f)),
+                })
+            }
+        };
         let retention = match &raw.snapshot.retention {
             None => Retention::default(),
             Some(r) => Retention {
@@ -301,6 +447,7 @@ impl Playbook {
                     .snapshot
                     .btrfs
                     .map(|b| b.dir.trim_end_matches('/').to_string()),
+                vsphere,
                 retention,
             },
             freeze_margin,

@@ -131,7 +131,7 @@ async fn run_playbook(
     let (events, consumer) = runner::event_stream(true);
     let mut preflight = preflight::preflight(&hosts, &fleet, 4, &events).await;
     let provider = quiesce::backup::provider::of(&playbook.snapshot);
-    let refused = preflight::prepare_snapshots(&hosts, &mut preflight, &*provider, 4).await;
+    let refused = preflight::prepare_snapshots(&hosts, &mut preflight, &provider, 4).await;
     let checked = preflight::check(&hosts, &preflight);
     assert!(checked.blockers.is_empty(), "{:?}", checked.blockers);
     let hosts: Vec<_> = hosts

@@ -264,3 +264,161 @@ fn a_snapshot_made_before_the_controller_died_is_an_orphan_that_prune_removes() 
     assert!(prune.stdout.contains("removed: orphan"), "{prune:?}");
     assert!(fs.snapshots("vm1").is_empty());
 }
+
+/// The lab's vCenter: govmomi's simulator built from Debian's packages
+/// (tests/lab/vcsim), one per test on its own address. Dropped: it ends
+/// (its standard input closes).
+struct Vcsim {
+    child: std::process::Child,
+    /// `https://127.0.N.1:PORT/sdk`, without the user.
+    url: String,
+    sha256: String,
+}
+
+impl Vcsim {
+    fn start(address: &str, extra: &[&str]) -> Vcsim {
+        use std::io::BufRead;
+        let binary = vcsim_binary();
+        let mut child = std::process::Command::new(&binary)
+            .args(["-listen", &format!("{address}:0"), "-vms", "2"])
+            .args(extra)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start vcsim");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut fields = line.split_whitespace();
+        let url = fields
+            .next()
+            .expect("vcsim's URL")
+            .replacen("user:pass@", "", 1);
+        let sha256 = fields.next().expect("vcsim's certificate").to_string();
+        Vcsim { child, url, sha256 }
+    }
+}
+
+impl Drop for Vcsim {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Builds the vcsim stand-in once for every test process (go's build cache
+/// makes a second build quick; a lock keeps two from writing at once).
+fn vcsim_binary() -> std::path::PathBuf {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::env::temp_dir().join("quiesce-vcsim-lab");
+    let status = std::process::Command::new("flock")
+        .arg(std::env::temp_dir().join("quiesce-vcsim-lab.lock"))
+        .arg(dir.join("tests/lab/vcsim/build.sh"))
+        .arg(&out)
+        .status()
+        .expect("flock and go (tests/lab/install-deps.sh installs golang-go and govmomi)");
+    assert!(status.success(), "building the vcsim stand-in failed");
+    out
+}
+
+fn vsphere_playbook(lab: &Lab, vcsim: &Vcsim, extra: &str) -> String {
+    let path = lab.path("vsphere.yml");
+    std::fs::write(
+        &path,
+        format!(
+            "name: vsphere\nsnapshot:\n  provider: vsphere\n  vsphere: {{ url: '{}', thumbprint: '{}' }}\n  timeout: 20s\n{extra}freeze_margin: 10s\n",
+            vcsim.url, vcsim.sha256
+        ),
+    )
+    .unwrap();
+    path.display().to_string()
+}
+
+fn with_vcenter_login(lab: &Lab, args: &[&str]) -> crate::common::Run {
+    let runs = lab.path("runs").display().to_string();
+    let inventory = lab.inventory().display().to_string();
+    let known = lab.known_hosts().display().to_string();
+    let mut full = vec![
+        "-i",
+        &inventory,
+        "--known-hosts",
+        &known,
+        "--no-agent",
+        "--runs-dir",
+        &runs,
+    ];
+    full.extend_from_slice(args);
+    crate::common::quiesce_with_env(
+        &full,
+        &[
+            ("QUIESCE_VSPHERE_USERNAME", "user"),
+            ("QUIESCE_VSPHERE_PASSWORD", "pass"),
+        ],
+    )
+}
+
+#[test]
+fn vsphere_snapshots_through_vcsim_are_made_listed_and_pruned() {
+    let lab = Lab::start(23, &["vm1=iris:IRIS"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    std::fs::write(
+        lab.inventory(),
+        text.replace("  vm1: { ", "  vm1: { vm: DC0_H0_VM0, "),
+    )
+    .unwrap();
+    let vcsim = Vcsim::start("127.0.23.1", &[]);
+    let playbook = vsphere_playbook(&lab, &vcsim, "  retention: { keep: 1 }\n");
+
+    let run = with_vcenter_login(&lab, &["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab.assert_truly_thawed("vm1");
+    let (first, _) = lab.journal();
+    let listed = with_vcenter_login(
+        &lab,
+        &["snapshots", "list", "-p", &playbook, "--format", "json"],
+    );
+    assert_eq!(listed.code, 0, "{listed:?}");
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(json["snapshots"][0]["run_id"], first.as_str(), "{json}");
+    assert_eq!(json["snapshots"][0]["verdict"], "valid", "{json}");
+
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    let run = with_vcenter_login(&lab, &["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (second, _) = lab.journal();
+    let prune = with_vcenter_login(&lab, &["snapshots", "prune", "-p", &playbook]);
+    assert_eq!(prune.code, 0, "{prune:?}");
+    let listed = with_vcenter_login(
+        &lab,
+        &["snapshots", "list", "-p", &playbook, "--format", "json"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    let runs: Vec<&str> = json["snapshots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["run_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(runs, [second.as_str()], "{json}\n{prune:?}");
+
+    // A wrong thumbprint is never trusted: the host is left out, nothing frozen.
+    let bad = vsphere_playbook(
+        &lab,
+        &Vcsim {
+            child: std::process::Command::new("true").spawn().unwrap(),
+            url: vcsim.url.clone(),
+            sha256: "0".repeat(64),
+        },
+        "",
+    );
+    let run = with_vcenter_login(&lab, &["backup", "-p", &bad]);
+    assert_ne!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("not the pinned") || run.stderr.contains("not the pinned"),
+        "{run:?}"
+    );
+}

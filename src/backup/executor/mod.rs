@@ -71,7 +71,7 @@ struct Run<'a> {
     journal_broken: AtomicBool,
     /// Who takes the snapshots, and what it settled for each host before
     /// any freeze.
-    provider: Box<dyn Provider>,
+    provider: Arc<dyn Provider>,
     prepared: HashMap<String, Prepared>,
 }
 
@@ -136,7 +136,10 @@ pub async fn execute(
         events,
         history,
         journal_broken: AtomicBool::new(false),
-        provider: crate::backup::provider::of(&playbook.snapshot),
+        provider: preflight
+            .provider
+            .clone()
+            .unwrap_or_else(|| crate::backup::provider::of(&playbook.snapshot)),
         prepared: preflight.prepared,
     };
     run.record(&Entry::RunStarted {

@@ -5,6 +5,7 @@
 
 pub mod btrfs;
 pub mod cpf;
+pub mod vsphere;
 
 use crate::backup::snapshot::{self, SnapshotResult};
 use crate::inventory::Host;
@@ -78,15 +79,25 @@ pub trait Provider: Send + Sync {
         vm: &'a dyn Transport,
         names: &'a [String],
     ) -> BoxFuture<'a, Vec<(String, Result<(), String>)>>;
+
+    /// The end of the run: a session the provider holds is closed.
+    fn finish<'a>(&'a self) -> BoxFuture<'a, ()> {
+        async {}.boxed()
+    }
 }
 
 /// The provider the playbook's snapshot step names.
-pub fn of(step: &SnapshotStep) -> Box<dyn Provider> {
+pub fn of(step: &SnapshotStep) -> std::sync::Arc<dyn Provider> {
     match step.provider {
-        ProviderKind::Command => Box::new(CommandProvider),
-        ProviderKind::Btrfs => Box::new(btrfs::Btrfs {
+        ProviderKind::Command => std::sync::Arc::new(CommandProvider),
+        ProviderKind::Btrfs => std::sync::Arc::new(btrfs::Btrfs {
             dir: step.btrfs_dir.clone().unwrap_or_default(),
         }),
+        ProviderKind::Vsphere => std::sync::Arc::new(vsphere::Vsphere::new(
+            step.vsphere
+                .clone()
+                .expect("the playbook checks vsphere settings"),
+        )),
     }
 }
 

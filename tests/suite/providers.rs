@@ -270,6 +270,7 @@ fn a_snapshot_made_before_the_controller_died_is_an_orphan_that_prune_removes() 
 /// (its standard input closes).
 struct Vcsim {
     child: std::process::Child,
+    answers: Option<std::io::BufReader<std::process::ChildStdout>>,
     /// `https://127.0.N.1:PORT/sdk`, without the user.
     url: String,
     sha256: String,
@@ -288,16 +289,37 @@ impl Vcsim {
             .spawn()
             .expect("start vcsim");
         let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut answers = std::io::BufReader::new(child.stdout.take().unwrap());
+        answers.read_line(&mut line).unwrap();
         let mut fields = line.split_whitespace();
         let url = fields
             .next()
             .expect("vcsim's URL")
             .replacen("user:pass@", "", 1);
         let sha256 = fields.next().expect("vcsim's certificate").to_string();
-        Vcsim { child, url, sha256 }
+        Vcsim {
+            child,
+            answers: Some(answers),
+            url,
+            sha256,
+        }
+    }
+
+    /// The snapshot names of `vm`, from vcsim's own object model.
+    fn snapshots(&mut self, vm: &str) -> Vec<String> {
+        use std::io::{BufRead, Write};
+        let stdin = self.child.stdin.as_mut().unwrap();
+        writeln!(stdin, "snapshots {vm}").unwrap();
+        stdin.flush().unwrap();
+        let mut line = String::new();
+        self.answers.as_mut().unwrap().read_line(&mut line).unwrap();
+        line.trim_end()
+            .strip_prefix("snapshots ")
+            .unwrap_or("")
+            .split(',')
+            .filter(|n| !n.is_empty())
+            .map(String::from)
+            .collect()
     }
 }
 
@@ -370,7 +392,7 @@ fn vsphere_snapshots_through_vcsim_are_made_listed_and_pruned() {
         text.replace("  vm1: { ", "  vm1: { vm: DC0_H0_VM0, "),
     )
     .unwrap();
-    let vcsim = Vcsim::start("127.0.23.1", &[]);
+    let mut vcsim = Vcsim::start("127.0.23.1", &[]);
     let playbook = vsphere_playbook(&lab, &vcsim, "  retention: { keep: 1 }\n");
 
     let run = with_vcenter_login(&lab, &["backup", "-p", &playbook]);
@@ -404,12 +426,15 @@ fn vsphere_snapshots_through_vcsim_are_made_listed_and_pruned() {
         .map(|s| s["run_id"].as_str().unwrap())
         .collect();
     assert_eq!(runs, [second.as_str()], "{json}\n{prune:?}");
+    // vcsim's own tree agrees.
+    assert_eq!(vcsim.snapshots("DC0_H0_VM0"), [format!("quiesce-{second}")]);
 
     // A wrong thumbprint is never trusted: the host is left out, nothing frozen.
     let bad = vsphere_playbook(
         &lab,
         &Vcsim {
             child: std::process::Command::new("true").spawn().unwrap(),
+            answers: None,
             url: vcsim.url.clone(),
             sha256: "0".repeat(64),
         },
@@ -421,4 +446,44 @@ fn vsphere_snapshots_through_vcsim_are_made_listed_and_pruned() {
         run.stdout.contains("not the pinned") || run.stderr.contains("not the pinned"),
         "{run:?}"
     );
+}
+
+/// vCenter slow to answer CreateSnapshot_Task (vcsim delays it past the
+/// snapshot timeout, then makes the snapshot anyway): the freeze is undone,
+/// no backup is recorded, and the snapshot that appears late is removed by
+/// the end of the run — vcsim's own tree holds none.
+#[test]
+fn a_vsphere_snapshot_made_after_its_timeout_is_removed() {
+    let lab = Lab::start(24, &["vm1=iris:IRIS"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    std::fs::write(
+        lab.inventory(),
+        text.replace("  vm1: { ", "  vm1: { vm: DC0_H0_VM0, "),
+    )
+    .unwrap();
+    let mut vcsim = Vcsim::start("127.0.24.1", &["-delay", "CreateSnapshot_Task=8000"]);
+    // A snapshot timeout of 5 s, under the 8 s vcsim takes to answer.
+    vsphere_playbook(&lab, &vcsim, "");
+    let playbook_path = lab.path("vsphere.yml");
+    let text = std::fs::read_to_string(&playbook_path).unwrap();
+    std::fs::write(&playbook_path, text.replace("timeout: 20s", "timeout: 5s")).unwrap();
+    let run = with_vcenter_login(&lab, &["backup", "-p", playbook_path.to_str().unwrap()]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("vSphere did not answer CreateSnapshot_Task within 5s"),
+        "{run:?}"
+    );
+    lab.assert_truly_thawed("vm1");
+    assert!(
+        !instance_history(&lab),
+        "no backup may be recorded: {:?}",
+        lab.events("vm1")
+    );
+    assert_eq!(vcsim.snapshots("DC0_H0_VM0"), Vec::<String>::new());
+}
+
+fn instance_history(lab: &Lab) -> bool {
+    lab.events("vm1").contains("history_set")
 }

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,7 +18,6 @@ import (
 	"crypto/x509/pkix"
 	"flag"
 	"fmt"
-	"io"
 	"math/big"
 	"net"
 	"net/url"
@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/types"
 )
 
 func main() {
@@ -76,9 +77,20 @@ func main() {
 	sum := sha256.Sum256(server.Certificate().Raw)
 	fmt.Printf("%s %x %s\n", server.URL.String(), sum, certFile)
 
+	// Standard input: `snapshots VM` lines, each answered with
+	// `snapshots NAME,NAME,...` from the simulator's own object model (the
+	// tests' ground truth); its end stops the server.
 	done := make(chan struct{})
 	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
+		lines := bufio.NewScanner(os.Stdin)
+		for lines.Scan() {
+			line := lines.Text()
+			if !strings.HasPrefix(line, "snapshots ") {
+				continue
+			}
+			name := strings.TrimPrefix(line, "snapshots ")
+			fmt.Printf("snapshots %s\n", strings.Join(snapshotNames(name), ","))
+		}
 		close(done)
 	}()
 	signals := make(chan os.Signal, 1)
@@ -112,4 +124,28 @@ func certificate(listen string) (tls.Certificate, error) {
 		return tls.Certificate{}, err
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+// The names in the snapshot tree of the VM called name.
+func snapshotNames(name string) []string {
+	names := []string{}
+	var walk func(trees []types.VirtualMachineSnapshotTree)
+	walk = func(trees []types.VirtualMachineSnapshotTree) {
+		for _, t := range trees {
+			names = append(names, t.Name)
+			walk(t.ChildSnapshotList)
+		}
+	}
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		vm, ok := e.(*simulator.VirtualMachine)
+		if !ok || vm.Name != name {
+			continue
+		}
+		simulator.Map.WithLock(vm, func() {
+			if vm.Snapshot != nil {
+				walk(vm.Snapshot.RootSnapshotList)
+			}
+		})
+	}
+	return names
 }

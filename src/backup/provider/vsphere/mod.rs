@@ -22,6 +22,9 @@ use std::time::Duration;
 
 /// How long a removal (with its consolidation) may take.
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long the end of a run looks for a snapshot whose creation was given
+/// up on (vCenter may still make it after it stopped answering).
+const LATE_SWEEP: Duration = Duration::from_secs(60);
 
 /// A VM as vCenter lists it: (moid, name, instance UUID).
 type VmRow = (String, String, String);
@@ -31,6 +34,9 @@ pub struct Vsphere {
     client: tokio::sync::OnceCell<Result<Client, String>>,
     /// Every VM (moid, name, instance UUID), read once per run.
     vms: tokio::sync::OnceCell<Result<Vec<VmRow>, String>>,
+    /// (VM, snapshot name) of creations given up on with nothing found:
+    /// looked for again, and removed, at the end of the run.
+    late: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 impl Vsphere {
@@ -39,6 +45,7 @@ impl Vsphere {
             settings,
             client: tokio::sync::OnceCell::new(),
             vms: tokio::sync::OnceCell::new(),
+            late: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -184,6 +191,12 @@ impl Provider for Vsphere {
                 Ok(Err(fault)) => return failed(format!("vSphere refused the snapshot: {fault}")),
                 Err(_) => {
                     let removed = self.remove_named(&vm, &name).await;
+                    if removed.is_empty() {
+                        self.late
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((vm.clone(), name.clone()));
+                    }
                     return failed(format!(
                         "vSphere did not answer CreateSnapshot_Task within {}{}",
                         crate::output::duration::format(c.timeout),
@@ -220,6 +233,12 @@ impl Provider for Vsphere {
                     let _ = client.cancel_task(&task).await;
                     let _ = client.wait_task(&task, Duration::from_secs(10)).await;
                     let removed = self.remove_named(&vm, &name).await;
+                    if removed.is_empty() {
+                        self.late
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push((vm.clone(), name.clone()));
+                    }
                     let why = match end {
                         Err(fault) => format!("lost track of the snapshot task ({fault})"),
                         _ if *c.stop.borrow() => "interrupted during the snapshot".to_string(),
@@ -309,6 +328,18 @@ impl Provider for Vsphere {
 
     fn finish<'a>(&'a self) -> BoxFuture<'a, ()> {
         async move {
+            // A creation given up on may still be carried out: its snapshot
+            // is looked for (a bounded sweep) and removed, never left behind.
+            let late: Vec<(String, String)> =
+                std::mem::take(&mut *self.late.lock().unwrap_or_else(|e| e.into_inner()));
+            let deadline = tokio::time::Instant::now() + LATE_SWEEP;
+            for (vm, name) in late {
+                while self.remove_named(&vm, &name).await.is_empty()
+                    && tokio::time::Instant::now() < deadline
+                {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                }
+            }
             if let Some(Ok(client)) = self.client.get() {
                 client.logout().await;
             }

@@ -78,6 +78,13 @@ pub enum BackupEvent {
         /// Another attempt follows.
         retrying: bool,
     },
+    /// The export step after the thaw ended.
+    ExportFinished {
+        host: String,
+        at: u64,
+        ok: bool,
+        detail: String,
+    },
     /// A problem beside the outcome (a stun over the mirror's QoS timeout).
     Finding {
         host: String,
@@ -134,6 +141,7 @@ impl BackupEvent {
             | BackupEvent::SnapshotStarted { host, .. }
             | BackupEvent::SnapshotFinished { host, .. }
             | BackupEvent::Finding { host, .. }
+            | BackupEvent::ExportFinished { host, .. }
             | BackupEvent::Warning { host, .. }
             | BackupEvent::ThawStarted { host, .. }
             | BackupEvent::ThawFailed { host, .. }
@@ -194,6 +202,12 @@ impl BackupEvent {
                 at: *at,
                 valid: *valid,
             },
+            BackupEvent::ExportFinished { at, ok, detail, .. } => Entry::ExportFinished {
+                host,
+                at: *at,
+                ok: *ok,
+                detail: detail.clone(),
+            },
             // The thaw-failed entry before it already keeps the host open.
             BackupEvent::LeftFrozen { .. }
             | BackupEvent::Finding { .. }
@@ -243,6 +257,7 @@ impl BackupEvent {
             BackupEvent::Finding { text, .. } | BackupEvent::Warning { text, .. } => {
                 vec![note(text.clone())]
             }
+            BackupEvent::ExportFinished { ok, .. } => vec![done("export", *ok)],
             BackupEvent::ThawStarted { .. } => vec![step("thaw")],
             BackupEvent::ThawFailed {
                 attempt,
@@ -312,6 +327,16 @@ impl HostRun {
                 }
             }
             BackupEvent::Finding { text, .. } => self.findings.push(text.clone()),
+            BackupEvent::ExportFinished { at, ok, detail, .. } => {
+                self.export = Some(crate::backup::host_run::Export {
+                    at: *at,
+                    ok: *ok,
+                    detail: detail.clone(),
+                });
+                if !ok {
+                    self.findings.push(format!("export failed: {detail}"));
+                }
+            }
             BackupEvent::Warning { .. } | BackupEvent::ThawFailed { .. } => {}
             BackupEvent::ThawStarted { at, .. } => self.thaw_started = Some(*at),
             BackupEvent::Thawed {

@@ -63,6 +63,17 @@ pub struct HostRun {
     /// What the snapshot provider made (ids, paths), every attempt's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot_ids: Vec<String>,
+    /// The export step after the thaw (snapshot.export), when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub export: Option<Export>,
+}
+
+/// How the export step of one host ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Export {
+    pub at: u64,
+    pub ok: bool,
+    pub detail: String,
 }
 
 impl HostRun {
@@ -78,6 +89,7 @@ impl HostRun {
             role,
             qos_timeout_ms,
             snapshot_ids: Vec::new(),
+            export: None,
             instances: Vec::new(),
             freeze_started: None,
             frozen_at: None,

@@ -197,6 +197,13 @@ pub enum Entry {
         at: u64,
         detail: String,
     },
+    /// The export step after the thaw (snapshot.export).
+    ExportFinished {
+        host: String,
+        at: u64,
+        ok: bool,
+        detail: String,
+    },
     RunFinished {
         at: u64,
         outcome: String,
@@ -215,7 +222,8 @@ impl Entry {
             | Entry::ThawStarted { host, .. }
             | Entry::Thawed { host, .. }
             | Entry::ThawFailed { host, .. }
-            | Entry::Recovered { host, .. } => Some(host),
+            | Entry::Recovered { host, .. }
+            | Entry::ExportFinished { host, .. } => Some(host),
             Entry::RunStarted { .. } | Entry::RunFinished { .. } => None,
         }
     }

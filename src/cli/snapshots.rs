@@ -31,6 +31,9 @@ pub struct SnapshotSet {
     pub orphan: bool,
     pub names: Vec<String>,
     pub ids: Vec<String>,
+    /// Its run is still under way (its export, say): never pruned then.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub live: bool,
     /// `prune`: what the retention says.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<String>,
@@ -43,11 +46,16 @@ fn run_started(run_id: &str) -> Option<i64> {
     Some(jiff::tz::TimeZone::UTC.to_timestamp(at).ok()?.as_second())
 }
 
+/// A run id as quiesce makes them: safe as a directory name under runs/.
+fn plain_run(run_id: &str) -> bool {
+    !run_id.is_empty()
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
 fn verdict(runs_dir: &Path, run_id: &str, host: &str) -> Option<Outcome> {
-    let plain = run_id
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if !plain {
+    if !plain_run(run_id) {
         return None;
     }
     let text = std::fs::read_to_string(runs_dir.join(run_id).join("results.json")).ok()?;
@@ -77,6 +85,8 @@ fn sets(runs_dir: &Path, host: &str, listed: Vec<Listed>, now: i64) -> Vec<Snaps
                         .map(|o| o.label().to_string())
                         .unwrap_or_else(|| "unknown".into()),
                     orphan: !matches!(outcome, Some(Outcome::Valid | Outcome::Invalid)),
+                    live: plain_run(&l.run_id)
+                        && crate::backup::run_dir::live_holder(&runs_dir.join(&l.run_id)).is_some(),
                     run_id: l.run_id,
                     names: vec![l.name],
                     ids: vec![l.id],
@@ -95,7 +105,9 @@ fn sets(runs_dir: &Path, host: &str, listed: Vec<Listed>, now: i64) -> Vec<Snaps
 pub fn decide(sets: &mut [SnapshotSet], retention: &Retention) {
     let mut valid_seen = 0u32;
     for set in sets.iter_mut() {
-        let decision = if set.orphan {
+        let decision = if set.live {
+            "keep: its run is still under way".to_string()
+        } else if set.orphan {
             "remove: orphan (no backup stands behind it)".to_string()
         } else if set.verdict != "valid" {
             format!("remove: the run's verdict is {}", set.verdict)
@@ -274,6 +286,7 @@ mod tests {
             orphan,
             names: vec![],
             ids: vec![],
+            live: false,
             decision: None,
         }
     }

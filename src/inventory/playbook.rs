@@ -15,6 +15,7 @@ use std::time::Duration;
 pub const PLACEHOLDERS: [&str; 5] = ["host", "vm", "address", "run_id", "run_dir"];
 const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_FREEZE_MARGIN: Duration = Duration::from_secs(30);
+const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(1800);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -60,6 +61,9 @@ struct RawSnapshot {
     btrfs: Option<RawBtrfs>,
     vsphere: Option<RawVsphere>,
     retention: Option<RawRetention>,
+    /// A command run after the thaw with the snapshot's ids (a copy off-site).
+    export: Option<String>,
+    export_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -197,6 +201,12 @@ pub struct SnapshotStep {
     /// vsphere: where vCenter is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vsphere: Option<VsphereSettings>,
+    /// Run on the controller after the thaw of each valid host, with
+    /// QUIESCE_SNAPSHOT_IDS (and the placeholders of `command`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub export: Option<String>,
+    #[serde(serialize_with = "secs")]
+    pub export_timeout: Duration,
     pub retention: Retention,
 }
 
@@ -365,6 +375,30 @@ impl Playbook {
                 })
             }
         };
+        if let Some(export) = &raw.snapshot.export {
+            if export.trim().is_empty() {
+                return Err(err(
+                    &["snapshot", "export"],
+                    "snapshot.export is empty".into(),
+                    "a command run after the thaw with the snapshot's ids in QUIESCE_SNAPSHOT_IDS, or no export key",
+                ));
+            }
+            check_placeholders(export).map_err(|why| {
+                err(
+                    &["snapshot", "export"],
+                    why,
+                    &format!(
+                        "placeholders are {}",
+                        PLACEHOLDERS.map(|p| format!("{{{p}}}")).join(", ")
+                    ),
+                )
+            })?;
+        }
+        let export_timeout = parse_duration(
+            &raw.snapshot.export_timeout,
+            &["snapshot", "export_timeout"],
+            DEFAULT_EXPORT_TIMEOUT,
+        )?;
         let retention = match &raw.snapshot.retention {
             None => Retention::default(),
             Some(r) => Retention {
@@ -448,6 +482,8 @@ impl Playbook {
                     .btrfs
                     .map(|b| b.dir.trim_end_matches('/').to_string()),
                 vsphere,
+                export: raw.snapshot.export.clone(),
+                export_timeout,
                 retention,
             },
             freeze_margin,

@@ -139,6 +139,19 @@ impl Report<'_> {
                 let _ = writeln!(out, "{}  {finding}", r.host);
             }
         }
+        for r in self.results {
+            // A failed export is among the findings above.
+            if let Some(e) = r.export.as_ref().filter(|e| e.ok) {
+                let _ = writeln!(
+                    out,
+                    "{}  export {} at {} UTC: {}",
+                    r.host,
+                    if e.ok { "done" } else { "FAILED" },
+                    clock(Some(e.at)),
+                    e.detail
+                );
+            }
+        }
         // What the provider made, with when its point in time was fixed
         // (the snapshot's end, before the thaw).
         for r in self.results.iter().filter(|r| !r.snapshot_ids.is_empty()) {

@@ -487,3 +487,66 @@ fn a_vsphere_snapshot_made_after_its_timeout_is_removed() {
 fn instance_history(lab: &Lab) -> bool {
     lab.events("vm1").contains("history_set")
 }
+
+/// `snapshot.export` runs after every thaw, on the controller, for each
+/// valid backup, with what the snapshot made in QUIESCE_SNAPSHOT_IDS; a
+/// failed export is a failed step (a finding, exit 4) while every backup
+/// stays valid.
+#[test]
+fn the_export_step_runs_after_the_thaw_with_the_snapshot_ids() {
+    let lab = crate::common::deployed(25, &["vm1=iris:IRIS", "vm2=iris:IRIS"]);
+    let text = std::fs::read_to_string(lab.path("playbook.yml")).unwrap();
+    let out = lab.path("exported");
+    std::fs::create_dir_all(&out).unwrap();
+    let with_export = |export: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with("snapshot: {"))
+            .unwrap()
+            .to_string();
+        let new = line.replace(
+            " {host}',",
+            &format!(" {{host}}; echo quiesce-snapshot-id snap-{{host}}', export: '{export}',"),
+        );
+        std::fs::write(lab.path("playbook.yml"), text.replace(&line, &new)).unwrap();
+    };
+    with_export(&format!(
+        "printf %s \"$QUIESCE_SNAPSHOT_IDS\" > {}/{{host}}",
+        out.display()
+    ));
+    let run = crate::common::backup(&lab, &[]);
+    assert_eq!(run.code, 0, "{run:?}");
+    for vm in ["vm1", "vm2"] {
+        assert_eq!(
+            std::fs::read_to_string(out.join(vm)).unwrap(),
+            format!("snap-{vm}")
+        );
+        assert!(
+            run.stdout.contains(&format!("{vm}  export done at ")),
+            "{run:?}"
+        );
+        lab.assert_truly_thawed(vm);
+    }
+    let (_, entries) = lab.journal();
+    let exports: Vec<(String, bool)> = entries
+        .iter()
+        .filter_map(|e| match e {
+            quiesce::backup::journal::Entry::ExportFinished { host, ok, .. } => {
+                Some((host.clone(), *ok))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(exports.len(), 2, "{entries:?}");
+    assert!(exports.iter().all(|(_, ok)| *ok));
+
+    with_export("exit 3");
+    let run = crate::common::backup(&lab, &[]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(
+        run.stdout
+            .contains("vm1  export failed: export command failed (exit status: 3)"),
+        "{run:?}"
+    );
+    assert!(run.stdout.contains("2 valid"), "{run:?}");
+}

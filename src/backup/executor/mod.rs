@@ -154,6 +154,8 @@ pub async fn execute(
         .buffer_unordered(options.forks.max(1))
         .collect::<Vec<()>>()
         .await;
+    // After every thaw, outside any freeze: the export of each valid backup.
+    run.exports().await;
     let interrupted = *run.stop.borrow();
     let results: Vec<HostRun> = run
         .results

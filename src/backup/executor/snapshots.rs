@@ -1,8 +1,10 @@
 //! Between freeze and thaw: the mirror check right before each freeze (every
 //! member still has its planned role, the primary's last stun was short) and
-//! the job's snapshots, given up early enough to thaw before any pause.
+//! the job's snapshots, given up early enough to thaw before any pause; and,
+//! after every thaw, the export of each valid backup.
 
 use super::*;
+use crate::inventory::playbook::render_command;
 
 impl Run<'_> {
     /// Mirror safety right before a freeze: every member of the mirror in
@@ -133,5 +135,75 @@ impl Run<'_> {
         }))
         .await;
         results.into_iter().all(|ok| ok)
+    }
+}
+
+impl Run<'_> {
+    /// `snapshot.export` for each host whose backup is valid, on the
+    /// controller, with QUIESCE_SNAPSHOT_IDS: after every thaw, so no freeze
+    /// waits for a copy. Its end is journaled; a failure is a finding (the
+    /// backup itself stays valid).
+    pub(super) async fn exports(&self) {
+        let Some(export) = &self.playbook.snapshot.export else {
+            return;
+        };
+        if *self.stop.borrow() {
+            return;
+        }
+        let valid: Vec<(String, Vec<String>)> = self
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| r.outcome == Outcome::Valid)
+            .map(|r| (r.host.clone(), r.snapshot_ids.clone()))
+            .collect();
+        let run_dir = self.run_dir.display().to_string();
+        let step = crate::inventory::playbook::SnapshotStep {
+            on: crate::inventory::playbook::RunOn::Controller,
+            ..self.playbook.snapshot.clone()
+        };
+        futures::stream::iter(valid.into_iter().map(|(name, ids)| {
+            let step = &step;
+            let run_dir = &run_dir;
+            async move {
+                let host = self.host(&name);
+                let (command, mut env) = render_command(
+                    export,
+                    &[
+                        ("host", &host.name),
+                        ("vm", &host.vm),
+                        ("address", &host.address),
+                        ("run_id", &self.run_id),
+                        ("run_dir", run_dir),
+                    ],
+                );
+                env.push(("QUIESCE_SNAPSHOT_IDS".into(), ids.join(" ")));
+                let local = self.connector.local();
+                let result = snapshot::run(
+                    step,
+                    &command,
+                    &env,
+                    Some(&*local),
+                    self.playbook.snapshot.export_timeout,
+                    self.stop.clone(),
+                )
+                .await;
+                let detail = match result.detail.strip_prefix("snapshot command failed") {
+                    Some(rest) => format!("export command failed{rest}"),
+                    None if result.ok => "exported".to_string(),
+                    None => result.detail.replace("snapshot command", "export command"),
+                };
+                self.emit(BackupEvent::ExportFinished {
+                    host: name.clone(),
+                    at: now_ms(),
+                    ok: result.ok,
+                    detail,
+                });
+            }
+        }))
+        .buffer_unordered(self.options.forks.max(1))
+        .collect::<Vec<()>>()
+        .await;
     }
 }

@@ -302,6 +302,9 @@ pub enum SnapshotsAction {
         /// Only say what would be removed.
         #[arg(long)]
         check: bool,
+        /// Remove a primary's snapshots even when its last stun exceeded half its mirror's QoS timeout.
+        #[arg(long)]
+        force: bool,
         #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
         format: HostsFormat,
     },

@@ -171,12 +171,19 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             )
         }
         Command::Snapshots { action } => match action {
-            SnapshotsAction::List { playbook, format } => {
-                snapshots::snapshots(&cli.global, &inventory, hosts, &playbook, None, format)
-            }
+            SnapshotsAction::List { playbook, format } => snapshots::snapshots(
+                &cli.global,
+                &inventory,
+                hosts,
+                &playbook,
+                None,
+                false,
+                format,
+            ),
             SnapshotsAction::Prune {
                 playbook,
                 check,
+                force,
                 format,
             } => snapshots::snapshots(
                 &cli.global,
@@ -184,6 +191,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 hosts,
                 &playbook,
                 Some(check),
+                force,
                 format,
             ),
         },

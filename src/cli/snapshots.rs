@@ -140,6 +140,32 @@ fn age_text(secs: Option<u64>) -> String {
     }
 }
 
+/// Why a removal on `host` must wait: a mirror's primary whose last
+/// measured stun exceeded half its mirror's QoS timeout (a removal's
+/// consolidation stuns the VM again), unless forced.
+fn primary_guard(
+    inventory: &Inventory,
+    host: &Host,
+    role: &crate::backup::role::Role,
+    history: &crate::backup::stun_history::StunHistory,
+) -> Option<String> {
+    if *role != crate::backup::role::Role::Primary {
+        return None;
+    }
+    let mirror = inventory.mirrors.get(host.mirror.as_deref()?)?;
+    let last = history.last(&host.vm)?;
+    let half = mirror.qos_timeout.as_micros() as u64 / 2;
+    (last > half).then(|| {
+        format!(
+            "keep: {} is mirror {}'s primary and its last stun was {:.3}s, over half the QoS timeout ({}): a removal's consolidation could fail the mirror over (--force removes it anyway)",
+            host.name,
+            mirror.name,
+            last as f64 / 1e6,
+            crate::output::duration::format(mirror.qos_timeout)
+        )
+    })
+}
+
 /// `snapshots list` (prune: None) and `snapshots prune` (Some(check)).
 pub fn snapshots(
     global: &Global,
@@ -147,6 +173,7 @@ pub fn snapshots(
     limited: Vec<Host>,
     playbook_path: &Path,
     prune: Option<bool>,
+    force: bool,
     format: HostsFormat,
 ) -> Result<u8, Error> {
     let playbook = Playbook::load(playbook_path, inventory)?;
@@ -158,6 +185,8 @@ pub fn snapshots(
         .collect();
     let ssh = ssh_options(global)?;
     let runs_dir = global.runs_dir.clone();
+    let history = crate::backup::stun_history::StunHistory::load(&runs_dir)
+        .map_err(crate::backup::stun_history::refusal)?;
     let now = jiff::Timestamp::now().as_second();
     let (all, errors) = runtime()?.block_on(async {
         let (events, consumer) = runner::event_stream(global.quiet);
@@ -170,24 +199,51 @@ pub fn snapshots(
         };
         let mut all: Vec<SnapshotSet> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
-        // One host at a time: a removal is never two at once (btrfs has no
-        // stun; a hypervisor's consolidation does).
+        // Each host's role first (as preflight reads it), so that removals
+        // go in mirror order: one host at a time (never two members of a
+        // mirror consolidating at once), each mirror's primary last.
+        let mut reached = Vec::new();
         for host in &hosts {
-            let connection =
-                match crate::remote::transport::Connector::connect(&connector, host, &events).await
-                {
-                    Ok(c) => c,
-                    Err(e) => {
-                        errors.push(e.to_string().lines().next().unwrap_or_default().to_string());
-                        continue;
-                    }
-                };
+            match crate::remote::transport::Connector::connect(&connector, host, &events).await {
+                Ok(c) => {
+                    let role = match crate::backup::preflight::read_facts(&*c, host).await {
+                        Ok(facts) => facts.role(),
+                        Err(_) => crate::backup::role::Role::Unsettled {
+                            detail: "its role could not be read".into(),
+                        },
+                    };
+                    reached.push((*host, c, role));
+                }
+                Err(e) => errors.push(e.to_string().lines().next().unwrap_or_default().to_string()),
+            }
+        }
+        reached.sort_by_key(|(h, _, role)| {
+            (
+                h.mirror.clone().unwrap_or_default(),
+                matches!(role, crate::backup::role::Role::Primary),
+            )
+        });
+        for (host, connection, role) in reached {
+            let guard = if force {
+                None
+            } else {
+                primary_guard(inventory, host, &role, &history)
+            };
             match provider.list(host, &*connection).await {
                 Err(why) => errors.push(format!("{}: {why}", host.target())),
                 Ok(listed) => {
                     let mut host_sets = sets(&runs_dir, &host.name, listed, now);
                     if let Some(check) = prune {
                         decide(&mut host_sets, &playbook.snapshot.retention);
+                        if let Some(why) = &guard {
+                            for set in host_sets.iter_mut().filter(|s| {
+                                s.decision
+                                    .as_deref()
+                                    .is_some_and(|d| d.starts_with("remove"))
+                            }) {
+                                set.decision = Some(why.clone());
+                            }
+                        }
                         if !check {
                             for set in host_sets.iter_mut().filter(|s| {
                                 s.decision
@@ -289,6 +345,66 @@ mod tests {
             live: false,
             decision: None,
         }
+    }
+
+    #[test]
+    fn a_primary_whose_last_stun_was_long_keeps_its_snapshots() {
+        use crate::backup::role::Role;
+        use crate::backup::stun_history::{Measured, StunHistory};
+        let inventory = Inventory::parse(
+            Path::new("i.yml"),
+            "hosts:\n  p: { address: 10.0.0.1 }\n  b: { address: 10.0.0.2 }\nmirrors:\n  M: { members: [p, b], qos_timeout: 8s }\n",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        StunHistory::record(
+            dir.path(),
+            &[
+                (
+                    "p".into(),
+                    Measured {
+                        at: 1,
+                        us: 5_000_000,
+                    },
+                ),
+                (
+                    "b".into(),
+                    Measured {
+                        at: 1,
+                        us: 5_000_000,
+                    },
+                ),
+            ],
+        )
+        .unwrap();
+        let history = StunHistory::load(dir.path()).unwrap();
+        let p = inventory.host("p").unwrap();
+        let b = inventory.host("b").unwrap();
+        let why = primary_guard(&inventory, p, &Role::Primary, &history).unwrap();
+        assert!(why.starts_with("keep: p is mirror M's primary and its last stun was 5.000s, over half the QoS timeout (8s)"), "{why}");
+        // A backup member, or a short stun, is removed as the retention says.
+        assert_eq!(primary_guard(&inventory, b, &Role::Backup, &history), None);
+        let short = tempfile::tempdir().unwrap();
+        StunHistory::record(
+            short.path(),
+            &[(
+                "p".into(),
+                Measured {
+                    at: 1,
+                    us: 1_000_000,
+                },
+            )],
+        )
+        .unwrap();
+        assert_eq!(
+            primary_guard(
+                &inventory,
+                p,
+                &Role::Primary,
+                &StunHistory::load(short.path()).unwrap()
+            ),
+            None
+        );
     }
 
     #[test]

@@ -21,6 +21,18 @@ pub struct SnapshotResult {
     pub ids: Vec<String>,
 }
 
+impl SnapshotResult {
+    /// A snapshot not taken, and why.
+    pub fn failed(detail: String) -> SnapshotResult {
+        SnapshotResult {
+            ok: false,
+            detail,
+            stun_us: None,
+            ids: Vec::new(),
+        }
+    }
+}
+
 /// The ids a snapshot command printed (`quiesce-snapshot-id ID`, one per
 /// line; outside input: printable, at most 200 characters, 64 of them).
 pub fn ids_of(text: &str) -> Vec<String> {
@@ -59,12 +71,7 @@ pub async fn run(
     timeout: Duration,
     mut stop: watch::Receiver<bool>,
 ) -> SnapshotResult {
-    let failed = |detail: String| SnapshotResult {
-        ok: false,
-        detail,
-        stun_us: None,
-        ids: Vec::new(),
-    };
+    let failed = SnapshotResult::failed;
     if *stop.borrow() {
         return failed("interrupted before the snapshot".into());
     }

@@ -8,21 +8,6 @@ use crate::common::*;
 const FREEZE: &str = "/usr/sbin/pre-freeze-script";
 const THAW: &str = "/usr/sbin/post-thaw-script";
 
-/// Adds `settings` (`, key: value`...) to `vm`'s inventory line.
-fn add_settings(lab: &Lab, vm: &str, settings: &str) {
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("  {vm}: {{")))
-        .unwrap()
-        .to_string();
-    let new = format!(
-        "{}{settings} }}",
-        line.trim_end().trim_end_matches('}').trim_end()
-    );
-    std::fs::write(lab.inventory(), text.replace(&line, &new)).unwrap();
-}
-
 /// vm1 whose instance IRIS is owned by irisowner, with log_dir
 /// /var/log/iris owned by irisowner (as iris_user sites have it), deployed.
 fn owner_lab(net: u8) -> Lab {

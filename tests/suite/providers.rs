@@ -386,12 +386,7 @@ fn with_vcenter_login(lab: &Lab, args: &[&str]) -> crate::common::Run {
 fn vsphere_snapshots_through_vcsim_are_made_listed_and_pruned() {
     let lab = Lab::start(23, &["vm1=iris:IRIS"]);
     assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    std::fs::write(
-        lab.inventory(),
-        text.replace("  vm1: { ", "  vm1: { vm: DC0_H0_VM0, "),
-    )
-    .unwrap();
+    crate::common::add_settings(&lab, "vm1", ", vm: DC0_H0_VM0");
     let mut vcsim = Vcsim::start("127.0.23.1", &[]);
     let playbook = vsphere_playbook(&lab, &vcsim, "  retention: { keep: 1 }\n");
 
@@ -456,12 +451,7 @@ fn vsphere_snapshots_through_vcsim_are_made_listed_and_pruned() {
 fn a_vsphere_snapshot_made_after_its_timeout_is_removed() {
     let lab = Lab::start(24, &["vm1=iris:IRIS"]);
     assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    std::fs::write(
-        lab.inventory(),
-        text.replace("  vm1: { ", "  vm1: { vm: DC0_H0_VM0, "),
-    )
-    .unwrap();
+    crate::common::add_settings(&lab, "vm1", ", vm: DC0_H0_VM0");
     let mut vcsim = Vcsim::start("127.0.24.1", &["-delay", "CreateSnapshot_Task=8000"]);
     // A snapshot timeout of 5 s, under the 8 s vcsim takes to answer.
     vsphere_playbook(&lab, &vcsim, "");

@@ -5,7 +5,9 @@
 //! file systems (and a writer blocked on one cannot be killed until thaw).
 //! Every verdict is checked against the simulated instance's own state.
 
-use crate::common::{Lab, assert_journal_complete, backup, instance_events, snapshot_log};
+use crate::common::{
+    Lab, add_settings, assert_journal_complete, backup, instance_events, snapshot_log,
+};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -128,20 +130,6 @@ impl Drop for Agent<'_> {
             &format!("fsfreeze -u {m} 2>/dev/null; umount {m}", m = self.mount),
         );
     }
-}
-
-fn add_settings(lab: &Lab, vm: &str, settings: &str) {
-    let text = std::fs::read_to_string(lab.inventory()).unwrap();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with(&format!("  {vm}: {{")))
-        .unwrap()
-        .to_string();
-    let new = format!(
-        "{}{settings} }}",
-        line.trim_end().trim_end_matches('}').trim_end()
-    );
-    std::fs::write(lab.inventory(), text.replace(&line, &new)).unwrap();
 }
 
 fn codes(audit_json: &str) -> Vec<String> {

@@ -113,7 +113,7 @@ impl Run<'_> {
                 let timeout = step.timeout.min(left);
                 self.emit(BackupEvent::SnapshotStarted { host: name.clone(), at: now_ms() });
                 let result = if timeout.is_zero() {
-                    snapshot::SnapshotResult { ok: false, detail: "no time left before the freeze timeout".into(), stun_us: None, ids: Vec::new() }
+                    snapshot::SnapshotResult::failed("no time left before the freeze timeout".into())
                 } else {
                     self.provider.create(Create { step, host, run_id: &self.run_id, run_dir: &run_dir, prepared: self.prepared.get(name), vm: vm.as_deref(), local: &*local, timeout, stop: self.stop.clone() }).await
                 };

@@ -241,12 +241,7 @@ impl Provider for Btrfs {
     fn create<'a>(&'a self, c: Create<'a>) -> BoxFuture<'a, SnapshotResult> {
         async move {
             let Some(prepared) = c.prepared.filter(|p| !p.snapshots.is_empty()) else {
-                return SnapshotResult {
-                    ok: false,
-                    detail: "nothing was prepared to snapshot".into(),
-                    stun_us: None,
-                    ids: Vec::new(),
-                };
+                return SnapshotResult::failed("nothing was prepared to snapshot".into());
             };
             let mut command = format!(
                 "sh -c {} sh {}",

@@ -475,3 +475,18 @@ pub fn quiesce_peak_rss(lab: &Lab, args: &[&str]) -> (Run, u64) {
     };
     (run, peak)
 }
+
+/// Appends `settings` (`, key: value`) to `vm`'s line of the lab's inventory.
+pub fn add_settings(lab: &Lab, vm: &str, settings: &str) {
+    let text = std::fs::read_to_string(lab.inventory()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(&format!("  {vm}: {{")))
+        .unwrap()
+        .to_string();
+    let new = format!(
+        "{}{settings} }}",
+        line.trim_end().trim_end_matches('}').trim_end()
+    );
+    std::fs::write(lab.inventory(), text.replace(&line, &new)).unwrap();
+}

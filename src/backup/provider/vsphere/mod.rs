@@ -127,15 +127,6 @@ impl Vsphere {
     }
 }
 
-fn failed(detail: String) -> SnapshotResult {
-    SnapshotResult {
-        ok: false,
-        detail,
-        stun_us: None,
-        ids: Vec::new(),
-    }
-}
-
 impl Provider for Vsphere {
     fn kind(&self) -> ProviderKind {
         ProviderKind::Vsphere
@@ -162,11 +153,11 @@ impl Provider for Vsphere {
                 .and_then(|p| p.snapshots.first())
                 .map(|(m, _)| m.clone())
             else {
-                return failed("the VM was not found before the freeze".into());
+                return SnapshotResult::failed("the VM was not found before the freeze".into());
             };
             let client = match self.client().await {
                 Ok(client) => client,
-                Err(e) => return failed(e),
+                Err(e) => return SnapshotResult::failed(e),
             };
             let name = format!("quiesce-{}", c.run_id);
             let description = format!(
@@ -188,7 +179,9 @@ impl Provider for Vsphere {
             .await
             {
                 Ok(Ok(task)) => task,
-                Ok(Err(fault)) => return failed(format!("vSphere refused the snapshot: {fault}")),
+                Ok(Err(fault)) => {
+                    return SnapshotResult::failed(format!("vSphere refused the snapshot: {fault}"));
+                }
                 Err(_) => {
                     let removed = self.remove_named(&vm, &name).await;
                     if removed.is_empty() {
@@ -197,7 +190,7 @@ impl Provider for Vsphere {
                             .unwrap_or_else(|e| e.into_inner())
                             .push((vm.clone(), name.clone()));
                     }
-                    return failed(format!(
+                    return SnapshotResult::failed(format!(
                         "vSphere did not answer CreateSnapshot_Task within {}{}",
                         crate::output::duration::format(c.timeout),
                         if removed.is_empty() {
@@ -224,10 +217,12 @@ impl Provider for Vsphere {
                     stun_us: None,
                     ids: vec![snapshot],
                 },
-                Ok(TaskEnd::Success(None)) => {
-                    failed("CreateSnapshot_Task succeeded without naming its snapshot".into())
+                Ok(TaskEnd::Success(None)) => SnapshotResult::failed(
+                    "CreateSnapshot_Task succeeded without naming its snapshot".into(),
+                ),
+                Ok(TaskEnd::Error(message)) => {
+                    SnapshotResult::failed(format!("vSphere: {message}"))
                 }
-                Ok(TaskEnd::Error(message)) => failed(format!("vSphere: {message}")),
                 Ok(TaskEnd::Running) | Err(_) => {
                     // Cancelled, and whatever it still made is removed.
                     let _ = client.cancel_task(&task).await;
@@ -247,7 +242,7 @@ impl Provider for Vsphere {
                             crate::output::duration::format(c.timeout)
                         ),
                     };
-                    failed(format!(
+                    SnapshotResult::failed(format!(
                         "{why}: task {task} cancelled{}",
                         if removed.is_empty() {
                             String::new()

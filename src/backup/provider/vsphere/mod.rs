@@ -180,7 +180,9 @@ impl Provider for Vsphere {
             {
                 Ok(Ok(task)) => task,
                 Ok(Err(fault)) => {
-                    return SnapshotResult::failed(format!("vSphere refused the snapshot: {fault}"));
+                    return SnapshotResult::failed(format!(
+                        "vSphere refused the snapshot: {fault}"
+                    ));
                 }
                 Err(_) => {
                     let removed = self.remove_named(&vm, &name).await;

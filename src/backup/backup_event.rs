@@ -14,6 +14,10 @@ use crate::output::event::Event;
 pub enum ThawAction {
     /// Thaw and record the backup (every snapshot of the job was taken).
     Thaw,
+    /// Thaw, and record the backup only once the snapshot is durable (a
+    /// later `history`): the provider's snapshot is not on durable storage
+    /// yet when its point in time is fixed (EBS `pending`).
+    ThawDeferred,
     /// Thaw without recording a backup (something failed).
     FreezeFail,
 }
@@ -23,6 +27,7 @@ impl ThawAction {
     pub fn word(self) -> &'static str {
         match self {
             ThawAction::Thaw => "thaw",
+            ThawAction::ThawDeferred => "thawDeferred",
             ThawAction::FreezeFail => "freezeFail",
         }
     }
@@ -85,6 +90,14 @@ pub enum BackupEvent {
         ok: bool,
         detail: String,
     },
+    /// After a deferred thaw: the snapshots are durable (or never became
+    /// so), and whether the backup is now in the instances' history.
+    Durable {
+        host: String,
+        at: u64,
+        ok: bool,
+        detail: String,
+    },
     /// A problem beside the outcome (a stun over the mirror's QoS timeout).
     Finding {
         host: String,
@@ -142,6 +155,7 @@ impl BackupEvent {
             | BackupEvent::SnapshotFinished { host, .. }
             | BackupEvent::Finding { host, .. }
             | BackupEvent::ExportFinished { host, .. }
+            | BackupEvent::Durable { host, .. }
             | BackupEvent::Warning { host, .. }
             | BackupEvent::ThawStarted { host, .. }
             | BackupEvent::ThawFailed { host, .. }
@@ -208,6 +222,12 @@ impl BackupEvent {
                 ok: *ok,
                 detail: detail.clone(),
             },
+            BackupEvent::Durable { at, ok, detail, .. } => Entry::Durable {
+                host,
+                at: *at,
+                ok: *ok,
+                detail: detail.clone(),
+            },
             // The thaw-failed entry before it already keeps the host open.
             BackupEvent::LeftFrozen { .. }
             | BackupEvent::Finding { .. }
@@ -258,6 +278,7 @@ impl BackupEvent {
                 vec![note(text.clone())]
             }
             BackupEvent::ExportFinished { ok, .. } => vec![done("export", *ok)],
+            BackupEvent::Durable { ok, .. } => vec![done("durable", *ok)],
             BackupEvent::ThawStarted { .. } => vec![step("thaw")],
             BackupEvent::ThawFailed {
                 attempt,
@@ -337,6 +358,17 @@ impl HostRun {
                     self.findings.push(format!("export failed: {detail}"));
                 }
             }
+            BackupEvent::Durable { at, ok, detail, .. } => {
+                if *ok {
+                    self.durable_at = Some(*at);
+                    self.detail = format!("{}; {detail}", self.detail);
+                } else if self.outcome == Outcome::Valid {
+                    // Frozen at the right time, but never a backup: the
+                    // snapshot did not become durable, and nothing recorded it.
+                    self.outcome = Outcome::Failed;
+                    self.detail = detail.clone();
+                }
+            }
             BackupEvent::Warning { .. } | BackupEvent::ThawFailed { .. } => {}
             BackupEvent::ThawStarted { at, .. } => self.thaw_started = Some(*at),
             BackupEvent::Thawed {
@@ -347,7 +379,7 @@ impl HostRun {
                 ..
             } => {
                 self.thawed_at = Some(*at);
-                if *action == ThawAction::Thaw {
+                if matches!(action, ThawAction::Thaw | ThawAction::ThawDeferred) {
                     self.outcome = if *valid {
                         Outcome::Valid
                     } else {

@@ -63,6 +63,11 @@ pub struct HostRun {
     /// What the snapshot provider made (ids, paths), every attempt's.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub snapshot_ids: Vec<String>,
+    /// When the snapshots were on durable storage, for a provider whose
+    /// snapshot settles after the thaw (EBS `completed`); the others' are
+    /// durable when they end (`snapshot_finished`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub durable_at: Option<u64>,
     /// The export step after the thaw (snapshot.export), when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<Export>,
@@ -90,6 +95,7 @@ impl HostRun {
             qos_timeout_ms,
             snapshot_ids: Vec::new(),
             export: None,
+            durable_at: None,
             instances: Vec::new(),
             freeze_started: None,
             frozen_at: None,

@@ -204,6 +204,13 @@ pub enum Entry {
         ok: bool,
         detail: String,
     },
+    /// A deferred thaw's snapshots became durable (or did not).
+    Durable {
+        host: String,
+        at: u64,
+        ok: bool,
+        detail: String,
+    },
     RunFinished {
         at: u64,
         outcome: String,
@@ -223,7 +230,8 @@ impl Entry {
             | Entry::Thawed { host, .. }
             | Entry::ThawFailed { host, .. }
             | Entry::Recovered { host, .. }
-            | Entry::ExportFinished { host, .. } => Some(host),
+            | Entry::ExportFinished { host, .. }
+            | Entry::Durable { host, .. } => Some(host),
             Entry::RunStarted { .. } | Entry::RunFinished { .. } => None,
         }
     }

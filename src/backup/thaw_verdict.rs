@@ -108,7 +108,7 @@ pub fn judge(out: &Output, action: &str) -> ThawVerdict {
         }
         Some(0) | Some(4) => {
             let seen = outcomes(&out.stdout_text());
-            if action != "thaw" {
+            if action != "thaw" && action != "thawDeferred" {
                 return ThawVerdict::Thawed {
                     valid: false,
                     detail: "thawed without recording a backup (freezeFail)".into(),
@@ -125,7 +125,10 @@ pub fn judge(out: &Output, action: &str) -> ThawVerdict {
             } else {
                 ""
             };
-            match seen.iter().find(|o| o.kind != "valid") {
+            // A deferred thaw's valid instances wait for `history`.
+            let fine =
+                |k: &str| k == "valid" || (action == "thawDeferred" && k == "valid-deferred");
+            match seen.iter().find(|o| !fine(&o.kind)) {
                 None => ThawVerdict::Thawed {
                     valid: true,
                     detail: format!("snapshot taken while frozen{earlier}"),

@@ -9,6 +9,11 @@
 #                     state `hung`) is never frozen; `warn` is logged and frozen.
 #   thaw              thaw what the last freeze froze, then record the backup
 #                     (ExternalSetHistory) where the snapshot is valid
+#   thawDeferred      (quiesce only) thaw as `thaw` does, but record no backup
+#                     yet: the snapshot's point in time is fixed, its data not
+#                     yet durable (an EBS snapshot stays `pending` for minutes)
+#   history           (quiesce only) record the backup of each instance whose
+#                     last thaw by this owner was a valid thawDeferred, once
 #   freezeFail        thaw what the last freeze froze; the snapshot failed, so
 #                     no backup is recorded
 #   status            print each instance in scope and whether it is suspended
@@ -507,7 +512,9 @@ is_suspended() { # INSTANCE [SECONDS] -> 0 suspended, 1 not, 2 unknown (3: no an
 # thaw or freezeFail. Instances that fail to thaw stay in the state file for a
 # retry; other owners' entries are never touched.
 thaw_recorded() { # MODE
-	mode=$1 failed=0 invalid=0 keep='' others=''
+	mode=$1 failed=0 invalid=0 keep='' others='' history=now
+	# thawDeferred is a thaw whose backup is recorded by a later `history`.
+	if [ "$mode" = thawDeferred ]; then mode=thaw history=later; fi
 	[ -f "$STATE_FILE" ] || [ -n "$ADOPTED" ] || return 0
 	newest_first="$(awk '{ l[NR] = $0 } END { for (i = NR; i > 0; i--) print l[i] }' "$STATE_FILE" 2>/dev/null)
 $ADOPTED"
@@ -600,7 +607,10 @@ $others"
 				err "$inst: the freeze outlived its timeout (${limit}s): the instance paused, and the snapshot of $inst is INVALID"
 				invalid=1 kind=invalid-paused
 			fi
-			if [ "$kind" = valid ]; then
+			if [ "$kind" = valid ] && [ "$history" = later ]; then
+				log "$inst: the backup is recorded (ExternalSetHistory) once the snapshot is durable"
+				kind=valid-deferred
+			elif [ "$kind" = valid ]; then
 				within "$THAW_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log_arg "$inst")\")"
 				# Not documented to exit 5 as ExternalFreeze does: a session that
 				# ends normally (0) or with 5 recorded it; 3 or anything else did not.
@@ -859,6 +869,25 @@ do_thaw() { # MODE
 	exit "$rc"
 }
 
+# The backups thawDeferred left unrecorded: each instance whose last outcome
+# of this owner is valid-deferred gets ExternalSetHistory now, once, and says
+# `quiesce-history INSTANCE recorded|failed`.
+do_history() {
+	case $OWNER in vmware | any) err "history is for quiesce's own runs (QUIESCE_OWNER=RUN)"; exit 2 ;; esac
+	acquire_lock 30
+	pending=$([ -f "$OUTCOMES" ] && awk -v o="$OWNER" '$2 == o { k[$3] = $4 } END { for (i in k) if (k[i] == "valid-deferred") print i }' "$OUTCOMES" | sort)
+	rc=0
+	for inst in $pending; do
+		plain_name "$inst" || continue
+		within "$THAW_SESSION_SECONDS" session "$inst" "##Class(Backup.General).ExternalSetHistory(\"$(inst_log_arg "$inst")\")"
+		case $? in
+		0 | 5) log "$inst: the backup of run $OWNER is recorded (ExternalSetHistory): its snapshot is durable"; outcome "$inst" valid; echo "quiesce-history $inst recorded" ;;
+		*) err "$inst: ExternalSetHistory failed: the backup of run $OWNER is not in the history"; outcome "$inst" history-failed; echo "quiesce-history $inst failed"; rc=1 ;;
+		esac
+	done
+	exit "$rc"
+}
+
 # What preflight reads: each instance from qlist (name, status, mirror type
 # and status, state), and for Caché the mirror role from a session.
 do_facts() {
@@ -898,7 +927,8 @@ freeze)
 	[ "$timeout" -gt 1200 ] && timeout=1200
 	[ "$timeout" -lt 1 ] && timeout=1
 	run_worker ;;
-thaw | freezeFail) run_worker ;;
+thaw | thawDeferred | freezeFail) run_worker ;;
+history) do_history ;;
 status) do_status ;;
 facts) do_facts ;;
 *) err "unknown action: $action (expected freeze, thaw, freezeFail, status or facts)"; exit 2 ;;

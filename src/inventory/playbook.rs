@@ -16,6 +16,9 @@ pub const PLACEHOLDERS: [&str; 5] = ["host", "vm", "address", "run_id", "run_dir
 const DEFAULT_SNAPSHOT_TIMEOUT: Duration = Duration::from_secs(120);
 const DEFAULT_FREEZE_MARGIN: Duration = Duration::from_secs(30);
 const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(1800);
+/// EBS: a first snapshot of a large volume can stay `pending` for long.
+const DEFAULT_DURABLE_TIMEOUT: Duration = Duration::from_secs(3600);
+const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(15);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -35,6 +38,9 @@ pub enum ProviderKind {
     Btrfs,
     /// A snapshot per VM through vCenter or ESXi (vim25 SOAP).
     Vsphere,
+    /// `CreateSnapshots` of an EC2 instance's EBS volumes (one
+    /// crash-consistent set), durable once every snapshot is `completed`.
+    AwsEbs,
 }
 
 impl ProviderKind {
@@ -43,6 +49,7 @@ impl ProviderKind {
             ProviderKind::Command => "command",
             ProviderKind::Btrfs => "btrfs",
             ProviderKind::Vsphere => "vsphere",
+            ProviderKind::AwsEbs => "aws-ebs",
         }
     }
 }
@@ -60,6 +67,7 @@ struct RawSnapshot {
     retries: u32,
     btrfs: Option<RawBtrfs>,
     vsphere: Option<RawVsphere>,
+    aws: Option<RawAws>,
     retention: Option<RawRetention>,
     /// A command run after the thaw with the snapshot's ids (a copy off-site).
     export: Option<String>,
@@ -81,6 +89,38 @@ struct RawVsphere {
     /// `user=…` and `password=…` lines, mode 0600; else the environment's
     /// QUIESCE_VSPHERE_USERNAME and QUIESCE_VSPHERE_PASSWORD.
     credentials_file: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAws {
+    /// Else the standard chain's (AWS_REGION, the profile).
+    region: Option<String>,
+    /// A named profile of ~/.aws/config; else the standard chain.
+    profile: Option<String>,
+    /// Another EC2 endpoint (a VPC endpoint, a test double).
+    endpoint_url: Option<String>,
+    /// Leave the boot volume out of the set.
+    #[serde(default)]
+    exclude_boot_volume: bool,
+    /// How long the snapshots may stay `pending` after the thaw.
+    durable_timeout: Option<String>,
+    /// How often their state is read while they are `pending`.
+    poll_interval: Option<String>,
+}
+
+/// The EBS provider's settings. Credentials come from the SDK's standard
+/// chain (environment, profile, SSO, instance role), never from here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AwsSettings {
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub exclude_boot_volume: bool,
+    #[serde(serialize_with = "secs")]
+    pub durable_timeout: Duration,
+    #[serde(serialize_with = "secs")]
+    pub poll_interval: Duration,
 }
 
 /// Where vCenter is and how it is trusted and logged in to.
@@ -201,6 +241,9 @@ pub struct SnapshotStep {
     /// vsphere: where vCenter is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vsphere: Option<VsphereSettings>,
+    /// aws-ebs: the region, endpoint and waits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub aws: Option<AwsSettings>,
     /// Run on the controller after the thaw of each valid host, with
     /// QUIESCE_SNAPSHOT_IDS (and the placeholders of `command`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -375,6 +418,79 @@ impl Playbook {
                 })
             }
         };
+        let aws = match (&raw.snapshot.aws, provider) {
+            (Some(_), p) if p != ProviderKind::AwsEbs => {
+                return Err(err(
+                    &["snapshot", "aws"],
+                    "snapshot.aws is for provider: aws-ebs".into(),
+                    "add provider: aws-ebs, or remove the aws settings",
+                ));
+            }
+            (None, ProviderKind::AwsEbs) => Some(AwsSettings {
+                region: None,
+                profile: None,
+                endpoint_url: None,
+                exclude_boot_volume: false,
+                durable_timeout: DEFAULT_DURABLE_TIMEOUT,
+                poll_interval: DEFAULT_POLL_INTERVAL,
+            }),
+            (None, _) => None,
+            (Some(a), _) => {
+                let plain =
+                    |v: &Option<String>, key: &'static str, what: &str| -> Result<(), Error> {
+                        match v {
+                            Some(t)
+                                if t.is_empty()
+                                    || t.chars().any(|c| c.is_whitespace() || c.is_control()) =>
+                            {
+                                Err(err(
+                                    &["snapshot", "aws", key],
+                                    format!("aws.{key} `{t}` is not {what}"),
+                                    "one word, without blanks",
+                                ))
+                            }
+                            _ => Ok(()),
+                        }
+                    };
+                plain(&a.region, "region", "a region name such as eu-west-1")?;
+                plain(&a.profile, "profile", "a profile name")?;
+                plain(&a.endpoint_url, "endpoint_url", "a URL")?;
+                if let Some(u) = &a.endpoint_url
+                    && !(u.starts_with("https://") || u.starts_with("http://"))
+                {
+                    return Err(err(
+                        &["snapshot", "aws", "endpoint_url"],
+                        format!("aws.endpoint_url `{u}` is not an http(s) URL"),
+                        "e.g. https://ec2.eu-west-1.amazonaws.com",
+                    ));
+                }
+                let durable_timeout = parse_duration(
+                    &a.durable_timeout,
+                    &["snapshot", "aws", "durable_timeout"],
+                    DEFAULT_DURABLE_TIMEOUT,
+                )?;
+                let poll_interval = parse_duration(
+                    &a.poll_interval,
+                    &["snapshot", "aws", "poll_interval"],
+                    DEFAULT_POLL_INTERVAL,
+                )?;
+                if poll_interval.is_zero() || durable_timeout.is_zero() {
+                    return Err(err(
+                        &["snapshot", "aws"],
+                        "aws.durable_timeout and aws.poll_interval must be more than zero".into(),
+                        "e.g. durable_timeout: 30m, poll_interval: 15s",
+                    ));
+                }
+                Some(AwsSettings {
+                    region: a.region.clone(),
+                    profile: a.profile.clone(),
+                    endpoint_url: a.endpoint_url.clone(),
+                    exclude_boot_volume: a.exclude_boot_volume,
+                    durable_timeout,
+                    poll_interval,
+                })
+            }
+        };
         if let Some(export) = &raw.snapshot.export {
             if export.trim().is_empty() {
                 return Err(err(
@@ -482,6 +598,7 @@ impl Playbook {
                     .btrfs
                     .map(|b| b.dir.trim_end_matches('/').to_string()),
                 vsphere,
+                aws,
                 export: raw.snapshot.export.clone(),
                 export_timeout,
                 retention,

@@ -153,14 +153,18 @@ impl Report<'_> {
             }
         }
         // What the provider made, with when its point in time was fixed
-        // (the snapshot's end, before the thaw).
+        // (the snapshot's end, before the thaw) and, for a provider whose
+        // snapshots settle after the thaw (EBS), when they were durable.
         for r in self.results.iter().filter(|r| !r.snapshot_ids.is_empty()) {
             let _ = writeln!(
                 out,
-                "{}  snapshot{} fixed at {} UTC: {}",
+                "{}  snapshot{} fixed at {} UTC{}: {}",
                 r.host,
                 if r.snapshot_ids.len() == 1 { "" } else { "s" },
                 clock(r.snapshot_finished),
+                r.durable_at
+                    .map(|d| format!(", durable at {} UTC", clock(Some(d))))
+                    .unwrap_or_default(),
                 r.snapshot_ids.join(", ")
             );
         }

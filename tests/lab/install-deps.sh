@@ -51,6 +51,15 @@ if ! [ -x "$oracles/bin/ansible-runner" ] || ! [ -x "$oracles/bin/ansible-builde
 	echo "installing ansible-runner and ansible-builder into $oracles" >&2
 	"$oracles/bin/pip" install -q 'ansible-runner>=2.4,<2.5' 'ansible-builder>=3.1,<3.2'
 fi
+# moto in server mode: the EC2 the aws-ebs provider's tests run against
+# (tests/lab/ebs-double puts a proxy before it), in a venv of its own so its
+# boto3 pins never meet ansible's.
+moto=/opt/quiesce-moto
+if ! "$moto/bin/python" -c 'import moto.moto_server.threaded_moto_server, boto3' 2>/dev/null; then
+	echo "installing moto into $moto" >&2
+	python3 -m venv "$moto"
+	"$moto/bin/pip" install -q 'moto[server,ec2]>=5.1,<6'
+fi
 # ansible-test sanity bootstraps pip in its venvs from a script on
 # ci-files.testing.ansible.com, which only PyPI-reachable machines cannot
 # fetch: this stand-in installs the same pip from PyPI instead (the system

@@ -7,6 +7,7 @@
 mod common;
 
 mod ansible_inventory;
+mod aws_ebs;
 mod awx;
 mod backup;
 mod bastions;

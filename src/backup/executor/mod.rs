@@ -154,7 +154,9 @@ pub async fn execute(
         .buffer_unordered(options.forks.max(1))
         .collect::<Vec<()>>()
         .await;
-    // After every thaw, outside any freeze: the export of each valid backup.
+    // After every thaw, outside any freeze: snapshots that settle later are
+    // waited for and only then recorded, and each valid backup is exported.
+    run.settle().await;
     run.exports().await;
     let interrupted = *run.stop.borrow();
     let results: Vec<HostRun> = run
@@ -464,7 +466,9 @@ impl Run<'_> {
         }
 
         // Thaw: newest freeze first; `thaw` records the backup, `freezeFail` does not.
-        let action = if snapshots_ok {
+        let action = if snapshots_ok && self.provider.settles_later() {
+            ThawAction::ThawDeferred
+        } else if snapshots_ok {
             ThawAction::Thaw
         } else {
             ThawAction::FreezeFail

@@ -138,7 +138,55 @@ impl Run<'_> {
     }
 }
 
+/// How long `history` may take on one VM (a session per instance).
+const HISTORY_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl Run<'_> {
+    /// For a provider whose snapshots settle after the thaw (EBS): waits
+    /// until each valid host's snapshots are durable, then has its hook
+    /// record the backup (`history`: ExternalSetHistory). A snapshot that
+    /// never becomes durable is no backup: the host fails, nothing is
+    /// recorded. Hosts are settled side by side; nothing is frozen now.
+    pub(super) async fn settle(&self) {
+        if !self.provider.settles_later() {
+            return;
+        }
+        let valid: Vec<(String, Vec<String>)> = self
+            .results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| r.outcome == Outcome::Valid)
+            .map(|r| (r.host.clone(), r.snapshot_ids.clone()))
+            .collect();
+        futures::stream::iter(valid.into_iter().map(|(name, ids)| async move {
+            let host = self.host(&name);
+            let mut stop = self.stop.clone();
+            let settled = tokio::select! {
+                s = self.provider.settle(host, &ids) => s,
+                _ = stop.wait_for(|s| *s) => Err("interrupted while waiting for the snapshots to complete: no backup recorded".into()),
+            };
+            let (ok, detail) = match settled {
+                Err(why) => (false, why),
+                Ok(found) => match self
+                    .run_hook(&name, HookKind::thawer(host), "the snapshot is durable", &["history"], HISTORY_TIMEOUT)
+                    .await
+                {
+                    Ok(out) if out.code() == Some(0) => (true, format!("{found}; backup recorded (ExternalSetHistory)")),
+                    Ok(out) => (true, format!("{found}; but ExternalSetHistory failed: {}", out.describe())),
+                    Err(e) => (true, format!("{found}; but the backup could not be recorded: {}", first_line(&e))),
+                },
+            };
+            if ok && detail.contains("; but ") {
+                self.emit(BackupEvent::Finding { host: name.clone(), text: detail.clone() });
+            }
+            self.emit(BackupEvent::Durable { host: name.clone(), at: now_ms(), ok, detail });
+        }))
+        .buffer_unordered(self.options.forks.max(1))
+        .collect::<Vec<()>>()
+        .await;
+    }
+
     /// `snapshot.export` for each host whose backup is valid, on the
     /// controller, with QUIESCE_SNAPSHOT_IDS: after every thaw, so no freeze
     /// waits for a copy. Its end is journaled; a failure is a finding (the

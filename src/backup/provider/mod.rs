@@ -3,6 +3,7 @@
 //! budget, always-thaw and the journal stay the executor's, the same for
 //! every provider.
 
+pub mod aws_ebs;
 pub mod btrfs;
 pub mod cpf;
 pub mod vsphere;
@@ -65,6 +66,24 @@ pub trait Provider: Send + Sync {
     /// durable storage (ExternalSetHistory follows only then).
     fn create<'a>(&'a self, create: Create<'a>) -> BoxFuture<'a, SnapshotResult>;
 
+    /// Whether a created snapshot still settles after its point in time is
+    /// fixed (EBS: `pending` for minutes). The thaw then records no backup
+    /// (`thawDeferred`), and `settle` must succeed before the hook's
+    /// `history` records it.
+    fn settles_later(&self) -> bool {
+        false
+    }
+
+    /// After the thaw: waits (bounded) until every snapshot in `ids` is
+    /// durable; what it found, or why the backup never became one.
+    fn settle<'a>(
+        &'a self,
+        _host: &'a Host,
+        _ids: &'a [String],
+    ) -> BoxFuture<'a, Result<String, String>> {
+        async { Ok(String::new()) }.boxed()
+    }
+
     /// Every snapshot of this provider's making on `host`.
     fn list<'a>(
         &'a self,
@@ -93,6 +112,11 @@ pub fn of(step: &SnapshotStep) -> std::sync::Arc<dyn Provider> {
         ProviderKind::Btrfs => std::sync::Arc::new(btrfs::Btrfs {
             dir: step.btrfs_dir.clone().unwrap_or_default(),
         }),
+        ProviderKind::AwsEbs => std::sync::Arc::new(aws_ebs::AwsEbs::new(
+            step.aws
+                .clone()
+                .expect("the playbook fills in aws settings"),
+        )),
         ProviderKind::Vsphere => std::sync::Arc::new(vsphere::Vsphere::new(
             step.vsphere
                 .clone()

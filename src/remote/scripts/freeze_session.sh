@@ -3,7 +3,7 @@
 # thaw hook first (a VM that could not be thawed is never frozen; it is
 # checked again when it runs), then runs the checked pre-freeze-script as OWNER with a freeze timeout of TIMEOUT seconds
 # and says `quiesce-freeze STATUS`. Then it waits for one word on its input,
-# `thaw` or `freezeFail`, and runs the checked post-thaw-script with it. When
+# `thaw`, `thawDeferred` or `freezeFail`, and runs the checked post-thaw-script with it. When
 # the controller is gone (end of input) or silent for DEADLINE seconds from
 # the start (a network split, where no end of input ever comes), it runs
 # freezeFail by itself, before the instance would pause. It ends with
@@ -60,7 +60,7 @@ if [ "$left" -gt 0 ]; then
 	fi
 fi
 case $wrc:$word in
-0:thaw | 0:freezeFail) action=$word reason='' ;;
+0:thaw | 0:thawDeferred | 0:freezeFail) action=$word reason='' ;;
 0:*) action=freezeFail reason="unexpected word from the controller: $word" ;;
 124:*) action=freezeFail reason="no word from the controller ${deadline}s after the freeze started (network split?)" ;;
 *) action=freezeFail reason='the controller went away (end of input)' ;;

@@ -163,6 +163,10 @@ pub enum Command {
         /// Also write Prometheus metrics here (node_exporter textfile format, atomically).
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
+        /// Also ask this playbook's snapshot provider about each host's
+        /// snapshots (VMware: older than 72 h, chains deeper than 3, consolidationNeeded).
+        #[arg(short = 'p', long, value_name = "PLAYBOOK")]
+        playbook: Option<PathBuf>,
     },
     /// Read every host's role and print the backup plan (waves, order, why); change nothing.
     Plan {
@@ -258,6 +262,10 @@ pub enum Command {
         /// Also write Prometheus metrics here (node_exporter textfile format, atomically).
         #[arg(long, value_name = "FILE")]
         metrics: Option<PathBuf>,
+        /// Also ask this playbook's snapshot provider about each host's
+        /// snapshots (VMware: older than 72 h, chains deeper than 3, consolidationNeeded).
+        #[arg(short = 'p', long, value_name = "PLAYBOOK")]
+        playbook: Option<PathBuf>,
     },
     /// Print a shell completion script (bash: `source <(quiesce completions bash)`).
     Completions {

@@ -237,14 +237,24 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             last,
             format,
             metrics,
-        } => status::status(
-            &cli.global,
-            &hosts,
-            max_age.as_deref(),
-            last,
-            format,
-            metrics.as_deref(),
-        ),
+            playbook,
+        } => {
+            let code = status::status(
+                &cli.global,
+                &hosts,
+                max_age.as_deref(),
+                last,
+                format,
+                metrics.as_deref(),
+            )?;
+            with_health(
+                code,
+                &inventory,
+                &hosts,
+                playbook.as_deref(),
+                format != args::ReportFormat::Table,
+            )
+        }
         Command::Recover { .. }
         | Command::Completions { .. }
         | Command::Man
@@ -257,12 +267,13 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
             force,
             format,
             metrics,
+            playbook,
         } => {
             let mode = if fix { Mode::Apply } else { Mode::Audit };
-            hooks::reconcile_hosts(
+            let code = hooks::reconcile_hosts(
                 "audit",
                 &cli.global,
-                hosts,
+                hosts.clone(),
                 Settings {
                     mode,
                     force,
@@ -271,9 +282,36 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 },
                 format,
                 metrics.as_deref(),
+            )?;
+            with_health(
+                code,
+                &inventory,
+                &hosts,
+                playbook.as_deref(),
+                format != crate::hooks::report::Format::Table,
             )
         }
     }
+}
+
+/// `-p PLAYBOOK` on audit and status: the provider's findings follow, and
+/// any of them turns a clean exit into FINDINGS.
+fn with_health(
+    code: u8,
+    inventory: &crate::inventory::Inventory,
+    hosts: &[Host],
+    playbook: Option<&std::path::Path>,
+    json: bool,
+) -> Result<u8, Error> {
+    let Some(playbook) = playbook else {
+        return Ok(code);
+    };
+    let found = snapshots::health(inventory, hosts, playbook, json)?;
+    Ok(if found > 0 && code == exit_code::SUCCESS {
+        exit_code::FINDINGS
+    } else {
+        code
+    })
 }
 
 /// Human output on stdout; what a VM said in it is shown, never obeyed

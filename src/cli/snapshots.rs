@@ -329,6 +329,52 @@ pub fn snapshots(
     })
 }
 
+/// `audit -p` and `status -p`: what the playbook's provider finds wrong
+/// with each host's snapshots on the hypervisor (VMware: a snapshot older
+/// than 72 h, a chain deeper than 3, `consolidationNeeded`), printed as
+/// `finding: HOST: TEXT` (on stderr beside JSON). The number of findings;
+/// a host the provider cannot read is one too.
+pub fn health(
+    inventory: &Inventory,
+    limited: &[Host],
+    playbook_path: &Path,
+    json: bool,
+) -> Result<usize, Error> {
+    let playbook = Playbook::load(playbook_path, inventory)?;
+    let provider = provider::of(&playbook.snapshot);
+    let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
+    let hosts: Vec<&Host> = in_playbook
+        .into_iter()
+        .filter(|h| limited.iter().any(|l| l.name == h.name))
+        .collect();
+    let lines: Vec<String> = runtime()?.block_on(async {
+        let mut lines = Vec::new();
+        for host in hosts {
+            match provider.health(host).await {
+                Ok(found) => lines.extend(
+                    found
+                        .into_iter()
+                        .map(|f| format!("finding: {}: {f}", host.name)),
+                ),
+                Err(why) => lines.push(format!(
+                    "finding: {}: the {} provider could not read its snapshots: {why}",
+                    host.name,
+                    provider.kind().as_str()
+                )),
+            }
+        }
+        provider.finish().await;
+        lines
+    });
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    if json {
+        eprint!("{}", crate::output::terminal::scrub(&text));
+    } else {
+        print(&text);
+    }
+    Ok(lines.len())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

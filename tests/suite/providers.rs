@@ -305,15 +305,24 @@ impl Vcsim {
         }
     }
 
-    /// The snapshot names of `vm`, from vcsim's own object model.
-    fn snapshots(&mut self, vm: &str) -> Vec<String> {
+    /// One command on the stand-in's standard input; its one-line answer.
+    fn tell(&mut self, line: &str) -> String {
         use std::io::{BufRead, Write};
         let stdin = self.child.stdin.as_mut().unwrap();
-        writeln!(stdin, "snapshots {vm}").unwrap();
+        writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
-        let mut line = String::new();
-        self.answers.as_mut().unwrap().read_line(&mut line).unwrap();
-        line.trim_end()
+        let mut answer = String::new();
+        self.answers
+            .as_mut()
+            .unwrap()
+            .read_line(&mut answer)
+            .unwrap();
+        answer.trim_end().to_string()
+    }
+
+    /// The snapshot names of `vm`, from vcsim's own object model.
+    fn snapshots(&mut self, vm: &str) -> Vec<String> {
+        self.tell(&format!("snapshots {vm}"))
             .strip_prefix("snapshots ")
             .unwrap_or("")
             .split(',')
@@ -472,6 +481,52 @@ fn a_vsphere_snapshot_made_after_its_timeout_is_removed() {
         lab.events("vm1")
     );
     assert_eq!(vcsim.snapshots("DC0_H0_VM0"), Vec::<String>::new());
+}
+
+/// vCenter's faults and what it keeps: a CreateSnapshot_Task whose task
+/// ends in error (a full datastore) fails the backup with nothing
+/// recorded; sessions vCenter expires when idle (here after 1 s, so every
+/// run loses the one preflight opened) are logged in again; and `audit -p`
+/// / `status -p` report a chain deeper than 3, a snapshot older than 72 h
+/// and consolidationNeeded, from vcsim's own object model.
+#[test]
+fn vsphere_task_errors_lost_sessions_and_snapshot_health() {
+    let lab = Lab::start(29, &["vm1=iris:IRIS"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    crate::common::add_settings(&lab, "vm1", ", vm: DC0_H0_VM0");
+    let mut vcsim = Vcsim::start("127.0.29.1", &["-session-idle", "1s"]);
+    let playbook = vsphere_playbook(&lab, &vcsim, "");
+    assert_eq!(vcsim.tell("fail CreateSnapshot_Task"), "ok");
+    let run = with_vcenter_login(&lab, &["backup", "-p", &playbook]);
+    assert_eq!(run.code, 4, "{run:?}");
+    assert!(run.stdout.contains("vSphere: "), "{run:?}");
+    lab.assert_truly_thawed("vm1");
+    assert!(!instance_history(&lab), "{}", lab.events("vm1"));
+    assert_eq!(vcsim.snapshots("DC0_H0_VM0"), Vec::<String>::new());
+
+    for _ in 0..4 {
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+        let run = with_vcenter_login(&lab, &["backup", "-p", &playbook]);
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    assert_eq!(vcsim.snapshots("DC0_H0_VM0").len(), 4);
+    let audit = with_vcenter_login(&lab, &["audit", "-p", &playbook]);
+    assert_eq!(audit.code, 1, "{audit:?}");
+    assert!(
+        audit
+            .stdout
+            .contains("finding: vm1: the snapshot chain of VM DC0_H0_VM0 is 4 deep (over 3)"),
+        "{audit:?}"
+    );
+    assert_eq!(vcsim.tell("age DC0_H0_VM0 80"), "ok");
+    assert_eq!(vcsim.tell("consolidate DC0_H0_VM0"), "ok");
+    let status = with_vcenter_login(&lab, &["status", "-p", &playbook]);
+    assert_eq!(status.code, 1, "{status:?}");
+    assert!(status.stdout.contains("h old (over 72h)"), "{status:?}");
+    assert!(
+        status.stdout.contains("needs disk consolidation"),
+        "{status:?}"
+    );
 }
 
 fn instance_history(lab: &Lab) -> bool {

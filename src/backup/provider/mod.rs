@@ -84,6 +84,13 @@ pub trait Provider: Send + Sync {
         async { Ok(String::new()) }.boxed()
     }
 
+    /// Problems with what the hypervisor keeps for `host` that need a
+    /// person (VMware: a snapshot left for days, a deep chain, disks that
+    /// need consolidation), each worded as a finding.
+    fn health<'a>(&'a self, _host: &'a Host) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        async { Ok(Vec::new()) }.boxed()
+    }
+
     /// Every snapshot of this provider's making on `host`.
     fn list<'a>(
         &'a self,

@@ -4,11 +4,19 @@
 // then serves until its standard input closes (the test that started it is
 // gone) or it is signalled.
 //
-//	vcsim-lab [-listen 127.0.N.M:0] [-vms N] [-delay Method=ms,...]
+//	vcsim-lab [-listen 127.0.N.M:0] [-vms N] [-delay Method=ms,...] [-session-idle 2s]
+//
+// -session-idle expires a session idle that long (vCenter's own idle
+// timeout, shortened): the client's next call is NotAuthenticated.
 package main
 
 import (
 	"bufio"
+	"bytes"
+	"io"
+	"net/http"
+	"regexp"
+	"sync/atomic"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -29,14 +37,49 @@ import (
 	"time"
 
 	"github.com/vmware/govmomi/simulator"
+	"github.com/vmware/govmomi/vim25/mo"
 	"github.com/vmware/govmomi/vim25/types"
 )
+
+// Armed by `fail CreateSnapshot_Task`: the next such call gets a task that
+// ends in error (vCenter's answer to, say, a full datastore).
+var failNextSnapshot atomic.Bool
+
+var thisVM = regexp.MustCompile(`<_this[^>]*type="VirtualMachine"[^>]*>([^<]+)</_this>`)
+
+// failing answers a CreateSnapshot_Task with a task of vcsim's own that
+// ends in error, once armed; every other call goes to the simulator.
+func failing(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+		m := thisVM.FindSubmatch(body)
+		if m == nil || !bytes.Contains(body, []byte("<CreateSnapshot_Task")) || !failNextSnapshot.CompareAndSwap(true, false) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		ref := types.ManagedObjectReference{Type: "VirtualMachine", Value: string(m[1])}
+		vm, ok := simulator.Map.Get(ref).(mo.Reference)
+		if !ok {
+			next.ServeHTTP(w, r)
+			return
+		}
+		task := simulator.CreateTask(vm, "createSnapshot", func(*simulator.Task) (types.AnyType, types.BaseMethodFault) {
+			return nil, &types.NoDiskSpace{Datastore: "LocalDS_0"}
+		})
+		moref := task.Run()
+		w.Header().Set("Content-Type", "text/xml; charset=utf-8")
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"><soapenv:Body><CreateSnapshot_TaskResponse xmlns="urn:vim25"><returnval type="Task">%s</returnval></CreateSnapshot_TaskResponse></soapenv:Body></soapenv:Envelope>`, moref.Value)
+	})
+}
 
 func main() {
 	listen := flag.String("listen", "127.0.0.1:0", "address to listen on")
 	vms := flag.Int("vms", 2, "VMs per host (vcsim's Machine)")
 	delay := flag.String("delay", "", "method delays, Method=ms,... (e.g. CreateSnapshot_Task=3000)")
+	idle := flag.Duration("session-idle", 0, "expire sessions idle this long (0: never)")
 	flag.Parse()
+	simulator.SessionIdleTimeout = *idle
 
 	model := simulator.VPX()
 	model.Machine = *vms
@@ -69,6 +112,7 @@ func main() {
 	model.Service.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	server := model.Service.NewServer()
 	defer server.Close()
+	server.Config.Handler = failing(server.Config.Handler)
 	certFile, err := server.CertificateFile()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "vcsim-lab: %v\n", err)
@@ -77,19 +121,38 @@ func main() {
 	sum := sha256.Sum256(server.Certificate().Raw)
 	fmt.Printf("%s %x %s\n", server.URL.String(), sum, certFile)
 
-	// Standard input: `snapshots VM` lines, each answered with
+	// Standard input, a command a line: `snapshots VM` is answered with
 	// `snapshots NAME,NAME,...` from the simulator's own object model (the
-	// tests' ground truth); its end stops the server.
+	// tests' ground truth); `fail CreateSnapshot_Task`, `consolidate VM`
+	// (its runtime.consolidationNeeded set) and `age VM HOURS` (its
+	// snapshots made that much earlier) with `ok`. Its end stops the server.
 	done := make(chan struct{})
 	go func() {
 		lines := bufio.NewScanner(os.Stdin)
 		for lines.Scan() {
-			line := lines.Text()
-			if !strings.HasPrefix(line, "snapshots ") {
-				continue
+			words := strings.Fields(lines.Text())
+			switch {
+			case len(words) == 2 && words[0] == "snapshots":
+				fmt.Printf("snapshots %s\n", strings.Join(snapshotNames(words[1]), ","))
+			case len(words) == 2 && words[0] == "fail" && words[1] == "CreateSnapshot_Task":
+				failNextSnapshot.Store(true)
+				fmt.Println("ok")
+			case len(words) == 2 && words[0] == "consolidate":
+				withVM(words[1], func(vm *simulator.VirtualMachine) {
+					vm.Runtime.ConsolidationNeeded = types.NewBool(true)
+				})
+				fmt.Println("ok")
+			case len(words) == 3 && words[0] == "age":
+				hours, _ := strconv.Atoi(words[2])
+				withVM(words[1], func(vm *simulator.VirtualMachine) {
+					if vm.Snapshot != nil {
+						age(vm.Snapshot.RootSnapshotList, time.Duration(hours)*time.Hour)
+					}
+				})
+				fmt.Println("ok")
+			default:
+				fmt.Println("unknown")
 			}
-			name := strings.TrimPrefix(line, "snapshots ")
-			fmt.Printf("snapshots %s\n", strings.Join(snapshotNames(name), ","))
 		}
 		close(done)
 	}()
@@ -148,4 +211,21 @@ func snapshotNames(name string) []string {
 		})
 	}
 	return names
+}
+
+// Runs change on the VM called name, under the simulator's lock.
+func withVM(name string, change func(*simulator.VirtualMachine)) {
+	for _, e := range simulator.Map.All("VirtualMachine") {
+		if vm, ok := e.(*simulator.VirtualMachine); ok && vm.Name == name {
+			simulator.Map.WithLock(vm, func() { change(vm) })
+		}
+	}
+}
+
+// Makes every snapshot in trees by earlier.
+func age(trees []types.VirtualMachineSnapshotTree, by time.Duration) {
+	for i := range trees {
+		trees[i].CreateTime = trees[i].CreateTime.Add(-by)
+		age(trees[i].ChildSnapshotList, by)
+	}
 }

@@ -44,6 +44,8 @@ pub struct Snapshot {
     pub moid: String,
     pub name: String,
     pub created: String,
+    /// Its place in the chain: 1 for a root snapshot, 2 for its child, ….
+    pub depth: usize,
 }
 
 fn envelope(body: &str) -> String {
@@ -406,20 +408,36 @@ impl Client {
         let mut out = Vec::new();
         let mut trees = Vec::new();
         answer.find_all("rootSnapshotList", &mut trees);
-        fn walk(tree: &Element, out: &mut Vec<Snapshot>) {
+        fn walk(tree: &Element, depth: usize, out: &mut Vec<Snapshot>) {
             out.push(Snapshot {
                 moid: tree.text_of("snapshot").unwrap_or("").to_string(),
                 name: tree.text_of("name").unwrap_or("").to_string(),
                 created: tree.text_of("createTime").unwrap_or("").to_string(),
+                depth,
             });
             for child in tree.children("childSnapshotList") {
-                walk(child, out);
+                walk(child, depth + 1, out);
             }
         }
         for tree in trees {
-            walk(tree, &mut out);
+            walk(tree, 1, &mut out);
         }
         Ok(out)
+    }
+
+    /// The VM's `runtime.consolidationNeeded`: its disks hold snapshot
+    /// data that a removal left behind.
+    pub async fn consolidation_needed(&self, vm: &str) -> Result<bool, Fault> {
+        let answer = self
+            .session_call(|c| {
+                format!(
+                    r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this {}</_this><specSet><propSet><type>VirtualMachine</type><pathSet>runtime.consolidationNeeded</pathSet></propSet><objectSet><obj {}</obj></objectSet></specSet><options/></RetrievePropertiesEx>"#,
+                    mor("PropertyCollector", &c.property_collector),
+                    mor("VirtualMachine", vm)
+                )
+            })
+            .await?;
+        Ok(answer.find("val").is_some_and(|v| v.text.trim() == "true"))
     }
 }
 

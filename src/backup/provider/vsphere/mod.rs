@@ -26,6 +26,49 @@ const REMOVE_TIMEOUT: Duration = Duration::from_secs(600);
 /// up on (vCenter may still make it after it stopped answering).
 const LATE_SWEEP: Duration = Duration::from_secs(60);
 
+/// A VMware snapshot older than this is a finding: its delta disks keep
+/// growing, and the consolidation at its removal is the longest stun.
+pub const MAX_SNAPSHOT_AGE_SECS: i64 = 72 * 3600;
+/// A chain deeper than this is a finding (VMware's own guidance: 2–3).
+pub const MAX_CHAIN_DEPTH: usize = 3;
+
+/// The findings for one VM's snapshot tree (any snapshot, not only
+/// quiesce's: a forgotten manual one stuns the VM the same way).
+pub fn findings(
+    vm: &str,
+    snapshots: &[client::Snapshot],
+    consolidation_needed: bool,
+    now: jiff::Timestamp,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    for s in snapshots {
+        let Ok(created) = s.created.parse::<jiff::Timestamp>() else {
+            continue;
+        };
+        let age = now.as_second() - created.as_second();
+        if age > MAX_SNAPSHOT_AGE_SECS {
+            out.push(format!(
+                "VMware snapshot `{}` of VM {vm} is {}h old (over 72h): its delta disks keep growing and its removal will stun the VM longest; remove it (quiesce snapshots prune, or the vSphere client) in a quiet hour",
+                s.name,
+                age / 3600
+            ));
+        }
+    }
+    if let Some(deepest) = snapshots.iter().map(|s| s.depth).max()
+        && deepest > MAX_CHAIN_DEPTH
+    {
+        out.push(format!(
+            "the snapshot chain of VM {vm} is {deepest} deep (over {MAX_CHAIN_DEPTH}): every read walks the chain; set snapshot.retention and run quiesce snapshots prune"
+        ));
+    }
+    if consolidation_needed {
+        out.push(format!(
+            "VM {vm} needs disk consolidation (consolidationNeeded): a removal left snapshot data behind; consolidate it in a quiet hour (the consolidation stuns the VM; for a mirror primary, after a failover)"
+        ));
+    }
+    out
+}
+
 /// A VM as vCenter lists it: (moid, name, instance UUID).
 type VmRow = (String, String, String);
 
@@ -258,6 +301,22 @@ impl Provider for Vsphere {
         .boxed()
     }
 
+    fn health<'a>(&'a self, host: &'a Host) -> BoxFuture<'a, Result<Vec<String>, String>> {
+        async move {
+            let vm = self.vm(host).await?;
+            let client = self.client().await?;
+            let tree = client.snapshots(&vm).await?;
+            let consolidate = client.consolidation_needed(&vm).await?;
+            Ok(findings(
+                &host.vm,
+                &tree,
+                consolidate,
+                jiff::Timestamp::now(),
+            ))
+        }
+        .boxed()
+    }
+
     fn list<'a>(
         &'a self,
         host: &'a Host,
@@ -342,5 +401,45 @@ impl Provider for Vsphere {
             }
         }
         .boxed()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snap(name: &str, created: &str, depth: usize) -> client::Snapshot {
+        client::Snapshot {
+            moid: format!("snapshot-{depth}"),
+            name: name.into(),
+            created: created.into(),
+            depth,
+        }
+    }
+
+    #[test]
+    fn old_snapshots_deep_chains_and_consolidation_are_findings() {
+        let now: jiff::Timestamp = "2026-12-07T12:00:00Z".parse().unwrap();
+        let fresh = [snap("quiesce-a", "2026-12-06T12:00:00.5Z", 1)];
+        assert!(findings("vm1", &fresh, false, now).is_empty());
+        let old = [
+            snap("manual", "2026-12-04T11:00:00Z", 1),
+            snap("quiesce-b", "2026-12-07T11:00:00Z", 2),
+        ];
+        let f = findings("vm1", &old, false, now);
+        assert_eq!(f.len(), 1, "{f:?}");
+        assert!(
+            f[0].starts_with("VMware snapshot `manual` of VM vm1 is 73h old"),
+            "{f:?}"
+        );
+        let deep: Vec<client::Snapshot> = (1..=4)
+            .map(|d| snap(&format!("s{d}"), "2026-12-07T11:00:00Z", d))
+            .collect();
+        let f = findings("vm1", &deep, true, now);
+        assert_eq!(f.len(), 2, "{f:?}");
+        assert!(f[0].contains("is 4 deep"), "{f:?}");
+        assert!(f[1].contains("consolidationNeeded"), "{f:?}");
+        // A time vCenter wrote that cannot be read is no finding, no panic.
+        assert!(findings("vm1", &[snap("x", "yesterday", 1)], false, now).is_empty());
     }
 }

@@ -199,6 +199,7 @@ pub fn snapshots(
         };
         let mut all: Vec<SnapshotSet> = Vec::new();
         let mut errors: Vec<String> = Vec::new();
+        let mut measured: Vec<(String, crate::backup::stun_history::Measured)> = Vec::new();
         // Each host's role first (as preflight reads it), so that removals
         // go in mirror order: one host at a time (never two members of a
         // mirror consolidating at once), each mirror's primary last.
@@ -250,6 +251,7 @@ pub fn snapshots(
                                     .as_deref()
                                     .is_some_and(|d| d.starts_with("remove"))
                             }) {
+                                let started = crate::backup::journal::now_ms();
                                 let removed = provider.remove(host, &*connection, &set.names).await;
                                 let failed: Vec<String> = removed
                                     .iter()
@@ -258,10 +260,28 @@ pub fn snapshots(
                                     })
                                     .collect();
                                 if failed.is_empty() {
-                                    set.decision = set
-                                        .decision
-                                        .as_ref()
-                                        .map(|d| d.replacen("remove", "removed", 1));
+                                    // The removal's consolidation stuns the VM too:
+                                    // measured from vmware.log like the create's,
+                                    // and kept for the next primary guard.
+                                    let stun = match host.esxi {
+                                        Some(_) => {
+                                            removal_stun(host, &connector, &events, started).await
+                                        }
+                                        None => None,
+                                    };
+                                    set.decision = set.decision.as_ref().map(|d| {
+                                        let d = d.replacen("remove", "removed", 1);
+                                        match stun {
+                                            Some(m) => format!(
+                                                "{d} (consolidation stun {:.3}s, from vmware.log)",
+                                                m.us as f64 / 1e6
+                                            ),
+                                            None => d,
+                                        }
+                                    });
+                                    if let Some(m) = stun {
+                                        measured.push((host.vm.clone(), m));
+                                    }
                                 } else {
                                     errors.push(format!(
                                         "{}: could not remove {}",
@@ -280,6 +300,9 @@ pub fn snapshots(
         provider.finish().await;
         drop(events);
         let _ = consumer.await;
+        if let Err(why) = crate::backup::stun_history::StunHistory::record(&runs_dir, &measured) {
+            errors.push(why);
+        }
         (all, errors)
     });
     match format {
@@ -327,6 +350,33 @@ pub fn snapshots(
     } else {
         exit_code::UNREACHABLE
     })
+}
+
+/// The longest consolidation stun vmware.log shows for `host` since
+/// `since` (ms): what removing its snapshots cost. None when the log could
+/// not be read or shows none.
+async fn removal_stun(
+    host: &Host,
+    connector: &runner::SshConnector,
+    events: &crate::output::event::EventSender,
+    since: u64,
+) -> Option<crate::backup::stun_history::Measured> {
+    let fetched = crate::review::esxi::fetch(&[host], connector, 0, 1, events).await;
+    let files = fetched.into_iter().next()?.files.ok()?;
+    files
+        .iter()
+        .flat_map(|(_, bytes)| {
+            crate::backup::vmware_log::parse(&String::from_utf8_lossy(bytes)).stuns
+        })
+        .filter(|s| {
+            s.cause == crate::backup::vmware_log::Cause::Consolidation
+                && s.at.is_some_and(|at| at >= since)
+        })
+        .max_by_key(|s| s.us)
+        .map(|s| crate::backup::stun_history::Measured {
+            at: s.at.unwrap_or(since),
+            us: s.us,
+        })
 }
 
 /// `audit -p` and `status -p`: what the playbook's provider finds wrong

@@ -529,6 +529,46 @@ fn vsphere_task_errors_lost_sessions_and_snapshot_health() {
     );
 }
 
+/// `snapshots prune` measures what a removal's consolidation stunned the VM
+/// from vmware.log (read through the ESXi host, as for the create's stun),
+/// says it beside the removal and keeps it in the stun history that
+/// guards a primary's next snapshot and removal.
+#[test]
+fn a_removal_stun_is_measured_from_vmware_log_and_kept() {
+    let lab = Lab::start(30, &["--esxi", "esx1", "vm1"]);
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    crate::common::add_settings(&lab, "vm1", ", vm: DC0_H0_VM0");
+    let vcsim = Vcsim::start("127.0.30.1", &[]);
+    let playbook = vsphere_playbook(&lab, &vcsim, "  retention: { keep: 1 }\n");
+    for _ in 0..2 {
+        let run = with_vcenter_login(&lab, &["backup", "-p", &playbook]);
+        assert_eq!(run.code, 0, "{run:?}");
+        std::thread::sleep(std::time::Duration::from_millis(1100));
+    }
+    // ESXi logs the consolidation of the removal; vcsim has none, so the
+    // datastore's vmware.log gets the lines ESXi writes, stamped just after
+    // the removal starts.
+    let at = jiff::Timestamp::now() + jiff::SignedDuration::from_secs(20);
+    let stamp = at.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string();
+    let log = lab.path("vms/vm1/vmware.log");
+    let mut text = std::fs::read_to_string(&log).unwrap_or_default();
+    text.push_str(&format!(
+        "{stamp} In(05) vmx - SnapshotVMX ConsolidateStart: consolidating 1 links\n{stamp} In(05) vcpu-0 - Checkpoint_Unstun: vm stopped for 1234567 us\n{stamp} In(05) vmx - SnapshotVMX ConsolidateEnd: done\n"
+    ));
+    std::fs::write(&log, text).unwrap();
+    let prune = with_vcenter_login(&lab, &["snapshots", "prune", "-p", &playbook]);
+    assert_eq!(prune.code, 0, "{prune:?}");
+    assert!(
+        prune
+            .stdout
+            .contains("(consolidation stun 1.235s, from vmware.log)"),
+        "{prune:?}"
+    );
+    let history =
+        std::fs::read_to_string(quiesce::backup::stun_history::path(&lab.path("runs"))).unwrap();
+    assert!(history.contains("1234567"), "{history}");
+}
+
 fn instance_history(lab: &Lab) -> bool {
     lab.events("vm1").contains("history_set")
 }

@@ -8,7 +8,7 @@ out=${1:?usage: build.sh OUT_BINARY}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/src/vcsim-lab"
-cp "$here/main.go" "$work/src/vcsim-lab/"
+cp "${MAIN_GO:-$here/main.go}" "$work/src/vcsim-lab/main.go"
 cd "$work/src/vcsim-lab"
 GO111MODULE=off GOPROXY=off GOFLAGS=-mod=mod GOPATH="$work:/usr/share/gocode" GOCACHE="${GOCACHE:-$HOME/.cache/go-build}" \
 	go build -o "$out" .

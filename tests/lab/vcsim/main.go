@@ -45,12 +45,17 @@ import (
 // ends in error (vCenter's answer to, say, a full datastore).
 var failNextSnapshot atomic.Bool
 
+// Every SOAP request served (`requests` on standard input): the
+// benchmarks' requests per snapshot.
+var served atomic.Int64
+
 var thisVM = regexp.MustCompile(`<_this[^>]*type="VirtualMachine"[^>]*>([^<]+)</_this>`)
 
 // failing answers a CreateSnapshot_Task with a task of vcsim's own that
 // ends in error, once armed; every other call goes to the simulator.
 func failing(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
 		body, _ := io.ReadAll(r.Body)
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		m := thisVM.FindSubmatch(body)
@@ -125,7 +130,8 @@ func main() {
 	// `snapshots NAME,NAME,...` from the simulator's own object model (the
 	// tests' ground truth); `fail CreateSnapshot_Task`, `consolidate VM`
 	// (its runtime.consolidationNeeded set) and `age VM HOURS` (its
-	// snapshots made that much earlier) with `ok`. Its end stops the server.
+	// snapshots made that much earlier) with `ok`; `requests` with
+	// `requests N`, the SOAP requests served so far. Its end stops the server.
 	done := make(chan struct{})
 	go func() {
 		lines := bufio.NewScanner(os.Stdin)
@@ -134,6 +140,8 @@ func main() {
 			switch {
 			case len(words) == 2 && words[0] == "snapshots":
 				fmt.Printf("snapshots %s\n", strings.Join(snapshotNames(words[1]), ","))
+			case len(words) == 1 && words[0] == "requests":
+				fmt.Printf("requests %d\n", served.Load())
 			case len(words) == 2 && words[0] == "fail" && words[1] == "CreateSnapshot_Task":
 				failNextSnapshot.Store(true)
 				fmt.Println("ok")

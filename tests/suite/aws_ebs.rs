@@ -261,3 +261,71 @@ fn an_ebs_set_made_after_its_timeout_is_deleted() {
     assert!(!history_set(&lab), "{}", lab.events("vm1"));
     assert_eq!(ec2.snapshots(), Vec::<(String, String, String)>::new());
 }
+
+/// The controller killed (SIGKILL) after EC2 made the set and before the
+/// thaw: the VM's armed thaw thaws it, `recover` names the set the crashed
+/// run left, `snapshots list` marks it an orphan and `prune` deletes it —
+/// checked in moto's own record.
+#[test]
+fn an_ebs_set_made_before_the_controller_died_is_an_orphan_that_prune_deletes() {
+    let lab = crate::common::deployed(191, &["vm1=iris:IRIS"]);
+    let mut ec2 = Ec2::start("127.0.191.1", &["vm1"]);
+    crate::common::add_settings(&lab, "vm1", ", vm: vm1");
+    let playbook = playbook(&lab, &ec2, "");
+    assert_eq!(ec2.tell("hold 30"), "ok");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quiesce"))
+        .args([
+            "-i",
+            lab.inventory().to_str().unwrap(),
+            "--known-hosts",
+            lab.known_hosts().to_str().unwrap(),
+            "--no-agent",
+            "--runs-dir",
+            lab.path("runs").to_str().unwrap(),
+            "backup",
+            "-p",
+            &playbook,
+        ])
+        .env_remove("SSH_AUTH_SOCK")
+        .envs([
+            ("AWS_ACCESS_KEY_ID", "lab"),
+            ("AWS_SECRET_ACCESS_KEY", "lab"),
+            ("AWS_CONFIG_FILE", "/nonexistent"),
+            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+            ("AWS_EC2_METADATA_DISABLED", "true"),
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while ec2.snapshots().is_empty() {
+        assert!(start.elapsed().as_secs() < 20, "no set was made");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = std::time::Instant::now();
+    while {
+        let status = lab.sh("vm1", "/usr/sbin/pre-freeze-script status").1;
+        status.contains("suspended") || status.contains("recorded")
+    } {
+        assert!(start.elapsed().as_secs() < 20, "the armed thaw never fired");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    lab.assert_truly_thawed("vm1");
+    assert!(!history_set(&lab), "{}", lab.events("vm1"));
+    let (run_id, _) = lab.journal();
+    let recover = with_aws(&lab, &["recover", &run_id]);
+    assert_eq!(recover.code, 0, "{recover:?}");
+    let listed = with_aws(
+        &lab,
+        &["snapshots", "list", "-p", &playbook, "--format", "json"],
+    );
+    let json: serde_json::Value = serde_json::from_str(&listed.stdout).unwrap();
+    assert_eq!(json["snapshots"][0]["run_id"], run_id.as_str(), "{json}");
+    assert_eq!(json["snapshots"][0]["orphan"], true, "{json}");
+    let prune = with_aws(&lab, &["snapshots", "prune", "-p", &playbook]);
+    assert_eq!(prune.code, 0, "{prune:?}");
+    assert_eq!(ec2.snapshots(), Vec::<(String, String, String)>::new());
+}

@@ -496,6 +496,35 @@ fn vsphere_task_errors_lost_sessions_and_snapshot_health() {
     crate::common::add_settings(&lab, "vm1", ", vm: DC0_H0_VM0");
     let mut vcsim = Vcsim::start("127.0.29.1", &["-session-idle", "1s"]);
     let playbook = vsphere_playbook(&lab, &vcsim, "");
+    // A password vCenter refuses: every host left out, nothing frozen.
+    let inventory = lab.inventory().display().to_string();
+    let known = lab.known_hosts().display().to_string();
+    let runs = lab.path("runs").display().to_string();
+    let refused = crate::common::quiesce_with_env(
+        &[
+            "-i",
+            &inventory,
+            "--known-hosts",
+            &known,
+            "--no-agent",
+            "--runs-dir",
+            &runs,
+            "backup",
+            "-p",
+            &playbook,
+        ],
+        &[
+            ("QUIESCE_VSPHERE_USERNAME", "user"),
+            ("QUIESCE_VSPHERE_PASSWORD", "wrong"),
+        ],
+    );
+    assert_ne!(refused.code, 0, "{refused:?}");
+    assert!(refused.stdout.contains("skipped"), "{refused:?}");
+    assert!(
+        !lab.events("vm1").contains("freeze_requested"),
+        "{}",
+        lab.events("vm1")
+    );
     assert_eq!(vcsim.tell("fail CreateSnapshot_Task"), "ok");
     let run = with_vcenter_login(&lab, &["backup", "-p", &playbook]);
     assert_eq!(run.code, 4, "{run:?}");

@@ -106,7 +106,9 @@ func main() {
 		os.Exit(1)
 	}
 	defer model.Remove()
-	model.Service.Listen = &url.URL{Host: *listen}
+	// A login of its own (not vcsim's DefaultLogin, which takes any
+	// password): user / pass, and nothing else.
+	model.Service.Listen = &url.URL{Host: *listen, User: url.UserPassword("user", "pass")}
 	// A certificate of our own (ECDSA P-256, for the listening address):
 	// Go's built-in test certificate is RSA 1024, which rustls refuses.
 	cert, err := certificate(*listen)

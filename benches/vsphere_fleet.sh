@@ -28,7 +28,7 @@ cpu_of() { # PID: user + system seconds so far
 printf '%6s  %-9s  %7s  %9s  %9s  %8s  %7s  %s\n' hosts peer wall_s ctl_cpu_s vcsim_cpu req/snap rss_mb result
 for n in "${sizes[@]}"; do
 	setup=$(mktemp -d /tmp/quiesce-vsbench-XXXXXX)
-	coproc VCSIM { "$bin/vcsim-lab" -listen 127.0.189.1:0 -vms "$n"; }
+	coproc VCSIM { exec "$bin/vcsim-lab" -listen 127.0.189.1:0 -vms "$n" 2>/dev/null; }
 	read -r url sha _ <&"${VCSIM[0]}"
 	# shellcheck disable=SC2317 # called by the trap
 	cleanup() {

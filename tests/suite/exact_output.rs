@@ -52,7 +52,8 @@ fn report_masks() -> insta::Settings {
         r"/iris/journal1/\d{8}\.\d+( +)\d+",
         "[journal file]$1[marker]",
     );
-    settings.add_filter(r"\b[01]s\b", "[0-1s]");
+    // Whole-second freeze windows: 2 s happens on a loaded 2-core machine.
+    settings.add_filter(r"\b[0-2]s\b", "[0-2s]");
     settings
 }
 

@@ -176,13 +176,7 @@ pub fn snapshots(
     force: bool,
     format: HostsFormat,
 ) -> Result<u8, Error> {
-    let playbook = Playbook::load(playbook_path, inventory)?;
-    let provider = provider::of(&playbook.snapshot);
-    let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
-    let hosts: Vec<&Host> = in_playbook
-        .into_iter()
-        .filter(|h| limited.iter().any(|l| l.name == h.name))
-        .collect();
+    let (playbook, provider, hosts) = playbook_hosts(inventory, &limited, playbook_path)?;
     let ssh = ssh_options(global)?;
     let runs_dir = global.runs_dir.clone();
     let history = crate::backup::stun_history::StunHistory::load(&runs_dir)
@@ -352,6 +346,28 @@ pub fn snapshots(
     })
 }
 
+/// A playbook with its provider and the hosts of it `--limit` kept.
+type PlaybookHosts<'i> = (
+    Playbook,
+    std::sync::Arc<dyn provider::Provider>,
+    Vec<&'i Host>,
+);
+
+/// The playbook, its provider, and its hosts that `--limit` kept.
+fn playbook_hosts<'i>(
+    inventory: &'i Inventory,
+    limited: &[Host],
+    playbook_path: &Path,
+) -> Result<PlaybookHosts<'i>, Error> {
+    let playbook = Playbook::load(playbook_path, inventory)?;
+    let provider = provider::of(&playbook.snapshot);
+    let hosts = limit::select(inventory, playbook.hosts.as_deref())?
+        .into_iter()
+        .filter(|h| limited.iter().any(|l| l.name == h.name))
+        .collect();
+    Ok((playbook, provider, hosts))
+}
+
 /// The longest consolidation stun vmware.log shows for `host` since
 /// `since` (ms): what removing its snapshots cost. None when the log could
 /// not be read or shows none.
@@ -390,13 +406,7 @@ pub fn health(
     playbook_path: &Path,
     json: bool,
 ) -> Result<usize, Error> {
-    let playbook = Playbook::load(playbook_path, inventory)?;
-    let provider = provider::of(&playbook.snapshot);
-    let in_playbook = limit::select(inventory, playbook.hosts.as_deref())?;
-    let hosts: Vec<&Host> = in_playbook
-        .into_iter()
-        .filter(|h| limited.iter().any(|l| l.name == h.name))
-        .collect();
+    let (_, provider, hosts) = playbook_hosts(inventory, limited, playbook_path)?;
     let lines: Vec<String> = runtime()?.block_on(async {
         let mut lines = Vec::new();
         for host in hosts {

@@ -97,32 +97,18 @@ fn playbook(lab: &Lab, ec2: &Ec2, extra: &str) -> String {
     path.display().to_string()
 }
 
-/// quiesce with the lab's credentials and nothing of the machine's own AWS
+/// The lab's credentials and nothing of the machine's own AWS
 /// configuration (no profile files, no instance metadata service).
+const AWS_ENV: [(&str, &str); 5] = [
+    ("AWS_ACCESS_KEY_ID", "lab"),
+    ("AWS_SECRET_ACCESS_KEY", "lab"),
+    ("AWS_CONFIG_FILE", "/nonexistent"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+];
+
 fn with_aws(lab: &Lab, args: &[&str]) -> Run {
-    let runs = lab.path("runs").display().to_string();
-    let inventory = lab.inventory().display().to_string();
-    let known = lab.known_hosts().display().to_string();
-    let mut full = vec![
-        "-i",
-        &inventory,
-        "--known-hosts",
-        &known,
-        "--no-agent",
-        "--runs-dir",
-        &runs,
-    ];
-    full.extend_from_slice(args);
-    crate::common::quiesce_with_env(
-        &full,
-        &[
-            ("AWS_ACCESS_KEY_ID", "lab"),
-            ("AWS_SECRET_ACCESS_KEY", "lab"),
-            ("AWS_CONFIG_FILE", "/nonexistent"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ],
-    )
+    crate::common::lab_run_with_env(lab, args, &AWS_ENV)
 }
 
 fn history_set(lab: &Lab) -> bool {
@@ -273,47 +259,14 @@ fn an_ebs_set_made_before_the_controller_died_is_an_orphan_that_prune_deletes() 
     crate::common::add_settings(&lab, "vm1", ", vm: vm1");
     let playbook = playbook(&lab, &ec2, "");
     assert_eq!(ec2.tell("hold 30"), "ok");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quiesce"))
-        .args([
-            "-i",
-            lab.inventory().to_str().unwrap(),
-            "--known-hosts",
-            lab.known_hosts().to_str().unwrap(),
-            "--no-agent",
-            "--runs-dir",
-            lab.path("runs").to_str().unwrap(),
-            "backup",
-            "-p",
-            &playbook,
-        ])
-        .env_remove("SSH_AUTH_SOCK")
-        .envs([
-            ("AWS_ACCESS_KEY_ID", "lab"),
-            ("AWS_SECRET_ACCESS_KEY", "lab"),
-            ("AWS_CONFIG_FILE", "/nonexistent"),
-            ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
-            ("AWS_EC2_METADATA_DISABLED", "true"),
-        ])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    std::fs::copy(&playbook, lab.path("playbook.yml")).unwrap();
+    let child = crate::common::spawn_backup_with_env(&lab, &[], &AWS_ENV);
     let start = std::time::Instant::now();
     while ec2.snapshots().is_empty() {
         assert!(start.elapsed().as_secs() < 20, "no set was made");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let start = std::time::Instant::now();
-    while {
-        let status = lab.sh("vm1", "/usr/sbin/pre-freeze-script status").1;
-        status.contains("suspended") || status.contains("recorded")
-    } {
-        assert!(start.elapsed().as_secs() < 20, "the armed thaw never fired");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    lab.assert_truly_thawed("vm1");
+    crate::common::kill_and_wait_for_armed_thaw(&lab, "vm1", child);
     assert!(!history_set(&lab), "{}", lab.events("vm1"));
     let (run_id, _) = lab.journal();
     let recover = with_aws(&lab, &["recover", &run_id]);

@@ -229,7 +229,7 @@ fn a_snapshot_made_before_the_controller_died_is_an_orphan_that_prune_removes() 
         "printf '#!/bin/sh\\n/usr/bin/btrfs \"$@\"; rc=$?\\n[ \"$1 $2\" = \"subvolume snapshot\" ] && sleep 60\\nexit $rc\\n' > /usr/sbin/btrfs; chmod 0755 /usr/sbin/btrfs",
     );
     assert_eq!(code, 0, "{out}");
-    let mut child = crate::common::spawn_backup(&lab);
+    let child = crate::common::spawn_backup(&lab);
     crate::common::wait_for_entry(&lab, |e| {
         matches!(e, quiesce::backup::journal::Entry::SnapshotStarted { .. })
     });
@@ -238,17 +238,7 @@ fn a_snapshot_made_before_the_controller_died_is_an_orphan_that_prune_removes() 
         assert!(start.elapsed().as_secs() < 10, "no snapshot was made");
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
-    let start = std::time::Instant::now();
-    while {
-        let status = lab.sh("vm1", "/usr/sbin/pre-freeze-script status").1;
-        status.contains("suspended") || status.contains("recorded")
-    } {
-        assert!(start.elapsed().as_secs() < 15, "the armed thaw never fired");
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    lab.assert_truly_thawed("vm1");
+    crate::common::kill_and_wait_for_armed_thaw(&lab, "vm1", child);
     lab.sh("vm1", "rm -f /usr/sbin/btrfs");
     let (run_id, _) = lab.journal();
     assert_eq!(lab.run(&["recover", &run_id]).code, 0);
@@ -369,21 +359,9 @@ fn vsphere_playbook(lab: &Lab, vcsim: &Vcsim, extra: &str) -> String {
 }
 
 fn with_vcenter_login(lab: &Lab, args: &[&str]) -> crate::common::Run {
-    let runs = lab.path("runs").display().to_string();
-    let inventory = lab.inventory().display().to_string();
-    let known = lab.known_hosts().display().to_string();
-    let mut full = vec![
-        "-i",
-        &inventory,
-        "--known-hosts",
-        &known,
-        "--no-agent",
-        "--runs-dir",
-        &runs,
-    ];
-    full.extend_from_slice(args);
-    crate::common::quiesce_with_env(
-        &full,
+    crate::common::lab_run_with_env(
+        lab,
+        args,
         &[
             ("QUIESCE_VSPHERE_USERNAME", "user"),
             ("QUIESCE_VSPHERE_PASSWORD", "pass"),
@@ -497,22 +475,9 @@ fn vsphere_task_errors_lost_sessions_and_snapshot_health() {
     let mut vcsim = Vcsim::start("127.0.29.1", &["-session-idle", "1s"]);
     let playbook = vsphere_playbook(&lab, &vcsim, "");
     // A password vCenter refuses: every host left out, nothing frozen.
-    let inventory = lab.inventory().display().to_string();
-    let known = lab.known_hosts().display().to_string();
-    let runs = lab.path("runs").display().to_string();
-    let refused = crate::common::quiesce_with_env(
-        &[
-            "-i",
-            &inventory,
-            "--known-hosts",
-            &known,
-            "--no-agent",
-            "--runs-dir",
-            &runs,
-            "backup",
-            "-p",
-            &playbook,
-        ],
+    let refused = crate::common::lab_run_with_env(
+        &lab,
+        &["backup", "-p", &playbook],
         &[
             ("QUIESCE_VSPHERE_USERNAME", "user"),
             ("QUIESCE_VSPHERE_PASSWORD", "wrong"),

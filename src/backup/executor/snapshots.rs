@@ -142,6 +142,17 @@ impl Run<'_> {
 const HISTORY_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl Run<'_> {
+    /// Each host whose backup is valid so far, with what its snapshot made.
+    fn valid_backups(&self) -> Vec<(String, Vec<String>)> {
+        self.results
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .filter(|r| r.outcome == Outcome::Valid)
+            .map(|r| (r.host.clone(), r.snapshot_ids.clone()))
+            .collect()
+    }
+
     /// For a provider whose snapshots settle after the thaw (EBS): waits
     /// until each valid host's snapshots are durable, then has its hook
     /// record the backup (`history`: ExternalSetHistory). A snapshot that
@@ -151,14 +162,7 @@ impl Run<'_> {
         if !self.provider.settles_later() {
             return;
         }
-        let valid: Vec<(String, Vec<String>)> = self
-            .results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|r| r.outcome == Outcome::Valid)
-            .map(|r| (r.host.clone(), r.snapshot_ids.clone()))
-            .collect();
+        let valid = self.valid_backups();
         futures::stream::iter(valid.into_iter().map(|(name, ids)| async move {
             let host = self.host(&name);
             let mut stop = self.stop.clone();
@@ -198,14 +202,7 @@ impl Run<'_> {
         if *self.stop.borrow() {
             return;
         }
-        let valid: Vec<(String, Vec<String>)> = self
-            .results
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .values()
-            .filter(|r| r.outcome == Outcome::Valid)
-            .map(|r| (r.host.clone(), r.snapshot_ids.clone()))
-            .collect();
+        let valid = self.valid_backups();
         let run_dir = self.run_dir.display().to_string();
         let step = crate::inventory::playbook::SnapshotStep {
             on: crate::inventory::playbook::RunOn::Controller,

@@ -368,20 +368,14 @@ impl Provider for AwsEbs {
                 Ok(_) => {}
                 Err(f) => return Err(format!("EC2 would refuse to snapshot {instance}: {f}")),
             }
-            Ok(Prepared {
-                snapshots: vec![(instance, String::new())],
-            })
+            Ok(Prepared::one(instance))
         }
         .boxed()
     }
 
     fn create<'a>(&'a self, c: Create<'a>) -> BoxFuture<'a, SnapshotResult> {
         async move {
-            let Some(instance) = c
-                .prepared
-                .and_then(|p| p.snapshots.first())
-                .map(|(i, _)| i.clone())
-            else {
+            let Some(instance) = Prepared::first(c.prepared) else {
                 return SnapshotResult::failed("the EC2 instance was not found before the freeze".into());
             };
             let client = self.client().await;

@@ -25,6 +25,22 @@ pub struct Prepared {
     pub snapshots: Vec<(String, String)>,
 }
 
+impl Prepared {
+    /// A provider that snapshots one object per host (a VM, an instance).
+    pub fn one(id: String) -> Prepared {
+        Prepared {
+            snapshots: vec![(id, String::new())],
+        }
+    }
+
+    /// That object, as `one` recorded it.
+    pub fn first(prepared: Option<&Prepared>) -> Option<String> {
+        prepared
+            .and_then(|p| p.snapshots.first())
+            .map(|(id, _)| id.clone())
+    }
+}
+
 /// One snapshot to take, with everything it may use.
 pub struct Create<'a> {
     pub step: &'a SnapshotStep,

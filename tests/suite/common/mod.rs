@@ -361,12 +361,40 @@ pub fn run_printed_fix(fix: &str) -> (i32, String) {
     (code, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// quiesce against the lab (its inventory, known_hosts and runs/), with
+/// `env` added: a provider's credentials.
+pub fn lab_run_with_env(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let runs = lab.path("runs").display().to_string();
+    let inventory = lab.inventory().display().to_string();
+    let known = lab.known_hosts().display().to_string();
+    let mut full = vec![
+        "-i",
+        &inventory,
+        "--known-hosts",
+        &known,
+        "--no-agent",
+        "--runs-dir",
+        &runs,
+    ];
+    full.extend_from_slice(args);
+    quiesce_with_env(&full, env)
+}
+
 pub fn spawn_backup(lab: &Lab) -> std::process::Child {
     spawn_backup_with(lab, &[])
 }
 
 /// Starts `quiesce backup` with extra arguments, its output piped.
 pub fn spawn_backup_with(lab: &Lab, extra: &[&str]) -> std::process::Child {
+    spawn_backup_with_env(lab, extra, &[])
+}
+
+/// `spawn_backup_with`, with `env` added (a provider's credentials).
+pub fn spawn_backup_with_env(
+    lab: &Lab,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_quiesce"))
         .args([
             "-i",
@@ -380,10 +408,27 @@ pub fn spawn_backup_with(lab: &Lab, extra: &[&str]) -> std::process::Child {
         .args(["backup", "-p", lab.path("playbook.yml").to_str().unwrap()])
         .args(extra)
         .env_remove("SSH_AUTH_SOCK")
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Kills `child` (a backup, SIGKILL) and waits until `vm`'s armed thaw has
+/// thawed what it froze, then checks the simulator's truth.
+pub fn kill_and_wait_for_armed_thaw(lab: &Lab, vm: &str, mut child: std::process::Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    while {
+        let status = lab.sh(vm, "/usr/sbin/pre-freeze-script status").1;
+        status.contains("suspended") || status.contains("recorded")
+    } {
+        assert!(start.elapsed().as_secs() < 20, "the armed thaw never fired");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    lab.assert_truly_thawed(vm);
 }
 
 /// Waits until the run's journal has an entry matching `pred`.

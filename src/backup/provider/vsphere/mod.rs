@@ -182,20 +182,14 @@ impl Provider for Vsphere {
     ) -> BoxFuture<'a, Result<Prepared, String>> {
         async move {
             let moid = self.vm(host).await?;
-            Ok(Prepared {
-                snapshots: vec![(moid, String::new())],
-            })
+            Ok(Prepared::one(moid))
         }
         .boxed()
     }
 
     fn create<'a>(&'a self, c: Create<'a>) -> BoxFuture<'a, SnapshotResult> {
         async move {
-            let Some(vm) = c
-                .prepared
-                .and_then(|p| p.snapshots.first())
-                .map(|(m, _)| m.clone())
-            else {
+            let Some(vm) = Prepared::first(c.prepared) else {
                 return SnapshotResult::failed("the VM was not found before the freeze".into());
             };
             let client = match self.client().await {

@@ -931,5 +931,5 @@ thaw | thawDeferred | freezeFail) run_worker ;;
 history) do_history ;;
 status) do_status ;;
 facts) do_facts ;;
-*) err "unknown action: $action (expected freeze, thaw, freezeFail, status or facts)"; exit 2 ;;
+*) err "unknown action: $action (expected freeze, thaw, thawDeferred, freezeFail, history, status or facts)"; exit 2 ;;
 esac

@@ -394,51 +394,64 @@ impl Client {
         }
     }
 
-    /// The VM's snapshot tree, flattened.
-    pub async fn snapshots(&self, vm: &str) -> Result<Vec<Snapshot>, Fault> {
-        let answer = self
-            .session_call(|c| {
-                format!(
-                    r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this {}</_this><specSet><propSet><type>VirtualMachine</type><pathSet>snapshot</pathSet></propSet><objectSet><obj {}</obj></objectSet></specSet><options/></RetrievePropertiesEx>"#,
-                    mor("PropertyCollector", &c.property_collector),
-                    mor("VirtualMachine", vm)
-                )
-            })
-            .await?;
-        let mut out = Vec::new();
-        let mut trees = Vec::new();
-        answer.find_all("rootSnapshotList", &mut trees);
-        fn walk(tree: &Element, depth: usize, out: &mut Vec<Snapshot>) {
-            out.push(Snapshot {
-                moid: tree.text_of("snapshot").unwrap_or("").to_string(),
-                name: tree.text_of("name").unwrap_or("").to_string(),
-                created: tree.text_of("createTime").unwrap_or("").to_string(),
-                depth,
-            });
-            for child in tree.children("childSnapshotList") {
-                walk(child, depth + 1, out);
-            }
-        }
-        for tree in trees {
-            walk(tree, 1, &mut out);
-        }
-        Ok(out)
+    /// The VM's properties at `paths`, in one RetrievePropertiesEx.
+    async fn vm_properties(&self, vm: &str, paths: &[&str]) -> Result<Element, Fault> {
+        let paths: String = paths
+            .iter()
+            .map(|p| format!("<pathSet>{p}</pathSet>"))
+            .collect();
+        self.session_call(|c| {
+            format!(
+                r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this {}</_this><specSet><propSet><type>VirtualMachine</type>{paths}</propSet><objectSet><obj {}</obj></objectSet></specSet><options/></RetrievePropertiesEx>"#,
+                mor("PropertyCollector", &c.property_collector),
+                mor("VirtualMachine", vm)
+            )
+        })
+        .await
     }
 
-    /// The VM's `runtime.consolidationNeeded`: its disks hold snapshot
-    /// data that a removal left behind.
-    pub async fn consolidation_needed(&self, vm: &str) -> Result<bool, Fault> {
-        let answer = self
-            .session_call(|c| {
-                format!(
-                    r#"<RetrievePropertiesEx xmlns="urn:vim25"><_this {}</_this><specSet><propSet><type>VirtualMachine</type><pathSet>runtime.consolidationNeeded</pathSet></propSet><objectSet><obj {}</obj></objectSet></specSet><options/></RetrievePropertiesEx>"#,
-                    mor("PropertyCollector", &c.property_collector),
-                    mor("VirtualMachine", vm)
-                )
-            })
-            .await?;
-        Ok(answer.find("val").is_some_and(|v| v.text.trim() == "true"))
+    /// The VM's snapshot tree, flattened.
+    pub async fn snapshots(&self, vm: &str) -> Result<Vec<Snapshot>, Fault> {
+        Ok(snapshot_tree(&self.vm_properties(vm, &["snapshot"]).await?))
     }
+
+    /// The VM's snapshot tree and its `runtime.consolidationNeeded` (its
+    /// disks hold snapshot data a removal left behind), in one call.
+    pub async fn snapshot_health(&self, vm: &str) -> Result<(Vec<Snapshot>, bool), Fault> {
+        let answer = self
+            .vm_properties(vm, &["snapshot", "runtime.consolidationNeeded"])
+            .await?;
+        let mut sets = Vec::new();
+        answer.find_all("propSet", &mut sets);
+        let consolidate = sets.iter().any(|p| {
+            p.text_of("name") == Some("runtime.consolidationNeeded")
+                && p.text_of("val").is_some_and(|v| v.trim() == "true")
+        });
+        Ok((snapshot_tree(&answer), consolidate))
+    }
+}
+
+/// Every snapshot in the trees of a RetrievePropertiesEx answer, with its
+/// depth in the chain.
+fn snapshot_tree(answer: &Element) -> Vec<Snapshot> {
+    fn walk(tree: &Element, depth: usize, out: &mut Vec<Snapshot>) {
+        out.push(Snapshot {
+            moid: tree.text_of("snapshot").unwrap_or("").to_string(),
+            name: tree.text_of("name").unwrap_or("").to_string(),
+            created: tree.text_of("createTime").unwrap_or("").to_string(),
+            depth,
+        });
+        for child in tree.children("childSnapshotList") {
+            walk(child, depth + 1, out);
+        }
+    }
+    let mut trees = Vec::new();
+    answer.find_all("rootSnapshotList", &mut trees);
+    let mut out = Vec::new();
+    for tree in trees {
+        walk(tree, 1, &mut out);
+    }
+    out
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

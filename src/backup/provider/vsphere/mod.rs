@@ -299,8 +299,7 @@ impl Provider for Vsphere {
         async move {
             let vm = self.vm(host).await?;
             let client = self.client().await?;
-            let tree = client.snapshots(&vm).await?;
-            let consolidate = client.consolidation_needed(&vm).await?;
+            let (tree, consolidate) = client.snapshot_health(&vm).await?;
             Ok(findings(
                 &host.vm,
                 &tree,

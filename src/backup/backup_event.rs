@@ -6,6 +6,7 @@
 
 use crate::backup::host_run::{HostRun, Outcome};
 use crate::backup::journal::Entry;
+use crate::backup::restore_point::RestorePoint;
 use crate::output::error::HostError;
 use crate::output::event::Event;
 
@@ -53,6 +54,8 @@ pub enum BackupEvent {
     Frozen {
         host: String,
         at: u64,
+        /// Where a journal restore of each instance's backup starts.
+        restore: Vec<RestorePoint>,
     },
     /// The freeze ran and failed, or its answer never came: a thaw follows.
     FreezeFailed {
@@ -174,7 +177,11 @@ impl BackupEvent {
                 at: *at,
                 pauses_at: *pauses_at,
             },
-            BackupEvent::Frozen { at, .. } => Entry::Frozen { host, at: *at },
+            BackupEvent::Frozen { at, restore, .. } => Entry::Frozen {
+                host,
+                at: *at,
+                restore: restore.clone(),
+            },
             BackupEvent::FreezeFailed { at, detail, .. } => Entry::FreezeFailed {
                 host,
                 at: *at,
@@ -313,7 +320,10 @@ impl HostRun {
                 self.freeze_started = Some(*at);
                 self.pauses_at = Some(*pauses_at);
             }
-            BackupEvent::Frozen { at, .. } => self.frozen_at = Some(*at),
+            BackupEvent::Frozen { at, restore, .. } => {
+                self.frozen_at = Some(*at);
+                self.restore = restore.clone();
+            }
             BackupEvent::FreezeFailed { detail, .. } => {
                 self.outcome = Outcome::Failed;
                 self.detail = detail.clone();

@@ -2,6 +2,7 @@
 //! (`Outcome`): what the reports print and `results.json` keeps.
 
 use crate::backup::plan::{Lane, LaneKind};
+use crate::backup::restore_point::RestorePoint;
 use crate::backup::role::Role;
 use crate::inventory::Host;
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,10 @@ pub struct HostRun {
     /// durable when they end (`snapshot_finished`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub durable_at: Option<u64>,
+    /// Where a journal restore of each instance's backup starts, as its
+    /// freeze said.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub restore: Vec<RestorePoint>,
     /// The export step after the thaw (snapshot.export), when it ran.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export: Option<Export>,
@@ -96,6 +101,7 @@ impl HostRun {
             snapshot_ids: Vec::new(),
             export: None,
             durable_at: None,
+            restore: Vec::new(),
             instances: Vec::new(),
             freeze_started: None,
             frozen_at: None,

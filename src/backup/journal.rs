@@ -2,6 +2,7 @@
 //! transition, appended and fsync'd before the run moves on, so that
 //! `quiesce recover` can finish what a crashed controller left frozen.
 
+use crate::backup::restore_point::RestorePoint;
 use serde::{Deserialize, Serialize};
 use std::fs::File;
 use std::io::Write;
@@ -151,6 +152,8 @@ pub enum Entry {
     Frozen {
         host: String,
         at: u64,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        restore: Vec<RestorePoint>,
     },
     FreezeFailed {
         host: String,
@@ -409,6 +412,7 @@ mod tests {
             Entry::Frozen {
                 host: "a".into(),
                 at: 2,
+                restore: vec![],
             },
             Entry::FreezeStarted {
                 host: "b".into(),
@@ -469,6 +473,7 @@ mod tests {
         let frozen = serde_json::to_string(&Entry::Frozen {
             host: "c".into(),
             at: 2,
+            restore: vec![],
         })
         .unwrap();
         // A freeze-started torn and merged with the next entry, and a last

@@ -11,6 +11,7 @@ pub mod plan;
 pub mod preflight;
 pub mod provider;
 pub mod recover;
+pub mod restore_point;
 pub mod role;
 pub mod run_dir;
 pub mod snapshot;

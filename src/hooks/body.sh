@@ -28,7 +28,10 @@
 # is not made. The freeze prints `quiesce-frozen INST` for each instance it
 # froze, so its caller (quiesce's freeze session) can vouch for them at the
 # thaw (QUIESCE_FROZEN) when the record was lost; it prints
-# `quiesce-foreign INST` for one it found frozen by someone else. Times kept in
+# `quiesce-foreign INST` for one it found frozen by someone else, and
+# `quiesce-restore INST FILE OFFSET` for where a journal restore of this
+# backup starts (the journal file ExternalFreeze switched to and the offset
+# of its marker; `-` when the LogFile did not say). Times kept in
 # the record are monotonic (seconds since boot, `m` before them): a clock
 # stepped by NTP or VMware time sync moves no deadline.
 #
@@ -467,6 +470,15 @@ on_stop() {
 	exit 143
 }
 
+# Where a journal restore of this backup starts: the journal file the freeze
+# switched to (from identity, already reduced to path characters) and the
+# marker's offset, from the LogFile lines the instance just wrote.
+# shellcheck disable=SC2317 # run from the freeze loop
+restore_point() { # INSTANCE JOURNAL_FILE
+	rp_offset=$(sed -n '/^Journal marker set at$/{n;p;}' -- "$(inst_log "$1")" 2>/dev/null | tail -n 1 | sed -n 's/^offset \([0-9][0-9]*\) of .*/\1/p')
+	printf 'quiesce-restore %s %s %s\n' "$1" "${2:--}" "${rp_offset:--}" 2>/dev/null || :
+}
+
 # Whose freeze holds INSTANCE: its start (qlist field 4) and its current
 # journal file. ExternalFreeze switches the journal file and a start begins a
 # new one, so a freeze ended and made again by someone else, or an instance
@@ -782,7 +794,8 @@ do_freeze() { # TIMEOUT
 			# A failed rewrite leaves the entry pending: a thaw asks the instance first.
 			record "s|^pending:$inst:\(.*\)$|frozen:$inst:\1:$WITHIN_OUT|" || log "$inst: cannot mark its record frozen; it stays pending"
 			log "$inst IS FROZEN"; log "Completed freeze of $inst"
-			check_log_file "$inst" ;;
+			check_log_file "$inst"
+			restore_point "$inst" "${WITHIN_OUT#*@}" ;;
 		3) record "/^pending:$inst:/d" || :; err "$inst FREEZE FAILED (ExternalFreeze returned 3)"; failed=1; break ;;
 		*) err "$inst FREEZE FAILED (ExternalFreeze exit status $rc unknown)"; failed=1; break ;;
 		esac

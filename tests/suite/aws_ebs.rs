@@ -169,6 +169,13 @@ fn ebs_snapshots_are_tagged_recorded_only_once_completed_and_pruned() {
     assert!(run.stdout.contains("durable at"), "{run:?}");
     for (id, ..) in &made {
         assert!(run.stdout.contains(id.as_str()), "{run:?}");
+        // Where the restore starts, as the simulated instance switched its
+        // journal at this freeze.
+        let restore = ec2.tell(&format!("tag {id} quiesce:restore"));
+        assert!(
+            restore.starts_with("tag IRIS=/iris/journal1/20261123.") && restore.contains('@'),
+            "{restore}"
+        );
     }
 
     std::thread::sleep(std::time::Duration::from_millis(1100));

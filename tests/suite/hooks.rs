@@ -530,6 +530,15 @@ fn a_lost_record_is_left_frozen_never_thawed_and_a_vouched_one_is_thawed() {
     let (code, out) = lab.sh("vm1", FREEZE);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("quiesce-frozen IRIS"), "{out}");
+    // Where a restore starts: the journal file the freeze switched to (the
+    // simulator's second) and its marker, from the instance's LogFile.
+    assert!(
+        out.lines().any(
+            |l| l.starts_with("quiesce-restore IRIS /iris/journal1/20261123.002 ")
+                && l.rsplit(' ').next().unwrap().parse::<u64>().is_ok()
+        ),
+        "{out}"
+    );
     // tmpfiles or an admin removes the record during the snapshot.
     lab.sh("vm1", "rm -f /run/quiesce/frozen");
     let (code, out) = lab.sh("vm1", THAW);

@@ -410,6 +410,15 @@ fn vsphere_snapshots_through_vcsim_are_made_listed_and_pruned() {
     assert_eq!(runs, [second.as_str()], "{json}\n{prune:?}");
     // vcsim's own tree agrees.
     assert_eq!(vcsim.snapshots("DC0_H0_VM0"), [format!("quiesce-{second}")]);
+    // Its description says where a journal restore of it starts: the file
+    // the simulated instance switched to at this freeze, and the marker.
+    let description = vcsim.tell("description DC0_H0_VM0");
+    assert!(
+        description.contains(&format!("quiesce run {second} of host vm1"))
+            && description.contains("restore from IRIS: journal /iris/journal1/20261123.")
+            && description.contains(", marker at offset "),
+        "{description}"
+    );
 
     // A wrong thumbprint is never trusted: the host is left out, nothing frozen.
     let bad = vsphere_playbook(

@@ -2,11 +2,16 @@
 //! keeps the armed thaw (and the VM's dead-man's switch) waiting for its word.
 
 use super::*;
+use crate::backup::restore_point::RestorePoint;
 
 /// How a freeze attempt on one host ended.
 pub(super) enum FreezeStart {
     /// Frozen; the session holds the armed thaw (and the VM's dead-man's switch).
-    Frozen(Box<dyn Session>),
+    /// `restore`: where a journal restore of each instance's backup starts.
+    Frozen {
+        session: Box<dyn Session>,
+        restore: Vec<RestorePoint>,
+    },
     /// Another owner's freeze (another run, VMware Tools) holds the VM: this
     /// run froze nothing there and sends no thaw.
     Held { holder: String, detail: String },
@@ -151,6 +156,9 @@ impl Run<'_> {
                 };
             }
         }
-        FreezeStart::Frozen(session)
+        FreezeStart::Frozen {
+            restore: RestorePoint::parse(&out.stdout_text()),
+            session,
+        }
     }
 }

@@ -398,10 +398,11 @@ impl Run<'_> {
                 break;
             }
             match self.start_freeze(name).await {
-                FreezeStart::Frozen(session) => {
+                FreezeStart::Frozen { session, restore } => {
                     self.emit(BackupEvent::Frozen {
                         host: name.clone(),
                         at: now_ms(),
+                        restore,
                     });
                     attempted.push(Attempt {
                         host: name.clone(),

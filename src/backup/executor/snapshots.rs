@@ -115,7 +115,8 @@ impl Run<'_> {
                 let result = if timeout.is_zero() {
                     snapshot::SnapshotResult::failed("no time left before the freeze timeout".into())
                 } else {
-                    self.provider.create(Create { step, host, run_id: &self.run_id, run_dir: &run_dir, prepared: self.prepared.get(name), vm: vm.as_deref(), local: &*local, timeout, stop: self.stop.clone() }).await
+                    let restore = self.results.lock().unwrap().get(name).map(|r| r.restore.clone()).unwrap_or_default();
+                    self.provider.create(Create { step, host, run_id: &self.run_id, run_dir: &run_dir, prepared: self.prepared.get(name), vm: vm.as_deref(), local: &*local, timeout, stop: self.stop.clone(), restore: &restore }).await
                 };
                 let last = result.ok || attempt > step.retries || *self.stop.borrow() || timeout.is_zero();
                 self.emit(BackupEvent::SnapshotFinished { host: name.clone(), at: now_ms(), ok: result.ok, detail: result.detail.clone(), stun_us: result.stun_us, ids: result.ids.clone(), attempt, retrying: !last });

@@ -27,6 +27,8 @@ pub const TAG_RUN: &str = "quiesce:run";
 pub const TAG_HOST: &str = "quiesce:host";
 pub const TAG_INSTANCES: &str = "quiesce:instances";
 pub const TAG_JOURNAL: &str = "quiesce:journal";
+/// Where each instance's journal restore starts (`INST=FILE@OFFSET,…`).
+pub const TAG_RESTORE: &str = "quiesce:restore";
 /// How long one call other than the create may take, retries included.
 const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the end of a run looks for a set whose creation was given up on.
@@ -392,6 +394,8 @@ impl Provider for AwsEbs {
                 .tags(tag(TAG_HOST, &c.host.name))
                 .tags(tag(TAG_INSTANCES, &instances))
                 .tags(tag(TAG_JOURNAL, &journal))
+                // EC2 tag values hold at most 256 characters.
+                .tags(tag(TAG_RESTORE, &c.restore_compact(256)))
                 .build();
             let description = format!(
                 "quiesce run {} of host {} (instances {instances}); journal {journal}",

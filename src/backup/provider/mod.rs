@@ -8,6 +8,7 @@ pub mod btrfs;
 pub mod cpf;
 pub mod vsphere;
 
+use crate::backup::restore_point::RestorePoint;
 use crate::backup::snapshot::{self, SnapshotResult};
 use crate::inventory::Host;
 use crate::inventory::playbook::{ProviderKind, SnapshotStep, render_command};
@@ -54,6 +55,39 @@ pub struct Create<'a> {
     pub local: &'a dyn Transport,
     pub timeout: Duration,
     pub stop: watch::Receiver<bool>,
+    /// Where a journal restore of each frozen instance starts, as its freeze
+    /// said: the snapshot carries it (description, tags).
+    pub restore: &'a [RestorePoint],
+}
+
+impl Create<'_> {
+    /// `IRIS: journal /…/20261123.002, marker at offset 262272; …`, or
+    /// `unknown` when no freeze said.
+    pub fn restore_text(&self) -> String {
+        if self.restore.is_empty() {
+            return "unknown".into();
+        }
+        let all: Vec<String> = self.restore.iter().map(RestorePoint::describe).collect();
+        all.join("; ")
+    }
+
+    /// The compact form (`IRIS=/…/20261123.002@262272,…`) within `limit`
+    /// bytes, for a tag; what does not fit is cut at an instance boundary.
+    pub fn restore_compact(&self, limit: usize) -> String {
+        let mut out = String::new();
+        for point in self.restore {
+            let next = point.compact();
+            let sep = if out.is_empty() { 0 } else { 1 };
+            if out.len() + sep + next.len() > limit {
+                break;
+            }
+            if sep == 1 {
+                out.push(',');
+            }
+            out.push_str(&next);
+        }
+        out
+    }
 }
 
 /// A snapshot a provider lists, with what its name says.

@@ -130,7 +130,8 @@ func main() {
 
 	// Standard input, a command a line: `snapshots VM` is answered with
 	// `snapshots NAME,NAME,...` from the simulator's own object model (the
-	// tests' ground truth); `fail CreateSnapshot_Task`, `consolidate VM`
+	// tests' ground truth), `description VM` with `description TEXT|TEXT…`;
+	// `fail CreateSnapshot_Task`, `consolidate VM`
 	// (its runtime.consolidationNeeded set) and `age VM HOURS` (its
 	// snapshots made that much earlier) with `ok`; `requests` with
 	// `requests N`, the SOAP requests served so far. Its end stops the server.
@@ -142,6 +143,8 @@ func main() {
 			switch {
 			case len(words) == 2 && words[0] == "snapshots":
 				fmt.Printf("snapshots %s\n", strings.Join(snapshotNames(words[1]), ","))
+			case len(words) == 2 && words[0] == "description":
+				fmt.Printf("description %s\n", strings.Join(snapshotDescriptions(words[1]), "|"))
 			case len(words) == 1 && words[0] == "requests":
 				fmt.Printf("requests %d\n", served.Load())
 			case len(words) == 2 && words[0] == "fail" && words[1] == "CreateSnapshot_Task":
@@ -201,11 +204,20 @@ func certificate(listen string) (tls.Certificate, error) {
 
 // The names in the snapshot tree of the VM called name.
 func snapshotNames(name string) []string {
+	return snapshotField(name, func(t types.VirtualMachineSnapshotTree) string { return t.Name })
+}
+
+func snapshotDescriptions(name string) []string {
+	return snapshotField(name, func(t types.VirtualMachineSnapshotTree) string { return t.Description })
+}
+
+// One field of every snapshot of the VM called name, tree order.
+func snapshotField(name string, field func(types.VirtualMachineSnapshotTree) string) []string {
 	names := []string{}
 	var walk func(trees []types.VirtualMachineSnapshotTree)
 	walk = func(trees []types.VirtualMachineSnapshotTree) {
 		for _, t := range trees {
-			names = append(names, t.Name)
+			names = append(names, field(t))
 			walk(t.ChildSnapshotList)
 		}
 	}

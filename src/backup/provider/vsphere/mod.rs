@@ -198,7 +198,7 @@ impl Provider for Vsphere {
             };
             let name = format!("quiesce-{}", c.run_id);
             let description = format!(
-                "quiesce run {} of host {} (instances {}); journal {}/journal.jsonl",
+                "quiesce run {} of host {} (instances {}); journal {}/journal.jsonl; restore from {}",
                 c.run_id,
                 c.host.name,
                 if c.host.instances.is_empty() {
@@ -206,7 +206,8 @@ impl Provider for Vsphere {
                 } else {
                     c.host.instances.join(",")
                 },
-                c.run_dir
+                c.run_dir,
+                c.restore_text()
             );
             let started = tokio::time::Instant::now();
             let task = match tokio::time::timeout(

@@ -17,4 +17,5 @@ pub mod run_dir;
 pub mod snapshot;
 pub mod stun_history;
 pub mod thaw_verdict;
+pub mod verification;
 pub mod vmware_log;

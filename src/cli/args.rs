@@ -201,6 +201,21 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
         format: HostsFormat,
     },
+    /// Prove a run's backups restore: each valid snapshot cloned, the
+    /// verification instance started on it without user access, the journal
+    /// restored from the run's marker, every database integrity-checked.
+    Verify {
+        /// The run id (a directory under --runs-dir) or its journal path.
+        run: String,
+        /// The playbook of the run (its provider and its `verify` settings).
+        #[arg(short, long, value_name = "FILE")]
+        playbook: PathBuf,
+        /// Hosts verified at once (each clone costs storage).
+        #[arg(long, default_value_t = 2, value_name = "N")]
+        jobs: usize,
+        #[arg(long, value_enum, default_value_t = HostsFormat::Table)]
+        format: HostsFormat,
+    },
     /// Fetch snapshot.log and every INST-pre_post.log from the hosts into a run directory.
     Logs {
         /// A backup run (its hosts and window); without it, the inventory's hosts (with --limit).

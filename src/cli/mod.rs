@@ -11,6 +11,7 @@ pub mod report;
 mod snapshots;
 mod status;
 mod stun;
+mod verify;
 
 use crate::cli::args::{Cli, Command, Global, HostsFormat, SnapshotsAction};
 use crate::hooks::HookKind;
@@ -170,6 +171,20 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 metrics.as_deref(),
             )
         }
+        Command::Verify {
+            run,
+            playbook,
+            jobs,
+            format,
+        } => verify::verify(
+            &cli.global,
+            &inventory,
+            hosts,
+            &run,
+            &playbook,
+            jobs,
+            format,
+        ),
         Command::Snapshots { action } => match action {
             SnapshotsAction::List { playbook, format } => snapshots::snapshots(
                 &cli.global,

@@ -347,14 +347,14 @@ pub fn snapshots(
 }
 
 /// A playbook with its provider and the hosts of it `--limit` kept.
-type PlaybookHosts<'i> = (
+pub(super) type PlaybookHosts<'i> = (
     Playbook,
     std::sync::Arc<dyn provider::Provider>,
     Vec<&'i Host>,
 );
 
 /// The playbook, its provider, and its hosts that `--limit` kept.
-fn playbook_hosts<'i>(
+pub(super) fn playbook_hosts<'i>(
     inventory: &'i Inventory,
     limited: &[Host],
     playbook_path: &Path,

@@ -224,6 +224,29 @@ struct RawPlaybook {
     snapshot: RawSnapshot,
     freeze_margin: Option<String>,
     qos_warn_fraction: Option<f64>,
+    verify: Option<RawVerify>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawVerify {
+    /// The verification instance on the VM (installed once, not mirrored).
+    instance: String,
+    /// Where the writable clones go (btrfs: on the snapshots' file system).
+    clone_dir: Option<String>,
+    timeout: Option<String>,
+}
+
+/// How `quiesce verify` restores a backup (see docs/verify.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifySettings {
+    /// The verification instance that is started on the clone.
+    pub instance: String,
+    /// Where the clones go on the VM.
+    pub clone_dir: String,
+    /// For one host's whole verification, clone to teardown.
+    #[serde(serialize_with = "secs")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -265,6 +288,9 @@ pub struct Playbook {
     pub freeze_margin: Duration,
     /// Warn when a VM's stun reaches this fraction of its mirror's QoS timeout.
     pub qos_warn_fraction: f64,
+    /// `verify`: how a backup is restored and checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verify: Option<VerifySettings>,
 }
 
 fn secs<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -577,6 +603,41 @@ impl Playbook {
                 "a fraction of the QoS timeout, more than 0 and at most 1",
             ));
         }
+        let verify = match &raw.verify {
+            None => None,
+            Some(v) => {
+                if !crate::inventory::is_plain_name(&v.instance, false) {
+                    return Err(err(
+                        &["verify", "instance"],
+                        format!("verify.instance `{}` is not an instance name", v.instance),
+                        "the verification instance's name as qlist shows it: letters, digits, `_` and `-`",
+                    ));
+                }
+                let clone_dir = match (&v.clone_dir, &raw.snapshot.btrfs) {
+                    (Some(d), _) => d.trim_end_matches('/').to_string(),
+                    (None, Some(b)) => format!("{}/.verify", b.dir.trim_end_matches('/')),
+                    (None, None) => String::new(),
+                };
+                if !clone_dir.is_empty()
+                    && (!crate::inventory::is_safe_dir(&clone_dir) || clone_dir.is_empty())
+                {
+                    return Err(err(
+                        &["verify", "clone_dir"],
+                        format!("verify.clone_dir `{clone_dir}` is not a plain absolute directory"),
+                        "use an absolute path of letters, digits, `/`, `.`, `_` and `-`, without `..`, not `/`",
+                    ));
+                }
+                Some(VerifySettings {
+                    instance: v.instance.clone(),
+                    clone_dir,
+                    timeout: parse_duration(
+                        &v.timeout,
+                        &["verify", "timeout"],
+                        Duration::from_secs(30 * 60),
+                    )?,
+                })
+            }
+        };
         let playbook = Playbook {
             path: path.to_path_buf(),
             name: raw.name.unwrap_or_else(|| {
@@ -605,6 +666,7 @@ impl Playbook {
             },
             freeze_margin,
             qos_warn_fraction,
+            verify,
         };
         if playbook.freeze_timeout() > MAX_FREEZE_TIMEOUT {
             return Err(err(

@@ -27,4 +27,5 @@ mod red_team;
 mod report;
 mod ssh_config_oracle;
 mod ssh_trust;
+mod verify;
 mod vmware_tools;

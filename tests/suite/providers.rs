@@ -8,13 +8,13 @@ use crate::common::Lab;
 /// A VM whose instance IRIS lives on a btrfs file system: databases in the
 /// subvolume `db`, the mgr directory (and WIJ) at the top level, journals
 /// in the subvolume `journal`; its CPF says so.
-struct Btrfs<'a> {
+pub(crate) struct Btrfs<'a> {
     lab: &'a Lab,
-    mount: String,
+    pub(crate) mount: String,
 }
 
 impl<'a> Btrfs<'a> {
-    fn new(lab: &'a Lab, vm: &str) -> Btrfs<'a> {
+    pub(crate) fn new(lab: &'a Lab, vm: &str) -> Btrfs<'a> {
         let base = lab.path(&format!("vms/{vm}"));
         let mount = base.join("bt").display().to_string();
         let image = base.join("bt.img").display().to_string();
@@ -36,7 +36,7 @@ impl<'a> Btrfs<'a> {
         Btrfs { lab, mount }
     }
 
-    fn playbook(&self, extra: &str) -> String {
+    pub(crate) fn playbook(&self, extra: &str) -> String {
         let path = self.lab.path("btrfs.yml");
         std::fs::write(
             &path,
@@ -50,7 +50,7 @@ impl<'a> Btrfs<'a> {
     }
 
     /// (name, read-only) of each snapshot on the file system.
-    fn snapshots(&self, vm: &str) -> Vec<(String, bool)> {
+    pub(crate) fn snapshots(&self, vm: &str) -> Vec<(String, bool)> {
         let (_, out) = self.lab.sh(
             vm,
             &format!(

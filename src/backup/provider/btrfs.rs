@@ -4,7 +4,7 @@
 //! directory on the same file system. Names carry the run and the host:
 //! `quiesce@RUN@HOST@N@LABEL`.
 
-use super::{Create, Listed, Prepared, Provider, cpf};
+use super::{Create, Listed, Prepared, Provider, Verified, VerifyRequest, cpf};
 use crate::backup::snapshot::{self, SnapshotResult};
 use crate::inventory::playbook::{ProviderKind, RunOn};
 use crate::inventory::{Host, Platform};
@@ -18,6 +18,7 @@ const RESOLVE: &str = include_str!("../../remote/scripts/btrfs_resolve.sh");
 const CREATE: &str = include_str!("../../remote/scripts/btrfs_create.sh");
 const LIST: &str = include_str!("../../remote/scripts/btrfs_list.sh");
 const DELETE: &str = include_str!("../../remote/scripts/btrfs_delete.sh");
+const VERIFY: &str = include_str!("../../remote/scripts/btrfs_verify.sh");
 
 pub struct Btrfs {
     /// Where the snapshots go on the VM.
@@ -172,6 +173,37 @@ fn plan(dirs: &[(String, Role, String)], output: &str, snapdir: &str) -> Result<
     Ok(Prepared { snapshots })
 }
 
+/// Each instance's application databases (not its own system ones), from
+/// the prepare script's output.
+fn databases(output: &str) -> Vec<(String, Vec<String>)> {
+    let mut names: Vec<String> = Vec::new();
+    let mut cpfs: std::collections::HashMap<String, String> = Default::default();
+    for line in output.lines() {
+        let fields: Vec<&str> = line.splitn(3, '\t').collect();
+        match fields.as_slice() {
+            ["inst", name, _] => names.push(name.to_string()),
+            ["cpf", name, text] => {
+                let cpf = cpfs.entry(name.to_string()).or_default();
+                cpf.push_str(text);
+                cpf.push('\n');
+            }
+            _ => {}
+        }
+    }
+    names
+        .into_iter()
+        .map(|name| {
+            let read = cpf::parse(cpfs.get(&name).map(String::as_str).unwrap_or(""));
+            let dbs = read
+                .databases
+                .into_iter()
+                .filter(|d| !read.system.contains(d))
+                .collect();
+            (name, dbs)
+        })
+        .collect()
+}
+
 /// A listed name read back: `quiesce@RUN@HOST@N@LABEL`.
 fn parse_name(name: &str) -> Option<(String, String)> {
     let mut parts = name.split('@');
@@ -190,17 +222,15 @@ fn plain_script(script: &str) -> String {
     format!("set -u\n{script}")
 }
 
-impl Provider for Btrfs {
-    fn kind(&self) -> ProviderKind {
-        ProviderKind::Btrfs
-    }
-
-    fn prepare<'a>(
-        &'a self,
-        host: &'a Host,
-        vm: &'a dyn Transport,
-    ) -> BoxFuture<'a, Result<Prepared, String>> {
-        async move {
+impl Btrfs {
+    /// The instances' application databases (per instance) and the
+    /// snapshots that hold their directories, read from the VM now.
+    async fn layout(
+        &self,
+        host: &Host,
+        vm: &dyn Transport,
+    ) -> Result<(Vec<(String, Vec<String>)>, Prepared), String> {
+        {
             if host.iris_container.is_some() {
                 return Err("the btrfs provider snapshots the VM's own file systems, and this instance runs in a container (iris_container): use another provider".into());
             }
@@ -217,7 +247,8 @@ impl Provider for Btrfs {
             if !out.success() {
                 return Err(format!("cannot read the instances: {}", out.describe()));
             }
-            let dirs = directories(&out.stdout_text())?;
+            let prepare_out = out.stdout_text();
+            let dirs = directories(&prepare_out)?;
             let mut args = vec![self.dir.as_str()];
             let mut seen = Vec::new();
             for (d, ..) in &dirs {
@@ -231,9 +262,81 @@ impl Provider for Btrfs {
                 .await
                 .map_err(|e| e.to_string())?;
             if !out.success() {
-                return Err(format!("cannot read where the instance's directories are: {}", out.describe()));
+                return Err(format!(
+                    "cannot read where the instance's directories are: {}",
+                    out.describe()
+                ));
             }
-            plan(&dirs, &out.stdout_text(), &self.dir)
+            Ok((
+                databases(&prepare_out),
+                plan(&dirs, &out.stdout_text(), &self.dir)?,
+            ))
+        }
+    }
+}
+
+impl Provider for Btrfs {
+    fn kind(&self) -> ProviderKind {
+        ProviderKind::Btrfs
+    }
+
+    fn prepare<'a>(
+        &'a self,
+        host: &'a Host,
+        vm: &'a dyn Transport,
+    ) -> BoxFuture<'a, Result<Prepared, String>> {
+        async move { self.layout(host, vm).await.map(|(_, prepared)| prepared) }.boxed()
+    }
+
+    fn verify<'a>(&'a self, v: VerifyRequest<'a>) -> BoxFuture<'a, Result<Verified, String>> {
+        async move {
+            let (instances, prepared) = self.layout(v.host, v.vm).await?;
+            if v.settings.clone_dir.is_empty() {
+                return Err("verify.clone_dir is not set".into());
+            }
+            let platform = match v.host.platform {
+                Platform::Cache => "cache",
+                Platform::Iris => "iris",
+            };
+            let mut args: Vec<String> = [platform, &v.settings.clone_dir, &v.settings.instance, v.run_id, &v.host.name]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            // The run's snapshots, each with the subvolume it was taken of:
+            // the layout now must name the same snapshots as then.
+            for (sub, tail) in &prepared.snapshots {
+                let name = format!("{}/quiesce@{}@{}@{tail}", self.dir, v.run_id, v.host.name);
+                if !v.snapshot_ids.contains(&name) {
+                    return Err(format!(
+                        "the run made no snapshot {name} of {sub}: the instance's directories changed since the run, or its snapshots were removed (quiesce snapshots list -p PLAYBOOK)"
+                    ));
+                }
+                args.extend(["snap".into(), name, sub.clone()]);
+            }
+            for (inst, dbs) in &instances {
+                for db in dbs {
+                    args.extend(["db".into(), inst.clone(), db.clone()]);
+                }
+            }
+            for point in v.restore {
+                args.extend([
+                    "restore".into(),
+                    point.instance.clone(),
+                    point.journal_file.clone().unwrap_or_else(|| "-".into()),
+                    point.marker_offset.map(|o| o.to_string()).unwrap_or_else(|| "0".into()),
+                ]);
+            }
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = v
+                .vm
+                .run("verify", &plain_script(VERIFY), &args, None, v.settings.timeout)
+                .await
+                .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
+            let (verdicts, warnings) = crate::backup::verification::parse(&out.stdout_text());
+            if verdicts.is_empty() {
+                return Err(format!("the verify script gave no result: {}", out.describe()));
+            }
+            Ok((verdicts, warnings))
         }
         .boxed()
     }

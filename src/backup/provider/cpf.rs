@@ -7,6 +7,10 @@
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceDirs {
     pub databases: Vec<String>,
+    /// Those of `databases` that are the instance's own (IRISSYS, IRISLIB,
+    /// IRISTEMP, CACHESYS…): a verification instance has its own, and
+    /// mounts only the application's.
+    pub system: Vec<String>,
     pub journals: Vec<String>,
     /// `[config] wijdir`; none: the instance's mgr directory.
     pub wij: Option<String>,
@@ -35,6 +39,9 @@ pub fn parse(text: &str) -> InstanceDirs {
                 let dir = fields.next().unwrap_or("");
                 let remote = fields.next().is_some_and(|f| !f.trim().is_empty());
                 if !remote && let Some(dir) = absolute(dir) {
+                    if is_system(key.trim()) {
+                        push(&mut dirs.system, dir.clone());
+                    }
                     push(&mut dirs.databases, dir);
                 }
             }
@@ -50,6 +57,27 @@ pub fn parse(text: &str) -> InstanceDirs {
         }
     }
     dirs
+}
+
+/// The databases every instance has of its own (InterSystems' names).
+fn is_system(name: &str) -> bool {
+    const SYSTEM: &[&str] = &[
+        "IRISSYS",
+        "IRISLIB",
+        "IRISTEMP",
+        "IRISLOCALDATA",
+        "IRISAUDIT",
+        "IRISMETRICS",
+        "ENSLIB",
+        "HSLIB",
+        "HSSYS",
+        "CACHESYS",
+        "CACHELIB",
+        "CACHETEMP",
+        "CACHEAUDIT",
+        "DOCBOOK",
+    ];
+    SYSTEM.iter().any(|s| s.eq_ignore_ascii_case(name))
 }
 
 /// A plain absolute directory (the shell gets it quoted, and it must name
@@ -83,6 +111,7 @@ mod tests {
             parse(text),
             InstanceDirs {
                 databases: vec!["/usr/irissys/mgr".into(), "/data/db/user".into()],
+                system: vec!["/usr/irissys/mgr".into()],
                 journals: vec!["/journal2".into(), "/journal1".into()],
                 wij: Some("/wij".into()),
             }

@@ -10,8 +10,9 @@ pub mod vsphere;
 
 use crate::backup::restore_point::RestorePoint;
 use crate::backup::snapshot::{self, SnapshotResult};
+use crate::backup::verification::InstanceVerdict;
 use crate::inventory::Host;
-use crate::inventory::playbook::{ProviderKind, SnapshotStep, render_command};
+use crate::inventory::playbook::{ProviderKind, SnapshotStep, VerifySettings, render_command};
 use crate::remote::transport::Transport;
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -156,10 +157,40 @@ pub trait Provider: Send + Sync {
         names: &'a [String],
     ) -> BoxFuture<'a, Vec<(String, Result<(), String>)>>;
 
+    /// `quiesce verify`: restores the run's snapshots of one host in a
+    /// clone where production cannot be reached, and checks each instance
+    /// (see docs/verify.md); the clone is gone when it returns.
+    fn verify<'a>(&'a self, v: VerifyRequest<'a>) -> BoxFuture<'a, Result<Verified, String>> {
+        let kind = self.kind();
+        let _ = v;
+        async move {
+            Err(format!(
+                "verify is built for the btrfs provider only; the {} provider's clones (docs/verify.md says how they will be made) are not built yet",
+                kind.as_str()
+            ))
+        }
+        .boxed()
+    }
+
     /// The end of the run: a session the provider holds is closed.
     fn finish<'a>(&'a self) -> BoxFuture<'a, ()> {
         async {}.boxed()
     }
+}
+
+/// Each instance's verdict, and the warnings of the teardown.
+pub type Verified = (Vec<InstanceVerdict>, Vec<String>);
+
+/// What `verify` hands a provider for one host of a run.
+pub struct VerifyRequest<'a> {
+    pub host: &'a Host,
+    pub vm: &'a dyn Transport,
+    pub run_id: &'a str,
+    pub settings: &'a VerifySettings,
+    /// What the run's snapshots of the host were (results.json).
+    pub snapshot_ids: &'a [String],
+    /// Where each instance's journal restore starts (results.json).
+    pub restore: &'a [RestorePoint],
 }
 
 /// The provider the playbook's snapshot step names.

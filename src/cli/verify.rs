@@ -1,0 +1,202 @@
+//! `quiesce verify RUN`: each valid backup of the run restored in a clone
+//! and checked through its provider (see docs/verify.md), the outcome kept
+//! in runs/RUN/verify.json for `status`, the metrics and retention.
+
+use super::{print, runtime, ssh_options};
+use crate::backup::host_run::{HostRun, Outcome};
+use crate::backup::journal::now_ms;
+use crate::backup::provider::VerifyRequest;
+use crate::backup::verification::{HostVerification, InstanceVerdict, VerifyRecord};
+use crate::cli::args::{Global, HostsFormat};
+use crate::inventory::{Host, Inventory};
+use crate::output::error::Error;
+use crate::output::event::Event;
+use crate::output::exit_code;
+use crate::remote::runner;
+use crate::review::backup_report::Results;
+use futures::StreamExt;
+use std::path::Path;
+
+pub fn verify(
+    global: &Global,
+    inventory: &Inventory,
+    limited: Vec<Host>,
+    run: &str,
+    playbook_path: &Path,
+    jobs: usize,
+    format: HostsFormat,
+) -> Result<u8, Error> {
+    let run_dir = crate::backup::run_dir::resolve(&global.runs_dir, run)?;
+    let results_path = run_dir.join("results.json");
+    let results: Results = std::fs::read_to_string(&results_path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .ok_or_else(|| Error::Usage {
+            message: format!(
+                "run {run} has no readable results ({})",
+                results_path.display()
+            ),
+            hint: "verify a run that ended (a crashed one: `quiesce recover RUN` first)".into(),
+        })?;
+    let (playbook, provider, hosts) =
+        super::snapshots::playbook_hosts(inventory, &limited, playbook_path)?;
+    let Some(settings) = playbook.verify.clone() else {
+        return Err(Error::Usage {
+            message: format!("the playbook {} has no verify settings", playbook_path.display()),
+            hint: "add verify: { instance: VERIFY } (the verification instance on each VM; see docs/verify.md)".into(),
+        });
+    };
+    // The run's valid backups of the playbook's hosts; the others have
+    // nothing to restore.
+    let valid: Vec<(&Host, &HostRun)> = hosts
+        .iter()
+        .filter_map(|h| {
+            let r = results.hosts.iter().find(|r| r.host == h.name)?;
+            (r.outcome == Outcome::Valid).then_some((*h, r))
+        })
+        .collect();
+    if valid.is_empty() {
+        return Err(Error::Usage {
+            message: format!("run {} made no valid backup of the playbook's hosts", results.run_id),
+            hint: "only a valid snapshot can be verified: `quiesce report RUN` shows each host's verdict".into(),
+        });
+    }
+    let ssh = ssh_options(global)?;
+    let run_id = results.run_id.clone();
+    let checked: Vec<HostVerification> = runtime()?.block_on(async {
+        let (events, consumer) = runner::event_stream(global.quiet);
+        events.send(Event::RunStarted {
+            command: "verify",
+            hosts: valid.len(),
+        });
+        let connector = runner::SshConnector { options: ssh };
+        let checked = futures::stream::iter(valid.iter().map(|(host, result)| {
+            let (connector, events, provider, settings, run_id) =
+                (&connector, &events, &provider, &settings, &run_id);
+            async move {
+                let started_at = now_ms();
+                let mut done = HostVerification {
+                    host: host.name.clone(),
+                    started_at,
+                    finished_at: started_at,
+                    instances: Vec::new(),
+                    error: None,
+                    warnings: Vec::new(),
+                };
+                match crate::remote::transport::Connector::connect(connector, host, events).await {
+                    Err(e) => {
+                        done.error =
+                            Some(e.to_string().lines().next().unwrap_or_default().to_string())
+                    }
+                    Ok(vm) => {
+                        let request = VerifyRequest {
+                            host,
+                            vm: &*vm,
+                            run_id,
+                            settings,
+                            snapshot_ids: &result.snapshot_ids,
+                            restore: &result.restore,
+                        };
+                        match provider.verify(request).await {
+                            Ok((instances, warnings)) => {
+                                done.instances = instances;
+                                done.warnings = warnings;
+                            }
+                            Err(why) => done.error = Some(why),
+                        }
+                        vm.close().await;
+                    }
+                }
+                done.finished_at = now_ms();
+                done
+            }
+        }))
+        .buffered(jobs.max(1))
+        .collect::<Vec<_>>()
+        .await;
+        provider.finish().await;
+        drop(events);
+        let _ = consumer.await;
+        checked
+    });
+    let record = VerifyRecord {
+        run_id: run_id.clone(),
+        verified_at: now_ms(),
+        hosts: checked,
+    };
+    let saved = record.save(&run_dir);
+    match format {
+        HostsFormat::Json => {
+            print(&(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n"))
+        }
+        HostsFormat::Table => print(&table(&record)),
+    }
+    if let Err(e) = saved {
+        return Err(Error::Usage {
+            message: format!("cannot write {}: {e}", run_dir.join(crate::backup::verification::FILE).display()),
+            hint: "the verification ran (see above) but is not recorded: check the runs directory's space and permissions".into(),
+        });
+    }
+    // 1: a backup that did not verify is a finding, like a non-compliant hook.
+    Ok(if record.hosts.iter().all(HostVerification::ok) {
+        exit_code::SUCCESS
+    } else {
+        exit_code::FINDINGS
+    })
+}
+
+/// One line per instance: `verified: HOST INSTANCE: …` or `NOT VERIFIED: …`,
+/// then the steps and the evidence, indented.
+fn table(record: &VerifyRecord) -> String {
+    let mut text = String::new();
+    for h in &record.hosts {
+        if let Some(why) = &h.error {
+            text.push_str(&format!("NOT VERIFIED: {}: {why}\n", h.host));
+        }
+        for i in &h.instances {
+            text.push_str(&line(&h.host, i));
+        }
+        for w in &h.warnings {
+            text.push_str(&format!("warning: {}: {w}\n", h.host));
+        }
+    }
+    let total: usize = record.hosts.iter().map(|h| h.instances.len().max(1)).sum();
+    let good: usize = record
+        .hosts
+        .iter()
+        .map(|h| {
+            if h.error.is_some() {
+                0
+            } else {
+                h.instances.iter().filter(|i| i.ok).count()
+            }
+        })
+        .sum();
+    text.push_str(&format!(
+        "run {}: {good} of {total} instances verified\n",
+        record.run_id
+    ));
+    text
+}
+
+fn line(host: &str, i: &InstanceVerdict) -> String {
+    let mut text = format!(
+        "{}: {host} {}: {}\n",
+        if i.ok { "verified" } else { "NOT VERIFIED" },
+        i.instance,
+        i.reason
+    );
+    for s in &i.steps {
+        text.push_str(&format!(
+            "  {} {} ({:.1}s): {}\n",
+            s.name,
+            if s.ok { "ok" } else { "FAILED" },
+            s.seconds,
+            s.detail
+        ));
+    }
+    for e in &i.evidence {
+        text.push_str(&format!("  | {e}\n"));
+    }
+    text
+}

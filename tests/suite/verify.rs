@@ -1,0 +1,186 @@
+//! `quiesce verify` against a real btrfs file system in a lab VM and the
+//! simulated instance's tearable data: a writer updates its blocks (in two
+//! halves) and journal without end, so only a snapshot taken frozen holds
+//! whole blocks. Ground truth: the simulator's own integrity check of the
+//! snapshot, its events, and the VM's file system after the teardown.
+
+use crate::common::Lab;
+use crate::providers::Btrfs;
+
+/// A lab VM whose IRIS writes its database on btrfs, with a verification
+/// instance VERIFY (down, not mirrored) beside it.
+fn setup(lab: &Lab) -> (Btrfs<'_>, String, String) {
+    assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
+    let fs = Btrfs::new(lab, "vm1");
+    let verify = lab.path("vms/vm1/verify").display().to_string();
+    let cpf = format!(
+        "[Databases]\nIRISSYS={verify}/mgr/\n[Journal]\nCurrentDirectory={verify}/journal/\n[MirrorMember]\nSystemName=VERIFY\n[Startup]\nDefaultPort=1973\n"
+    );
+    let (code, out) = lab.sh(
+        "vm1",
+        &format!(
+            "set -e; rm -f {m}/db/user/IRIS.DAT; mkdir -p {verify}/mgr; printf '%s' '{cpf}' > {verify}/iris.cpf",
+            m = fs.mount
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    for (inst, kv) in [
+        ("IRIS", "data=on".to_string()),
+        ("VERIFY", "status=down".to_string()),
+        ("VERIFY", format!("dir={verify}")),
+    ] {
+        assert!(lab.lab("set", &["vm1", inst, &kv]).status.success());
+    }
+    let (code, out) = lab.sh(
+        "vm1",
+        "setsid iris writer IRIS > /dev/null 2>&1 < /dev/null & sleep 1",
+    );
+    assert_eq!(code, 0, "{out}");
+    let playbook = fs.playbook("verify:\n  instance: VERIFY\n  timeout: 2m\n");
+    (fs, playbook, cpf)
+}
+
+/// The run's snapshot of the subvolume whose label is `label`.
+fn snapshot_of(fs: &Btrfs<'_>, run: &str, label: &str) -> String {
+    let name = fs
+        .snapshots("vm1")
+        .into_iter()
+        .map(|(n, _)| n)
+        .find(|n| n.starts_with(&format!("quiesce@{run}@")) && n.ends_with(&format!("@{label}")))
+        .unwrap_or_else(|| panic!("no snapshot @{label} of {run}"));
+    format!("{}/.snapshots/{name}", fs.mount)
+}
+
+/// Nothing of the verification is left: no clone, VERIFY down, its CPF as it was.
+fn assert_torn_down(lab: &Lab, fs: &Btrfs<'_>, cpf: &str) {
+    let (_, out) = lab.sh(
+        "vm1",
+        &format!(
+            "ls -A {m}/.verify 2>/dev/null; btrfs subvolume list -o {m} | grep -c verify; iris qlist VERIFY | cut -d^ -f4; cat {v}/iris.cpf",
+            m = fs.mount,
+            v = lab.path("vms/vm1/verify").display()
+        ),
+    );
+    assert_eq!(
+        out,
+        format!("0\ndown, last used Mon Nov 23 09:00:00 2026\n{cpf}")
+    );
+}
+
+#[test]
+fn a_valid_run_verifies_and_a_snapshot_taken_unfrozen_does_not() {
+    let lab = Lab::start(192, &["vm1=iris:IRIS,VERIFY"]);
+    let (fs, playbook, cpf) = setup(&lab);
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    lab.assert_truly_thawed("vm1");
+    let (run_id, _) = lab.journal();
+
+    let verified = lab.run(&["verify", &run_id, "-p", &playbook]);
+    assert_eq!(verified.code, 0, "{verified:?}");
+    assert!(
+        verified
+            .stdout
+            .starts_with("verified: vm1 IRIS: restored from ")
+            && verified.stdout.contains("  integrity ok")
+            && verified.stdout.contains("run ")
+            && verified.stdout.ends_with(": 1 of 1 instances verified\n"),
+        "{verified:?}"
+    );
+    // The simulator saw the verification instance started without user
+    // access, the journal restored and the check pass.
+    let events = lab.events("vm1");
+    assert!(
+        events.contains("VERIFY started journal=") && events.contains(" emergency nostu"),
+        "{events}"
+    );
+    assert!(
+        events.contains("VERIFY journal_restore from=") && events.contains("ok=1"),
+        "{events}"
+    );
+    assert!(events.contains("VERIFY integrity ok=1"), "{events}");
+    assert!(!events.contains("emergency_login_refused"), "{events}");
+    assert_torn_down(&lab, &fs, &cpf);
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.path(&format!("runs/{run_id}/verify.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["hosts"][0]["instances"][0]["ok"], true, "{record}");
+
+    // The same run's database snapshot replaced by one taken unfrozen, while
+    // a block was half written (the simulator's own check says so).
+    let db = snapshot_of(&fs, &run_id, "db");
+    let mut torn = false;
+    for _ in 0..30 {
+        let (_, out) = lab.sh(
+            "vm1",
+            &format!(
+                "btrfs -q subvolume delete {db}; btrfs -q subvolume snapshot -r {m}/db {db}; iris integrity {db}/user",
+                m = fs.mount
+            ),
+        );
+        if out.contains("is damaged") {
+            torn = true;
+            break;
+        }
+    }
+    assert!(
+        torn,
+        "no snapshot taken unfrozen held a torn block in 30 tries"
+    );
+    let failed = lab.run(&["verify", &run_id, "-p", &playbook]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(
+        failed.stdout.starts_with("NOT VERIFIED: vm1 IRIS: ")
+            && failed.stdout.contains("is damaged")
+            && failed.stdout.ends_with(": 0 of 1 instances verified\n"),
+        "{failed:?}"
+    );
+    assert_torn_down(&lab, &fs, &cpf);
+}
+
+#[test]
+fn a_missing_journal_file_and_a_clone_that_cannot_start_fail_with_the_reason() {
+    let lab = Lab::start(193, &["vm1=iris:IRIS,VERIFY"]);
+    let (fs, playbook, cpf) = setup(&lab);
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (run_id, _) = lab.journal();
+
+    // The verification instance fails to start on the clone.
+    assert!(
+        lab.lab("fault", &["vm1", "VERIFY", "start=fail"])
+            .status
+            .success()
+    );
+    let failed = lab.run(&["verify", &run_id, "-p", &playbook]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(
+        failed.stdout.starts_with(
+            "NOT VERIFIED: vm1 IRIS: the verification instance VERIFY did not start on the clone: "
+        ) && failed.stdout.contains("startup failed"),
+        "{failed:?}"
+    );
+    assert_torn_down(&lab, &fs, &cpf);
+
+    // The journal file the run recorded is gone from its snapshot.
+    let journal = snapshot_of(&fs, &run_id, "journal");
+    let (code, out) = lab.sh(
+        "vm1",
+        &format!(
+            "set -e; btrfs property set -ts {journal} ro false; f=$(ls {journal}/2026* | tail -n 1); rm -f \"$f\"; btrfs property set -ts {journal} ro true; echo \"${{f##*/}}\""
+        ),
+    );
+    assert_eq!(code, 0, "{out}");
+    let failed = lab.run(&["verify", &run_id, "-p", &playbook]);
+    assert_eq!(failed.code, 1, "{failed:?}");
+    assert!(
+        failed.stdout.starts_with(&format!(
+            "NOT VERIFIED: vm1 IRIS: journal file {}/journal/{} recorded by the run is missing from the copy",
+            fs.mount,
+            out.trim()
+        )),
+        "{failed:?}"
+    );
+    assert_torn_down(&lab, &fs, &cpf);
+}

@@ -269,6 +269,10 @@ pub enum Command {
         /// The RPO: every instance without a valid backup this recent is a finding (exit 1).
         #[arg(long, value_name = "AGE")]
         max_age: Option<String>,
+        /// What --max-age measures: the last valid backup, or the last one
+        /// `quiesce verify` restored.
+        #[arg(long, value_enum, default_value_t = crate::review::status::AgeOf::Valid, value_name = "WHICH")]
+        max_age_of: crate::review::status::AgeOf,
         /// How many of each instance's last backups to list.
         #[arg(long, default_value_t = 5, value_name = "N")]
         last: usize,

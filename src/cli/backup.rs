@@ -187,6 +187,25 @@ pub fn backup(
         if !results_written && code == exit_code::SUCCESS {
             code = exit_code::FAILED;
         }
+        // verify.after_backup: each valid host restored and checked now.
+        if let Some(settings) = playbook.verify.as_ref().filter(|v| v.after_backup && !interrupted) {
+            let valid: Vec<(&Host, &crate::backup::host_run::HostRun)> = results
+                .iter()
+                .filter(|r| r.outcome == crate::backup::host_run::Outcome::Valid)
+                .filter_map(|r| Some((inventory.host(&r.host)?, r)))
+                .collect();
+            if !valid.is_empty() {
+                let provider = crate::backup::provider::of(&playbook.snapshot);
+                let shown = matches!(format, HostsFormat::Table).then_some(format);
+                let verified = super::verify::verify_hosts(&ssh, global.quiet, &run_dir, &run_id, &valid, &provider, settings, 2, shown).await;
+                provider.finish().await;
+                match verified {
+                    Ok(c) if code == exit_code::SUCCESS => code = c,
+                    Ok(_) => {}
+                    Err(e) => crate::output::terminal::eprint_line(&format!("error: {e}")),
+                }
+            }
+        }
         if let Some(path) = metrics {
             let families = crate::review::backup_metrics::families(&report, &global.runs_dir, code, started.elapsed());
             if let Err(e) = crate::output::metrics::write(path, &families) {

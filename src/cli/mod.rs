@@ -249,6 +249,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
         }
         Command::Status {
             max_age,
+            max_age_of,
             last,
             format,
             metrics,
@@ -258,6 +259,7 @@ pub fn execute(cli: Cli) -> Result<u8, Error> {
                 &cli.global,
                 &hosts,
                 max_age.as_deref(),
+                max_age_of,
                 last,
                 format,
                 metrics.as_deref(),

@@ -31,6 +31,9 @@ pub struct SnapshotSet {
     pub orphan: bool,
     pub names: Vec<String>,
     pub ids: Vec<String>,
+    /// What `quiesce verify` found for this host's backup of the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
     /// Its run is still under way (its export, say): never pruned then.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub live: bool,
@@ -85,6 +88,14 @@ fn sets(runs_dir: &Path, host: &str, listed: Vec<Listed>, now: i64) -> Vec<Snaps
                         .map(|o| o.label().to_string())
                         .unwrap_or_else(|| "unknown".into()),
                     orphan: !matches!(outcome, Some(Outcome::Valid | Outcome::Invalid)),
+                    verified: plain_run(&l.run_id)
+                        .then(|| {
+                            crate::backup::verification::VerifyRecord::load(
+                                &runs_dir.join(&l.run_id),
+                            )
+                        })
+                        .flatten()
+                        .and_then(|v| v.host_ok(host)),
                     live: plain_run(&l.run_id)
                         && crate::backup::run_dir::live_holder(&runs_dir.join(&l.run_id)).is_some(),
                     run_id: l.run_id,
@@ -111,6 +122,9 @@ pub fn decide(sets: &mut [SnapshotSet], retention: &Retention) {
             "remove: orphan (no backup stands behind it)".to_string()
         } else if set.verdict != "valid" {
             format!("remove: the run's verdict is {}", set.verdict)
+        } else if set.verified == Some(false) {
+            // A backup that did not restore is no "newest valid" one.
+            "remove: it failed verification (quiesce verify)".to_string()
         } else {
             valid_seen += 1;
             let young = match (retention.max_age_secs, set.age_secs) {
@@ -448,6 +462,7 @@ mod tests {
             orphan,
             names: vec![],
             ids: vec![],
+            verified: None,
             live: false,
             decision: None,
         }
@@ -557,6 +572,26 @@ mod tests {
         );
         decide(&mut sets, &Retention::default());
         assert!(sets[3].decision.as_deref().unwrap().starts_with("keep"));
+        // A valid backup that failed verification is never the newest valid one.
+        sets[2].verified = Some(false);
+        decide(
+            &mut sets,
+            &Retention {
+                keep: Some(1),
+                max_age_secs: None,
+            },
+        );
+        let d: Vec<&str> = sets
+            .iter()
+            .map(|s| s.decision.as_deref().unwrap())
+            .collect();
+        assert_eq!(
+            &d[2..4],
+            [
+                "remove: it failed verification (quiesce verify)",
+                "keep: the newest valid backup"
+            ]
+        );
         assert_eq!(run_started("20261124T031500Z-4f2a"), Some(1795490100));
     }
 }

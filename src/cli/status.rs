@@ -15,6 +15,7 @@ pub fn status(
     global: &Global,
     hosts: &[Host],
     max_age: Option<&str>,
+    age_of: status::AgeOf,
     last: usize,
     format: ReportFormat,
     metrics: Option<&Path>,
@@ -35,7 +36,13 @@ pub fn status(
         .map(|h| (h.name.clone(), h.instances.clone()))
         .collect();
     let now = now_ms();
-    let statuses = status::gather(&global.runs_dir, &named, now, max_age_ms, last);
+    let statuses = status::gather(
+        &global.runs_dir,
+        &named,
+        now,
+        max_age_ms.map(|m| (m, age_of)),
+        last,
+    );
     print(&match format {
         ReportFormat::Table => status::table(&statuses, now),
         ReportFormat::Json => serde_json::to_string_pretty(&statuses).unwrap_or_default() + "\n",
@@ -67,7 +74,19 @@ pub fn status(
             }
             finding.push(labels(), if s.finding.is_some() { 1.0 } else { 0.0 });
         }
-        let mut families = vec![last_valid, finding];
+        let mut last_verified = Family::gauge(
+            "quiesce_last_verified_backup_timestamp_seconds",
+            "When the instance's last valid backup that quiesce verify restored and checked ended.",
+        );
+        for s in &statuses {
+            if let Some(at) = s.last_verified {
+                last_verified.push(
+                    vec![("host", s.host.clone()), ("instance", s.instance.clone())],
+                    seconds(at),
+                );
+            }
+        }
+        let mut families = vec![last_valid, last_verified, finding];
         families.extend(crate::output::metrics::run_families(
             "status",
             0,

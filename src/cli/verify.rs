@@ -62,17 +62,50 @@ pub fn verify(
         });
     }
     let ssh = ssh_options(global)?;
-    let run_id = results.run_id.clone();
-    let checked: Vec<HostVerification> = runtime()?.block_on(async {
-        let (events, consumer) = runner::event_stream(global.quiet);
+    runtime()?.block_on(async {
+        let code = verify_hosts(
+            &ssh,
+            global.quiet,
+            &run_dir,
+            &results.run_id,
+            &valid,
+            &provider,
+            &settings,
+            jobs,
+            Some(format),
+        )
+        .await;
+        provider.finish().await;
+        code
+    })
+}
+
+/// Verifies `valid` (host, its result) of the run in `run_dir`, records
+/// verify.json and prints the outcome: what `verify` and a backup with
+/// `verify.after_backup` run.
+#[allow(clippy::too_many_arguments)]
+pub async fn verify_hosts(
+    ssh: &crate::remote::ssh::SshOptions,
+    quiet: bool,
+    run_dir: &Path,
+    run_id: &str,
+    valid: &[(&Host, &HostRun)],
+    provider: &std::sync::Arc<dyn crate::backup::provider::Provider>,
+    settings: &crate::inventory::playbook::VerifySettings,
+    jobs: usize,
+    format: Option<HostsFormat>,
+) -> Result<u8, Error> {
+    let checked: Vec<HostVerification> = {
+        let (events, consumer) = runner::event_stream(quiet);
         events.send(Event::RunStarted {
             command: "verify",
             hosts: valid.len(),
         });
-        let connector = runner::SshConnector { options: ssh };
+        let connector = runner::SshConnector {
+            options: ssh.clone(),
+        };
         let checked = futures::stream::iter(valid.iter().map(|(host, result)| {
-            let (connector, events, provider, settings, run_id) =
-                (&connector, &events, &provider, &settings, &run_id);
+            let (connector, events) = (&connector, &events);
             async move {
                 let started_at = now_ms();
                 let mut done = HostVerification {
@@ -114,22 +147,23 @@ pub fn verify(
         .buffered(jobs.max(1))
         .collect::<Vec<_>>()
         .await;
-        provider.finish().await;
         drop(events);
         let _ = consumer.await;
         checked
-    });
+    };
     let record = VerifyRecord {
-        run_id: run_id.clone(),
+        run_id: run_id.to_string(),
         verified_at: now_ms(),
         hosts: checked,
     };
-    let saved = record.save(&run_dir);
+    let saved = record.save(run_dir);
+    // None: a backup's own --format json owns stdout; verify.json has it.
     match format {
-        HostsFormat::Json => {
+        Some(HostsFormat::Json) => {
             print(&(serde_json::to_string_pretty(&record).unwrap_or_default() + "\n"))
         }
-        HostsFormat::Table => print(&table(&record)),
+        Some(HostsFormat::Table) => print(&table(&record)),
+        None => {}
     }
     if let Err(e) = saved {
         return Err(Error::Usage {

@@ -235,6 +235,8 @@ struct RawVerify {
     /// Where the writable clones go (btrfs: on the snapshots' file system).
     clone_dir: Option<String>,
     timeout: Option<String>,
+    #[serde(default)]
+    after_backup: bool,
 }
 
 /// How `quiesce verify` restores a backup (see docs/verify.md).
@@ -247,6 +249,8 @@ pub struct VerifySettings {
     /// For one host's whole verification, clone to teardown.
     #[serde(serialize_with = "secs")]
     pub timeout: Duration,
+    /// Verify each backup's valid hosts as soon as the backup ends.
+    pub after_backup: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -635,6 +639,7 @@ impl Playbook {
                         &["verify", "timeout"],
                         Duration::from_secs(30 * 60),
                     )?,
+                    after_backup: v.after_backup,
                 })
             }
         };
@@ -871,6 +876,53 @@ mod tests {
                     || error.contains("is too large"),
                 "{snapshot}: {error}"
             );
+        }
+    }
+
+    #[test]
+    fn verify_settings_are_read_and_checked_with_where() {
+        let inventory = crate::inventory::Inventory::parse(
+            Path::new("i.yml"),
+            "hosts:\n  db1: { address: 10.0.0.1 }\n",
+        )
+        .unwrap();
+        let base = "name: x\nsnapshot: { provider: btrfs, btrfs: { dir: /srv/snaps } }\n";
+        let ok = Playbook::parse(
+            Path::new("p.yml"),
+            &format!("{base}verify: {{ instance: VERIFY, after_backup: true }}\n"),
+            &inventory,
+        )
+        .unwrap();
+        let v = ok.verify.unwrap();
+        assert_eq!(
+            (v.clone_dir.as_str(), v.after_backup),
+            ("/srv/snaps/.verify", true)
+        );
+        assert_eq!(v.timeout, Duration::from_secs(1800));
+        for (bad, said) in [
+            (
+                "{ instance: \"V;rm\" }",
+                "p.yml:3:21: verify.instance `V;rm` is not an instance name",
+            ),
+            (
+                "{ instance: V, clone_dir: ../x }",
+                "verify.clone_dir `../x` is not a plain absolute directory",
+            ),
+            (
+                "{ instance: V, timeout: soon }",
+                "p.yml:3:33: timeout: `soon` is not a duration",
+            ),
+            ("{ instance: V, keep: 1 }", "unknown field `keep`"),
+        ] {
+            let error = Playbook::parse(
+                Path::new("p.yml"),
+                &format!("{base}verify: {bad}\n"),
+                &inventory,
+            )
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+            assert!(error.contains(said), "{bad}: {error}");
         }
     }
 

@@ -64,6 +64,9 @@ pub struct RunReport {
     pub playbook: String,
     pub hosts: Vec<HostReport>,
     pub summary: Summary,
+    /// What `quiesce verify` found, once it ran for this run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verification: Option<crate::backup::verification::VerifyRecord>,
 }
 
 fn percentile(values: &[u64], p: f64) -> Option<u64> {
@@ -203,6 +206,7 @@ pub fn build(run_dir: &Path) -> Result<RunReport, Error> {
         playbook: results.playbook,
         hosts,
         summary,
+        verification: crate::backup::verification::VerifyRecord::load(run_dir),
     })
 }
 
@@ -300,6 +304,28 @@ impl RunReport {
             secs(s.median_host_window_ms),
             secs(s.p95_host_window_ms)
         );
+        if let Some(v) = &self.verification {
+            let _ = writeln!(
+                out,
+                "verified at {} (quiesce verify):",
+                hms(Some(v.verified_at))
+            );
+            for h in &v.hosts {
+                if let Some(why) = &h.error {
+                    let _ = writeln!(out, "  {}: NOT VERIFIED: {why}", h.host);
+                }
+                for i in &h.instances {
+                    let _ = writeln!(
+                        out,
+                        "  {} {}: {}: {}",
+                        h.host,
+                        i.instance,
+                        if i.ok { "verified" } else { "NOT VERIFIED" },
+                        i.reason
+                    );
+                }
+            }
+        }
         out
     }
 

@@ -26,6 +26,9 @@ pub struct Backup {
     /// Why it is not valid.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub why: Option<String>,
+    /// What `quiesce verify` found (none: never verified).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verified: Option<bool>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,6 +37,9 @@ pub struct InstanceStatus {
     pub instance: String,
     pub last_valid: Option<u64>,
     pub age_ms: Option<u64>,
+    /// The newest valid backup that `quiesce verify` also restored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_verified: Option<u64>,
     /// The newest first, at most `--last`.
     pub backups: Vec<Backup>,
     /// With `--max-age`: why the instance has no valid backup in time.
@@ -55,12 +61,21 @@ struct Results {
     skipped: Vec<crate::backup::plan::Skipped>,
 }
 
+/// What `--max-age` is measured against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum AgeOf {
+    /// The last valid backup.
+    Valid,
+    /// The last valid backup that `quiesce verify` restored.
+    Verified,
+}
+
 /// Everything the runs directory knows, for the hosts named.
 pub fn gather(
     runs_dir: &Path,
     hosts: &[(String, Vec<String>)],
     now: u64,
-    max_age_ms: Option<u64>,
+    max_age: Option<(u64, AgeOf)>,
     last: usize,
 ) -> Vec<InstanceStatus> {
     // (host, instance) → backups; host → the newest reason it was left out.
@@ -84,6 +99,7 @@ pub fn gather(
         else {
             continue;
         };
+        let verification = crate::backup::verification::VerifyRecord::load(dir);
         for run in &results.hosts {
             let Some(start) = run.freeze_started else {
                 continue;
@@ -103,6 +119,9 @@ pub fn gather(
                         window_ms: run.freeze_window_ms(),
                         stun_us: run.stun_us,
                         why: why.clone(),
+                        verified: verification
+                            .as_ref()
+                            .and_then(|v| v.verdict(&run.host, instance)),
                     });
             }
         }
@@ -176,9 +195,30 @@ pub fn gather(
             backups.sort_by_key(|b| std::cmp::Reverse(b.at));
             let last_valid = backups.iter().find(|b| b.valid).map(|b| b.at);
             let age_ms = last_valid.map(|at| now.saturating_sub(at));
-            let finding = max_age_ms.and_then(|max| {
-                if age_ms.is_some_and(|age| age <= max) {
+            let last_verified = backups
+                .iter()
+                .find(|b| b.valid && b.verified == Some(true))
+                .map(|b| b.at);
+            let finding = max_age.and_then(|(max, of)| {
+                let measured = match of {
+                    AgeOf::Valid => age_ms,
+                    AgeOf::Verified => last_verified.map(|at| now.saturating_sub(at)),
+                };
+                if measured.is_some_and(|age| age <= max) {
                     return None;
+                }
+                if of == AgeOf::Verified && age_ms.is_some_and(|age| age <= max) {
+                    let newest = backups.iter().find(|b| b.valid);
+                    return Some(match newest.and_then(|b| b.verified) {
+                        Some(false) => format!(
+                            "the last valid backup ({}) FAILED verification (quiesce verify: see runs/…/verify.json)",
+                            newest.map(|b| b.by.as_str()).unwrap_or("-")
+                        ),
+                        _ => format!(
+                            "no backup verified within {} (run quiesce verify RUN)",
+                            crate::output::duration::format(std::time::Duration::from_millis(max))
+                        ),
+                    });
                 }
                 Some(match (backups.first(), left_out.get(host)) {
                     (_, Some((run, reason, SkipKind::HooksDiffer))) => {
@@ -202,6 +242,7 @@ pub fn gather(
                 instance,
                 last_valid,
                 age_ms,
+                last_verified,
                 backups,
                 finding,
                 days,
@@ -288,6 +329,7 @@ fn hook_cycles(text: &str) -> Vec<(String, Backup)> {
                             window_ms: Some(event.at.saturating_sub(frozen)),
                             stun_us: None,
                             why,
+                            verified: None,
                         },
                     ));
                 }
@@ -335,19 +377,33 @@ pub fn table(statuses: &[InstanceStatus], now: u64) -> String {
         })
         .collect();
     let findings = statuses.iter().filter(|s| s.finding.is_some()).count();
-    let mut text = crate::output::table::render(
-        &[
-            "HOST",
-            "INSTANCE",
-            "LAST VALID",
-            "AGE",
-            "BY",
-            "WINDOW",
-            "STUN",
-            "STATUS",
-        ],
-        &rows,
-    );
+    let mut headers = vec![
+        "HOST",
+        "INSTANCE",
+        "LAST VALID",
+        "AGE",
+        "BY",
+        "WINDOW",
+        "STUN",
+        "STATUS",
+    ];
+    let mut rows = rows;
+    // LAST VERIFIED only once some backup was verified (or tried).
+    if statuses
+        .iter()
+        .any(|s| s.backups.iter().any(|b| b.verified.is_some()) || s.last_verified.is_some())
+    {
+        headers.insert(4, "LAST VERIFIED");
+        for (row, s) in rows.iter_mut().zip(statuses) {
+            let failed = s.backups.iter().find(|b| b.valid).and_then(|b| b.verified) == Some(false);
+            let mut cell = s.last_verified.map(clock).unwrap_or_else(|| "-".into());
+            if failed {
+                cell.push_str(" (newest FAILED)");
+            }
+            row.insert(4, cell);
+        }
+    }
+    let mut text = crate::output::table::render(&headers, &rows);
     text.push_str(&format!(
         "\nstatus: {} instance(s), {findings} finding(s); as of {}\n",
         statuses.len(),

@@ -9,9 +9,10 @@ use crate::providers::Btrfs;
 
 /// A lab VM whose IRIS writes its database on btrfs, with a verification
 /// instance VERIFY (down, not mirrored) beside it.
-fn setup(lab: &Lab) -> (Btrfs<'_>, String, String) {
+fn setup<'a>(lab: &'a Lab, verify: &str) -> (Btrfs<'a>, String, String) {
     assert_eq!(lab.quiesce(&["deploy", "--quiet"]).code, 0);
     let fs = Btrfs::new(lab, "vm1");
+    let settings = verify;
     let verify = lab.path("vms/vm1/verify").display().to_string();
     let cpf = format!(
         "[Databases]\nIRISSYS={verify}/mgr/\n[Journal]\nCurrentDirectory={verify}/journal/\n[MirrorMember]\nSystemName=VERIFY\n[Startup]\nDefaultPort=1973\n"
@@ -36,7 +37,9 @@ fn setup(lab: &Lab) -> (Btrfs<'_>, String, String) {
         "setsid iris writer IRIS > /dev/null 2>&1 < /dev/null & sleep 1",
     );
     assert_eq!(code, 0, "{out}");
-    let playbook = fs.playbook("verify:\n  instance: VERIFY\n  timeout: 2m\n");
+    let playbook = fs.playbook(&format!(
+        "verify:\n  instance: VERIFY\n  timeout: 2m\n{settings}"
+    ));
     (fs, playbook, cpf)
 }
 
@@ -70,7 +73,7 @@ fn assert_torn_down(lab: &Lab, fs: &Btrfs<'_>, cpf: &str) {
 #[test]
 fn a_valid_run_verifies_and_a_snapshot_taken_unfrozen_does_not() {
     let lab = Lab::start(192, &["vm1=iris:IRIS,VERIFY"]);
-    let (fs, playbook, cpf) = setup(&lab);
+    let (fs, playbook, cpf) = setup(&lab, "");
     let run = lab.run(&["backup", "-p", &playbook]);
     assert_eq!(run.code, 0, "{run:?}");
     lab.assert_truly_thawed("vm1");
@@ -106,6 +109,33 @@ fn a_valid_run_verifies_and_a_snapshot_taken_unfrozen_does_not() {
     )
     .unwrap();
     assert_eq!(record["hosts"][0]["instances"][0]["ok"], true, "{record}");
+    // status tells taken from verified; the metrics too.
+    let metrics = lab.path("status.prom").display().to_string();
+    let status = lab.run(&[
+        "status",
+        "--max-age",
+        "1h",
+        "--max-age-of",
+        "verified",
+        "--metrics",
+        &metrics,
+    ]);
+    assert_eq!(status.code, 0, "{status:?}");
+    assert!(status.stdout.contains("LAST VERIFIED"), "{status:?}");
+    let prom = std::fs::read_to_string(&metrics).unwrap();
+    assert!(
+        prom.contains(
+            "quiesce_last_verified_backup_timestamp_seconds{host=\"vm1\",instance=\"IRIS\"}"
+        ),
+        "{prom}"
+    );
+    let report = lab.run(&["report", &run_id]);
+    assert!(
+        report
+            .stdout
+            .contains("  vm1 IRIS: verified: restored from "),
+        "{report:?}"
+    );
 
     // The same run's database snapshot replaced by one taken unfrozen, while
     // a block was half written (the simulator's own check says so).
@@ -137,14 +167,33 @@ fn a_valid_run_verifies_and_a_snapshot_taken_unfrozen_does_not() {
         "{failed:?}"
     );
     assert_torn_down(&lab, &fs, &cpf);
+    // Taken but not verified now: a finding for the verified RPO only; and
+    // retention never keeps it as the newest valid backup.
+    assert_eq!(lab.run(&["status", "--max-age", "1h"]).code, 0);
+    let status = lab.run(&["status", "--max-age", "1h", "--max-age-of", "verified"]);
+    assert_eq!(status.code, 1, "{status:?}");
+    assert!(status.stdout.contains("FAILED verification"), "{status:?}");
+    let prune = lab.run(&["snapshots", "prune", "-p", &playbook, "--check"]);
+    assert!(
+        prune
+            .stdout
+            .contains("remove: it failed verification (quiesce verify)"),
+        "{prune:?}"
+    );
 }
 
 #[test]
 fn a_missing_journal_file_and_a_clone_that_cannot_start_fail_with_the_reason() {
     let lab = Lab::start(193, &["vm1=iris:IRIS,VERIFY"]);
-    let (fs, playbook, cpf) = setup(&lab);
+    let (fs, playbook, cpf) = setup(&lab, "  after_backup: true\n");
+    // The backup verifies its valid hosts as soon as it ends.
     let run = lab.run(&["backup", "-p", &playbook]);
     assert_eq!(run.code, 0, "{run:?}");
+    assert!(
+        run.stdout.contains("\nverified: vm1 IRIS: restored from "),
+        "{run:?}"
+    );
+    assert_torn_down(&lab, &fs, &cpf);
     let (run_id, _) = lab.journal();
 
     // The verification instance fails to start on the clone.

@@ -313,6 +313,20 @@ impl Provider for Btrfs {
                 }
                 args.extend(["snap".into(), name, sub.clone()]);
             }
+            // These paths end up inside ObjectScript strings in the
+            // verification session: only plain ones are passed, never quoted.
+            let plain = |p: &str| {
+                p.starts_with('/')
+                    && !p.split('/').any(|c| c == "..")
+                    && p.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+            };
+            for path in instances.iter().flat_map(|(_, dbs)| dbs.iter()).chain(prepared.snapshots.iter().map(|(sub, _)| sub)) {
+                if !plain(path) {
+                    return Err(format!(
+                        "{path} holds characters other than letters, digits, `/`, `.`, `_` and `-`: quiesce does not pass it into the verification instance's ObjectScript"
+                    ));
+                }
+            }
             for (inst, dbs) in &instances {
                 for db in dbs {
                     args.extend(["db".into(), inst.clone(), db.clone()]);

@@ -106,6 +106,45 @@ pub async fn recover(
             }
         }
     }
+    // Clones a killed `quiesce verify` of this run left: removed, and the
+    // verification instance stopped with its CPF put back.
+    for left in crate::backup::verification::CloneEntry::left(&dir) {
+        let Some(access) = hosts.iter().find(|h| h.name == left.host) else {
+            continue;
+        };
+        let host = access.to_host();
+        let (events, consumer) = runner::event_stream(true);
+        let cleaned = match runner::connect(&host, ssh, &events).await {
+            Ok(connection) => {
+                let transport: &dyn Transport = &connection;
+                let r =
+                    crate::backup::provider::btrfs::clean_up_verify(transport, &left, run_id).await;
+                connection.close().await;
+                r
+            }
+            Err(e) => Err(e.to_string().lines().next().unwrap_or_default().to_string()),
+        };
+        drop(events);
+        let _ = consumer.await;
+        match cleaned {
+            Ok(()) => {
+                let _ = crate::backup::verification::CloneEntry {
+                    state: "torn-down".into(),
+                    at: now_ms(),
+                    ..left.clone()
+                }
+                .append(&dir);
+                say(format!(
+                    "{}: removed the clone a killed `quiesce verify {run_id}` left in {}, and stopped the verification instance {}",
+                    left.host, left.clone_dir, left.instance
+                ));
+            }
+            Err(why) => say(format!(
+                "{}: the clone a killed `quiesce verify {run_id}` left in {} could not be removed: {why}; run `quiesce recover {run_id}` again once the host answers",
+                left.host, left.clone_dir
+            )),
+        }
+    }
     let mut pending = left_frozen(&text.entries);
     for host in &text.uncertain_hosts {
         if hosts.iter().any(|h| &h.name == host) && !pending.contains(host) {

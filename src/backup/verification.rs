@@ -8,6 +8,56 @@ use std::path::Path;
 
 /// The file beside a run's results: the newest verification of it.
 pub const FILE: &str = "verify.json";
+/// Write-ahead: a line before a host's clone is made, one after its
+/// teardown, so that `recover` finds a clone a killed verify left.
+pub const JOURNAL: &str = "verify.jsonl";
+
+/// One line of the verify journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CloneEntry {
+    pub host: String,
+    pub at: u64,
+    /// `cloning` (what follows is needed to clean up without the
+    /// playbook) or `torn-down`.
+    pub state: String,
+    #[serde(default)]
+    pub platform: String,
+    #[serde(default)]
+    pub clone_dir: String,
+    #[serde(default)]
+    pub instance: String,
+}
+
+impl CloneEntry {
+    /// Appends the line and flushes it to disk before the clone is made.
+    pub fn append(&self, run_dir: &Path) -> std::io::Result<()> {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(run_dir.join(JOURNAL))?;
+        let mut line = serde_json::to_vec(self)?;
+        line.push(b'\n');
+        file.write_all(&line)?;
+        file.sync_data()
+    }
+
+    /// The hosts whose last line says `cloning`: a verify that never tore
+    /// its clone down (damaged lines are passed over).
+    pub fn left(run_dir: &Path) -> Vec<CloneEntry> {
+        let text = std::fs::read_to_string(run_dir.join(JOURNAL)).unwrap_or_default();
+        let mut last: Vec<CloneEntry> = Vec::new();
+        for entry in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<CloneEntry>(l).ok())
+        {
+            last.retain(|e| e.host != entry.host);
+            last.push(entry);
+        }
+        last.retain(|e| e.state == "cloning");
+        last
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Step {

@@ -122,6 +122,24 @@ pub async fn verify_hosts(
                             Some(e.to_string().lines().next().unwrap_or_default().to_string())
                     }
                     Ok(vm) => {
+                        // Write-ahead: recover finds the clone if this dies.
+                        let cloning = crate::backup::verification::CloneEntry {
+                            host: host.name.clone(),
+                            at: now_ms(),
+                            state: "cloning".into(),
+                            platform: host.platform.as_str().into(),
+                            clone_dir: settings.clone_dir.clone(),
+                            instance: settings.instance.clone(),
+                        };
+                        if let Err(e) = cloning.append(run_dir) {
+                            done.error = Some(format!(
+                                "cannot write {}: {e}, so no clone is made",
+                                run_dir.join(crate::backup::verification::JOURNAL).display()
+                            ));
+                            done.finished_at = now_ms();
+                            vm.close().await;
+                            return done;
+                        }
                         let request = VerifyRequest {
                             host,
                             vm: &*vm,
@@ -130,12 +148,31 @@ pub async fn verify_hosts(
                             snapshot_ids: &result.snapshot_ids,
                             restore: &result.restore,
                         };
-                        match provider.verify(request).await {
-                            Ok((instances, warnings)) => {
-                                done.instances = instances;
-                                done.warnings = warnings;
+                        // Err: refused before any clone was made.
+                        let torn_down = match provider.verify(request).await {
+                            Ok(v) => {
+                                if v.instances.is_empty() {
+                                    done.error =
+                                        Some(v.warnings.first().cloned().unwrap_or_else(|| {
+                                            "the verification gave no result".into()
+                                        }));
+                                }
+                                done.instances = v.instances;
+                                done.warnings = v.warnings;
+                                v.torn_down
                             }
-                            Err(why) => done.error = Some(why),
+                            Err(why) => {
+                                done.error = Some(why);
+                                true
+                            }
+                        };
+                        if torn_down {
+                            let _ = crate::backup::verification::CloneEntry {
+                                state: "torn-down".into(),
+                                at: now_ms(),
+                                ..cloning
+                            }
+                            .append(run_dir);
                         }
                         vm.close().await;
                     }

@@ -233,3 +233,77 @@ fn a_missing_journal_file_and_a_clone_that_cannot_start_fail_with_the_reason() {
     );
     assert_torn_down(&lab, &fs, &cpf);
 }
+
+/// A verify killed hard in the middle (the controller and the VM's script
+/// both SIGKILLed while the verification instance runs on the clone):
+/// `recover RUN` finds the clone from the verify journal and puts the VM
+/// right.
+#[test]
+fn a_verify_killed_mid_way_leaves_a_journal_that_recover_cleans_up_from() {
+    let lab = Lab::start(194, &["vm1=iris:IRIS,VERIFY"]);
+    let (fs, playbook, cpf) = setup(&lab, "");
+    let run = lab.run(&["backup", "-p", &playbook]);
+    assert_eq!(run.code, 0, "{run:?}");
+    let (run_id, _) = lab.journal();
+    // The verification instance's session waits: the kill comes then.
+    assert!(
+        lab.lab("fault", &["vm1", "VERIFY", "hang=60"])
+            .status
+            .success()
+    );
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quiesce"))
+        .args(["-i", lab.inventory().to_str().unwrap()])
+        .args([
+            "--known-hosts",
+            lab.known_hosts().to_str().unwrap(),
+            "--no-agent",
+        ])
+        .args(["--runs-dir", lab.path("runs").to_str().unwrap()])
+        .args(["verify", &run_id, "-p", &playbook])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while !lab.events("vm1").contains("VERIFY started journal=") {
+        assert!(started.elapsed().as_secs() < 60, "{}", lab.events("vm1"));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // Killed harder than a hang-up: no teardown runs on the VM.
+    // Only this lab's script: other tests' VMs share the process table.
+    lab.sh(
+        "vm1",
+        &format!("pkill -9 -f 'verify-clean[e]d.*{}'", fs.mount),
+    );
+    crate::common::signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+    let (_, left) = lab.sh(
+        "vm1",
+        &format!(
+            "ls {}/.snapshots/.verify; iris qlist VERIFY | cut -d^ -f4",
+            fs.mount
+        ),
+    );
+    assert!(
+        left.contains(&format!("{run_id}@vm1")) && left.contains("running"),
+        "{left}"
+    );
+
+    assert!(lab.lab("clear-faults", &["vm1", "VERIFY"]).status.success());
+    let recovered = lab.run(&["recover", &run_id]);
+    assert_eq!(recovered.code, 0, "{recovered:?}");
+    let journal = std::fs::read_to_string(lab.path(&format!("runs/{run_id}/verify.jsonl")))
+        .unwrap_or_default();
+    assert!(
+        recovered.stdout.starts_with(&format!(
+            "vm1: removed the clone a killed `quiesce verify {run_id}` left in {}/.snapshots/.verify, and stopped the verification instance VERIFY\n",
+            fs.mount
+        )),
+        "{recovered:?}\n{journal}"
+    );
+    assert_torn_down(&lab, &fs, &cpf);
+    // Said once: a second recover has nothing of it left.
+    let again = lab.run(&["recover", &run_id]);
+    assert!(!again.stdout.contains("removed the clone"), "{again:?}");
+}

@@ -20,6 +20,44 @@ const LIST: &str = include_str!("../../remote/scripts/btrfs_list.sh");
 const DELETE: &str = include_str!("../../remote/scripts/btrfs_delete.sh");
 const VERIFY: &str = include_str!("../../remote/scripts/btrfs_verify.sh");
 
+/// What a killed `verify` of `run_id` left on a VM (a clone, the
+/// verification instance running, its CPF swapped) put right, without the
+/// playbook: the verify script with no snapshot to clone. `recover` runs it.
+pub async fn clean_up_verify(
+    vm: &dyn Transport,
+    left: &crate::backup::verification::CloneEntry,
+    run_id: &str,
+) -> Result<(), String> {
+    let args = [
+        left.platform.as_str(),
+        &left.clone_dir,
+        &left.instance,
+        run_id,
+        &left.host,
+    ];
+    let out = vm
+        .run(
+            "verify clean-up",
+            &plain_script(VERIFY),
+            &args,
+            None,
+            std::time::Duration::from_secs(600),
+        )
+        .await
+        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
+    if out.success() && out.stdout_text().contains("verify-cleaned ") {
+        Ok(())
+    } else {
+        let said = crate::backup::verification::parse(&out.stdout_text());
+        let why = said
+            .0
+            .first()
+            .map(|v| v.reason.clone())
+            .or_else(|| said.1.first().cloned());
+        Err(why.unwrap_or_else(|| out.describe()))
+    }
+}
+
 pub struct Btrfs {
     /// Where the snapshots go on the VM.
     pub dir: String,
@@ -341,16 +379,32 @@ impl Provider for Btrfs {
                 ]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = v
+            let out = match v
                 .vm
                 .run("verify", &plain_script(VERIFY), &args, None, v.settings.timeout)
                 .await
-                .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
-            let (verdicts, warnings) = crate::backup::verification::parse(&out.stdout_text());
-            if verdicts.is_empty() {
-                return Err(format!("the verify script gave no result: {}", out.describe()));
+            {
+                Ok(out) => out,
+                Err(e) => {
+                    return Ok(Verified {
+                        warnings: vec![format!(
+                            "the verify session ended before its teardown said so: {}; `quiesce recover {}` removes what is left",
+                            e.to_string().lines().next().unwrap_or_default(),
+                            v.run_id
+                        )],
+                        ..Verified::default()
+                    });
+                }
+            };
+            let text = out.stdout_text();
+            let (instances, mut warnings) = crate::backup::verification::parse(&text);
+            let torn_down = text.lines().any(|l| l == "verify-torn-down");
+            if instances.is_empty() {
+                warnings.push(format!("the verify script gave no result: {}", out.describe()));
+            } else if !torn_down || instances.iter().any(|i| i.reason.starts_with("the verification ended before")) {
+                warnings.push(format!("the verify script stopped early: {}", out.describe()));
             }
-            Ok((verdicts, warnings))
+            Ok(Verified { instances, warnings, torn_down })
         }
         .boxed()
     }

@@ -178,8 +178,15 @@ pub trait Provider: Send + Sync {
     }
 }
 
-/// Each instance's verdict, and the warnings of the teardown.
-pub type Verified = (Vec<InstanceVerdict>, Vec<String>);
+/// What a provider's verify of one host found.
+#[derive(Debug, Clone, Default)]
+pub struct Verified {
+    pub instances: Vec<InstanceVerdict>,
+    pub warnings: Vec<String>,
+    /// The clone's teardown said it ended; false when the session broke
+    /// first: the verify journal then keeps the clone for `recover`.
+    pub torn_down: bool,
+}
 
 /// What `verify` hands a provider for one host of a run.
 pub struct VerifyRequest<'a> {

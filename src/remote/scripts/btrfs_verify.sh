@@ -13,7 +13,9 @@
 # Says `verify-step INSTANCE STEP ok|fail SECONDS DETAIL`,
 # `verify-evidence INSTANCE LINE` and `verify-result INSTANCE ok|fail REASON`.
 # Whatever ends it (an error, a signal, the controller gone), VERIFY is
-# stopped, its CPF put back and the clone removed.
+# stopped, its CPF put back and the clone removed. With no `snap`, it only
+# cleans up what a killed verify of RUN left (`quiesce recover`), and says
+# `verify-cleaned HOST`.
 platform=$1 clone_dir=$2 verify=$3 run=$4 host=$5
 shift 5
 say() { printf '%s\n' "$*" 2>/dev/null || :; }
@@ -72,6 +74,8 @@ teardown() {
 	if [ -n "$started" ]; then stop "$verify" > /dev/null 2>&1 || :; fi
 	if [ -f "$saved" ]; then mv -f -- "$saved" "$cpf" || say "verify-warning could not put back $cpf from $saved"; fi
 	remove_clones
+	# Said last: the controller then knows nothing is left (verify.jsonl).
+	say verify-torn-down
 }
 trap teardown EXIT
 trap 'exit 129' HUP
@@ -89,6 +93,11 @@ esac
 [ -f "$saved" ] && { mv -f -- "$saved" "$cpf" || fail_all "cannot put back $cpf from $saved"; }
 [ -f "$cpf" ] || fail_all "the verification instance's configuration $cpf is not there"
 remove_clones
+# No snapshot named: only the clean-up of a verify that was killed (recover).
+if [ -z "$snaps" ]; then
+	say "verify-cleaned $host"
+	exit 0
+fi
 mkdir -p -- "$work" || fail_all "cannot create $work"
 cp -p -- "$cpf" "$saved" || fail_all "cannot keep a copy of $cpf"
 

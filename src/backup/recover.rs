@@ -127,17 +127,24 @@ pub async fn recover(
         drop(events);
         let _ = consumer.await;
         match cleaned {
-            Ok(()) => {
+            Ok(found) => {
                 let _ = crate::backup::verification::CloneEntry {
                     state: "torn-down".into(),
                     at: now_ms(),
                     ..left.clone()
                 }
                 .append(&dir);
-                say(format!(
-                    "{}: removed the clone a killed `quiesce verify {run_id}` left in {}, and stopped the verification instance {}",
-                    left.host, left.clone_dir, left.instance
-                ));
+                say(if found {
+                    format!(
+                        "{}: removed the clone a killed `quiesce verify {run_id}` left in {}, and stopped the verification instance {}",
+                        left.host, left.clone_dir, left.instance
+                    )
+                } else {
+                    format!(
+                        "{}: the `quiesce verify {run_id}` that was cut off had cleaned up after itself: nothing left in {}",
+                        left.host, left.clone_dir
+                    )
+                });
             }
             Err(why) => say(format!(
                 "{}: the clone a killed `quiesce verify {run_id}` left in {} could not be removed: {why}; run `quiesce recover {run_id}` again once the host answers",

@@ -23,11 +23,12 @@ const VERIFY: &str = include_str!("../../remote/scripts/btrfs_verify.sh");
 /// What a killed `verify` of `run_id` left on a VM (a clone, the
 /// verification instance running, its CPF swapped) put right, without the
 /// playbook: the verify script with no snapshot to clone. `recover` runs it.
+/// True when something was left to put right.
 pub async fn clean_up_verify(
     vm: &dyn Transport,
     left: &crate::backup::verification::CloneEntry,
     run_id: &str,
-) -> Result<(), String> {
+) -> Result<bool, String> {
     let args = [
         left.platform.as_str(),
         &left.clone_dir,
@@ -45,8 +46,12 @@ pub async fn clean_up_verify(
         )
         .await
         .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
-    if out.success() && out.stdout_text().contains("verify-cleaned ") {
-        Ok(())
+    let text = out.stdout_text();
+    if out.success() && text.contains("verify-cleaned ") {
+        // Whether anything was there: the VM's own teardown may have run.
+        Ok(text
+            .lines()
+            .any(|l| l.starts_with("verify-cleaned ") && l.ends_with(" some")))
     } else {
         let said = crate::backup::verification::parse(&out.stdout_text());
         let why = said

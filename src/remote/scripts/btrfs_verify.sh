@@ -15,7 +15,7 @@
 # Whatever ends it (an error, a signal, the controller gone), VERIFY is
 # stopped, its CPF put back and the clone removed. With no `snap`, it only
 # cleans up what a killed verify of RUN left (`quiesce recover`), and says
-# `verify-cleaned HOST`.
+# `verify-cleaned HOST some|none` (whether anything was left).
 platform=$1 clone_dir=$2 verify=$3 run=$4 host=$5
 shift 5
 say() { printf '%s\n' "$*" 2>/dev/null || :; }
@@ -83,6 +83,8 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 # What a verify that was stopped hard left behind: its CPF copy says so.
+left=none
+{ [ -f "$saved" ] || [ -d "$work" ]; } && left=some
 case $vstatus in
 down*) ;;
 *)
@@ -95,7 +97,7 @@ esac
 remove_clones
 # No snapshot named: only the clean-up of a verify that was killed (recover).
 if [ -z "$snaps" ]; then
-	say "verify-cleaned $host"
+	say "verify-cleaned $host $left"
 	exit 0
 fi
 mkdir -p -- "$work" || fail_all "cannot create $work"

@@ -69,7 +69,9 @@ fn plain_name(s: &str) -> bool {
         && s.len() <= 64
 }
 
-fn plain_path(s: &str) -> bool {
+/// An absolute path of letters, digits, `/`, `.`, `_` and `-`, without
+/// `..`: safe inside a shell word and an ObjectScript string alike.
+pub(crate) fn plain_path(s: &str) -> bool {
     s.starts_with('/')
         && s.len() <= 1024
         && !s.split('/').any(|part| part == "..")

@@ -195,7 +195,8 @@ pub fn backup(
                 .filter_map(|r| Some((inventory.host(&r.host)?, r)))
                 .collect();
             if !valid.is_empty() {
-                let provider = crate::backup::provider::of(&playbook.snapshot);
+                // The run's own provider: its session, if it keeps one, is
+                // opened again when needed and closed after.
                 let shown = matches!(format, HostsFormat::Table).then_some(format);
                 let verified = super::verify::verify_hosts(&ssh, global.quiet, &run_dir, &run_id, &valid, &provider, settings, 2, shown).await;
                 provider.finish().await;

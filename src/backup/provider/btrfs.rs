@@ -6,8 +6,8 @@
 
 use super::{Create, Listed, Prepared, Provider, Verified, VerifyRequest, cpf};
 use crate::backup::snapshot::{self, SnapshotResult};
+use crate::inventory::Host;
 use crate::inventory::playbook::{ProviderKind, RunOn};
-use crate::inventory::{Host, Platform};
 use crate::remote::shell::quote;
 use crate::remote::transport::Transport;
 use futures::FutureExt;
@@ -53,7 +53,7 @@ pub async fn clean_up_verify(
             .lines()
             .any(|l| l.starts_with("verify-cleaned ") && l.ends_with(" some")))
     } else {
-        let said = crate::backup::verification::parse(&out.stdout_text());
+        let said = crate::backup::verification::parse(&text);
         let why = said
             .0
             .first()
@@ -76,9 +76,13 @@ enum Role {
     Journal,
 }
 
-/// The instances' directories, each with what it holds, from the prepare
-/// script's output.
-fn directories(output: &str) -> Result<Vec<(String, Role, String)>, String> {
+/// One running instance as the prepare script shows it: its name, its
+/// install directory, and what its CPF says.
+type Read = (String, String, cpf::InstanceDirs);
+
+/// The running instances of the prepare script's output, each with its CPF
+/// read.
+fn instances(output: &str) -> Result<Vec<Read>, String> {
     let mut instances: Vec<(String, String)> = Vec::new();
     let mut cpfs: std::collections::HashMap<String, String> = Default::default();
     for line in output.lines() {
@@ -101,9 +105,27 @@ fn directories(output: &str) -> Result<Vec<(String, Role, String)>, String> {
     if instances.is_empty() {
         return Err("no running instance to snapshot".into());
     }
+    Ok(instances
+        .into_iter()
+        .map(|(name, install)| {
+            let read = cpf::parse(cpfs.get(&name).map(String::as_str).unwrap_or(""));
+            (name, install, read)
+        })
+        .collect())
+}
+
+/// The instances' directories, each with what it holds, from the prepare
+/// script's output (the tests' entry; `layout` reads the output once).
+#[cfg(test)]
+fn directories(output: &str) -> Result<Vec<(String, Role, String)>, String> {
+    dirs_of(&instances(output)?)
+}
+
+/// Each instance's directories with what it holds: databases and WIJ,
+/// then journals.
+fn dirs_of(instances: &[Read]) -> Result<Vec<(String, Role, String)>, String> {
     let mut dirs = Vec::new();
-    for (name, install) in instances {
-        let read = cpf::parse(cpfs.get(&name).map(String::as_str).unwrap_or(""));
+    for (name, install, read) in instances {
         if read.journals.is_empty() {
             return Err(format!(
                 "instance {name}: its configuration names no journal directory ([Journal] CurrentDirectory): a snapshot without the journal cannot be restored from its marker"
@@ -111,12 +133,16 @@ fn directories(output: &str) -> Result<Vec<(String, Role, String)>, String> {
         }
         let mgr = format!("{}/mgr", install.trim_end_matches('/'));
         let what = |d: &str| format!("instance {name}'s {d}");
-        for db in read.databases {
-            dirs.push((db, Role::Data, what("database")));
+        for db in &read.databases {
+            dirs.push((db.clone(), Role::Data, what("database")));
         }
-        dirs.push((read.wij.unwrap_or(mgr), Role::Data, what("WIJ directory")));
-        for j in read.journals {
-            dirs.push((j, Role::Journal, what("journal directory")));
+        dirs.push((
+            read.wij.clone().unwrap_or(mgr),
+            Role::Data,
+            what("WIJ directory"),
+        ));
+        for j in &read.journals {
+            dirs.push((j.clone(), Role::Journal, what("journal directory")));
         }
     }
     Ok(dirs)
@@ -216,33 +242,18 @@ fn plan(dirs: &[(String, Role, String)], output: &str, snapdir: &str) -> Result<
     Ok(Prepared { snapshots })
 }
 
-/// Each instance's application databases (not its own system ones), from
-/// the prepare script's output.
-fn databases(output: &str) -> Vec<(String, Vec<String>)> {
-    let mut names: Vec<String> = Vec::new();
-    let mut cpfs: std::collections::HashMap<String, String> = Default::default();
-    for line in output.lines() {
-        let fields: Vec<&str> = line.splitn(3, '\t').collect();
-        match fields.as_slice() {
-            ["inst", name, _] => names.push(name.to_string()),
-            ["cpf", name, text] => {
-                let cpf = cpfs.entry(name.to_string()).or_default();
-                cpf.push_str(text);
-                cpf.push('\n');
-            }
-            _ => {}
-        }
-    }
-    names
-        .into_iter()
-        .map(|name| {
-            let read = cpf::parse(cpfs.get(&name).map(String::as_str).unwrap_or(""));
+/// Each instance's application databases (not its own system ones).
+fn databases(instances: &[Read]) -> Vec<(String, Vec<String>)> {
+    instances
+        .iter()
+        .map(|(name, _, read)| {
             let dbs = read
                 .databases
-                .into_iter()
+                .iter()
                 .filter(|d| !read.system.contains(d))
+                .cloned()
                 .collect();
-            (name, dbs)
+            (name.clone(), dbs)
         })
         .collect()
 }
@@ -273,48 +284,42 @@ impl Btrfs {
         host: &Host,
         vm: &dyn Transport,
     ) -> Result<(Vec<(String, Vec<String>)>, Prepared), String> {
-        {
-            if host.iris_container.is_some() {
-                return Err("the btrfs provider snapshots the VM's own file systems, and this instance runs in a container (iris_container): use another provider".into());
-            }
-            let platform = match host.platform {
-                Platform::Cache => "cache",
-                Platform::Iris => "iris",
-            };
-            let mut args = vec![platform];
-            args.extend(host.instances.iter().map(String::as_str));
-            let out = vm
-                .run_script("snapshot plan", &plain_script(PREPARE), &args, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !out.success() {
-                return Err(format!("cannot read the instances: {}", out.describe()));
-            }
-            let prepare_out = out.stdout_text();
-            let dirs = directories(&prepare_out)?;
-            let mut args = vec![self.dir.as_str()];
-            let mut seen = Vec::new();
-            for (d, ..) in &dirs {
-                if !seen.contains(&d.as_str()) {
-                    seen.push(d.as_str());
-                }
-            }
-            args.extend(seen);
-            let out = vm
-                .run_script("snapshot plan", &plain_script(RESOLVE), &args, None)
-                .await
-                .map_err(|e| e.to_string())?;
-            if !out.success() {
-                return Err(format!(
-                    "cannot read where the instance's directories are: {}",
-                    out.describe()
-                ));
-            }
-            Ok((
-                databases(&prepare_out),
-                plan(&dirs, &out.stdout_text(), &self.dir)?,
-            ))
+        if host.iris_container.is_some() {
+            return Err("the btrfs provider snapshots the VM's own file systems, and this instance runs in a container (iris_container): use another provider".into());
         }
+        let mut args = vec![host.platform.as_str()];
+        args.extend(host.instances.iter().map(String::as_str));
+        let out = vm
+            .run_script("snapshot plan", &plain_script(PREPARE), &args, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!("cannot read the instances: {}", out.describe()));
+        }
+        let read = instances(&out.stdout_text())?;
+        let dirs = dirs_of(&read)?;
+        let mut args = vec![self.dir.as_str()];
+        let mut seen = Vec::new();
+        for (d, ..) in &dirs {
+            if !seen.contains(&d.as_str()) {
+                seen.push(d.as_str());
+            }
+        }
+        args.extend(seen);
+        let out = vm
+            .run_script("snapshot plan", &plain_script(RESOLVE), &args, None)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!(
+                "cannot read where the instance's directories are: {}",
+                out.describe()
+            ));
+        }
+        Ok((
+            databases(&read),
+            plan(&dirs, &out.stdout_text(), &self.dir)?,
+        ))
     }
 }
 
@@ -337,11 +342,7 @@ impl Provider for Btrfs {
             if v.settings.clone_dir.is_empty() {
                 return Err("verify.clone_dir is not set".into());
             }
-            let platform = match v.host.platform {
-                Platform::Cache => "cache",
-                Platform::Iris => "iris",
-            };
-            let mut args: Vec<String> = [platform, &v.settings.clone_dir, &v.settings.instance, v.run_id, &v.host.name]
+            let mut args: Vec<String> = [v.host.platform.as_str(), &v.settings.clone_dir, &v.settings.instance, v.run_id, &v.host.name]
                 .iter()
                 .map(|s| s.to_string())
                 .collect();
@@ -358,13 +359,8 @@ impl Provider for Btrfs {
             }
             // These paths end up inside ObjectScript strings in the
             // verification session: only plain ones are passed, never quoted.
-            let plain = |p: &str| {
-                p.starts_with('/')
-                    && !p.split('/').any(|c| c == "..")
-                    && p.chars().all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
-            };
             for path in instances.iter().flat_map(|(_, dbs)| dbs.iter()).chain(prepared.snapshots.iter().map(|(sub, _)| sub)) {
-                if !plain(path) {
+                if !crate::backup::restore_point::plain_path(path) {
                     return Err(format!(
                         "{path} holds characters other than letters, digits, `/`, `.`, `_` and `-`: quiesce does not pass it into the verification instance's ObjectScript"
                     ));

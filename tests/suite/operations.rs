@@ -185,7 +185,7 @@ fn the_example_alert_rules_check_clean() {
 }
 
 /// `promtool check metrics` on a metrics file: clean means no output at all.
-fn assert_metrics_clean(path: &std::path::Path) -> String {
+pub(crate) fn assert_metrics_clean(path: &std::path::Path) -> String {
     let text = std::fs::read_to_string(path).unwrap();
     let mut child = std::process::Command::new("promtool")
         .args(["check", "metrics"])

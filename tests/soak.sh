@@ -14,7 +14,12 @@
 #   - every `valid` verdict is true: the lab's copy of the VM taken by that
 #     run's snapshot shows every instance frozen;
 #   - the journal reads back and `recover` has nothing left to do;
-#   - the exit code equals the one results.json gives.
+#   - the exit code equals the one results.json gives;
+#   - every run with a valid host is restored and checked by `quiesce verify`
+#     (each instance writes a database that tears when a snapshot is taken
+#     unfrozen; the lab's snapshot also takes btrfs snapshots of it, which
+#     a btrfs playbook verifies), and verify leaves nothing behind.
+#     SOAK_VERIFY_EVERY=K verifies every K-th such run only (default 1: all).
 # It ends with one line per figure and `N passed, M failed`.
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -32,18 +37,58 @@ else
 fi
 lab=$PWD/tests/lab/lab.sh
 dir=$(mktemp -d /tmp/quiesce-soak-XXXXXX)
-trap 'bash "$lab" down "$dir"; rm -rf "$dir"' EXIT
-bash "$lab" up "$dir" --net 127.0.150 --mirror M=p,b --group g=g1,g2 p b g1 g2 x=iris:IRIS,IRIS2 > /dev/null || exit 2
+verify_every=${SOAK_VERIFY_EVERY:-1}
+[[ $verify_every =~ ^[0-9]+$ ]] || { echo "soak: SOAK_VERIFY_EVERY is a number, not $verify_every" >&2; exit 2; }
+# The instances' databases and journals on one btrfs file system, mounted
+# before the VMs start so that every VM and the lab's snapshot see it.
+bt=/mnt/${dir##*/}
+trap 'bash "$lab" down "$dir"; umount "$bt" 2> /dev/null; rmdir "$bt" 2> /dev/null; rm -rf "$dir"' EXIT
+if ! { mkdir -p "$bt" && truncate -s 2G "$dir/bt.img" && mkfs.btrfs -q -f "$dir/bt.img" && mount -o loop "$dir/bt.img" "$bt"; }; then
+	echo "soak: cannot make a btrfs file system at $bt" >&2
+	exit 2
+fi
 vms=(p b g1 g2 x)
+mkdir -p "$bt/.snapshots" "$bt/.verify"
+for v in "${vms[@]}"; do
+	{ mkdir -p "$bt/$v" && btrfs -q subvolume create "$bt/$v/db" && btrfs -q subvolume create "$bt/$v/journal"; } || exit 2
+done
+bash "$lab" up "$dir" --net 127.0.150 --mirror M=p,b --group g=g1,g2 p=iris:IRIS,VERIFY b=iris:IRIS,VERIFY g1=iris:IRIS,VERIFY g2=iris:IRIS,VERIFY x=iris:IRIS,IRIS2,VERIFY > /dev/null || exit 2
+# Each instance: its installation, database and journal there, data=on,
+# a writer that never stops; each VM: VERIFY down, not mirrored, outside.
+for v in "${vms[@]}"; do
+	insts=IRIS
+	[ "$v" = x ] && insts='IRIS IRIS2'
+	for i in $insts; do
+		mkdir -p "$bt/$v/db/$i/mgr" "$bt/$v/db/$i/user" "$bt/$v/journal/$i"
+		printf '[Databases]\nIRISSYS=%s/mgr/\nUSER=%s/user/\n[Journal]\nCurrentDirectory=%s/\nAlternateDirectory=%s/\n' \
+			"$bt/$v/db/$i" "$bt/$v/db/$i" "$bt/$v/journal/$i" "$bt/$v/journal/$i" > "$bt/$v/db/$i/iris.cpf"
+		bash "$lab" set "$dir" "$v" "$i" "dir=$bt/$v/db/$i" data=on writer_pause=0.4 > /dev/null
+		bash "$lab" exec "$dir" "$v" sh -c 'echo $$ > "$1/cgroup.procs"; exec setsid iris writer "$2" > /dev/null 2>&1 < /dev/null' sh "/sys/fs/cgroup/freezer/quiesce-lab-$(cat "$dir/vms/$v/address")" "$i" &
+	done
+	mkdir -p "$dir/vms/$v/verify/mgr" "$dir/vms/$v/verify/journal"
+	printf '[Databases]\nIRISSYS=%s/mgr/\n[Journal]\nCurrentDirectory=%s/journal/\n' "$dir/vms/$v/verify" "$dir/vms/$v/verify" > "$dir/vms/$v/verify/iris.cpf"
+	bash "$lab" set "$dir" "$v" VERIFY status=down "dir=$dir/vms/$v/verify" > /dev/null
+	printf '%s 0@db %s\n%s 1@journal %s\n' "$bt/$v/db" "$bt/.snapshots" "$bt/$v/journal" "$bt/.snapshots" > "$dir/vms/$v/btrfs.plan"
+done
 q() { "$quiesce" -i "$dir/inventory.yml" --known-hosts "$dir/known_hosts" --no-agent --runs-dir "$dir/runs" "$@"; }
 q deploy --quiet > /dev/null || { echo "soak: deploy failed" >&2; exit 2; }
 # Short freezes so that a soak is quick: snapshot 3 s, margin 5 s.
 sed -i -e 's/timeout: 20s/timeout: 3s/' -e 's/freeze_margin: 10s/freeze_margin: 5s/' "$dir/playbook.yml"
+
+# The lab's snapshot is told the run: it names its btrfs snapshots by it.
+sed -i "s|snapshot $dir {host}'|snapshot $dir {host} {run_id}'|" "$dir/playbook.yml"
 default_snapshot=$(grep '^snapshot:' "$dir/playbook.yml")
+# What verify restores the run's btrfs snapshots with.
+{
+	grep -v '^snapshot:' "$dir/playbook.yml"
+	printf 'snapshot: { provider: btrfs, btrfs: { dir: %s/.snapshots }, timeout: 3s }\n' "$bt"
+	printf 'verify: { instance: VERIFY, clone_dir: %s/.verify, timeout: 2m }\n' "$bt"
+} > "$dir/verify.yml"
 
 set_snapshot() { # COMMAND (LAB and DIR as in the tests)
 	local command=${1//LAB/bash $lab}
 	command=${command//DIR/$dir}
+	command=${command//snapshot $dir \{host\}/snapshot $dir \{host\} \{run_id\}}
 	grep -v '^snapshot:' "$dir/playbook.yml" > "$dir/playbook.tmp"
 	printf "snapshot: { on: controller, command: '%s', timeout: 3s }\n" "$command" >> "$dir/playbook.tmp"
 	mv "$dir/playbook.tmp" "$dir/playbook.yml"
@@ -81,7 +126,26 @@ force_thaw() { # leave the lab clean for the next run, whatever happened
 	done
 }
 
+# Every fault of the previous run undone, on every VM and instance.
+undo_faults() {
+	local v
+	for v in "${vms[@]}"; do
+		bash "$lab" snapshot-fault "$dir" "$v" none
+		bash "$lab" clear-faults "$dir" "$v" IRIS
+		bash "$lab" set "$dir" "$v" IRIS wd_limit_override=0 > /dev/null
+		bash "$lab" unstun "$dir" "$v"
+	done
+	bash "$lab" clear-faults "$dir" x IRIS2
+	# The clock and /run of the previous run's fault.
+	for v in "${vms[@]}"; do
+		bash "$lab" clock "$dir" "$v" 0
+		bash "$lab" exec "$dir" "$v" sh -c "umount /run/quiesce 2>/dev/null; if mountpoint -q /run/lab-keep; then umount '$dir'; umount /tmp; umount /run/lab-keep; fi; true"
+	done
+	bash "$lab" set "$dir" x IRIS2 wd_limit_override=0 > /dev/null
+}
+
 declare -A injected=()
+valid_runs=0 verified_runs=0 verified_instances=0 unverified=0
 left_frozen=0 false_valid=0 bad_journal=0 bad_exit=0 failures=0
 faults=(none none snapshot-fail snapshot-hang freeze-fail thaw-fail-once wd-resumed stun kill-snapshot kill-freeze sigint sigterm sighup dba-thaw hook-chmod hung-session sshd-restart state-lost run-full tmp-full aba-freeze clock-back clock-forward)
 if [ -n "${SOAK_FAULTS:-}" ]; then
@@ -99,20 +163,7 @@ for n in $(seq 1 "$runs"); do
 	inst=IRIS
 	[ "$vm" = x ] && [ $((RANDOM % 2)) = 1 ] && inst=IRIS2
 	reset_snapshot
-	# Every fault of the previous run is undone, on every VM and instance.
-	for v in "${vms[@]}"; do
-		bash "$lab" snapshot-fault "$dir" "$v" none
-		bash "$lab" clear-faults "$dir" "$v" IRIS
-		bash "$lab" set "$dir" "$v" IRIS wd_limit_override=0 > /dev/null
-		bash "$lab" unstun "$dir" "$v"
-	done
-	bash "$lab" clear-faults "$dir" x IRIS2
-	# The clock and /run of the previous run's fault.
-	for v in "${vms[@]}"; do
-		bash "$lab" clock "$dir" "$v" 0
-		bash "$lab" exec "$dir" "$v" sh -c "umount /run/quiesce 2>/dev/null; if mountpoint -q /run/lab-keep; then umount '$dir'; umount /tmp; umount /run/lab-keep; fi; true"
-	done
-	bash "$lab" set "$dir" x IRIS2 wd_limit_override=0 > /dev/null
+	undo_faults
 	signal='' kill_at=''
 	case $fault in
 	snapshot-fail) bash "$lab" snapshot-fault "$dir" "$vm" fail ;;
@@ -191,7 +242,7 @@ for n in $(seq 1 "$runs"); do
 		fi
 		for host in $(python3 -c 'import json,sys; print(" ".join(h["host"] for h in json.load(open(sys.argv[1]))["hosts"] if h["outcome"] == "valid"))' "$dir/runs/$run/results.json"); do
 			copy=$(find "$dir/vms/$host/snapshots" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -n 1)
-			if grep -L '^frozen=1$' "$dir/vms/$host/snapshots/$copy"/irissim/*/state 2> /dev/null | grep -q .; then
+			if grep -L '^frozen=1$' "$dir/vms/$host/snapshots/$copy"/irissim/*/state 2> /dev/null | grep -v '/VERIFY/state$' | grep -q .; then
 				problems+=("FALSE VALID: $host's snapshot saw a running instance"); false_valid=$((false_valid + 1))
 			fi
 		done
@@ -209,6 +260,33 @@ sys.exit(1 if bad else 0)' "$dir/runs/$run/journal.jsonl"; then
 		case $again in *"nothing was left frozen"* | *"recovered"*) ;; *) problems+=("recover: $again"); bad_journal=$((bad_journal + 1)) ;; esac
 	fi
 	if [ "$fault" = hook-chmod ]; then q deploy --quiet --force > /dev/null 2>&1; fi
+	# A run that made a valid backup: restored from its marker and checked.
+	valid_hosts=''
+	if [ -n "$run" ] && [ -f "$dir/runs/$run/results.json" ]; then
+		valid_hosts=$(python3 -c 'import json,sys; print(" ".join(h["host"] for h in json.load(open(sys.argv[1]))["hosts"] if h["outcome"] == "valid"))' "$dir/runs/$run/results.json")
+	fi
+	if [ -n "$valid_hosts" ]; then valid_runs=$((valid_runs + 1)); fi
+	if [ -n "$valid_hosts" ] && [ "$verify_every" -gt 0 ] && [ $((valid_runs % verify_every)) = 0 ]; then
+		# The run's faults are the backup's, not the verification's.
+		undo_faults
+		for h in $valid_hosts; do
+			for _ in $(seq 1 50); do (exec 3<> "/dev/tcp/$(cat "$dir/vms/$h/address")/22") 2> /dev/null && break; sleep 0.1; done
+		done
+		q verify "$run" -p "$dir/verify.yml" > "$dir/verify.out" 2> "$dir/verify.err"
+		vcode=$?
+		verified_runs=$((verified_runs + 1))
+		verified_instances=$((verified_instances + $(grep -c '^verified: ' "$dir/verify.out")))
+		if [ "$vcode" != 0 ]; then
+			problems+=("VALID BUT NOT VERIFIED (exit $vcode): $(grep -hvE '^(  |verified: )' "$dir/verify.out" "$dir/verify.err" | head -n 4 | tr '\n' ';')")
+			unverified=$((unverified + 1))
+		fi
+		# And nothing of it is left: no clone, every VERIFY down.
+		left=$(find "$bt/.verify" -mindepth 1 -maxdepth 1 -printf '%f ')
+		for v in "${vms[@]}"; do
+			bash "$lab" exec "$dir" "$v" iris qlist VERIFY | cut -d^ -f4 | grep -q '^down' || left="$left VERIFY up on $v"
+		done
+		[ -z "$left" ] || problems+=("VERIFY LEFT: $left")
+	fi
 	if [ ${#problems[@]} -gt 0 ]; then
 		failures=$((failures + 1))
 		printf 'run %3d  %-14s %-3s %-6s %s  FAIL: %s\n' "$n" "$fault" "$vm" "$inst" "$verdict" "${problems[*]}"
@@ -222,5 +300,6 @@ echo
 echo "soak figures (seed $seed): runs $runs"
 for k in "${!injected[@]}"; do printf '  %-14s %d\n' "$k" "${injected[$k]}"; done | sort
 echo "  left frozen: $left_frozen, false valid: $false_valid, unreadable journals: $bad_journal, exit code mismatches: $bad_exit"
+echo "  runs with a valid backup: $valid_runs, verified: $verified_runs ($verified_instances instances), valid but not verified: $unverified"
 echo "soak: $((runs - failures)) passed, $failures failed"
 [ "$failures" = 0 ]

@@ -131,6 +131,8 @@ pub async fn recover(
                 let _ = crate::backup::verification::CloneEntry {
                     state: "torn-down".into(),
                     at: now_ms(),
+                    // The clean-up removed all of this run's on the host.
+                    attempt: String::new(),
                     ..left.clone()
                 }
                 .append(&dir);

@@ -26,6 +26,12 @@ pub struct CloneEntry {
     pub clone_dir: String,
     #[serde(default)]
     pub instance: String,
+    /// Which verify (process and start): a `torn-down` ends only its own
+    /// `cloning`, since a second verify of the host may end at once (the
+    /// instance in use) while the first still runs. Empty on `torn-down`
+    /// (recover's clean-up): every verify of the host before it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub attempt: String,
 }
 
 impl CloneEntry {
@@ -42,19 +48,33 @@ impl CloneEntry {
         file.sync_data()
     }
 
-    /// The hosts whose last line says `cloning`: a verify that never tore
-    /// its clone down (damaged lines are passed over).
+    /// Per host, the newest `cloning` no `torn-down` ended: a verify that
+    /// never tore its clone down (damaged lines are passed over).
     pub fn left(run_dir: &Path) -> Vec<CloneEntry> {
         let text = std::fs::read_to_string(run_dir.join(JOURNAL)).unwrap_or_default();
-        let mut last: Vec<CloneEntry> = Vec::new();
+        Self::open_in(&text)
+    }
+
+    fn open_in(text: &str) -> Vec<CloneEntry> {
+        let mut open: Vec<CloneEntry> = Vec::new();
         for entry in text
             .lines()
             .filter_map(|l| serde_json::from_str::<CloneEntry>(l).ok())
         {
+            if entry.state == "cloning" {
+                open.push(entry);
+            } else {
+                open.retain(|e| {
+                    e.host != entry.host
+                        || !(entry.attempt.is_empty() || e.attempt == entry.attempt)
+                });
+            }
+        }
+        let mut last: Vec<CloneEntry> = Vec::new();
+        for entry in open {
             last.retain(|e| e.host != entry.host);
             last.push(entry);
         }
-        last.retain(|e| e.state == "cloning");
         last
     }
 }
@@ -220,6 +240,38 @@ pub fn parse(output: &str) -> (Vec<InstanceVerdict>, Vec<String>) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_torn_down_ends_its_own_verify_and_a_clean_up_ends_all() {
+        let line = |state: &str, attempt: &str| {
+            serde_json::to_string(&CloneEntry {
+                host: "db1".into(),
+                at: 1,
+                state: state.into(),
+                platform: "iris".into(),
+                clone_dir: "/c".into(),
+                instance: "V".into(),
+                attempt: attempt.into(),
+            })
+            .unwrap()
+                + "\n"
+        };
+        // A second verify that found the instance in use ended at once; the
+        // first, still open, is left.
+        let text = line("cloning", "1-1") + &line("cloning", "2-2") + &line("torn-down", "2-2");
+        let left = CloneEntry::open_in(&text);
+        assert_eq!(
+            left.iter().map(|e| e.attempt.as_str()).collect::<Vec<_>>(),
+            ["1-1"]
+        );
+        // recover's clean-up (no attempt) ends every verify of the host.
+        assert!(CloneEntry::open_in(&(text.clone() + &line("torn-down", ""))).is_empty());
+        // Old journals (no attempt) read as before; a damaged line is passed over.
+        assert!(
+            CloneEntry::open_in(&(line("cloning", "") + "{oops\n" + &line("torn-down", "")))
+                .is_empty()
+        );
+    }
+
     use super::*;
     use proptest::prelude::*;
 

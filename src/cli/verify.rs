@@ -95,6 +95,7 @@ pub async fn verify_hosts(
     jobs: usize,
     format: Option<HostsFormat>,
 ) -> Result<u8, Error> {
+    let started = now_ms();
     let checked: Vec<HostVerification> = {
         let (events, consumer) = runner::event_stream(quiet);
         events.send(Event::RunStarted {
@@ -122,6 +123,10 @@ pub async fn verify_hosts(
                             Some(e.to_string().lines().next().unwrap_or_default().to_string())
                     }
                     Ok(vm) => {
+                        events.send(Event::StepStarted {
+                            host: host.name.clone(),
+                            step: "verify",
+                        });
                         // Write-ahead: recover finds the clone if this dies.
                         let cloning = crate::backup::verification::CloneEntry {
                             host: host.name.clone(),
@@ -130,6 +135,7 @@ pub async fn verify_hosts(
                             platform: host.platform.as_str().into(),
                             clone_dir: settings.clone_dir.clone(),
                             instance: settings.instance.clone(),
+                            attempt: format!("{}-{started_at}", std::process::id()),
                         };
                         if let Err(e) = cloning.append(run_dir) {
                             done.error = Some(format!(
@@ -178,12 +184,21 @@ pub async fn verify_hosts(
                     }
                 }
                 done.finished_at = now_ms();
+                events.send(Event::HostSummary {
+                    host: host.name.clone(),
+                    text: summary(&done),
+                    ok: done.ok(),
+                });
                 done
             }
         }))
         .buffered(jobs.max(1))
         .collect::<Vec<_>>()
         .await;
+        events.send(Event::RunFinished {
+            elapsed: std::time::Duration::from_millis(now_ms().saturating_sub(started)),
+            interrupted: false,
+        });
         drop(events);
         let _ = consumer.await;
         checked
@@ -214,6 +229,20 @@ pub async fn verify_hosts(
     } else {
         exit_code::FINDINGS
     })
+}
+
+/// The progress line at a host's end: `3 of 3 instances verified (41.2s)`,
+/// or what stopped it.
+fn summary(h: &HostVerification) -> String {
+    let secs = h.finished_at.saturating_sub(h.started_at) as f64 / 1000.0;
+    match &h.error {
+        Some(why) => format!("NOT VERIFIED ({secs:.1}s): {why}"),
+        None => format!(
+            "{} of {} instances verified ({secs:.1}s)",
+            h.instances.iter().filter(|i| i.ok).count(),
+            h.instances.len()
+        ),
+    }
 }
 
 /// One line per instance: `verified: HOST INSTANCE: …` or `NOT VERIFIED: …`,

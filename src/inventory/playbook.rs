@@ -237,6 +237,9 @@ struct RawVerify {
     timeout: Option<String>,
     #[serde(default)]
     after_backup: bool,
+    /// The site's own check, run on the VM against the restored clone.
+    command: Option<String>,
+    command_timeout: Option<String>,
 }
 
 /// How `quiesce verify` restores a backup (see docs/verify.md).
@@ -251,6 +254,13 @@ pub struct VerifySettings {
     pub timeout: Duration,
     /// Verify each backup's valid hosts as soon as the backup ends.
     pub after_backup: bool,
+    /// The site's application check: a shell command run on the VM after
+    /// the integrity check, with the verification instance still up on the
+    /// clone (see docs/verify.md for its environment).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub command: Option<String>,
+    #[serde(serialize_with = "secs")]
+    pub command_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -640,6 +650,22 @@ impl Playbook {
                         Duration::from_secs(30 * 60),
                     )?,
                     after_backup: v.after_backup,
+                    command: match v.command.as_deref().map(str::trim) {
+                        None => None,
+                        Some("") => {
+                            return Err(err(
+                                &["verify", "command"],
+                                "verify.command is empty".to_string(),
+                                "give the shell command that checks the restored application, or leave verify.command out",
+                            ));
+                        }
+                        Some(c) => Some(c.to_string()),
+                    },
+                    command_timeout: parse_duration(
+                        &v.command_timeout,
+                        &["verify", "command_timeout"],
+                        Duration::from_secs(10 * 60),
+                    )?,
                 })
             }
         };
@@ -899,6 +925,10 @@ mod tests {
             ("/srv/snaps/.verify", true)
         );
         assert_eq!(v.timeout, Duration::from_secs(1800));
+        assert_eq!(
+            (v.command, v.command_timeout),
+            (None, Duration::from_secs(600))
+        );
         for (bad, said) in [
             (
                 "{ instance: \"V;rm\" }",
@@ -913,6 +943,10 @@ mod tests {
                 "p.yml:3:33: timeout: `soon` is not a duration",
             ),
             ("{ instance: V, keep: 1 }", "unknown field `keep`"),
+            (
+                "{ instance: V, command: ' ' }",
+                "p.yml:3:33: verify.command is empty",
+            ),
         ] {
             let error = Playbook::parse(
                 Path::new("p.yml"),

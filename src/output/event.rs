@@ -116,6 +116,13 @@ pub enum Event {
         host: String,
         error: Option<HostError>,
     },
+    /// A host's end told in words (verify: what it found), `ok` false when
+    /// it counts as a failure.
+    HostSummary {
+        host: String,
+        text: String,
+        ok: bool,
+    },
     /// Something the user should read now (a warning, a retry).
     Note {
         host: String,

@@ -112,6 +112,17 @@ impl Progress {
                 }
                 self.refresh();
             }
+            Event::HostSummary { host, text, ok } => {
+                self.working.remove(host);
+                if !ok {
+                    self.failures += 1;
+                }
+                self.line(format!("{host}: {text}"));
+                if let Some(bar) = &self.bar {
+                    bar.inc(1);
+                }
+                self.refresh();
+            }
             Event::Note { host, text } if host.is_empty() => self.line(text.clone()),
             Event::Note { host, text } => self.line(format!("{host}: {text}")),
             Event::StepStarted { host, step } => {

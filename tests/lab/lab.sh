@@ -16,8 +16,12 @@
 #       holds every VM's directory (the snapshot command's vmware.log); the inventory
 #       names it under esxi_hosts and gives each host `esxi` and `vm_dir`.
 #       Writes DIR/inventory.yml, DIR/playbook.yml, DIR/known_hosts, DIR/id_ed25519, DIR/vms/NAME/.
-#   lab.sh snapshot DIR VM               act like a hypervisor: stun the VM, copy its data,
-#                                        append Checkpoint_Unstun to DIR/vms/VM/vmware.log
+#   lab.sh snapshot DIR VM [RUN]         act like a hypervisor: stun the VM, copy its data,
+#                                        append Checkpoint_Unstun to DIR/vms/VM/vmware.log;
+#                                        with RUN and DIR/vms/VM/btrfs.plan (lines `SUBVOLUME
+#                                        TAIL SNAPDIR`), also a read-only btrfs snapshot of each
+#                                        SUBVOLUME, named as the btrfs provider names its own
+#                                        (SNAPDIR/quiesce@RUN@VM@TAIL) and printed as an id
 #   lab.sh snapshot-fault DIR VM SPEC    the next snapshots of VM: `fail`, `hang SECONDS`,
 #                                        `stun SECONDS` (default 0.05), or `none`
 #   lab.sh down DIR                      stop every VM of the lab (idempotent)
@@ -262,8 +266,8 @@ set_conf() { # DIR VM INST KEY=VALUE...
 	done
 }
 
-cmd_snapshot() { # DIR VM
-	local dir=$1 vm=$2 d fault stun=0.05
+cmd_snapshot() { # DIR VM [RUN]
+	local dir=$1 vm=$2 run=${3:-} d fault stun=0.05 sub tail snapdir ids=''
 	d=$(vm_dir "$dir" "$vm")
 	[ -f "$d/address" ] || die "no VM $vm in $dir"
 	fault=$(cat "$d/snapshot.fault" 2>/dev/null || true)
@@ -289,6 +293,14 @@ cmd_snapshot() { # DIR VM
 	n=$(find "$d/snapshots" -mindepth 1 -maxdepth 1 | wc -l)
 	mkdir -p "$d/snapshots/$n"
 	cp -a "$d/etc/u/irissim" "$d/snapshots/$n/" 2>/dev/null || true
+	if [ -n "$run" ] && [ -f "$d/btrfs.plan" ]; then
+		[[ $run =~ ^[A-Za-z0-9-]+$ ]] || die "bad run id: $run"
+		while read -r sub tail snapdir; do
+			btrfs -q subvolume snapshot -r "$sub" "$snapdir/quiesce@$run@$vm@$tail" >&2 || exit 1
+			ids="${ids}quiesce-snapshot-id $snapdir/quiesce@$run@$vm@$tail
+"
+		done < "$d/btrfs.plan"
+	fi
 	echo THAWED > "$cg/freezer.state"
 	trap - EXIT TERM INT
 	t1=$EPOCHREALTIME
@@ -306,7 +318,7 @@ $s2 In(05) vcpu-0 - CPT: vm was stunned for $((us + 29000)) us
 $s3 In(05) vmx - SnapshotVMXTakeSnapshotComplete: Done with snapshot 'quiesce-$n': $((n + 1))
 "
 	printf '%s' "$lines" >> "$d/vmware.log"
-	printf '%s' "$lines"
+	printf '%s%s' "$lines" "$ids"
 }
 
 stop_vm() { # DIR NAME

@@ -212,6 +212,55 @@ fn a_missing_journal_file_and_a_clone_that_cannot_start_fail_with_the_reason() {
         "{failed:?}"
     );
     assert_torn_down(&lab, &fs, &cpf);
+    assert!(lab.lab("clear-faults", &["vm1", "VERIFY"]).status.success());
+
+    // The site's own check runs with the verification instance up on the
+    // clone, told which one and how to log in; its failure fails the verify.
+    let site = |command: &str| {
+        let text = std::fs::read_to_string(&playbook).unwrap().replace(
+            "verify:\n",
+            &format!("verify:\n  command: '{command}'\n  command_timeout: 5s\n"),
+        );
+        let path = lab.path("site.yml").display().to_string();
+        std::fs::write(&path, text).unwrap();
+        path
+    };
+    let checks = site(
+        "test -n \"$QUIESCE_VERIFY_PASSWORD\" && echo \"app on $QUIESCE_VERIFY_INSTANCE for $QUIESCE_INSTANCE: $(iris qlist $QUIESCE_VERIFY_INSTANCE | cut -d^ -f4 | cut -d, -f1) in $QUIESCE_CLONE_DIR\"",
+    );
+    let passed = lab.run(&["verify", &run_id, "-p", &checks]);
+    assert_eq!(passed.code, 0, "{passed:?}");
+    assert!(
+        passed.stdout.contains("; verify.command passed\n")
+            && passed.stdout.contains(&format!(
+                "  | command app on VERIFY for IRIS: running in {}/.snapshots/.verify/{run_id}@vm1\n",
+                fs.mount
+            ))
+            && passed.stdout.contains("  command ok ("),
+        "{passed:?}"
+    );
+    assert_torn_down(&lab, &fs, &cpf);
+    let refused = lab.run(&[
+        "verify",
+        &run_id,
+        "-p",
+        &site("echo orders: 0 rows; exit 3"),
+    ]);
+    assert_eq!(refused.code, 1, "{refused:?}");
+    assert!(
+        refused.stdout.starts_with(
+            "NOT VERIFIED: vm1 IRIS: the site's verify.command exited 3: orders: 0 rows\n"
+        ),
+        "{refused:?}"
+    );
+    let slow = lab.run(&["verify", &run_id, "-p", &site("sleep 60")]);
+    assert!(
+        slow.stdout.starts_with(
+            "NOT VERIFIED: vm1 IRIS: the site's verify.command did not finish within 5s (verify.command_timeout)\n"
+        ),
+        "{slow:?}"
+    );
+    assert_torn_down(&lab, &fs, &cpf);
 
     // The journal file the run recorded is gone from its snapshot.
     let journal = snapshot_of(&fs, &run_id, "journal");
@@ -271,6 +320,17 @@ fn a_verify_killed_mid_way_leaves_a_journal_that_recover_cleans_up_from() {
         assert!(started.elapsed().as_secs() < 60, "{}", lab.events("vm1"));
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
+    // A second verify meanwhile leaves the first one's clone alone.
+    let second = lab.run(&["verify", &run_id, "-p", &playbook]);
+    assert_eq!(second.code, 1, "{second:?}");
+    assert!(
+        second.stdout.starts_with(
+            "NOT VERIFIED: vm1 IRIS: another verify is using the verification instance VERIFY on vm1 now: wait for it to end"
+        ),
+        "{second:?}"
+    );
+    let (_, busy) = lab.sh("vm1", "iris qlist VERIFY | cut -d^ -f4 | cut -d, -f1");
+    assert_eq!(busy.trim(), "running", "{second:?}");
     // Killed harder than a hang-up: no teardown runs on the VM.
     // Only this lab's script: other tests' VMs share the process table.
     lab.sh(

@@ -279,10 +279,13 @@ fn plain_script(script: &str) -> String {
 impl Btrfs {
     /// The instances' application databases (per instance) and the
     /// snapshots that hold their directories, read from the VM now.
+    /// `skip`: the verification instance, which a verify in progress on
+    /// the host may have running on its clone.
     async fn layout(
         &self,
         host: &Host,
         vm: &dyn Transport,
+        skip: Option<&str>,
     ) -> Result<(Vec<(String, Vec<String>)>, Prepared), String> {
         if host.iris_container.is_some() {
             return Err("the btrfs provider snapshots the VM's own file systems, and this instance runs in a container (iris_container): use another provider".into());
@@ -296,7 +299,11 @@ impl Btrfs {
         if !out.success() {
             return Err(format!("cannot read the instances: {}", out.describe()));
         }
-        let read = instances(&out.stdout_text())?;
+        let mut read = instances(&out.stdout_text())?;
+        read.retain(|(name, ..)| Some(name.as_str()) != skip);
+        if read.is_empty() {
+            return Err("no running instance to snapshot".into());
+        }
         let dirs = dirs_of(&read)?;
         let mut args = vec![self.dir.as_str()];
         let mut seen = Vec::new();
@@ -333,12 +340,19 @@ impl Provider for Btrfs {
         host: &'a Host,
         vm: &'a dyn Transport,
     ) -> BoxFuture<'a, Result<Prepared, String>> {
-        async move { self.layout(host, vm).await.map(|(_, prepared)| prepared) }.boxed()
+        async move {
+            self.layout(host, vm, None)
+                .await
+                .map(|(_, prepared)| prepared)
+        }
+        .boxed()
     }
 
     fn verify<'a>(&'a self, v: VerifyRequest<'a>) -> BoxFuture<'a, Result<Verified, String>> {
         async move {
-            let (instances, prepared) = self.layout(v.host, v.vm).await?;
+            let (instances, prepared) = self
+                .layout(v.host, v.vm, Some(&v.settings.instance))
+                .await?;
             if v.settings.clone_dir.is_empty() {
                 return Err("verify.clone_dir is not set".into());
             }
@@ -377,6 +391,13 @@ impl Provider for Btrfs {
                     point.instance.clone(),
                     point.journal_file.clone().unwrap_or_else(|| "-".into()),
                     point.marker_offset.map(|o| o.to_string()).unwrap_or_else(|| "0".into()),
+                ]);
+            }
+            if let Some(command) = &v.settings.command {
+                args.extend([
+                    "command".into(),
+                    v.settings.command_timeout.as_secs().max(1).to_string(),
+                    command.clone(),
                 ]);
             }
             let args: Vec<&str> = args.iter().map(String::as_str).collect();

@@ -2,6 +2,7 @@
 #   snap SNAPSHOT SOURCE       a read-only snapshot of the run, of subvolume SOURCE
 #   db INSTANCE DIR            a database directory of INSTANCE (as the backup saw it)
 #   restore INSTANCE FILE OFFSET   where INSTANCE's journal restore starts
+#   command SECONDS COMMAND    the site's check, run after the integrity check
 # Restores the run's backup of each INSTANCE in a writable clone and checks
 # it, with the verification instance VERIFY (installed once on the VM, never
 # mirrored): clones every snapshot into CLONE_DIR/RUN@HOST, points VERIFY's
@@ -15,12 +16,13 @@
 # Whatever ends it (an error, a signal, the controller gone), VERIFY is
 # stopped, its CPF put back and the clone removed. With no `snap`, it only
 # cleans up what a killed verify of RUN left (`quiesce recover`), and says
-# `verify-cleaned HOST some|none` (whether anything was left).
+# `verify-cleaned HOST some|none` (whether anything was left). One verify
+# at a time uses VERIFY (a lock in its directory, whoever runs it).
 platform=$1 clone_dir=$2 verify=$3 run=$4 host=$5
 shift 5
 say() { printf '%s\n' "$*" 2>/dev/null || :; }
 tab=$(printf '\t')
-snaps='' dbs='' restores=''
+snaps='' dbs='' restores='' site_cmd='' site_secs=600
 while [ $# -gt 0 ]; do
 	case $1 in
 	snap) [ $# -ge 3 ] || exit 2; snaps="$snaps$2$tab$3
@@ -29,6 +31,7 @@ while [ $# -gt 0 ]; do
 "; shift 3 ;;
 	restore) [ $# -ge 4 ] || exit 2; restores="$restores$2$tab$3$tab$4
 "; shift 4 ;;
+	command) [ $# -ge 3 ] || exit 2; site_secs=$2 site_cmd=$3; shift 3 ;;
 	*) echo "unknown argument: $1" >&2; exit 2 ;;
 	esac
 done
@@ -58,6 +61,20 @@ cpf=$vdir/$vcpf
 saved=$cpf.quiesce-verify
 work=$clone_dir/$run@$host
 started=''
+case $site_secs in '' | *[!0-9]*) site_secs=600 ;; esac
+
+# Before the teardown is armed: a verify that finds VERIFY in use leaves
+# the other one's clone, CPF and instance alone. Every child started below
+# gets fd 9 closed, so the lock ends with this script.
+if command -v flock > /dev/null 2>&1; then
+	exec 9> "$vdir/.quiesce-verify.lock" || fail_all "cannot open the lock $vdir/.quiesce-verify.lock"
+	if ! flock -n 9; then
+		busy="another verify is using the verification instance $verify on $host now: wait for it to end (its clone, CPF and instance are left alone)"
+		[ -n "$snaps" ] || say "verify-warning $busy"
+		say verify-torn-down
+		fail_all "$busy"
+	fi
+fi
 
 remove_clones() {
 	if [ -d "$work" ]; then
@@ -173,7 +190,7 @@ EOF
 	pw=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 	t=$(now)
 	# shellcheck disable=SC2016 # the inner shell expands them
-	if ! out=$(timeout 600 sh -c 'if [ "$1" = cache ]; then ccontrol start "$2" "$3" nostu; else iris start "$2" "$3" nostu; fi' sh "$platform" "$verify" "EmergencyId=quiesce-verify,$pw" 2>&1 < /dev/null); then
+	if ! out=$(timeout 600 sh -c 'if [ "$1" = cache ]; then ccontrol start "$2" "$3" nostu; else iris start "$2" "$3" nostu; fi' sh "$platform" "$verify" "EmergencyId=quiesce-verify,$pw" 2>&1 < /dev/null 9>&-); then
 		say "verify-step $inst start fail $(since "$t") $(printf '%s' "$out" | tr '\n' ' ')"
 		say "verify-result $inst fail the verification instance $verify did not start on the clone: $(printf '%s' "$out" | tail -n 1)"
 		return
@@ -192,7 +209,7 @@ EOF
 		# shellcheck disable=SC2016 # ObjectScript, not shell
 		printf 'W "quiesce-integrity=",$$CheckList^Integrity("%s",$lb(%s)),!\n' "$report" "${lb#,}"
 		printf 'halt\n'
-	} | timeout 1800 sh -c 'if [ "$1" = cache ]; then csession "$2" -U %SYS; else iris session "$2" -U %SYS; fi' sh "$platform" "$verify" 2>&1)
+	} | timeout 1800 sh -c 'if [ "$1" = cache ]; then csession "$2" -U %SYS; else iris session "$2" -U %SYS; fi' sh "$platform" "$verify" 2>&1 9>&-)
 	printf '%s\n' "$answer" | sed -nE 's/^quiesce-restore-(applied|rolledback|error) /journal \1 /p' | while read -r l; do say "verify-evidence $inst $l"; done
 	[ -f "$report" ] && sed 's/^/integrity /' "$report" | while read -r l; do say "verify-evidence $inst $l"; done
 	unmounted=$(printf '%s\n' "$answer" | sed -n 's/^quiesce-mounted \(.*\)=0$/\1/p' | tr '\n' ' ')
@@ -213,11 +230,38 @@ EOF
 	else
 		say "verify-step $inst restore ok $(since "$t") from $jfile offset $joff"
 		say "verify-step $inst integrity ok $(since "$t") $k databases, no errors"
-		say "verify-result $inst ok restored from $jfile offset $joff and checked: $k databases, no errors"
+		if [ -z "$site_cmd" ]; then
+			say "verify-result $inst ok restored from $jfile offset $joff and checked: $k databases, no errors"
+		else
+			site_check "$inst" "$k"
+		fi
 	fi
 	stop "$verify" > /dev/null 2>&1 || say "verify-warning $verify did not stop"
 	started=''
 	cp -p -- "$saved" "$cpf" || :
+}
+
+# The site's own check (verify.command), with the instance still up on the
+# clone; its environment says which instance, which clone, and the login.
+site_check() { # INSTANCE DATABASES
+	t=$(now)
+	out=$(QUIESCE_VERIFY_INSTANCE=$verify QUIESCE_INSTANCE=$1 QUIESCE_RUN_ID=$run QUIESCE_HOST=$host \
+		QUIESCE_PLATFORM=$platform QUIESCE_CLONE_DIR=$work QUIESCE_DATABASES=$(printf '%s' "$lb" | tr -d '"' | sed 's/^,//') \
+		QUIESCE_VERIFY_USER=quiesce-verify QUIESCE_VERIFY_PASSWORD=$pw \
+		timeout -k 5 "$site_secs" sh -c "$site_cmd" 2>&1 < /dev/null 9>&-)
+	rc=$?
+	printf '%s\n' "$out" | sed '/^$/d' | tail -n 50 | while read -r l; do say "verify-evidence $1 command $l"; done
+	last=$(printf '%s\n' "$out" | sed '/^$/d' | tail -n 1)
+	if [ "$rc" = 0 ]; then
+		say "verify-step $1 command ok $(since "$t") verify.command exited 0"
+		say "verify-result $1 ok restored from $jfile offset $joff and checked: $2 databases, no errors; verify.command passed"
+	elif [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
+		say "verify-step $1 command fail $(since "$t") verify.command timed out after ${site_secs}s"
+		say "verify-result $1 fail the site's verify.command did not finish within ${site_secs}s (verify.command_timeout)"
+	else
+		say "verify-step $1 command fail $(since "$t") verify.command exited $rc"
+		say "verify-result $1 fail the site's verify.command exited $rc${last:+: $last}"
+	fi
 }
 
 for i in $(printf '%s' "$restores$dbs" | cut -f1 | sort -u); do

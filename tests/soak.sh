@@ -63,13 +63,26 @@ for v in "${vms[@]}"; do
 		printf '[Databases]\nIRISSYS=%s/mgr/\nUSER=%s/user/\n[Journal]\nCurrentDirectory=%s/\nAlternateDirectory=%s/\n' \
 			"$bt/$v/db/$i" "$bt/$v/db/$i" "$bt/$v/journal/$i" "$bt/$v/journal/$i" > "$bt/$v/db/$i/iris.cpf"
 		bash "$lab" set "$dir" "$v" "$i" "dir=$bt/$v/db/$i" data=on writer_pause=0.4 > /dev/null
-		bash "$lab" exec "$dir" "$v" sh -c 'echo $$ > "$1/cgroup.procs"; exec setsid iris writer "$2" > /dev/null 2>&1 < /dev/null' sh "/sys/fs/cgroup/freezer/quiesce-lab-$(cat "$dir/vms/$v/address")" "$i" &
+		# (In a subshell: not a job of this shell, whose end lab down is.)
+		(bash "$lab" exec "$dir" "$v" sh -c 'echo $$ > "$1/cgroup.procs"; exec setsid iris writer "$2" > /dev/null 2>&1 < /dev/null' sh "/sys/fs/cgroup/freezer/quiesce-lab-$(cat "$dir/vms/$v/address")" "$i" > /dev/null 2>&1 &)
 	done
 	mkdir -p "$dir/vms/$v/verify/mgr" "$dir/vms/$v/verify/journal"
 	printf '[Databases]\nIRISSYS=%s/mgr/\n[Journal]\nCurrentDirectory=%s/journal/\n' "$dir/vms/$v/verify" "$dir/vms/$v/verify" > "$dir/vms/$v/verify/iris.cpf"
 	bash "$lab" set "$dir" "$v" VERIFY status=down "dir=$dir/vms/$v/verify" > /dev/null
 	printf '%s 0@db %s\n%s 1@journal %s\n' "$bt/$v/db" "$bt/.snapshots" "$bt/$v/journal" "$bt/.snapshots" > "$dir/vms/$v/btrfs.plan"
 done
+# The oracle is sensitive: snapshots taken unfrozen while the writers run
+# hold torn blocks often (else a verify that passes would prove nothing).
+sleep 1
+torn=0
+for k in $(seq 1 10); do
+	btrfs -q subvolume snapshot -r "$bt/p/db" "$bt/.snapshots/unfrozen-$k"
+	bash "$lab" exec "$dir" p iris integrity "$bt/.snapshots/unfrozen-$k/IRIS/user" > /dev/null 2>&1 || torn=$((torn + 1))
+	btrfs -q subvolume delete "$bt/.snapshots/unfrozen-$k"
+	sleep 0.$(( (k * 37) % 10 ))
+done
+echo "soak: $torn of 10 snapshots taken unfrozen hold a torn block"
+[ "$torn" -gt 0 ] || { echo "soak: the writers tear nothing: verification would prove nothing" >&2; exit 2; }
 q() { "$quiesce" -i "$dir/inventory.yml" --known-hosts "$dir/known_hosts" --no-agent --runs-dir "$dir/runs" "$@"; }
 q deploy --quiet > /dev/null || { echo "soak: deploy failed" >&2; exit 2; }
 # Short freezes so that a soak is quick: snapshot 3 s, margin 5 s.

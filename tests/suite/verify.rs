@@ -59,7 +59,7 @@ fn assert_torn_down(lab: &Lab, fs: &Btrfs<'_>, cpf: &str) {
     let (_, out) = lab.sh(
         "vm1",
         &format!(
-            "ls -A {m}/.verify 2>/dev/null; btrfs subvolume list -o {m} | grep -c verify; iris qlist VERIFY | cut -d^ -f4; cat {v}/iris.cpf",
+            "ls -A {m}/.snapshots/.verify; btrfs subvolume list -o {m} | grep -c verify; iris qlist VERIFY | cut -d^ -f4; cat {v}/iris.cpf",
             m = fs.mount,
             v = lab.path("vms/vm1/verify").display()
         ),

@@ -79,10 +79,13 @@ fi
 remove_clones() {
 	if [ -d "$work" ]; then
 		for c in "$work"/*; do
-			[ -d "$c" ] || continue
-			btrfs subvolume delete -- "$c" > /dev/null 2>&1 || rm -rf -- "$c" || say "verify-warning could not remove the clone $c: btrfs subvolume delete $c"
+			if [ -d "$c" ] && [ ! -L "$c" ]; then
+				btrfs subvolume delete -- "$c" > /dev/null 2>&1 || rm -rf -- "$c" || say "verify-warning could not remove the clone $c: btrfs subvolume delete $c"
+			elif [ -e "$c" ] || [ -L "$c" ]; then
+				rm -f -- "$c"
+			fi
 		done
-		rmdir -- "$work" 2>/dev/null || :
+		rmdir -- "$work" 2>/dev/null || say "verify-warning could not remove $work: $(ls -A -- "$work" 2>&1 | head -n 3 | tr '\n' ' ')"
 	fi
 }
 # shellcheck disable=SC2317 # run by the EXIT trap

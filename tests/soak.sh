@@ -53,19 +53,29 @@ for v in "${vms[@]}"; do
 	{ mkdir -p "$bt/$v" && btrfs -q subvolume create "$bt/$v/db" && btrfs -q subvolume create "$bt/$v/journal"; } || exit 2
 done
 bash "$lab" up "$dir" --net 127.0.150 --mirror M=p,b --group g=g1,g2 p=iris:IRIS,VERIFY b=iris:IRIS,VERIFY g1=iris:IRIS,VERIFY g2=iris:IRIS,VERIFY x=iris:IRIS,IRIS2,VERIFY > /dev/null || exit 2
+instances_of() { if [ "$1" = x ]; then echo IRIS IRIS2; else echo IRIS; fi; }
+# The instances' writers, in the VM (its cgroup: a stun stops them too). A
+# restart of the VM's sshd restarts the VM, whose processes all die.
+start_writers() { # VM [INSTANCE...] (default: all of VM's)
+	local vm=$1 i
+	shift
+	# shellcheck disable=SC2046 # one word an instance
+	[ $# -gt 0 ] || set -- $(instances_of "$vm")
+	for i in "$@"; do
+		# (In a subshell: not a job of this shell, whose end lab down is.)
+		(bash "$lab" exec "$dir" "$vm" sh -c 'echo $$ > "$1/cgroup.procs"; exec setsid iris writer "$2" > /dev/null 2>&1 < /dev/null' sh "/sys/fs/cgroup/freezer/quiesce-lab-$(cat "$dir/vms/$vm/address")" "$i" > /dev/null 2>&1 &)
+	done
+}
 # Each instance: its installation, database and journal there, data=on,
 # a writer that never stops; each VM: VERIFY down, not mirrored, outside.
 for v in "${vms[@]}"; do
-	insts=IRIS
-	[ "$v" = x ] && insts='IRIS IRIS2'
-	for i in $insts; do
+	for i in $(instances_of "$v"); do
 		mkdir -p "$bt/$v/db/$i/mgr" "$bt/$v/db/$i/user" "$bt/$v/journal/$i"
 		printf '[Databases]\nIRISSYS=%s/mgr/\nUSER=%s/user/\n[Journal]\nCurrentDirectory=%s/\nAlternateDirectory=%s/\n' \
 			"$bt/$v/db/$i" "$bt/$v/db/$i" "$bt/$v/journal/$i" "$bt/$v/journal/$i" > "$bt/$v/db/$i/iris.cpf"
 		bash "$lab" set "$dir" "$v" "$i" "dir=$bt/$v/db/$i" data=on writer_pause=0.4 > /dev/null
-		# (In a subshell: not a job of this shell, whose end lab down is.)
-		(bash "$lab" exec "$dir" "$v" sh -c 'echo $$ > "$1/cgroup.procs"; exec setsid iris writer "$2" > /dev/null 2>&1 < /dev/null' sh "/sys/fs/cgroup/freezer/quiesce-lab-$(cat "$dir/vms/$v/address")" "$i" > /dev/null 2>&1 &)
 	done
+	start_writers "$v"
 	mkdir -p "$dir/vms/$v/verify/mgr" "$dir/vms/$v/verify/journal"
 	printf '[Databases]\nIRISSYS=%s/mgr/\n[Journal]\nCurrentDirectory=%s/journal/\n' "$dir/vms/$v/verify" "$dir/vms/$v/verify" > "$dir/vms/$v/verify/iris.cpf"
 	bash "$lab" set "$dir" "$v" VERIFY status=down "dir=$dir/vms/$v/verify" > /dev/null
@@ -224,7 +234,12 @@ for n in $(seq 1 "$runs"); do
 
 	# What an operator does next.
 	if [ "$fault" = hung-session ]; then bash "$lab" signal "$dir" "$vm" CONT quiesce-freeze; fi
-	if [ "$fault" = sshd-restart ]; then sleep 2; fi
+	if [ "$fault" = sshd-restart ]; then
+		sleep 2
+		# The restarted VM's instances come back up with their writers.
+		for _ in $(seq 1 50); do (exec 3<> "/dev/tcp/$(cat "$dir/vms/$vm/address")/22") 2> /dev/null && break; sleep 0.1; done
+		start_writers "$vm"
+	fi
 	# The other party of an ABA ends its own freeze (it is not quiesce's to thaw).
 	if [ "$fault" = aba-freeze ]; then bash "$lab" exec "$dir" "$vm" iris session "$inst" -U %SYS '##Class(Backup.General).ExternalThaw("/dev/null")' > /dev/null 2>&1; fi
 	if [ "$killed" = 1 ]; then
@@ -273,6 +288,15 @@ sys.exit(1 if bad else 0)' "$dir/runs/$run/journal.jsonl"; then
 		case $again in *"nothing was left frozen"* | *"recovered"*) ;; *) problems+=("recover: $again"); bad_journal=$((bad_journal + 1)) ;; esac
 	fi
 	if [ "$fault" = hook-chmod ]; then q deploy --quiet --force > /dev/null 2>&1; fi
+	# Every instance still writes (else a verify would prove little).
+	for v in "${vms[@]}"; do
+		for i in $(instances_of "$v"); do
+			if ! bash "$lab" exec "$dir" "$v" sh -c 'kill -0 "$(cat "/etc/irissim/$1/writer.pid")"' sh "$i" 2> /dev/null; then
+				problems+=("WRITER GONE: $v $i")
+				start_writers "$v" "$i"
+			fi
+		done
+	done
 	# A run that made a valid backup: restored from its marker and checked.
 	valid_hosts=''
 	if [ -n "$run" ] && [ -f "$dir/runs/$run/results.json" ]; then

@@ -109,7 +109,14 @@ pub async fn recover(
     // Clones a killed `quiesce verify` of this run left: removed, and the
     // verification instance stopped with its CPF put back.
     for left in crate::backup::verification::CloneEntry::left(&dir) {
-        let Some(access) = hosts.iter().find(|h| h.name == left.host) else {
+        // EBS: the clones are volumes on the scratch instance.
+        let ebs = left.provider == "aws-ebs";
+        let access = if ebs {
+            left.scratch_access.as_ref()
+        } else {
+            hosts.iter().find(|h| h.name == left.host)
+        };
+        let Some(access) = access else {
             continue;
         };
         let host = access.to_host();
@@ -117,8 +124,11 @@ pub async fn recover(
         let cleaned = match runner::connect(&host, ssh, &events).await {
             Ok(connection) => {
                 let transport: &dyn Transport = &connection;
-                let r =
-                    crate::backup::provider::btrfs::clean_up_verify(transport, &left, run_id).await;
+                let r = if ebs {
+                    crate::backup::provider::ebs_clone::clean_up(transport, &left, run_id).await
+                } else {
+                    crate::backup::provider::clone_script::clean_up(transport, &left, run_id).await
+                };
                 connection.close().await;
                 r
             }

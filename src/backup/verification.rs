@@ -13,7 +13,7 @@ pub const FILE: &str = "verify.json";
 pub const JOURNAL: &str = "verify.jsonl";
 
 /// One line of the verify journal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CloneEntry {
     pub host: String,
     pub at: u64,
@@ -32,6 +32,21 @@ pub struct CloneEntry {
     /// (recover's clean-up): every verify of the host before it.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub attempt: String,
+    /// Whose clone: empty for btrfs (on the host itself); `aws-ebs` with
+    /// the scratch host the volumes went to, and how EC2 is reached.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub provider: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub scratch: String,
+    /// How recover reaches the scratch host without the inventory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scratch_access: Option<crate::backup::journal::HostAccess>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_region: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_profile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws_endpoint_url: Option<String>,
 }
 
 impl CloneEntry {
@@ -251,6 +266,7 @@ mod tests {
                 clone_dir: "/c".into(),
                 instance: "V".into(),
                 attempt: attempt.into(),
+                ..CloneEntry::default()
             })
             .unwrap()
                 + "\n"

@@ -198,7 +198,24 @@ pub fn backup(
                 // The run's own provider: its session, if it keeps one, is
                 // opened again when needed and closed after.
                 let shown = matches!(format, HostsFormat::Table).then_some(format);
-                let verified = super::verify::verify_hosts(&ssh, global.quiet, &run_dir, &run_id, &valid, &provider, settings, 2, shown).await;
+                let verified = match super::verify::scratch_of(inventory, settings) {
+                    Err(e) => Err(e),
+                    Ok(scratch) => {
+                        let verifier = super::verify::Verifier {
+                            ssh: &ssh,
+                            quiet: global.quiet,
+                            run_dir: &run_dir,
+                            run_id: &run_id,
+                            provider: &provider,
+                            settings,
+                            aws: playbook.snapshot.aws.as_ref(),
+                            scratch,
+                            jobs: 2,
+                            format: shown,
+                        };
+                        super::verify::verify_hosts(&verifier, &valid).await
+                    }
+                };
                 provider.finish().await;
                 match verified {
                     Ok(c) if code == exit_code::SUCCESS => code = c,

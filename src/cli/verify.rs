@@ -61,18 +61,23 @@ pub fn verify(
             hint: "only a valid snapshot can be verified: `quiesce report RUN` shows each host's verdict".into(),
         });
     }
+    let scratch = scratch_of(inventory, &settings)?;
     let ssh = ssh_options(global)?;
     runtime()?.block_on(async {
         let code = verify_hosts(
-            &ssh,
-            global.quiet,
-            &run_dir,
-            &results.run_id,
+            &Verifier {
+                ssh: &ssh,
+                quiet: global.quiet,
+                run_dir: &run_dir,
+                run_id: &results.run_id,
+                provider: &provider,
+                settings: &settings,
+                aws: playbook.snapshot.aws.as_ref(),
+                scratch,
+                jobs,
+                format: Some(format),
+            },
             &valid,
-            &provider,
-            &settings,
-            jobs,
-            Some(format),
         )
         .await;
         provider.finish().await;
@@ -80,21 +85,39 @@ pub fn verify(
     })
 }
 
-/// Verifies `valid` (host, its result) of the run in `run_dir`, records
-/// verify.json and prints the outcome: what `verify` and a backup with
+/// What a verification of one run needs, besides its hosts.
+pub struct Verifier<'a> {
+    pub ssh: &'a crate::remote::ssh::SshOptions,
+    pub quiet: bool,
+    pub run_dir: &'a Path,
+    pub run_id: &'a str,
+    pub provider: &'a std::sync::Arc<dyn crate::backup::provider::Provider>,
+    pub settings: &'a crate::inventory::playbook::VerifySettings,
+    /// aws-ebs: how EC2 is reached (kept in the verify journal for recover).
+    pub aws: Option<&'a crate::inventory::playbook::AwsSettings>,
+    /// `verify.scratch`, from the inventory.
+    pub scratch: Option<&'a Host>,
+    pub jobs: usize,
+    /// None: a backup's own --format json owns stdout; verify.json has it.
+    pub format: Option<HostsFormat>,
+}
+
+/// Verifies `valid` (host, its result) of the run, records verify.json and
+/// prints the outcome: what `verify` and a backup with
 /// `verify.after_backup` run.
-#[allow(clippy::too_many_arguments)]
-pub async fn verify_hosts(
-    ssh: &crate::remote::ssh::SshOptions,
-    quiet: bool,
-    run_dir: &Path,
-    run_id: &str,
-    valid: &[(&Host, &HostRun)],
-    provider: &std::sync::Arc<dyn crate::backup::provider::Provider>,
-    settings: &crate::inventory::playbook::VerifySettings,
-    jobs: usize,
-    format: Option<HostsFormat>,
-) -> Result<u8, Error> {
+pub async fn verify_hosts(v: &Verifier<'_>, valid: &[(&Host, &HostRun)]) -> Result<u8, Error> {
+    let Verifier {
+        ssh,
+        quiet,
+        run_dir,
+        run_id,
+        provider,
+        settings,
+        aws,
+        scratch,
+        jobs,
+        format,
+    } = *v;
     let started = now_ms();
     let checked: Vec<HostVerification> = {
         let (events, consumer) = runner::event_stream(quiet);
@@ -128,6 +151,8 @@ pub async fn verify_hosts(
                             step: "verify",
                         });
                         // Write-ahead: recover finds the clone if this dies.
+                        let ebs =
+                            provider.kind() == crate::inventory::playbook::ProviderKind::AwsEbs;
                         let cloning = crate::backup::verification::CloneEntry {
                             host: host.name.clone(),
                             at: now_ms(),
@@ -136,6 +161,18 @@ pub async fn verify_hosts(
                             clone_dir: settings.clone_dir.clone(),
                             instance: settings.instance.clone(),
                             attempt: format!("{}-{started_at}", std::process::id()),
+                            provider: if ebs { "aws-ebs".into() } else { String::new() },
+                            scratch: if ebs {
+                                scratch.map(|s| s.name.clone()).unwrap_or_default()
+                            } else {
+                                String::new()
+                            },
+                            scratch_access: scratch
+                                .filter(|_| ebs)
+                                .map(|s| crate::backup::journal::HostAccess::new(s, String::new())),
+                            aws_region: aws.and_then(|a| a.region.clone()),
+                            aws_profile: aws.and_then(|a| a.profile.clone()),
+                            aws_endpoint_url: aws.and_then(|a| a.endpoint_url.clone()),
                         };
                         if let Err(e) = cloning.append(run_dir) {
                             done.error = Some(format!(
@@ -146,6 +183,25 @@ pub async fn verify_hosts(
                             vm.close().await;
                             return done;
                         }
+                        // The scratch instance the clones go to, if any.
+                        let scratch_vm = match scratch {
+                            Some(s) => match crate::remote::transport::Connector::connect(
+                                connector, s, events,
+                            )
+                            .await
+                            {
+                                Ok(c) => Some(c),
+                                Err(e) => {
+                                    done.error = Some(format!(
+                                        "cannot reach the scratch instance {}: {}",
+                                        s.name,
+                                        e.to_string().lines().next().unwrap_or_default()
+                                    ));
+                                    None
+                                }
+                            },
+                            None => None,
+                        };
                         let request = VerifyRequest {
                             host,
                             vm: &*vm,
@@ -153,9 +209,18 @@ pub async fn verify_hosts(
                             settings,
                             snapshot_ids: &result.snapshot_ids,
                             restore: &result.restore,
+                            scratch: scratch.zip(scratch_vm.as_deref()),
                         };
                         // Err: refused before any clone was made.
-                        let torn_down = match provider.verify(request).await {
+                        let outcome = if scratch.is_some() && scratch_vm.is_none() {
+                            Err(done.error.clone().unwrap_or_default())
+                        } else {
+                            provider.verify(request).await
+                        };
+                        if let Some(s) = scratch_vm {
+                            s.close().await;
+                        }
+                        let torn_down = match outcome {
                             Ok(v) => {
                                 if v.instances.is_empty() {
                                     done.error =
@@ -229,6 +294,20 @@ pub async fn verify_hosts(
     } else {
         exit_code::FINDINGS
     })
+}
+
+/// `verify.scratch`'s host, from the whole inventory (not only --limit's).
+pub fn scratch_of<'a>(
+    inventory: &'a Inventory,
+    settings: &crate::inventory::playbook::VerifySettings,
+) -> Result<Option<&'a Host>, Error> {
+    match &settings.scratch {
+        None => Ok(None),
+        Some(name) => inventory.host(name).map(Some).ok_or_else(|| Error::Usage {
+            message: format!("verify.scratch `{name}` is not a host of the inventory"),
+            hint: "name the inventory host of the scratch instance in verify.scratch".into(),
+        }),
+    }
 }
 
 /// The progress line at a host's end: `3 of 3 instances verified (41.2s)`,

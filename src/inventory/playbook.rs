@@ -237,6 +237,9 @@ struct RawVerify {
     timeout: Option<String>,
     #[serde(default)]
     after_backup: bool,
+    /// aws-ebs: the inventory host (an EC2 instance) the volumes are
+    /// attached to and checked on.
+    scratch: Option<String>,
     /// The site's own check, run on the VM against the restored clone.
     command: Option<String>,
     command_timeout: Option<String>,
@@ -254,6 +257,10 @@ pub struct VerifySettings {
     pub timeout: Duration,
     /// Verify each backup's valid hosts as soon as the backup ends.
     pub after_backup: bool,
+    /// aws-ebs: the scratch instance (an inventory host) that gets the
+    /// volumes made from the snapshots, and runs the verification instance.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scratch: Option<String>,
     /// The site's application check: a shell command run on the VM after
     /// the integrity check, with the verification instance still up on the
     /// clone (see docs/verify.md for its environment).
@@ -630,8 +637,18 @@ impl Playbook {
                 let clone_dir = match (&v.clone_dir, &raw.snapshot.btrfs) {
                     (Some(d), _) => d.trim_end_matches('/').to_string(),
                     (None, Some(b)) => format!("{}/.verify", b.dir.trim_end_matches('/')),
-                    (None, None) => String::new(),
+                    // Where the scratch instance mounts the volumes.
+                    (None, None) => "/mnt/quiesce-verify".to_string(),
                 };
+                if let Some(scratch) = &v.scratch
+                    && inventory.host(scratch).is_none()
+                {
+                    return Err(err(
+                        &["verify", "scratch"],
+                        format!("verify.scratch `{scratch}` is not a host of the inventory"),
+                        "name the inventory host of the scratch EC2 instance (reachable over SSH, with the verification instance installed)",
+                    ));
+                }
                 if !clone_dir.is_empty()
                     && (!crate::inventory::is_safe_dir(&clone_dir) || clone_dir.is_empty())
                 {
@@ -650,6 +667,7 @@ impl Playbook {
                         Duration::from_secs(30 * 60),
                     )?,
                     after_backup: v.after_backup,
+                    scratch: v.scratch.clone(),
                     command: match v.command.as_deref().map(str::trim) {
                         None => None,
                         Some("") => {

@@ -8,10 +8,10 @@ use quiesce::backup::journal::Entry;
 use std::io::{BufRead, Write};
 
 /// The lab's EC2, one per test on its own address; ends when dropped.
-struct Ec2 {
+pub(crate) struct Ec2 {
     child: std::process::Child,
     answers: std::io::BufReader<std::process::ChildStdout>,
-    url: String,
+    pub(crate) url: String,
     instances: Vec<String>,
 }
 
@@ -19,7 +19,7 @@ struct Ec2 {
 const MOTO_PYTHON: &str = "/opt/quiesce-moto/bin/python";
 
 impl Ec2 {
-    fn start(address: &str, names: &[&str]) -> Ec2 {
+    pub(crate) fn start(address: &str, names: &[&str]) -> Ec2 {
         let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/ebs-double");
         let mut child = std::process::Command::new(MOTO_PYTHON)
             .arg(script)
@@ -43,7 +43,7 @@ impl Ec2 {
         }
     }
 
-    fn tell(&mut self, line: &str) -> String {
+    pub(crate) fn tell(&mut self, line: &str) -> String {
         let stdin = self.child.stdin.as_mut().unwrap();
         writeln!(stdin, "{line}").unwrap();
         stdin.flush().unwrap();
@@ -67,7 +67,7 @@ impl Ec2 {
             .collect()
     }
 
-    fn calls(&mut self, action: &str) -> u32 {
+    pub(crate) fn calls(&mut self, action: &str) -> u32 {
         self.tell(&format!("calls {action}"))
             .strip_prefix("calls ")
             .unwrap()
@@ -84,7 +84,7 @@ impl Drop for Ec2 {
     }
 }
 
-fn playbook(lab: &Lab, ec2: &Ec2, extra: &str) -> String {
+pub(crate) fn playbook(lab: &Lab, ec2: &Ec2, extra: &str) -> String {
     let path = lab.path("ebs.yml");
     std::fs::write(
         &path,
@@ -99,7 +99,7 @@ fn playbook(lab: &Lab, ec2: &Ec2, extra: &str) -> String {
 
 /// The lab's credentials and nothing of the machine's own AWS
 /// configuration (no profile files, no instance metadata service).
-const AWS_ENV: [(&str, &str); 5] = [
+pub(crate) const AWS_ENV: [(&str, &str); 5] = [
     ("AWS_ACCESS_KEY_ID", "lab"),
     ("AWS_SECRET_ACCESS_KEY", "lab"),
     ("AWS_CONFIG_FILE", "/nonexistent"),
@@ -107,7 +107,7 @@ const AWS_ENV: [(&str, &str); 5] = [
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
-fn with_aws(lab: &Lab, args: &[&str]) -> Run {
+pub(crate) fn with_aws(lab: &Lab, args: &[&str]) -> Run {
     crate::common::lab_run_with_env(lab, args, &AWS_ENV)
 }
 

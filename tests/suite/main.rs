@@ -12,6 +12,7 @@ mod awx;
 mod backup;
 mod bastions;
 mod deploy_audit;
+mod ebs_verify;
 mod exact_output;
 mod executor_table;
 mod hooks;

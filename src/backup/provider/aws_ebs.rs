@@ -30,7 +30,7 @@ pub const TAG_JOURNAL: &str = "quiesce:journal";
 /// Where each instance's journal restore starts (`INST=FILE@OFFSET,…`).
 pub const TAG_RESTORE: &str = "quiesce:restore";
 /// How long one call other than the create may take, retries included.
-const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+pub(super) const CALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the end of a run looks for a set whose creation was given up on.
 const LATE_SWEEP: Duration = Duration::from_secs(60);
 
@@ -100,11 +100,11 @@ fn random() -> u64 {
 /// Why a call failed, and whether EC2 may have carried it out anyway (no
 /// answer came, so a request that was sent may still have been made).
 #[derive(Debug)]
-struct Failure {
-    why: String,
-    unanswered: bool,
+pub(super) struct Failure {
+    pub(super) why: String,
+    pub(super) unanswered: bool,
     /// EC2's error code, when it answered with one.
-    code: Option<String>,
+    pub(super) code: Option<String>,
 }
 
 impl std::fmt::Display for Failure {
@@ -120,7 +120,7 @@ impl From<Failure> for String {
 }
 
 /// Calls `op` until it succeeds, fails for good, or `deadline` passes.
-async fn retrying<T, E, F, Fut>(deadline: Instant, mut op: F) -> Result<T, Failure>
+pub(super) async fn retrying<T, E, F, Fut>(deadline: Instant, mut op: F) -> Result<T, Failure>
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     F: FnMut() -> Fut,
@@ -167,7 +167,7 @@ where
     }
 }
 
-fn tag(key: &str, value: &str) -> Tag {
+pub(super) fn tag(key: &str, value: &str) -> Tag {
     Tag::builder().key(key).value(value).build()
 }
 
@@ -181,7 +181,7 @@ impl AwsEbs {
     }
 
     /// One client per run; the SDK keeps its connections and credentials.
-    async fn client(&self) -> &Client {
+    pub(super) async fn client(&self) -> &Client {
         self.client
             .get_or_init(|| async {
                 let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -203,7 +203,7 @@ impl AwsEbs {
 
     /// The instance the inventory's `vm` names: an instance id (`i-…`), or
     /// the value of its `Name` tag (two instances of one name are refused).
-    async fn instance(&self, host: &Host) -> Result<String, String> {
+    pub(super) async fn instance(&self, host: &Host) -> Result<String, String> {
         let client = self.client().await;
         let wanted = host.vm.as_str();
         let by_id = wanted.starts_with("i-");
@@ -576,6 +576,13 @@ impl Provider for AwsEbs {
             out
         }
         .boxed()
+    }
+
+    fn verify<'a>(
+        &'a self,
+        v: super::VerifyRequest<'a>,
+    ) -> BoxFuture<'a, Result<super::Verified, String>> {
+        self.verify_host(v).boxed()
     }
 
     fn finish<'a>(&'a self) -> BoxFuture<'a, ()> {

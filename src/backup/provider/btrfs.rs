@@ -4,6 +4,7 @@
 //! directory on the same file system. Names carry the run and the host:
 //! `quiesce@RUN@HOST@N@LABEL`.
 
+use super::clone_script::{Copy, Job};
 use super::{Create, Listed, Prepared, Provider, Verified, VerifyRequest, cpf};
 use crate::backup::snapshot::{self, SnapshotResult};
 use crate::inventory::Host;
@@ -18,50 +19,6 @@ const RESOLVE: &str = include_str!("../../remote/scripts/btrfs_resolve.sh");
 const CREATE: &str = include_str!("../../remote/scripts/btrfs_create.sh");
 const LIST: &str = include_str!("../../remote/scripts/btrfs_list.sh");
 const DELETE: &str = include_str!("../../remote/scripts/btrfs_delete.sh");
-const VERIFY: &str = include_str!("../../remote/scripts/btrfs_verify.sh");
-
-/// What a killed `verify` of `run_id` left on a VM (a clone, the
-/// verification instance running, its CPF swapped) put right, without the
-/// playbook: the verify script with no snapshot to clone. `recover` runs it.
-/// True when something was left to put right.
-pub async fn clean_up_verify(
-    vm: &dyn Transport,
-    left: &crate::backup::verification::CloneEntry,
-    run_id: &str,
-) -> Result<bool, String> {
-    let args = [
-        left.platform.as_str(),
-        &left.clone_dir,
-        &left.instance,
-        run_id,
-        &left.host,
-    ];
-    let out = vm
-        .run(
-            "verify clean-up",
-            &plain_script(VERIFY),
-            &args,
-            None,
-            std::time::Duration::from_secs(600),
-        )
-        .await
-        .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
-    let text = out.stdout_text();
-    if out.success() && text.contains("verify-cleaned ") {
-        // Whether anything was there: the VM's own teardown may have run.
-        Ok(text
-            .lines()
-            .any(|l| l.starts_with("verify-cleaned ") && l.ends_with(" some")))
-    } else {
-        let said = crate::backup::verification::parse(&text);
-        let why = said
-            .0
-            .first()
-            .map(|v| v.reason.clone())
-            .or_else(|| said.1.first().cloned());
-        Err(why.unwrap_or_else(|| out.describe()))
-    }
-}
 
 pub struct Btrfs {
     /// Where the snapshots go on the VM.
@@ -71,14 +28,14 @@ pub struct Btrfs {
 /// What one instance directory is for, in the order snapshots are taken:
 /// the journals last, since they are written on during the freeze.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-enum Role {
+pub(super) enum Role {
     Data,
     Journal,
 }
 
 /// One running instance as the prepare script shows it: its name, its
 /// install directory, and what its CPF says.
-type Read = (String, String, cpf::InstanceDirs);
+pub(super) type Read = (String, String, cpf::InstanceDirs);
 
 /// The running instances of the prepare script's output, each with its CPF
 /// read.
@@ -123,7 +80,7 @@ fn directories(output: &str) -> Result<Vec<(String, Role, String)>, String> {
 
 /// Each instance's directories with what it holds: databases and WIJ,
 /// then journals.
-fn dirs_of(instances: &[Read]) -> Result<Vec<(String, Role, String)>, String> {
+pub(super) fn dirs_of(instances: &[Read]) -> Result<Vec<(String, Role, String)>, String> {
     let mut dirs = Vec::new();
     for (name, install, read) in instances {
         if read.journals.is_empty() {
@@ -243,7 +200,7 @@ fn plan(dirs: &[(String, Role, String)], output: &str, snapdir: &str) -> Result<
 }
 
 /// Each instance's application databases (not its own system ones).
-fn databases(instances: &[Read]) -> Vec<(String, Vec<String>)> {
+pub(super) fn databases(instances: &[Read]) -> Vec<(String, Vec<String>)> {
     instances
         .iter()
         .map(|(name, _, read)| {
@@ -276,6 +233,30 @@ fn plain_script(script: &str) -> String {
     format!("set -u\n{script}")
 }
 
+/// The running instances of `host` (but `skip`) with what their CPFs say,
+/// read from the VM now.
+pub(super) async fn read_instances(
+    host: &Host,
+    vm: &dyn Transport,
+    skip: Option<&str>,
+) -> Result<Vec<Read>, String> {
+    let mut args = vec![host.platform.as_str()];
+    args.extend(host.instances.iter().map(String::as_str));
+    let out = vm
+        .run_script("snapshot plan", &plain_script(PREPARE), &args, None)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !out.success() {
+        return Err(format!("cannot read the instances: {}", out.describe()));
+    }
+    let mut read = instances(&out.stdout_text())?;
+    read.retain(|(name, ..)| Some(name.as_str()) != skip);
+    if read.is_empty() {
+        return Err("no running instance to snapshot".into());
+    }
+    Ok(read)
+}
+
 impl Btrfs {
     /// The instances' application databases (per instance) and the
     /// snapshots that hold their directories, read from the VM now.
@@ -290,20 +271,7 @@ impl Btrfs {
         if host.iris_container.is_some() {
             return Err("the btrfs provider snapshots the VM's own file systems, and this instance runs in a container (iris_container): use another provider".into());
         }
-        let mut args = vec![host.platform.as_str()];
-        args.extend(host.instances.iter().map(String::as_str));
-        let out = vm
-            .run_script("snapshot plan", &plain_script(PREPARE), &args, None)
-            .await
-            .map_err(|e| e.to_string())?;
-        if !out.success() {
-            return Err(format!("cannot read the instances: {}", out.describe()));
-        }
-        let mut read = instances(&out.stdout_text())?;
-        read.retain(|(name, ..)| Some(name.as_str()) != skip);
-        if read.is_empty() {
-            return Err("no running instance to snapshot".into());
-        }
+        let read = read_instances(host, vm, skip).await?;
         let dirs = dirs_of(&read)?;
         let mut args = vec![self.dir.as_str()];
         let mut seen = Vec::new();
@@ -356,12 +324,9 @@ impl Provider for Btrfs {
             if v.settings.clone_dir.is_empty() {
                 return Err("verify.clone_dir is not set".into());
             }
-            let mut args: Vec<String> = [v.host.platform.as_str(), &v.settings.clone_dir, &v.settings.instance, v.run_id, &v.host.name]
-                .iter()
-                .map(|s| s.to_string())
-                .collect();
             // The run's snapshots, each with the subvolume it was taken of:
             // the layout now must name the same snapshots as then.
+            let mut copies = Vec::new();
             for (sub, tail) in &prepared.snapshots {
                 let name = format!("{}/quiesce@{}@{}@{tail}", self.dir, v.run_id, v.host.name);
                 if !v.snapshot_ids.contains(&name) {
@@ -369,64 +334,19 @@ impl Provider for Btrfs {
                         "the run made no snapshot {name} of {sub}: the instance's directories changed since the run, or its snapshots were removed (quiesce snapshots list -p PLAYBOOK)"
                     ));
                 }
-                args.extend(["snap".into(), name, sub.clone()]);
+                copies.push(Copy::Snapshot { path: name, source: sub.clone() });
             }
-            // These paths end up inside ObjectScript strings in the
-            // verification session: only plain ones are passed, never quoted.
-            for path in instances.iter().flat_map(|(_, dbs)| dbs.iter()).chain(prepared.snapshots.iter().map(|(sub, _)| sub)) {
-                if !crate::backup::restore_point::plain_path(path) {
-                    return Err(format!(
-                        "{path} holds characters other than letters, digits, `/`, `.`, `_` and `-`: quiesce does not pass it into the verification instance's ObjectScript"
-                    ));
-                }
+            Job {
+                platform: v.host.platform.as_str(),
+                settings: v.settings,
+                run_id: v.run_id,
+                host: &v.host.name,
+                copies,
+                databases: &instances,
+                restore: v.restore,
             }
-            for (inst, dbs) in &instances {
-                for db in dbs {
-                    args.extend(["db".into(), inst.clone(), db.clone()]);
-                }
-            }
-            for point in v.restore {
-                args.extend([
-                    "restore".into(),
-                    point.instance.clone(),
-                    point.journal_file.clone().unwrap_or_else(|| "-".into()),
-                    point.marker_offset.map(|o| o.to_string()).unwrap_or_else(|| "0".into()),
-                ]);
-            }
-            if let Some(command) = &v.settings.command {
-                args.extend([
-                    "command".into(),
-                    v.settings.command_timeout.as_secs().max(1).to_string(),
-                    command.clone(),
-                ]);
-            }
-            let args: Vec<&str> = args.iter().map(String::as_str).collect();
-            let out = match v
-                .vm
-                .run("verify", &plain_script(VERIFY), &args, None, v.settings.timeout)
-                .await
-            {
-                Ok(out) => out,
-                Err(e) => {
-                    return Ok(Verified {
-                        warnings: vec![format!(
-                            "the verify session ended before its teardown said so: {}; `quiesce recover {}` removes what is left",
-                            e.to_string().lines().next().unwrap_or_default(),
-                            v.run_id
-                        )],
-                        ..Verified::default()
-                    });
-                }
-            };
-            let text = out.stdout_text();
-            let (instances, mut warnings) = crate::backup::verification::parse(&text);
-            let torn_down = text.lines().any(|l| l == "verify-torn-down");
-            if instances.is_empty() {
-                warnings.push(format!("the verify script gave no result: {}", out.describe()));
-            } else if !torn_down || instances.iter().any(|i| i.reason.starts_with("the verification ended before")) {
-                warnings.push(format!("the verify script stopped early: {}", out.describe()));
-            }
-            Ok(Verified { instances, warnings, torn_down })
+            .run(v.vm)
+            .await
         }
         .boxed()
     }

@@ -5,7 +5,9 @@
 
 pub mod aws_ebs;
 pub mod btrfs;
+pub mod clone_script;
 pub mod cpf;
+pub mod ebs_clone;
 pub mod vsphere;
 
 use crate::backup::restore_point::RestorePoint;
@@ -165,7 +167,7 @@ pub trait Provider: Send + Sync {
         let _ = v;
         async move {
             Err(format!(
-                "verify is built for the btrfs provider only; the {} provider's clones (docs/verify.md says how they will be made) are not built yet",
+                "verify is built for the btrfs and aws-ebs providers; the {} provider's clones (docs/verify.md says how they will be made) are not built yet",
                 kind.as_str()
             ))
         }
@@ -198,6 +200,8 @@ pub struct VerifyRequest<'a> {
     pub snapshot_ids: &'a [String],
     /// Where each instance's journal restore starts (results.json).
     pub restore: &'a [RestorePoint],
+    /// `verify.scratch` and its connection, when the playbook names one.
+    pub scratch: Option<(&'a Host, &'a dyn Transport)>,
 }
 
 /// The provider the playbook's snapshot step names.

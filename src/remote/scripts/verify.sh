@@ -1,11 +1,15 @@
 # Args: PLATFORM CLONE_DIR VERIFY RUN HOST, then any number of
-#   snap SNAPSHOT SOURCE       a read-only snapshot of the run, of subvolume SOURCE
+#   snap SNAPSHOT SOURCE       a read-only btrfs snapshot of the run, of subvolume SOURCE
+#   volume VOLUME SOURCE       an EBS volume made from one of the run's snapshots and
+#                              attached here, of the file system mounted at SOURCE on HOST
 #   db INSTANCE DIR            a database directory of INSTANCE (as the backup saw it)
 #   restore INSTANCE FILE OFFSET   where INSTANCE's journal restore starts
 #   command SECONDS COMMAND    the site's check, run after the integrity check
 # Restores the run's backup of each INSTANCE in a writable clone and checks
 # it, with the verification instance VERIFY (installed once on the VM, never
-# mirrored): clones every snapshot into CLONE_DIR/RUN@HOST, points VERIFY's
+# mirrored): clones every snapshot into CLONE_DIR/RUN@HOST (a writable btrfs
+# snapshot, or the attached volume mounted; the VM is HOST itself for btrfs
+# and a scratch instance for EBS), points VERIFY's
 # CPF at the clone (its databases and journal there; no mirror and no ECP
 # sections), starts VERIFY in emergency access (one login, made up here)
 # without startup routines (nostu), checks that every database mounts,
@@ -25,7 +29,9 @@ tab=$(printf '\t')
 snaps='' dbs='' restores='' site_cmd='' site_secs=600
 while [ $# -gt 0 ]; do
 	case $1 in
-	snap) [ $# -ge 3 ] || exit 2; snaps="$snaps$2$tab$3
+	snap) [ $# -ge 3 ] || exit 2; snaps="${snaps}snap$tab$2$tab$3
+"; shift 3 ;;
+	volume) [ $# -ge 3 ] || exit 2; snaps="${snaps}volume$tab$2$tab$3
 "; shift 3 ;;
 	db) [ $# -ge 3 ] || exit 2; dbs="$dbs$2$tab$3
 "; shift 3 ;;
@@ -79,13 +85,17 @@ fi
 remove_clones() {
 	if [ -d "$work" ]; then
 		for c in "$work"/*; do
-			if [ -d "$c" ] && [ ! -L "$c" ]; then
+			if mountpoint -q -- "$c" 2> /dev/null; then
+				# An attached volume: unmounted, so that it can be detached.
+				umount -- "$c" 2> /dev/null || umount -l -- "$c" || say "verify-warning could not unmount $c"
+				rmdir -- "$c" 2> /dev/null || :
+			elif [ -d "$c" ] && [ ! -L "$c" ]; then
 				btrfs subvolume delete -- "$c" > /dev/null 2>&1 || rm -rf -- "$c" || say "verify-warning could not remove the clone $c: btrfs subvolume delete $c"
 			elif [ -e "$c" ] || [ -L "$c" ]; then
 				rm -f -- "$c"
 			fi
 		done
-		rmdir -- "$work" 2>/dev/null || say "verify-warning could not remove $work: $(ls -A -- "$work" 2>&1 | head -n 3 | tr '\n' ' ')"
+		rmdir -- "$work" 2>/dev/null || say "verify-warning could not remove $work: $(find "$work" -mindepth 1 -maxdepth 1 2>&1 | head -n 3 | tr '\n' ' ')"
 	fi
 }
 # shellcheck disable=SC2317 # run by the EXIT trap
@@ -125,11 +135,28 @@ cp -p -- "$cpf" "$saved" || fail_all "cannot keep a copy of $cpf"
 
 t0=$(now)
 n=0 map=''
-while IFS="$tab" read -r snap src; do
+what=''
+while IFS="$tab" read -r kind snap src; do
 	[ -n "$snap" ] || continue
-	if ! out=$(btrfs subvolume snapshot -- "$snap" "$work/$n" 2>&1); then
-		fail_all "cannot clone $snap: $out"
-	fi
+	case $kind in
+	snap)
+		if ! out=$(btrfs subvolume snapshot -- "$snap" "$work/$n" 2>&1); then
+			fail_all "cannot clone $snap: $out"
+		fi
+		what='writable btrfs clones' ;;
+	volume)
+		# Found by the name a Nitro instance gives it (its serial is the
+		# volume id); it may take a moment to appear once attached.
+		dev=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol${snap#vol-}
+		i=0
+		while [ ! -e "$dev" ] && [ "$i" -lt 120 ]; do sleep 0.5; i=$((i + 1)); done
+		[ -e "$dev" ] || fail_all "volume $snap is not attached here ($dev does not appear)"
+		mkdir -p -- "$work/$n" || fail_all "cannot create $work/$n"
+		if ! out=$(mount -- "$dev" "$work/$n" 2>&1) && ! out=$(mount -o nouuid -- "$dev" "$work/$n" 2>&1); then
+			fail_all "cannot mount volume $snap ($dev): $out"
+		fi
+		what='EBS volumes from the snapshots, mounted' ;;
+	esac
 	map="$map${src%/}$tab$work/$n
 "
 	n=$((n + 1))
@@ -148,7 +175,7 @@ in_clone() { # PATH
 
 verify_one() { # INSTANCE
 	inst=$1
-	say "verify-step $inst clone ok $clone_secs $n writable btrfs clones in $work"
+	say "verify-step $inst clone ok $clone_secs $n $what in $work"
 	point=$(printf '%s' "$restores" | awk -F'\t' -v i="$inst" '$1 == i { print $2 "\t" $3; exit }')
 	jfile=$(printf '%s' "$point" | cut -f1) joff=$(printf '%s' "$point" | cut -f2)
 	case $jfile in

@@ -181,6 +181,11 @@ pub async fn verify_hosts(v: &Verifier<'_>, valid: &[(&Host, &HostRun)]) -> Resu
                             ));
                             done.finished_at = now_ms();
                             vm.close().await;
+                            events.send(Event::HostSummary {
+                                host: host.name.clone(),
+                                text: summary(&done),
+                                ok: false,
+                            });
                             return done;
                         }
                         // The scratch instance the clones go to, if any.

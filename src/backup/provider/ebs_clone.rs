@@ -22,6 +22,31 @@ const MOUNTS: &str = include_str!("../../remote/scripts/ebs_mounts.sh");
 /// How long a volume may take to become available, or attached, or free.
 const VOLUME_WAIT: Duration = Duration::from_secs(300);
 
+/// `vol-` and hexadecimal digits, as EC2 names a volume.
+fn is_volume_id(id: &str) -> bool {
+    id.strip_prefix("vol-")
+        .is_some_and(|h| !h.is_empty() && h.len() <= 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// The mounts script's answer (from the backed-up VM, so nothing in it is
+/// trusted): (snapshot, volume, mount point) of each of `snaps`' volumes
+/// mounted at a plain path.
+fn parse_mounts(text: &str, snaps: &[(String, String)]) -> Vec<(String, String, String)> {
+    let mut mounts: Vec<(String, String, String)> = Vec::new();
+    for line in text.lines() {
+        if let ["vol", vol, at] = line.split('\t').collect::<Vec<_>>().as_slice()
+            && is_volume_id(vol)
+            && at.starts_with('/')
+            && crate::backup::restore_point::plain_path(at)
+            && let Some((snap, _)) = snaps.iter().find(|(_, v)| v == vol)
+            && !mounts.iter().any(|(_, v, _)| v == vol)
+        {
+            mounts.push((snap.clone(), vol.to_string(), at.to_string()));
+        }
+    }
+    mounts
+}
+
 /// Where each directory lies: the mount point it is under (the longest).
 fn mount_of<'m>(
     dir: &str,
@@ -88,16 +113,7 @@ impl AwsEbs {
             v.vm.run_script("verify", &format!("set -u\n{MOUNTS}"), &volumes, None)
                 .await
                 .map_err(|e| e.to_string().lines().next().unwrap_or_default().to_string())?;
-        let mut mounts: Vec<(String, String, String)> = Vec::new();
-        for line in out.stdout_text().lines() {
-            if let ["vol", vol, at] = line.split('\t').collect::<Vec<_>>().as_slice()
-                && *at != "-"
-                && crate::backup::restore_point::plain_path(at)
-                && let Some((snap, _)) = snaps.iter().find(|(_, v)| v == vol)
-            {
-                mounts.push((snap.clone(), vol.to_string(), at.to_string()));
-            }
-        }
+        let mounts = parse_mounts(&out.stdout_text(), &snaps);
         // Only the volumes that hold an instance directory are cloned; every
         // directory must be on one of them.
         let mut wanted: Vec<&(String, String, String)> = Vec::new();
@@ -255,6 +271,12 @@ impl AwsEbs {
         .await
         .map_err(|e| format!("CreateVolume from {snap} in {zone} failed: {e}"))?;
         let id = created.volume_id().unwrap_or_default().to_string();
+        // It names a device path on the scratch instance: only an EC2 id.
+        if !is_volume_id(&id) {
+            return Err(format!(
+                "CreateVolume from {snap} answered no volume id ({id:?})"
+            ));
+        }
         made.push(id.clone());
         self.wait_volume(&id, |v| v.state() == Some(&VolumeState::Available))
             .await
@@ -413,6 +435,40 @@ pub async fn clean_up(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mounts_are_read_only_for_the_runs_volumes_at_plain_paths() {
+        let snaps = vec![("snap-1".to_string(), "vol-0a".to_string())];
+        let text = "vol\tvol-0a\t/data\nvol\tvol-0b\t/other\nvol\tvol-0a\t/again\n";
+        assert_eq!(
+            parse_mounts(text, &snaps),
+            [(
+                "snap-1".to_string(),
+                "vol-0a".to_string(),
+                "/data".to_string()
+            )]
+        );
+        assert!(parse_mounts("vol\tvol-0a\t/da ta\n", &snaps).is_empty());
+        assert!(parse_mounts("vol\tvol-0a\t-\n", &snaps).is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_mounts_answer_parses_to_plain_paths(text in "(vol|\t|vol-0a|/[a-z ;$]{0,5}|-|\n){0,40}") {
+            let snaps = vec![("snap-1".to_string(), "vol-0a".to_string())];
+            for (_, _, at) in parse_mounts(&text, &snaps) {
+                proptest::prop_assert!(at.starts_with('/') && crate::backup::restore_point::plain_path(&at));
+            }
+        }
+    }
+
+    #[test]
+    fn only_an_ec2_volume_id_names_a_device() {
+        assert!(is_volume_id("vol-0123456789abcdef0"));
+        for bad in ["vol-", "vol-../../sda", "snap-12", "vol-12 x", "VOL-12"] {
+            assert!(!is_volume_id(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn a_directory_lies_on_the_longest_mount_above_it() {

@@ -145,6 +145,7 @@ while IFS="$tab" read -r kind snap src; do
 		fi
 		what='writable btrfs clones' ;;
 	volume)
+		case $snap in vol-*[!0-9a-f]* | vol-) fail_all "not a volume id: $snap" ;; vol-*) ;; *) fail_all "not a volume id: $snap" ;; esac
 		# Found by the name a Nitro instance gives it (its serial is the
 		# volume id); it may take a moment to appear once attached.
 		dev=/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_vol${snap#vol-}

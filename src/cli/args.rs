@@ -205,7 +205,8 @@ pub enum Command {
     /// verification instance started on it without user access, the journal
     /// restored from the run's marker, every database integrity-checked.
     Verify {
-        /// The run id (a directory under --runs-dir) or its journal path.
+        /// The run id (a directory under --runs-dir) or its journal path;
+        /// `latest`: the newest run that made a valid backup of the playbook's hosts.
         run: String,
         /// The playbook of the run (its provider and its `verify` settings).
         #[arg(short, long, value_name = "FILE")]

@@ -26,7 +26,12 @@ pub fn verify(
     jobs: usize,
     format: HostsFormat,
 ) -> Result<u8, Error> {
-    let run_dir = crate::backup::run_dir::resolve(&global.runs_dir, run)?;
+    let run_dir = if run == LATEST {
+        let (_, _, hosts) = super::snapshots::playbook_hosts(inventory, &limited, playbook_path)?;
+        latest(&global.runs_dir, &hosts)?
+    } else {
+        crate::backup::run_dir::resolve(&global.runs_dir, run)?
+    };
     let results_path = run_dir.join("results.json");
     let results: Results = std::fs::read_to_string(&results_path)
         .ok()
@@ -83,6 +88,42 @@ pub fn verify(
         provider.finish().await;
         code
     })
+}
+
+/// `verify latest`: the newest run that made a valid backup of one of the
+/// playbook's hosts (what a verify timer checks).
+pub const LATEST: &str = "latest";
+
+fn results_of(dir: &Path) -> Option<Results> {
+    serde_json::from_str(&std::fs::read_to_string(dir.join("results.json")).ok()?).ok()
+}
+
+fn latest(runs_dir: &Path, hosts: &[&Host]) -> Result<std::path::PathBuf, Error> {
+    let mut dirs: Vec<std::path::PathBuf> = std::fs::read_dir(runs_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("results.json").is_file())
+        .collect();
+    // Run ids begin with their start time: the name orders them.
+    dirs.sort();
+    dirs.into_iter()
+        .rev()
+        .find(|d| {
+            results_of(d).is_some_and(|r| {
+                r.hosts
+                    .iter()
+                    .any(|h| h.outcome == Outcome::Valid && hosts.iter().any(|p| p.name == h.host))
+            })
+        })
+        .ok_or_else(|| Error::Usage {
+            message: format!(
+                "no run in {} made a valid backup of the playbook's hosts",
+                runs_dir.display()
+            ),
+            hint: "run a backup first, or name the run to verify".into(),
+        })
 }
 
 /// What a verification of one run needs, besides its hosts.

@@ -162,7 +162,7 @@ fn the_systemd_units_verify_clean() {
         std::fs::write(dir.path().join(&name), text).unwrap();
         names.push(dir.path().join(&name));
     }
-    assert_eq!(names.len(), 4, "{names:?}");
+    assert_eq!(names.len(), 6, "{names:?}");
     let out = std::process::Command::new("systemd-analyze")
         .arg("verify")
         .args(&names)

@@ -90,6 +90,15 @@ fn a_valid_run_verifies_and_a_snapshot_taken_unfrozen_does_not() {
             && verified.stdout.ends_with(": 1 of 1 instances verified\n"),
         "{verified:?}"
     );
+    // What a verify timer runs: the newest run with a valid backup.
+    let latest = lab.run(&["verify", "latest", "-p", &playbook]);
+    assert!(
+        latest.code == 0
+            && latest
+                .stdout
+                .ends_with(&format!("run {run_id}: 1 of 1 instances verified\n")),
+        "{latest:?}"
+    );
     // The simulator saw the verification instance started without user
     // access, the journal restored and the check pass.
     let events = lab.events("vm1");

@@ -18,7 +18,7 @@
 # Says `verify-step INSTANCE STEP ok|fail SECONDS DETAIL`,
 # `verify-evidence INSTANCE LINE` and `verify-result INSTANCE ok|fail REASON`.
 # Whatever ends it (an error, a signal, the controller gone), VERIFY is
-# stopped, its CPF put back and the clone removed. With no `snap`, it only
+# stopped, its CPF put back and the clone removed. With no copy named, it only
 # cleans up what a killed verify of RUN left (`quiesce recover`), and says
 # `verify-cleaned HOST some|none` (whether anything was left). One verify
 # at a time uses VERIFY (a lock in its directory, whoever runs it).
@@ -90,7 +90,7 @@ remove_clones() {
 				umount -- "$c" 2> /dev/null || umount -l -- "$c" || say "verify-warning could not unmount $c"
 				rmdir -- "$c" 2> /dev/null || :
 			elif [ -d "$c" ] && [ ! -L "$c" ]; then
-				btrfs subvolume delete -- "$c" > /dev/null 2>&1 || rm -rf -- "$c" || say "verify-warning could not remove the clone $c: btrfs subvolume delete $c"
+				btrfs subvolume delete -- "$c" > /dev/null 2>&1 || rm -rf --one-file-system -- "$c" || say "verify-warning could not remove the clone $c: btrfs subvolume delete $c"
 			elif [ -e "$c" ] || [ -L "$c" ]; then
 				rm -f -- "$c"
 			fi

@@ -140,21 +140,8 @@ fn an_ebs_backup_is_restored_on_the_scratch_instance_and_its_volumes_deleted() {
             .status
             .success()
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quiesce"))
-        .args(["-i", lab.inventory().to_str().unwrap()])
-        .args([
-            "--known-hosts",
-            lab.known_hosts().to_str().unwrap(),
-            "--no-agent",
-        ])
-        .args(["--runs-dir", lab.path("runs").to_str().unwrap()])
-        .args(["verify", &run_id, "-p", &playbook])
-        .envs(AWS_ENV)
-        .env_remove("SSH_AUTH_SOCK")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child =
+        crate::common::spawn_quiet(&lab, &["verify", &run_id, "-p", &playbook], &AWS_ENV);
     let started = std::time::Instant::now();
     while lab
         .events("scratch")

@@ -310,20 +310,7 @@ fn a_verify_killed_mid_way_leaves_a_journal_that_recover_cleans_up_from() {
             .status
             .success()
     );
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_quiesce"))
-        .args(["-i", lab.inventory().to_str().unwrap()])
-        .args([
-            "--known-hosts",
-            lab.known_hosts().to_str().unwrap(),
-            "--no-agent",
-        ])
-        .args(["--runs-dir", lab.path("runs").to_str().unwrap()])
-        .args(["verify", &run_id, "-p", &playbook])
-        .env_remove("SSH_AUTH_SOCK")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::common::spawn_quiet(&lab, &["verify", &run_id, "-p", &playbook], &[]);
     let started = std::time::Instant::now();
     while !lab.events("vm1").contains("VERIFY started journal=") {
         assert!(started.elapsed().as_secs() < 60, "{}", lab.events("vm1"));

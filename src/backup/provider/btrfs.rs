@@ -336,15 +336,7 @@ impl Provider for Btrfs {
                 }
                 copies.push(Copy::Snapshot { path: name, source: sub.clone() });
             }
-            Job {
-                platform: v.host.platform.as_str(),
-                settings: v.settings,
-                run_id: v.run_id,
-                host: &v.host.name,
-                copies,
-                databases: &instances,
-                restore: v.restore,
-            }
+            Job::of(&v, copies, &instances)
             .run(v.vm)
             .await
         }

@@ -37,7 +37,24 @@ pub struct Job<'a> {
     pub restore: &'a [RestorePoint],
 }
 
-impl Job<'_> {
+impl<'a> Job<'a> {
+    /// The job of `v`'s host with these copies of its data.
+    pub fn of(
+        v: &super::VerifyRequest<'a>,
+        copies: Vec<Copy>,
+        databases: &'a [(String, Vec<String>)],
+    ) -> Job<'a> {
+        Job {
+            platform: v.host.platform.as_str(),
+            settings: v.settings,
+            run_id: v.run_id,
+            host: &v.host.name,
+            copies,
+            databases,
+            restore: v.restore,
+        }
+    }
+
     fn args(&self) -> Result<Vec<String>, String> {
         let mut args: Vec<String> = [
             self.platform,

@@ -190,19 +190,7 @@ impl AwsEbs {
         }
         let outcome = match why {
             Some(why) => Err(why),
-            None => {
-                Job {
-                    platform: v.host.platform.as_str(),
-                    settings: v.settings,
-                    run_id: v.run_id,
-                    host: &v.host.name,
-                    copies,
-                    databases: &databases,
-                    restore: v.restore,
-                }
-                .run(scratch_vm)
-                .await
-            }
+            None => Job::of(&v, copies, &databases).run(scratch_vm).await,
         };
         // A volume still mounted (the script's teardown did not say it
         // ended) is left to recover, which unmounts it first.

@@ -415,6 +415,28 @@ pub fn spawn_backup_with_env(
         .unwrap()
 }
 
+/// Starts any quiesce command against the lab, `env` added, its output
+/// thrown away (a child the test kills).
+pub fn spawn_quiet(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_quiesce"))
+        .args([
+            "-i",
+            lab.inventory().to_str().unwrap(),
+            "--known-hosts",
+            lab.known_hosts().to_str().unwrap(),
+            "--no-agent",
+            "--runs-dir",
+            lab.path("runs").to_str().unwrap(),
+        ])
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK")
+        .envs(env.iter().copied())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
 /// Kills `child` (a backup, SIGKILL) and waits until `vm`'s armed thaw has
 /// thawed what it froze, then checks the simulator's truth.
 pub fn kill_and_wait_for_armed_thaw(lab: &Lab, vm: &str, mut child: std::process::Child) {

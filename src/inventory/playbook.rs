@@ -965,6 +965,10 @@ mod tests {
                 "{ instance: V, command: ' ' }",
                 "p.yml:3:33: verify.command is empty",
             ),
+            (
+                "{ instance: V, scratch: nope }",
+                "verify.scratch `nope` is not a host of the inventory",
+            ),
         ] {
             let error = Playbook::parse(
                 Path::new("p.yml"),

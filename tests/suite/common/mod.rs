@@ -395,19 +395,9 @@ pub fn spawn_backup_with_env(
     extra: &[&str],
     env: &[(&str, &str)],
 ) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_quiesce"))
-        .args([
-            "-i",
-            lab.inventory().to_str().unwrap(),
-            "--known-hosts",
-            lab.known_hosts().to_str().unwrap(),
-            "--no-agent",
-            "--runs-dir",
-            lab.path("runs").to_str().unwrap(),
-        ])
+    lab_command(lab)
         .args(["backup", "-p", lab.path("playbook.yml").to_str().unwrap()])
         .args(extra)
-        .env_remove("SSH_AUTH_SOCK")
         .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -415,10 +405,10 @@ pub fn spawn_backup_with_env(
         .unwrap()
 }
 
-/// Starts any quiesce command against the lab, `env` added, its output
-/// thrown away (a child the test kills).
-pub fn spawn_quiet(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_quiesce"))
+/// The quiesce binary with the lab's inventory, trust and runs, and no agent.
+fn lab_command(lab: &Lab) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_quiesce"));
+    command
         .args([
             "-i",
             lab.inventory().to_str().unwrap(),
@@ -428,8 +418,15 @@ pub fn spawn_quiet(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> std::proce
             "--runs-dir",
             lab.path("runs").to_str().unwrap(),
         ])
+        .env_remove("SSH_AUTH_SOCK");
+    command
+}
+
+/// Starts any quiesce command against the lab, `env` added, its output
+/// thrown away (a child the test kills).
+pub fn spawn_quiet(lab: &Lab, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    lab_command(lab)
         .args(args)
-        .env_remove("SSH_AUTH_SOCK")
         .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -62,17 +62,15 @@ fn setup(lab: &Lab, ec2: &mut Ec2) -> (String, String) {
         "setsid iris writer IRIS > /dev/null 2>&1 < /dev/null & sleep 1",
     );
     assert_eq!(code, 0, "{out}");
+    // The EBS playbook of the provider's tests, for vm1 only, with verify.
     let clones = lab.path("vms/scratch/clones").display().to_string();
-    let path = lab.path("ebs-verify.yml");
-    std::fs::write(
-        &path,
-        format!(
-            "name: ebs\nhosts: vm1\nsnapshot:\n  provider: aws-ebs\n  aws: {{ region: us-east-1, endpoint_url: '{}', poll_interval: 1s, durable_timeout: 30s }}\n  timeout: 20s\nfreeze_margin: 10s\nverify: {{ instance: VERIFY, scratch: scratch, clone_dir: {clones}, timeout: 2m }}\n",
-            ec2.url
-        ),
-    )
-    .unwrap();
-    (path.display().to_string(), cpf)
+    let path = crate::aws_ebs::playbook(lab, ec2, "");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "hosts: vm1\nverify: {{ instance: VERIFY, scratch: scratch, clone_dir: {clones}, timeout: 2m }}\n"
+    ));
+    std::fs::write(&path, text).unwrap();
+    (path, cpf)
 }
 
 /// Nothing of the verification is left: no volume in EC2, nothing mounted
@@ -140,31 +138,10 @@ fn an_ebs_backup_is_restored_on_the_scratch_instance_and_its_volumes_deleted() {
             .status
             .success()
     );
-    let mut child =
-        crate::common::spawn_quiet(&lab, &["verify", &run_id, "-p", &playbook], &AWS_ENV);
-    let started = std::time::Instant::now();
-    while lab
-        .events("scratch")
-        .matches("VERIFY started journal=")
-        .count()
-        < 2
-    {
-        assert!(
-            started.elapsed().as_secs() < 60,
-            "{}",
-            lab.events("scratch")
-        );
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    lab.sh(
-        "scratch",
-        &format!(
-            "pkill -9 -f 'verify-clean[e]d.*{}'",
-            lab.path("vms/scratch/clones").display()
-        ),
-    );
-    crate::common::signal(&child, libc::SIGKILL);
-    let _ = child.wait();
+    let child = crate::common::spawn_quiet(&lab, &["verify", &run_id, "-p", &playbook], &AWS_ENV);
+    crate::verify::wait_for_start(&lab, "scratch", 2);
+    let clones = lab.path("vms/scratch/clones").display().to_string();
+    crate::verify::kill_hard(&lab, "scratch", &clones, child);
     let left = ec2.tell("volumes");
     assert!(left.contains("@in-use@"), "{left}");
     assert!(

@@ -54,6 +54,24 @@ fn snapshot_of(fs: &Btrfs<'_>, run: &str, label: &str) -> String {
     format!("{}/.snapshots/{name}", fs.mount)
 }
 
+/// Until `vm`'s events show the verification instance started `n` times.
+pub(crate) fn wait_for_start(lab: &Lab, vm: &str, n: usize) {
+    let started = std::time::Instant::now();
+    while lab.events(vm).matches("VERIFY started journal=").count() < n {
+        assert!(started.elapsed().as_secs() < 60, "{}", lab.events(vm));
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Kills harder than a hang-up, so that no teardown runs on the VM: its
+/// verify script (only this lab's, whose arguments name `path`: other
+/// tests' VMs share the process table) and the controller, `child`.
+pub(crate) fn kill_hard(lab: &Lab, vm: &str, path: &str, mut child: std::process::Child) {
+    lab.sh(vm, &format!("pkill -9 -f 'verify-clean[e]d.*{path}'"));
+    crate::common::signal(&child, libc::SIGKILL);
+    let _ = child.wait();
+}
+
 /// Nothing of the verification is left: no clone, VERIFY down, its CPF as it was.
 fn assert_torn_down(lab: &Lab, fs: &Btrfs<'_>, cpf: &str) {
     let (_, out) = lab.sh(
@@ -310,12 +328,8 @@ fn a_verify_killed_mid_way_leaves_a_journal_that_recover_cleans_up_from() {
             .status
             .success()
     );
-    let mut child = crate::common::spawn_quiet(&lab, &["verify", &run_id, "-p", &playbook], &[]);
-    let started = std::time::Instant::now();
-    while !lab.events("vm1").contains("VERIFY started journal=") {
-        assert!(started.elapsed().as_secs() < 60, "{}", lab.events("vm1"));
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    let child = crate::common::spawn_quiet(&lab, &["verify", &run_id, "-p", &playbook], &[]);
+    wait_for_start(&lab, "vm1", 1);
     // A second verify meanwhile leaves the first one's clone alone.
     let second = lab.run(&["verify", &run_id, "-p", &playbook]);
     assert_eq!(second.code, 1, "{second:?}");
@@ -327,14 +341,7 @@ fn a_verify_killed_mid_way_leaves_a_journal_that_recover_cleans_up_from() {
     );
     let (_, busy) = lab.sh("vm1", "iris qlist VERIFY | cut -d^ -f4 | cut -d, -f1");
     assert_eq!(busy.trim(), "running", "{second:?}");
-    // Killed harder than a hang-up: no teardown runs on the VM.
-    // Only this lab's script: other tests' VMs share the process table.
-    lab.sh(
-        "vm1",
-        &format!("pkill -9 -f 'verify-clean[e]d.*{}'", fs.mount),
-    );
-    crate::common::signal(&child, libc::SIGKILL);
-    let _ = child.wait();
+    kill_hard(&lab, "vm1", &fs.mount, child);
     let (_, left) = lab.sh(
         "vm1",
         &format!(

@@ -263,12 +263,15 @@ for n in $(seq 1 "$runs"); do
 		left_frozen=$((left_frozen + 1))
 		force_thaw
 	fi
+	# The run's valid hosts: each checked against its copy, then verified.
+	valid_hosts=''
 	if [ -n "$run" ] && [ -f "$dir/runs/$run/results.json" ]; then
 		want=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["exit_code"])' "$dir/runs/$run/results.json")
 		if [ "$killed" = 0 ] && [ "$want" != "$code" ]; then
 			problems+=("exit $code but results.json says $want"); bad_exit=$((bad_exit + 1))
 		fi
-		for host in $(python3 -c 'import json,sys; print(" ".join(h["host"] for h in json.load(open(sys.argv[1]))["hosts"] if h["outcome"] == "valid"))' "$dir/runs/$run/results.json"); do
+		valid_hosts=$(python3 -c 'import json,sys; print(" ".join(h["host"] for h in json.load(open(sys.argv[1]))["hosts"] if h["outcome"] == "valid"))' "$dir/runs/$run/results.json")
+		for host in $valid_hosts; do
 			copy=$(find "$dir/vms/$host/snapshots" -mindepth 1 -maxdepth 1 -printf '%f\n' | sort -n | tail -n 1)
 			if grep -L '^frozen=1$' "$dir/vms/$host/snapshots/$copy"/irissim/*/state 2> /dev/null | grep -v '/VERIFY/state$' | grep -q .; then
 				problems+=("FALSE VALID: $host's snapshot saw a running instance"); false_valid=$((false_valid + 1))
@@ -298,10 +301,6 @@ sys.exit(1 if bad else 0)' "$dir/runs/$run/journal.jsonl"; then
 		done
 	done
 	# A run that made a valid backup: restored from its marker and checked.
-	valid_hosts=''
-	if [ -n "$run" ] && [ -f "$dir/runs/$run/results.json" ]; then
-		valid_hosts=$(python3 -c 'import json,sys; print(" ".join(h["host"] for h in json.load(open(sys.argv[1]))["hosts"] if h["outcome"] == "valid"))' "$dir/runs/$run/results.json")
-	fi
 	if [ -n "$valid_hosts" ]; then valid_runs=$((valid_runs + 1)); fi
 	if [ -n "$valid_hosts" ] && [ "$verify_every" -gt 0 ] && [ $((valid_runs % verify_every)) = 0 ]; then
 		# The run's faults are the backup's, not the verification's.

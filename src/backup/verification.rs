@@ -36,9 +36,8 @@ pub struct CloneEntry {
     /// the scratch host the volumes went to, and how EC2 is reached.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub provider: String,
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub scratch: String,
-    /// How recover reaches the scratch host without the inventory.
+    /// The scratch host (its name and how recover reaches it without the
+    /// inventory).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scratch_access: Option<crate::backup::journal::HostAccess>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

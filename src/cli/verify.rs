@@ -203,11 +203,6 @@ pub async fn verify_hosts(v: &Verifier<'_>, valid: &[(&Host, &HostRun)]) -> Resu
                             instance: settings.instance.clone(),
                             attempt: format!("{}-{started_at}", std::process::id()),
                             provider: if ebs { "aws-ebs".into() } else { String::new() },
-                            scratch: if ebs {
-                                scratch.map(|s| s.name.clone()).unwrap_or_default()
-                            } else {
-                                String::new()
-                            },
                             scratch_access: scratch
                                 .filter(|_| ebs)
                                 .map(|s| crate::backup::journal::HostAccess::new(s, String::new())),
